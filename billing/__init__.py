@@ -1,0 +1,1 @@
+"""Canopy billing package."""

@@ -1,0 +1,1 @@
+"""Canopy infra package."""
