@@ -1,0 +1,1 @@
+"""Canopy control plane: API, web pages, reconcilers and fleet operations."""

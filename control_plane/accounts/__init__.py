@@ -1,0 +1,1 @@
+"""Accounts: people who use the control plane, their memberships, sessions and email verification."""

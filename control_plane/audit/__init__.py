@@ -1,0 +1,1 @@
+"""Audit log: every mutation, who did it, before and after."""

@@ -1,0 +1,25 @@
+"""Imports every table so that metadata (and Alembic) sees the whole schema."""
+
+from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
+from control_plane.audit.models import AuditEntry
+from control_plane.core.db import Base
+from control_plane.core.models import IdempotencyRecord, RateLimitCounter
+from control_plane.mail.models import OutboxMail
+from control_plane.organizations.models import Organization
+from control_plane.tokens.models import ApiToken
+from control_plane.workspaces.models import Workspace
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "EmailVerification",
+    "IdempotencyRecord",
+    "Membership",
+    "Organization",
+    "OutboxMail",
+    "RateLimitCounter",
+    "WebSession",
+    "Workspace",
+]

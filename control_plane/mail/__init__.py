@@ -1,0 +1,1 @@
+"""Outgoing mail behind one interface: SMTP, or a local outbox in dev mode."""

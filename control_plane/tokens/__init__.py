@@ -1,0 +1,1 @@
+"""API tokens: hashed, shown once, scoped by role."""

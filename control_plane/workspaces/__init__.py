@@ -1,0 +1,1 @@
+"""Workspaces: the tenants Canopy provisions, their lifecycle and reconciliation status."""

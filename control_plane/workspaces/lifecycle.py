@@ -1,0 +1,58 @@
+"""The workspace lifecycle state machine, declared as data."""
+
+from __future__ import annotations
+
+import enum
+
+from control_plane.core.problems import Conflict
+
+
+class Lifecycle(enum.StrEnum):
+    """Where a workspace is in its life (our policy, separate from billing status)."""
+
+    pending_verification = "pending_verification"
+    provisioning = "provisioning"
+    trialing = "trialing"
+    active = "active"
+    past_due = "past_due"
+    suspended = "suspended"
+    hibernated = "hibernated"
+    pending_deletion = "pending_deletion"
+    deleted = "deleted"
+
+
+L = Lifecycle
+
+TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
+    L.pending_verification: frozenset({L.provisioning, L.active, L.pending_deletion}),
+    L.provisioning: frozenset({L.trialing, L.active, L.pending_deletion}),
+    L.trialing: frozenset({L.active, L.past_due, L.suspended, L.pending_deletion}),
+    L.active: frozenset({L.past_due, L.suspended, L.hibernated, L.pending_deletion}),
+    L.past_due: frozenset({L.active, L.suspended, L.pending_deletion}),
+    L.suspended: frozenset({L.active, L.hibernated, L.pending_deletion}),
+    L.hibernated: frozenset({L.active, L.pending_deletion}),
+    L.pending_deletion: frozenset({L.active, L.deleted}),
+    L.deleted: frozenset(),
+}
+
+# States in which the workspace server should be running and reachable.
+RUNNING_STATES = frozenset({L.provisioning, L.trialing, L.active, L.past_due, L.suspended})
+
+
+class IllegalTransition(Conflict):
+    """A transition the state machine does not allow."""
+
+    def __init__(self, current: Lifecycle, target: Lifecycle) -> None:
+        super().__init__(
+            "illegal-transition",
+            f"A workspace cannot go from {current.value} to {target.value}",
+            current_state=current.value,
+            requested_state=target.value,
+            allowed_states=sorted(s.value for s in TRANSITIONS[current]),
+        )
+
+
+def check_transition(current: Lifecycle, target: Lifecycle) -> None:
+    """Raise :class:`IllegalTransition` unless ``current -> target`` is declared."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(current, target)
