@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     signup_rate_window_seconds: int = 600
 
     reconcile_resync_seconds: int = Field(default=30, description="Periodic resync period.")
-    stalled_worker_seconds: float = Field(default=30.0, description="Heartbeat age after which a job is stalled.")
+    stalled_worker_seconds: float = Field(
+        default=30.0, description="Heartbeat age after which a job is stalled."
+    )
     worker_heartbeat_seconds: float = 5.0
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
