@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     provider: Literal["local"] = "local"
     default_region: str = "local"
     trial_days: int = 14
+    default_release: str = Field(default="0.1.0", description="Workspace-server release of new workspaces.")
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
     workspace_ready_timeout_seconds: float = 60.0
+    fault_pause_after_step: str | None = Field(
+        default=None,
+        description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,59 @@
+"""Signup, verification and password-token routes under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from control_plane.accounts import service
+from control_plane.accounts.schemas import SignupAccepted, SignupRequest, Verified, VerifyRequest
+from control_plane.core.deps import DbSession, IdempotencyKey
+from control_plane.core.idempotency import run_once
+from control_plane.core.ratelimit import hit
+from control_plane.core.settings import get_settings
+from control_plane.reconciler.queue import defer_reconcile
+from control_plane.workspaces.schemas import workspace_out
+
+router = APIRouter(prefix="/api/v1", tags=["signup"])
+
+
+def limit_signups(session: DbSession, request: Request) -> None:
+    """Apply the per-address signup rate limit."""
+    settings = get_settings()
+    client = request.client.host if request.client else "unknown"
+    hit(session, f"signup:{client}", settings.signup_rate_limit, settings.signup_rate_window_seconds)
+
+
+@router.post("/signup", status_code=202, response_model=SignupAccepted)
+def signup(body: SignupRequest, request: Request, session: DbSession, key: IdempotencyKey) -> JSONResponse:
+    """Self-serve signup; the workspace is created once the email is confirmed."""
+    limit_signups(session, request)
+    payload = body.model_dump(mode="json")
+
+    def create() -> tuple[int, object]:
+        result = service.signup(
+            session,
+            email=body.email,
+            password=body.password,
+            slug=body.workspace,
+            display_name=body.display_name,
+        )
+        accepted = SignupAccepted(
+            account_id=result.account.id,
+            organization_id=result.organization_id,
+            workspace=workspace_out(result.workspace),
+        )
+        return 202, accepted.model_dump(mode="json")
+
+    # The password is part of the digest only, never stored: the record keeps the response.
+    outcome = run_once(session, "signup", key, payload, create)
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.post("/signup/verify", response_model=Verified)
+def verify(body: VerifyRequest, session: DbSession) -> Verified:
+    """Confirm an email; its workspaces start provisioning."""
+    account, started = service.verify_email(session, body.token)
+    for ws in started:
+        defer_reconcile(ws.id)
+    return Verified(account_id=account.id, workspaces=[workspace_out(ws) for ws in started])

@@ -1,0 +1,46 @@
+"""The control-plane ASGI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from control_plane.accounts.api import router as signup_router
+from control_plane.audit.api import router as audit_router
+from control_plane.core.db import database_url
+from control_plane.core.health import MetricsMiddleware
+from control_plane.core.health import router as health_router
+from control_plane.core.migrate import require_migrated
+from control_plane.core.problems import install_problem_handlers
+from control_plane.core.request_context import RequestIdMiddleware
+from control_plane.core.settings import get_settings
+from control_plane.organizations.api import router as organizations_router
+from control_plane.proxy import WorkspaceProxy
+from control_plane.tokens.api import router as tokens_router
+from control_plane.workspaces.api import router as workspaces_router
+
+
+def create_app(*, check_migrations: bool = True) -> FastAPI:
+    """Build the app; refuses to start on a database that is not migrated."""
+    settings = get_settings()
+    if check_migrations:
+        require_migrated(database_url())
+    app = FastAPI(
+        title="Canopy control plane",
+        version="0.1.0",
+        description="Provisioning and tenant management for hosted team messaging.",
+    )
+    install_problem_handlers(app)
+    for router in (
+        health_router,
+        signup_router,
+        organizations_router,
+        workspaces_router,
+        tokens_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    if settings.provider == "local":
+        app.add_middleware(WorkspaceProxy, base_domain=settings.base_domain)
+    return app

@@ -1,0 +1,167 @@
+"""The ``canopy`` command: run the embedded default, the API, workers, migrations, admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("canopy")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _reload_settings() -> None:
+    from control_plane.core.db import reset_engine
+    from control_plane.core.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_engine()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    """Apply pending schema migrations."""
+    from control_plane.core.db import database_url
+    from control_plane.core.migrate import upgrade
+
+    upgrade(database_url())
+    log.info("database migrated")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API and web pages."""
+    import uvicorn
+
+    from control_plane.app import create_app
+    from control_plane.core.migrate import DatabaseNotMigrated
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    try:
+        app = create_app()
+    except DatabaseNotMigrated as exc:
+        log.error("%s", exc)
+        return 2
+    uvicorn.run(
+        app, host=args.host or settings.listen_host, port=args.port or settings.listen_port, log_level="info"
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a reconciler worker."""
+    from control_plane.reconciler.worker import main as worker_main
+
+    return worker_main(args.worker_args)
+
+
+def _supervise_worker(stop: threading.Event) -> None:
+    """Keep one worker process running until ``stop`` is set (embedded default)."""
+    process: subprocess.Popen[bytes] | None = None
+    while not stop.is_set():
+        if process is None or process.poll() is not None:
+            if process is not None:
+                log.warning("worker exited with %s; restarting it", process.returncode)
+            process = subprocess.Popen([sys.executable, "-m", "control_plane.reconciler.worker"])
+        stop.wait(1.0)
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The embedded default: PostgreSQL, migrations, a worker and the API in one command."""
+    from control_plane.core.settings import get_settings
+    from control_plane.embedded import start_postgres
+
+    settings = get_settings()
+    if not settings.database_url:
+        os.environ["CANOPY_DATABASE_URL"] = start_postgres(Path(settings.state_dir))
+        os.environ.setdefault("CANOPY_DEV_MODE", "true")
+        _reload_settings()
+    cmd_migrate(args)
+    stop = threading.Event()
+    supervisor = threading.Thread(target=_supervise_worker, args=(stop,), daemon=True)
+    supervisor.start()
+    log.info("Canopy is starting at %s (dev mailbox at /dev/mail)", get_settings().public_url)
+    try:
+        return cmd_api(args)
+    finally:
+        stop.set()
+        supervisor.join(15)
+
+
+def cmd_create_account(args: argparse.Namespace) -> int:
+    """Create a verified staff account and print a token for it (shown once)."""
+    from control_plane.accounts.models import Account, Role
+    from control_plane.core.clock import utcnow
+    from control_plane.core.db import session_scope
+    from control_plane.core.security import hash_password
+    from control_plane.tokens import service as tokens
+
+    role = Role(args.role)
+    password = args.password or os.environ.get("CANOPY_NEW_ACCOUNT_PASSWORD") or os.urandom(24).hex()
+    with session_scope() as session:
+        account = Account(
+            email=args.email.lower(),
+            password_hash=hash_password(password),
+            email_verified_at=utcnow(),
+            staff_role=role,
+        )
+        session.add(account)
+        session.flush()
+        _, secret = tokens.issue(
+            session, account_id=account.id, role=role, organization_id=None, name="cli", actor="cli"
+        )
+    print(secret)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = argparse.ArgumentParser(prog="canopy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_text in (
+        ("run", cmd_run, "embedded default: PostgreSQL + worker + API on http://localhost:8000"),
+        ("api", cmd_api, "serve the API and web pages"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.set_defaults(func=func)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    worker = sub.add_parser("worker", help="run a reconciler worker (options after --)")
+    worker.add_argument("worker_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(func=cmd_worker)
+    account = sub.add_parser("create-account", help="create a staff account and print an API token")
+    account.add_argument("--email", required=True)
+    account.add_argument("--role", required=True, choices=["sales", "operator", "support", "admin"])
+    account.add_argument("--password", help="defaults to CANOPY_NEW_ACCOUNT_PASSWORD or a random one")
+    account.set_defaults(func=cmd_create_account)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``canopy`` console script."""
+    _configure_logging()
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    code: int = args.func(args)
+    log.debug("%s finished in %.1fs", args.command, time.monotonic() - started)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

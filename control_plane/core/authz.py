@@ -1,0 +1,68 @@
+"""Who is calling, and what each role may do (permissions declared as data)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from control_plane.accounts.models import ORG_ROLES, Role
+from control_plane.core.problems import Forbidden, NotFound
+
+
+class Permission(enum.StrEnum):
+    """Actions checked by the API."""
+
+    read = "read"
+    create_organization = "create_organization"
+    create_workspace = "create_workspace"
+    delete_workspace = "delete_workspace"
+    manage_tokens = "manage_tokens"
+    read_audit = "read_audit"
+
+
+R = Role
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.read: frozenset(Role),
+    Permission.create_organization: frozenset({R.sales, R.admin}),
+    Permission.create_workspace: frozenset({R.owner, R.sales, R.admin}),
+    Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.manage_tokens: frozenset(Role),
+    Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: an account acting through one token with one role."""
+
+    account_id: uuid.UUID
+    role: Role
+    organization_id: uuid.UUID | None
+    token_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> str:
+        """How audit entries name this caller."""
+        via = f" via token {self.token_id}" if self.token_id else ""
+        return f"account:{self.account_id} ({self.role.value}){via}"
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff roles act across organizations."""
+        return self.role not in ORG_ROLES
+
+    def can_see(self, organization_id: uuid.UUID) -> bool:
+        """Whether the caller may know that something of ``organization_id`` exists."""
+        return self.is_staff or self.organization_id == organization_id
+
+    def require(self, permission: Permission) -> None:
+        """Raise 403 unless the caller's role grants ``permission``."""
+        if self.role not in GRANTS[permission]:
+            raise Forbidden(f"The {self.role.value} role may not {permission.value.replace('_', ' ')}")
+
+    def require_in(self, organization_id: uuid.UUID, permission: Permission, what: str) -> None:
+        """404 for another organization's resource (no leak), 403 for a missing grant."""
+        if not self.can_see(organization_id):
+            raise NotFound(what)
+        self.require(permission)

@@ -1,0 +1,45 @@
+"""Organization routes under /api/v1."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
+from control_plane.core.idempotency import run_once
+from control_plane.organizations import service
+from control_plane.organizations.schemas import OrganizationCreate, OrganizationOut
+
+router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
+
+
+@router.post("", status_code=201, response_model=OrganizationOut)
+def create_organization(
+    body: OrganizationCreate, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
+) -> JSONResponse:
+    """Create a customer organization (sales, admin)."""
+
+    def create() -> tuple[int, object]:
+        org = service.create_for_owner_email(session, principal, body.name, body.owner_email)
+        return 201, OrganizationOut.model_validate(org).model_dump(mode="json")
+
+    outcome = run_once(
+        session, f"organizations:{principal.account_id}", key, body.model_dump(mode="json"), create
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.get("", response_model=list[OrganizationOut])
+def list_organizations(session: DbSession, principal: CurrentPrincipal) -> list[OrganizationOut]:
+    """Organizations the caller may see."""
+    return [OrganizationOut.model_validate(o) for o in service.list_visible(session, principal)]
+
+
+@router.get("/{organization_id}", response_model=OrganizationOut)
+def get_organization(
+    organization_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal
+) -> OrganizationOut:
+    """One organization."""
+    return OrganizationOut.model_validate(service.visible(session, principal, organization_id))

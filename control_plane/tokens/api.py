@@ -1,0 +1,81 @@
+"""API token routes under /api/v1."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from control_plane.accounts import service as accounts
+from control_plane.accounts.models import ORG_ROLES, Role
+from control_plane.core.authz import Permission
+from control_plane.core.deps import CurrentPrincipal, DbSession
+from control_plane.core.problems import Forbidden, InvalidInput
+from control_plane.tokens import repository, service
+from control_plane.tokens.schemas import PasswordTokenCreate, TokenCreate, TokenCreated, TokenOut
+
+router = APIRouter(prefix="/api/v1", tags=["tokens"])
+
+
+def _created(token: object, secret: str) -> JSONResponse:
+    body = TokenCreated.model_validate({**TokenOut.model_validate(token).model_dump(), "token": secret})
+    return JSONResponse(body.model_dump(mode="json"), status_code=201)
+
+
+@router.post("/auth/token", status_code=201, response_model=TokenCreated)
+def token_from_password(body: PasswordTokenCreate, session: DbSession) -> JSONResponse:
+    """Exchange a verified account's email and password for a token (staff role, or owner of one org)."""
+    account = accounts.authenticate(session, body.email, body.password)
+    if account.staff_role is not None:
+        role, organization_id = account.staff_role, None
+    else:
+        organization_id = body.organization_id or accounts.owner_organization(session, account)
+        if organization_id is None:
+            raise InvalidInput("organization_id", "is required: the account owns several organizations")
+        role = Role.owner
+    token, secret = service.issue(
+        session,
+        account_id=account.id,
+        role=role,
+        organization_id=organization_id,
+        name=body.name,
+        actor=f"account:{account.id}",
+        expires_in_days=30,
+    )
+    session.commit()
+    return _created(token, secret)
+
+
+@router.post("/tokens", status_code=201, response_model=TokenCreated)
+def create_token(body: TokenCreate, session: DbSession, principal: CurrentPrincipal) -> JSONResponse:
+    """A new token for the caller's account, with the caller's role or a lesser org role."""
+    principal.require(Permission.manage_tokens)
+    role = body.role or principal.role
+    if role != principal.role and not (principal.role == Role.owner and role in ORG_ROLES):
+        raise Forbidden("A token can only carry the role of the token that creates it")
+    token, secret = service.issue(
+        session,
+        account_id=principal.account_id,
+        role=role,
+        organization_id=principal.organization_id,
+        name=body.name,
+        actor=principal.actor,
+        expires_in_days=body.expires_in_days,
+    )
+    session.commit()
+    return _created(token, secret)
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+def list_tokens(session: DbSession, principal: CurrentPrincipal) -> list[TokenOut]:
+    """The caller's tokens (never their secrets)."""
+    return [TokenOut.model_validate(t) for t in repository.list_for_account(session, principal.account_id)]
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(token_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> TokenOut:
+    """Revoke a token."""
+    token = service.revoke(session, principal, token_id)
+    session.commit()
+    return TokenOut.model_validate(token)

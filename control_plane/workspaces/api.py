@@ -1,0 +1,107 @@
+"""Workspace routes under /api/v1 (thin: parse, authorize, call the service)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from control_plane.accounts.models import Account
+from control_plane.core.authz import Permission
+from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
+from control_plane.core.idempotency import run_once
+from control_plane.core.problems import InvalidInput
+from control_plane.reconciler.queue import defer_reconcile
+from control_plane.workspaces import service
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier
+from control_plane.workspaces.schemas import (
+    SlugAvailability,
+    WorkspaceCreate,
+    WorkspaceOut,
+    WorkspacePage,
+    workspace_out,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["workspaces"])
+
+
+@router.get("/workspace-slugs/{slug}/availability", response_model=SlugAvailability)
+def slug_availability(slug: str, session: DbSession) -> SlugAvailability:
+    """Whether an address is valid and free (no authentication: the signup form asks it)."""
+    return service.availability(session, slug)
+
+
+@router.post("/workspaces", status_code=201, response_model=WorkspaceOut)
+def create_workspace(
+    body: WorkspaceCreate, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
+) -> JSONResponse:
+    """Create a workspace and start provisioning it."""
+    organization_id = body.organization_id if principal.is_staff else principal.organization_id
+    if organization_id is None:
+        raise InvalidInput("organization_id", "is required for staff tokens")
+    principal.require_in(organization_id, Permission.create_workspace, "Organization")
+    account = session.get(Account, principal.account_id)
+    assert account is not None
+
+    def create() -> tuple[int, object]:
+        ws = service.new_workspace(
+            session,
+            organization_id=organization_id,
+            slug=body.slug,
+            display_name=body.display_name,
+            tier=body.tier,
+            region=body.region,
+            state=Lifecycle.provisioning,
+            actor=principal.actor,
+            initial_admin=(account.email, account.password_hash),
+        )
+        return 201, workspace_out(ws).model_dump(mode="json")
+
+    outcome = run_once(
+        session, f"workspaces:{principal.account_id}", key, body.model_dump(mode="json"), create
+    )
+    if not outcome.replayed:
+        defer_reconcile(uuid.UUID(outcome.body["id"]))
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.get("/workspaces", response_model=WorkspacePage)
+def list_workspaces(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    organization_id: uuid.UUID | None = None,
+    state: Lifecycle | None = None,
+    tier: Tier | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
+) -> WorkspacePage:
+    """Workspaces the caller may see, oldest first, keyset-paginated by ``cursor``."""
+    rows, next_cursor = service.list_page(
+        session,
+        principal,
+        organization_id=organization_id,
+        state=state,
+        tier=tier,
+        cursor=cursor,
+        limit=limit,
+    )
+    return WorkspacePage(items=[workspace_out(ws) for ws in rows], next_cursor=next_cursor)
+
+
+@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut)
+def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> WorkspaceOut:
+    """One workspace with its conditions and reconcile status."""
+    return workspace_out(service.visible(session, principal, workspace_id))
+
+
+@router.delete("/workspaces/{workspace_id}", status_code=202, response_model=WorkspaceOut)
+def delete_workspace(
+    workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, response: Response
+) -> WorkspaceOut:
+    """Request deletion; the reconciler tears the workspace down and marks it deleted."""
+    ws = service.request_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)

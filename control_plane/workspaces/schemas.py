@@ -1,0 +1,112 @@
+"""Workspace request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier
+
+
+class Condition(BaseModel):
+    """One observed condition (Kubernetes style)."""
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    last_transition_at: datetime | None = None
+
+
+class ReconcileStatus(BaseModel):
+    """How the reconciler is doing with this workspace."""
+
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    last_reconciled_at: datetime | None
+    generation: int
+    observed_generation: int
+
+
+class WorkspaceOut(BaseModel):
+    """A workspace as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    slug: str
+    display_name: str
+    tier: Tier
+    region: str
+    cell: str | None
+    desired_release: str
+    observed_release: str | None
+    lifecycle_state: Lifecycle
+    conditions: list[Condition]
+    url: str | None
+    reconcile: ReconcileStatus
+    trial_ends_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+class WorkspaceCreate(BaseModel):
+    """Create a workspace in an organization (staff name the organization)."""
+
+    slug: str = Field(min_length=1, max_length=100)
+    display_name: str | None = Field(default=None, max_length=200)
+    organization_id: uuid.UUID | None = None
+    tier: Tier = Tier.professional
+    region: str | None = Field(default=None, max_length=50)
+
+
+class WorkspacePage(BaseModel):
+    """One page of workspaces and the cursor of the next."""
+
+    items: list[WorkspaceOut]
+    next_cursor: str | None
+
+
+class SlugAvailability(BaseModel):
+    """Whether an address can be taken."""
+
+    slug: str
+    available: bool
+    reason: str | None
+
+
+def workspace_out(ws: Any) -> WorkspaceOut:
+    """Serialize a workspace row."""
+    return WorkspaceOut(
+        id=ws.id,
+        organization_id=ws.organization_id,
+        slug=ws.slug,
+        display_name=ws.display_name,
+        tier=ws.tier,
+        region=ws.region,
+        cell=ws.cell,
+        desired_release=ws.desired_release,
+        observed_release=ws.observed_release,
+        lifecycle_state=ws.lifecycle_state,
+        conditions=[Condition.model_validate(c) for c in ws.conditions or []],
+        url=ws.endpoint_url,
+        reconcile=ReconcileStatus(
+            attempts=ws.reconcile_attempts,
+            last_error=ws.last_error,
+            next_attempt_at=ws.next_attempt_at,
+            last_reconciled_at=ws.last_reconciled_at,
+            generation=ws.generation,
+            observed_generation=ws.observed_generation,
+        ),
+        trial_ends_at=ws.trial_ends_at,
+        created_at=ws.created_at,
+        updated_at=ws.updated_at,
+        deleted_at=ws.deleted_at,
+    )

@@ -1,0 +1,178 @@
+"""Workspace actions: create, transition, delete, read with per-organization authorization."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from control_plane.audit import service as audit
+from control_plane.core.authz import Permission, Principal
+from control_plane.core.clock import utcnow
+from control_plane.core.problems import Conflict, InvalidInput, NotFound
+from control_plane.core.settings import get_settings
+from control_plane.workspaces import repository, slugs
+from control_plane.workspaces.lifecycle import Lifecycle, check_transition
+from control_plane.workspaces.models import Tier, Workspace
+from control_plane.workspaces.schemas import SlugAvailability
+
+MAX_PAGE = 200
+
+
+def snapshot(ws: Workspace) -> dict[str, Any]:
+    """The audited fields of a workspace."""
+    return {
+        "slug": ws.slug,
+        "tier": ws.tier.value,
+        "lifecycle_state": ws.lifecycle_state.value,
+        "desired_release": ws.desired_release,
+        "generation": ws.generation,
+    }
+
+
+def availability(session: Session, raw_slug: str) -> SlugAvailability:
+    """Whether ``raw_slug`` is a valid, unreserved and free address."""
+    verdict = slugs.check_format(raw_slug)
+    if not verdict.valid:
+        return SlugAvailability(slug=verdict.slug, available=False, reason=verdict.reason)
+    if repository.live_by_slug(session, verdict.slug) is not None:
+        return SlugAvailability(slug=verdict.slug, available=False, reason="is already taken")
+    return SlugAvailability(slug=verdict.slug, available=True, reason=None)
+
+
+def claim_slug(session: Session, raw_slug: str, field: str = "slug") -> str:
+    """The normalized slug, or a 422/409 explaining why it cannot be used."""
+    verdict = availability(session, raw_slug)
+    if verdict.available:
+        return verdict.slug
+    if verdict.reason == "is already taken":
+        raise Conflict("slug-taken", f"The address {verdict.slug} is already taken", field=field)
+    raise InvalidInput(field, f"The address {verdict.reason}")
+
+
+def new_workspace(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    slug: str,
+    display_name: str | None,
+    tier: Tier,
+    region: str | None,
+    state: Lifecycle,
+    actor: str,
+    initial_admin: tuple[str, str] | None = None,
+) -> Workspace:
+    """Add a workspace row (not committed) and its audit entry."""
+    settings = get_settings()
+    ws = Workspace(
+        organization_id=organization_id,
+        slug=claim_slug(session, slug),
+        display_name=display_name or slug,
+        tier=tier,
+        region=region or settings.default_region,
+        desired_release=settings.default_release,
+        lifecycle_state=state,
+        conditions=[],
+        outputs={},
+        initial_admin_email=initial_admin[0] if initial_admin else None,
+        initial_admin_password_hash=initial_admin[1] if initial_admin else None,
+    )
+    session.add(ws)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="workspace.create",
+        target_type="workspace",
+        target_id=ws.id,
+        organization_id=organization_id,
+        after=snapshot(ws),
+    )
+    return ws
+
+
+def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str) -> None:
+    """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited, not committed."""
+    check_transition(ws.lifecycle_state, target)
+    before = snapshot(ws)
+    ws.lifecycle_state = target
+    ws.generation += 1
+    ws.updated_at = utcnow()
+    ws.next_attempt_at = None
+    ws.reconcile_attempts = 0
+    audit.record(
+        session,
+        actor=actor,
+        action=f"workspace.{target.value}",
+        target_type="workspace",
+        target_id=ws.id,
+        organization_id=ws.organization_id,
+        before=before,
+        after=snapshot(ws),
+    )
+
+
+def visible(
+    session: Session, principal: Principal, workspace_id: uuid.UUID, *, for_update: bool = False
+) -> Workspace:
+    """The workspace if the caller may see it; another organization's is a 404."""
+    ws = repository.get(session, workspace_id, for_update=for_update)
+    if ws is None or not principal.can_see(ws.organization_id):
+        raise NotFound("Workspace")
+    return ws
+
+
+def request_deletion(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
+    """Mark a workspace for deletion (the reconciler tears it down); committed."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    principal.require(Permission.delete_workspace)
+    transition(session, ws, Lifecycle.pending_deletion, principal.actor)
+    session.commit()
+    return ws
+
+
+def encode_cursor(ws: Workspace) -> str:
+    """Opaque cursor pointing after ``ws``."""
+    raw = f"{ws.created_at.isoformat()}|{ws.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Inverse of :func:`encode_cursor`; 422 on garbage."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, ident = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except ValueError as exc:
+        raise InvalidInput("cursor", "is not a cursor this API returned") from exc
+
+
+def list_page(
+    session: Session,
+    principal: Principal,
+    *,
+    organization_id: uuid.UUID | None,
+    state: Lifecycle | None,
+    tier: Tier | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Workspace], str | None]:
+    """A page of the workspaces the caller may see, and the next cursor."""
+    if not principal.is_staff:
+        if organization_id not in (None, principal.organization_id):
+            return [], None
+        organization_id = principal.organization_id
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = repository.page(
+        session,
+        organization_id=organization_id,
+        state=state,
+        tier=tier,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
