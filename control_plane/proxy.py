@@ -34,7 +34,8 @@ class WorkspaceProxy:
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
 
     def _slug(self, scope: Scope) -> str | None:
-        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").split(":")[0].lower()
+        raw: bytes = dict(scope.get("headers", [])).get(b"host", b"")
+        host = raw.decode("latin-1").split(":")[0].lower()
         if host.endswith(self.suffix) and host != self.suffix[1:]:
             return host[: -len(self.suffix)]
         return None

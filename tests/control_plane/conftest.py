@@ -1,0 +1,85 @@
+"""Control-plane API tests: the real app in-process against a migrated database of their own."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from control_plane.core.db import reset_engine, session_scope
+from control_plane.core.migrate import upgrade
+from control_plane.core.settings import get_settings
+from control_plane.mail import service as mail
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def cp_database(create_database: Callable[[str], str]) -> Iterator[str]:
+    """A migrated control-plane database, configured for this module's app."""
+    url = create_database("cp")
+    upgrade(url)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CANOPY_DATABASE_URL", url)
+    mp.setenv("CANOPY_DEV_MODE", "true")
+    mp.setenv("CANOPY_SIGNUP_RATE_LIMIT", "1000")
+    get_settings.cache_clear()
+    reset_engine()
+    yield url
+    from control_plane.reconciler.queue import close_sync_app
+
+    close_sync_app()
+    reset_engine()
+    mp.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def client(cp_database: str) -> Iterator[TestClient]:
+    """The control-plane app."""
+    from control_plane.app import create_app
+
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+def verification_token(email: str) -> str:
+    """The token of the newest verification mail sent to ``email``."""
+    with session_scope() as session:
+        body = mail.recent(session, limit=1, to=email)[0].body
+    match = re.search(r"token=([A-Za-z0-9_\-]+)", body)
+    assert match, body
+    return match.group(1)
+
+
+@dataclass
+class Owner:
+    """A signed-up, verified owner with a token."""
+
+    email: str
+    organization_id: str
+    workspace: dict[str, Any]
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def sign_up(client: TestClient) -> Callable[[str], Owner]:
+    """Factory: sign up ``slug`` with a fresh email, verify it and get an owner token."""
+
+    def make(slug: str) -> Owner:
+        email = f"owner@{slug}.example.com"
+        r = client.post("/api/v1/signup", json={"email": email, "workspace": slug, "password": PASSWORD})
+        assert r.status_code == 202, r.text
+        accepted = r.json()
+        r = client.post("/api/v1/signup/verify", json={"token": verification_token(email)})
+        assert r.status_code == 200, r.text
+        r = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        headers = {"Authorization": f"Bearer {r.json()['token']}"}
+        return Owner(email, accepted["organization_id"], r.json(), headers)
+
+    return make
