@@ -16,6 +16,7 @@ from control_plane.core.settings import get_settings
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
 from control_plane.tokens.api import router as tokens_router
+from control_plane.web import web_router
 from control_plane.workspaces.api import router as workspaces_router
 
 
@@ -39,6 +40,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         audit_router,
     ):
         app.include_router(router)
+    app.include_router(web_router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.provider == "local":

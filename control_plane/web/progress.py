@@ -1,0 +1,94 @@
+"""What the provisioning progress page shows, computed from a workspace row."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from control_plane.web.redaction import redact_text
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Workspace
+
+# The reconciler's conditions, in the order it establishes them, and how the page names them.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("DatabaseReady", "Creating your database"),
+    ("StorageReady", "Setting up file storage"),
+    ("ComputeReady", "Starting your workspace server"),
+    ("DnsReady", "Publishing your address"),
+    ("Available", "Checking that your workspace answers"),
+)
+READY_STATES = frozenset({Lifecycle.trialing, Lifecycle.active})
+MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Step:
+    """One provisioning step: ``done``, ``current`` or ``waiting``."""
+
+    type: str
+    label: str
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The whole progress view of one workspace."""
+
+    state: str
+    summary: str
+    steps: list[Step]
+    done: int
+    ready: bool
+    error: str | None
+    attempts: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The body of the status endpoint."""
+        return asdict(self)
+
+
+def is_ready(ws: Workspace) -> bool:
+    """Running in a customer-facing state and reported available."""
+    available = any(c.get("type") == "Available" and c.get("status") == "True" for c in ws.conditions or [])
+    return ws.lifecycle_state in READY_STATES and available
+
+
+def _summary(ws: Workspace, address: str, ready: bool) -> str:
+    state = ws.lifecycle_state
+    if ready:
+        return f"{address} is ready"
+    if state == Lifecycle.pending_verification:
+        return "Waiting for you to confirm your email"
+    if state in (Lifecycle.provisioning, *READY_STATES):
+        return f"Setting up {address}"
+    return f"{address} is {state.value.replace('_', ' ')}"
+
+
+def progress_of(ws: Workspace, base_domain: str) -> Progress:
+    """The steps of ``ws`` as the page shows them."""
+    conditions = {c.get("type"): c for c in ws.conditions or [] if isinstance(c, dict)}
+    ready = is_ready(ws)
+    working = ws.lifecycle_state in (Lifecycle.provisioning, *READY_STATES) and not ready
+    steps: list[Step] = []
+    current_taken = False
+    for kind, label in STEPS:
+        condition = conditions.get(kind, {})
+        if condition.get("status") == "True":
+            steps.append(Step(kind, label, "done", ""))
+        elif working and not current_taken:
+            current_taken = True
+            message = redact_text(str(condition.get("message") or ""))[:MAX_ERROR_CHARS]
+            steps.append(Step(kind, label, "current", message))
+        else:
+            steps.append(Step(kind, label, "waiting", ""))
+    error = redact_text(ws.last_error)[:MAX_ERROR_CHARS] if ws.last_error and not ready else None
+    return Progress(
+        state=ws.lifecycle_state.value,
+        summary=_summary(ws, f"{ws.slug}.{base_domain}", ready),
+        steps=steps,
+        done=sum(1 for s in steps if s.state == "done"),
+        ready=ready,
+        error=error,
+        attempts=ws.reconcile_attempts,
+    )
