@@ -1,0 +1,98 @@
+"""Reading the server-rendered pages in tests: elements by id, form inputs, the signup round trip."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import httpx
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+PASSWORD = "correct horse battery"
+
+
+class Page(HTMLParser):
+    """Text of every element with an id, attributes of inputs by name, labels by ``for``."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.inputs: dict[str, dict[str, str]] = {}
+        self.labels: dict[str, str] = {}
+        self.links: list[str] = []
+        self._open: list[tuple[str, str | None]] = []
+        self._label_for: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        if tag == "input" and "name" in attributes:
+            self.inputs[attributes["name"]] = attributes
+        if tag == "a" and "href" in attributes:
+            self.links.append(attributes["href"])
+        if tag == "label":
+            self._label_for = attributes.get("for")
+        if tag in VOID:
+            return
+        element_id = attributes.get("id")
+        if element_id:
+            self.text.setdefault(element_id, "")
+        self._open.append((tag, element_id))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._label_for = None
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index][0] == tag:
+                del self._open[index:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self._open:
+            if element_id:
+                self.text[element_id] += data
+        if self._label_for:
+            self.labels[self._label_for] = self.labels.get(self._label_for, "") + data
+
+    def value(self, name: str) -> str:
+        """The ``value`` attribute of input ``name``."""
+        return self.inputs[name].get("value", "")
+
+    def said(self, element_id: str) -> str:
+        """The whitespace-normalized text of element ``element_id`` ('' when absent)."""
+        return " ".join(self.text.get(element_id, "").split())
+
+
+def new_client(base_url: str) -> httpx.Client:
+    """A browser-like client (own cookie jar, no redirects followed)."""
+    return httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+
+
+def form_token(client: httpx.Client) -> str:
+    """Load the signup form (sets the CSRF cookie) and return its token."""
+    response = client.get("/signup")
+    assert response.status_code == 200, response.text
+    return Page(response.text).value("csrf_token")
+
+
+def post_signup(
+    client: httpx.Client, email: str, workspace: str, password: str = PASSWORD, token: str | None = None
+) -> httpx.Response:
+    """Submit the signup form as a browser would."""
+    data = {"email": email, "workspace": workspace, "password": password}
+    data["csrf_token"] = form_token(client) if token is None else token
+    return client.post("/signup", data=data)
+
+
+def verification_link(client: httpx.Client, email: str) -> str:
+    """The verification link of the newest mail to ``email``, read from the dev mailbox."""
+    response = client.get("/dev/mail", params={"to": email})
+    assert response.status_code == 200, response.text
+    links = [link for link in Page(response.text).links if "/signup/verify?token=" in link]
+    assert links, response.text
+    return links[0].replace("&amp;", "&")
+
+
+def path_of(url: str) -> str:
+    """Path and query of an absolute URL (mail links name the public host)."""
+    return re.sub(r"^https?://[^/]+", "", url)
