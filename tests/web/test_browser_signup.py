@@ -1,0 +1,115 @@
+"""Acceptance: a person signs up in Chromium, confirms the mail, waits for the workspace and uses it."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from mattermostdriver import Driver
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.web.conftest import Server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+READY_TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (Playwright never downloads a browser here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_signup_in_the_browser_to_a_working_workspace(server: Server, browser: Browser, tmp_path: Path) -> None:
+    started = time.monotonic()
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    email = f"owner@{slug}.example.com"
+    password = "correct horse battery staple"
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+
+    page.goto(f"{server.url}/")
+    expect(page).to_have_url(f"{server.url}/signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Workspace address").fill(slug)
+    expect(page.locator("#workspace-status")).to_have_text(f"{slug}.localhost is available")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create workspace").click()
+
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.locator("#sent-to")).to_have_text(email)
+
+    page.goto(f"{server.url}/dev/mail?to={email}")
+    page.locator("a[href*='/signup/verify?token=']").first.click()
+
+    expect(page).to_have_url(re.compile(r"/signup/workspaces/[0-9a-f-]+/progress$"))
+    workspace_id = page.url.rsplit("/", 2)[-2]
+    expect(page.get_by_role("heading", name="Setting up your workspace")).to_be_visible()
+    expect(page.locator("[data-step]")).to_have_count(5)
+
+    expect(page).to_have_url(re.compile(r"/ready$"), timeout=READY_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Your workspace is ready")).to_be_visible()
+    workspace_url = page.locator("#workspace-url").get_attribute("href")
+    assert workspace_url == f"http://{slug}.localhost:{server.port}"
+    expect(page.locator("#workspace-login")).to_have_text(email)
+    expect(page.locator("#trial-ends")).to_contain_text("Until")
+    page.screenshot(path=str(tmp_path / "ready.png"), full_page=True)
+    page.close()
+
+    # The control plane's proxy answers for <slug>.localhost ...
+    ping = httpx.get(
+        f"http://127.0.0.1:{server.port}/api/v4/system/ping",
+        headers={"Host": f"{urlsplit(workspace_url).netloc}"},
+        timeout=10,
+    )
+    assert ping.status_code == 200, ping.text
+
+    # ... and Mattermost clients work with the signup credentials. requests cannot resolve
+    # *.localhost, so the driver talks to the workspace server's own port.
+    [(outputs,)] = server.query("SELECT outputs FROM workspaces WHERE id = %s", uuid.UUID(workspace_id))
+    driver = Driver(
+        {
+            "url": "127.0.0.1",
+            "port": int(outputs["port"]),
+            "scheme": "http",
+            "basepath": "/api/v4",
+            "login_id": email,
+            "password": password,
+            "timeout": 10,
+        }
+    )
+    driver.login()
+    try:
+        teams = driver.teams.get_user_teams("me")
+        assert len(teams) == 1
+        channel = driver.channels.get_channel_by_name(teams[0]["id"], "town-square")
+        message = f"hello from the signup test {uuid.uuid4().hex[:6]}"
+        driver.posts.create_post({"channel_id": channel["id"], "message": message})
+        posts = driver.posts.get_posts_for_channel(channel["id"])
+        assert message in [post["message"] for post in posts["posts"].values()]
+    finally:
+        driver.logout()
+    print(f"browser signup to first post took {time.monotonic() - started:.1f}s")
