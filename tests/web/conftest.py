@@ -103,11 +103,14 @@ def _zombie(pid: int) -> bool:
 def _drop_workspace_databases(server: Server, admin_url: str) -> None:
     """Drop the databases and ``ws_%`` roles the reconciler made for this server's workspaces."""
     try:
-        rows = server.query("SELECT outputs FROM workspaces")
+        rows = server.query("SELECT id, outputs FROM workspaces")
     except psycopg.Error:
         return
-    roles = {str(r[0].get("database_role")) for r in rows if r[0] and r[0].get("database_role")}
-    names = {str(r[0].get("database_name") or r[0].get("database")) for r in rows if r[0]}
+    # Outputs name what was recorded; the local provider's ws_<12 hex of the id> catches a role
+    # created by a step that was stopped before it could record its outputs.
+    derived = {f"ws_{workspace_id.hex[:12]}" for workspace_id, _ in rows}
+    roles = derived | {str(o["database_role"]) for _, o in rows if o and o.get("database_role")}
+    names = derived | {str(o["database_name"]) for _, o in rows if o and o.get("database_name")}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         owned = conn.execute(
             "SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
