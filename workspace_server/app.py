@@ -1,0 +1,31 @@
+"""The FastAPI application: routers, error handling and request middleware."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workspace_server import canopy_admin, channels, posts, system, teams, users
+from workspace_server.settings import Settings
+from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
+
+
+def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+    """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
+    app = FastAPI(
+        title="Canopy workspace server",
+        default_response_class=JSONResponse,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        # FastAPI's built-in OpenTelemetry spans cost time on every request; off until we export them.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
+    for module in (system, users, teams, channels, posts, canopy_admin):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    return app

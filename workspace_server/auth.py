@@ -1,0 +1,170 @@
+"""Passwords, sessions and the dependencies that authenticate a request."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from workspace_server.db import Conn
+from workspace_server.ids import new_id, now_ms
+from workspace_server.schema import sessions, users
+from workspace_server.web import session_expired
+
+SESSION_LENGTH_MS = 30 * 24 * 3600 * 1000
+TOKEN_COOKIE = "MMAUTHTOKEN"
+USER_ID_COOKIE = "MMUSERID"
+CSRF_COOKIE = "MMCSRF"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_hasher = PasswordHasher()
+
+
+def is_argon2_hash(value: str) -> bool:
+    """Whether ``value`` is an argon2 hash in the standard PHC encoding (``$argon2id$...``)."""
+    return value.startswith(("$argon2id$", "$argon2i$", "$argon2d$"))
+
+
+async def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``, computed off the event loop."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    return _hasher.hash(new_id())
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; with no hash, spends the same time and fails."""
+
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _decoy_hash(), password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The authenticated caller of a request."""
+
+    id: str
+    user_id: str
+    roles: str
+
+    @property
+    def is_system_admin(self) -> bool:
+        """Whether the caller holds the ``system_admin`` role."""
+        return "system_admin" in self.roles.split()
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session just created: the bearer token and CSRF token exist only here, the database keeps a hash."""
+
+    token: str
+    csrf_token: str
+    expires_at: int
+
+
+async def create_session(conn: AsyncConnection, user_id: str) -> NewSession:
+    """Store a new session for ``user_id`` (the caller commits)."""
+    now = now_ms()
+    new = NewSession(token=new_id(), csrf_token=new_id(), expires_at=now + SESSION_LENGTH_MS)
+    await conn.execute(
+        insert(sessions).values(
+            id=new_id(),
+            token_hash=_token_hash(new.token),
+            user_id=user_id,
+            csrf_token=new.csrf_token,
+            create_at=now,
+            expires_at=new.expires_at,
+        )
+    )
+    return new
+
+
+async def revoke_session(conn: AsyncConnection, session_id: str) -> None:
+    """Delete one session (the caller commits)."""
+    await conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+async def revoke_user_sessions(conn: AsyncConnection, user_id: str) -> None:
+    """Delete every session of ``user_id`` (the caller commits)."""
+    await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+
+def set_session_cookies(response: Response, new: NewSession, user_id: str, *, secure: bool) -> None:
+    """The cookies Mattermost sets at login: the token (HTTP-only), the user id and the CSRF token."""
+    max_age = SESSION_LENGTH_MS // 1000
+    response.set_cookie(TOKEN_COOKIE, new.token, max_age=max_age, httponly=True, secure=secure, samesite="lax")
+    response.set_cookie(USER_ID_COOKIE, user_id, max_age=max_age, secure=secure, samesite="lax")
+    response.set_cookie(CSRF_COOKIE, new.csrf_token, max_age=max_age, secure=secure, samesite="lax")
+
+
+def clear_session_cookies(response: Response) -> None:
+    """Expire the login cookies."""
+    for name in (TOKEN_COOKIE, USER_ID_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(name)
+
+
+def _request_token(request: Request) -> tuple[str, bool] | None:
+    """The session token and whether it came from the cookie (header first, as Mattermost does)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() in ("bearer", "token") and value.strip():
+        return value.strip(), False
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    return (cookie, True) if cookie else None
+
+
+def _csrf_ok(request: Request, csrf_token: str) -> bool:
+    """Cookie-authenticated writes must prove they come from our client, as Mattermost requires."""
+    if request.headers.get("x-requested-with") == "XMLHttpRequest":
+        return True
+    return hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf_token)
+
+
+async def _optional_session(request: Request, conn: Conn) -> Session | None:
+    found = _request_token(request)
+    if found is None:
+        return None
+    token, from_cookie = found
+    query = (
+        select(sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, users.c.roles)
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.token_hash == _token_hash(token), sessions.c.expires_at > now_ms(), users.c.delete_at == 0)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    if from_cookie and request.method not in _SAFE_METHODS and not _csrf_ok(request, row.csrf_token):
+        return None
+    return Session(id=row.id, user_id=row.user_id, roles=row.roles)
+
+
+async def _required_session(session: Annotated[Session | None, Depends(_optional_session)]) -> Session:
+    if session is None:
+        raise session_expired()
+    return session
+
+
+OptionalSession = Annotated[Session | None, Depends(_optional_session)]
+"""The caller's session if the request carries a valid one, else ``None``."""
+CurrentSession = Annotated[Session, Depends(_required_session)]
+"""The caller's session; 401 without one."""

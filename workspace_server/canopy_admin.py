@@ -1,0 +1,97 @@
+"""Internal endpoints for the Canopy control plane (``/api/v4/canopy``), authenticated by ``WS_CONTROL_TOKEN``."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from workspace_server.auth import is_argon2_hash
+from workspace_server.db import Conn
+from workspace_server.schema import posts, teams, users
+from workspace_server.teams import join_team
+from workspace_server.users import (
+    SYSTEM_ADMIN,
+    get_user_by_email,
+    insert_user,
+    user_json,
+    validate_email,
+    validate_username,
+)
+from workspace_server.web import AppError, JSONResponse, invalid_body_param
+
+
+def _require_control_token(request: Request) -> None:
+    """401 unless the request carries ``Authorization: Bearer <WS_CONTROL_TOKEN>`` (compared in constant time)."""
+    expected = request.app.state.settings.control_token.get_secret_value().encode()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise AppError(401, "api.canopy.control_token.app_error", "Invalid or missing control token.")
+
+
+router = APIRouter(prefix="/api/v4/canopy", dependencies=[Depends(_require_control_token)])
+
+
+class InitialAdminBody(BaseModel):
+    """``PUT /canopy/initial_admin``."""
+
+    email: str
+    username: str
+    password_hash: str
+
+
+def storage_bytes(root: Path) -> int:
+    """Total size of the regular files under ``root``."""
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total
+
+
+@router.put("/initial_admin")
+async def put_initial_admin(body: InitialAdminBody, request: Request, conn: Conn) -> JSONResponse:
+    """Create the workspace's first system admin, with the argon2 hash the control plane made, as admin of the
+    first team and member of its default channels. Idempotent: an existing user with that email is returned."""
+    email, username = validate_email(body.email), validate_username(body.username)
+    if not is_argon2_hash(body.password_hash):
+        raise invalid_body_param("password_hash")
+    user = await get_user_by_email(conn, email)
+    if user is None:
+        user = await insert_user(
+            conn,
+            email=email,
+            username=username,
+            password_hash=body.password_hash,
+            roles=SYSTEM_ADMIN,
+            email_verified=True,
+        )
+        if user is None:
+            # Either a concurrent call created it first, or the username belongs to someone else.
+            user = await get_user_by_email(conn, email)
+            if user is None:
+                raise AppError(
+                    400, "app.user.save.username_exists.app_error", "An account with that username already exists."
+                )
+        else:
+            team_query = select(teams.c.id).where(teams.c.name == request.app.state.settings.team_name)
+            await join_team(conn, (await conn.execute(team_query)).scalar_one(), user["id"], admin=True)
+            await conn.commit()
+    return JSONResponse(user_json(user, private=True))
+
+
+@router.get("/usage")
+async def get_usage(request: Request, conn: Conn) -> JSONResponse:
+    """Billing counters: activated (not deactivated, not bot) users, posts not deleted, bytes of stored files."""
+    activated = select(func.count()).where(users.c.delete_at == 0, users.c.is_bot.is_(False))
+    post_count = select(func.count()).where(posts.c.delete_at == 0)
+    row = (await conn.execute(select(activated.scalar_subquery(), post_count.scalar_subquery()))).one()
+    stored = await asyncio.to_thread(storage_bytes, request.app.state.settings.files_dir)
+    return JSONResponse({"activated_users": row[0], "posts": row[1], "storage_bytes": stored})

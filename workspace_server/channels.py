@@ -1,0 +1,295 @@
+"""Channels and channel membership (``/api/v4/channels`` and the channel routes under teams and users)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import RowMapping, and_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspace_server.auth import CurrentSession, Session
+from workspace_server.db import Conn
+from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.membership import (
+    add_channel_member,
+    channel_member_json,
+    get_channel_member,
+    get_team_member,
+)
+from workspace_server.schema import channel_members, channels, team_members, teams
+from workspace_server.users import get_user, resolve_user_id, user_not_found
+from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+
+router = APIRouter(prefix="/api/v4")
+
+OPEN: Final = "O"
+PRIVATE: Final = "P"
+# The channels Mattermost creates with every team and puts every team member in.
+DEFAULT_CHANNELS = (("town-square", "Town Square"), ("off-topic", "Off-Topic"))
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def channel_json(channel: RowMapping) -> dict[str, Any]:
+    """A channel in Mattermost's ``Channel`` shape."""
+    return {
+        "id": channel["id"],
+        "create_at": channel["create_at"],
+        "update_at": channel["update_at"],
+        "delete_at": channel["delete_at"],
+        "team_id": channel["team_id"],
+        "type": channel["type"],
+        "display_name": channel["display_name"],
+        "name": channel["name"],
+        "header": channel["header"],
+        "purpose": channel["purpose"],
+        "last_post_at": channel["last_post_at"],
+        "total_msg_count": channel["total_msg_count"],
+        "extra_update_at": 0,
+        "creator_id": channel["creator_id"],
+        "scheme_id": None,
+        "props": None,
+        "group_constrained": None,
+        "shared": None,
+        "total_msg_count_root": channel["total_msg_count_root"],
+        "policy_id": None,
+        "last_root_post_at": channel["last_root_post_at"],
+    }
+
+
+def channel_not_found() -> AppError:
+    """404 for a channel id that matches nothing."""
+    return AppError(404, "app.channel.get.existing.app_error", "Unable to find the existing channel.")
+
+
+def channel_name_not_found() -> AppError:
+    """404 for a channel name that matches nothing the caller may see."""
+    return AppError(404, "app.channel.get_by_name.missing.app_error", "Channel does not exist.")
+
+
+async def create_default_channels(conn: AsyncConnection, team_id: str) -> None:
+    """Create the team's default open channels where missing (the caller commits)."""
+    now = now_ms()
+    rows = [
+        {"id": new_id(), "create_at": now, "update_at": now, "team_id": team_id, "type": OPEN}
+        | {"name": name, "display_name": display_name}
+        for name, display_name in DEFAULT_CHANNELS
+    ]
+    await conn.execute(insert(channels).values(rows).on_conflict_do_nothing())
+
+
+async def join_default_channels(conn: AsyncConnection, team_id: str, user_id: str) -> None:
+    """Add ``user_id`` to the team's default channels, as Mattermost does on joining a team (the caller commits)."""
+    query = select(channels.c.id).where(
+        channels.c.team_id == team_id,
+        channels.c.name.in_([name for name, _ in DEFAULT_CHANNELS]),
+        channels.c.delete_at == 0,
+    )
+    for channel_id in (await conn.execute(query)).scalars():
+        await add_channel_member(conn, channel_id, user_id, admin=False)
+
+
+async def channel_with_membership(
+    conn: AsyncConnection, session: Session, *conditions: Any
+) -> tuple[RowMapping, bool, bool] | None:
+    """The channel matching ``conditions`` (on ``channels`` or its team), whether the caller is in it,
+    and whether they are in its team."""
+    query = (
+        select(
+            channels,
+            channel_members.c.user_id.is_not(None).label("is_member"),
+            team_members.c.user_id.is_not(None).label("in_team"),
+        )
+        .join(teams, teams.c.id == channels.c.team_id)
+        .outerjoin(
+            channel_members,
+            and_(channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == session.user_id),
+        )
+        .outerjoin(
+            team_members,
+            and_(
+                team_members.c.team_id == channels.c.team_id,
+                team_members.c.user_id == session.user_id,
+                team_members.c.delete_at == 0,
+            ),
+        )
+        .where(*conditions)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else (row, row["is_member"], row["in_team"])
+
+
+def can_read(channel: RowMapping, is_member: bool, in_team: bool, session: Session) -> bool:
+    """Mattermost's read rule: members and system admins; for open channels, every member of the team too."""
+    return is_member or session.is_system_admin or (channel["type"] == OPEN and in_team)
+
+
+async def readable_channel(conn: AsyncConnection, channel_id: str, session: Session) -> RowMapping:
+    """The channel ``channel_id`` if the caller may read it: 404 if there is none, 403 if they may not."""
+    if not is_valid_id(channel_id):
+        raise invalid_url_param("channel_id")
+    found = await channel_with_membership(conn, session, channels.c.id == channel_id)
+    if found is None:
+        raise channel_not_found()
+    channel, is_member, in_team = found
+    if not can_read(channel, is_member, in_team, session):
+        raise permission_error()
+    return channel
+
+
+async def _channel_by_name(conn: AsyncConnection, session: Session, *conditions: Any) -> JSONResponse:
+    found = await channel_with_membership(conn, session, channels.c.delete_at == 0, *conditions)
+    if found is None:
+        raise channel_name_not_found()
+    channel, is_member, in_team = found
+    if not can_read(channel, is_member, in_team, session):
+        # A private channel the caller is not in does not exist for them.
+        if channel["type"] == PRIVATE:
+            raise channel_name_not_found()
+        raise permission_error()
+    return JSONResponse(channel_json(channel))
+
+
+class ChannelCreateBody(BaseModel):
+    """``POST /channels``."""
+
+    team_id: str
+    name: str
+    display_name: str
+    type: Literal["O", "P"] = OPEN
+    purpose: str = ""
+    header: str = ""
+
+
+class ChannelMemberBody(BaseModel):
+    """``POST /channels/{channel_id}/members``."""
+
+    user_id: str
+
+
+@router.post("/channels", status_code=201)
+async def create_channel(body: ChannelCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Create an open or private channel in a team the caller belongs to; the caller becomes its admin."""
+    if not is_valid_id(body.team_id):
+        raise invalid_body_param("team_id")
+    if not _CHANNEL_NAME.match(body.name) or "__" in body.name:
+        raise AppError(400, "model.channel.is_valid.name.app_error", "Invalid channel name.")
+    if not body.display_name.strip() or len(body.display_name) > 64:
+        raise AppError(400, "model.channel.is_valid.display_name.app_error", "Invalid display name.")
+    if len(body.purpose) > 250 or len(body.header) > 1024:
+        raise invalid_body_param("purpose" if len(body.purpose) > 250 else "header")
+    if await get_team_member(conn, body.team_id, session.user_id) is None and not session.is_system_admin:
+        raise permission_error()
+    now = now_ms()
+    stmt = (
+        insert(channels)
+        .values(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            team_id=body.team_id,
+            type=body.type,
+            name=body.name,
+            display_name=body.display_name.strip(),
+            purpose=body.purpose,
+            header=body.header,
+            creator_id=session.user_id,
+        )
+        .on_conflict_do_nothing()
+        .returning(channels)
+    )
+    channel = (await conn.execute(stmt)).mappings().first()
+    if channel is None:
+        raise AppError(
+            400,
+            "store.sql_channel.save_channel.exists.app_error",
+            "A channel with that name already exists on the same team.",
+        )
+    await add_channel_member(conn, channel["id"], session.user_id, admin=True)
+    await conn.commit()
+    return JSONResponse(channel_json(channel), status_code=201)
+
+
+@router.get("/channels/{channel_id}")
+async def get_channel(channel_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The channel ``channel_id``."""
+    return JSONResponse(channel_json(await readable_channel(conn, channel_id, session)))
+
+
+@router.get("/teams/{team_id}/channels/name/{channel_name}")
+async def get_channel_by_name(team_id: str, channel_name: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The channel called ``channel_name`` in team ``team_id``."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    return await _channel_by_name(conn, session, channels.c.team_id == team_id, channels.c.name == channel_name)
+
+
+@router.get("/teams/name/{team_name}/channels/name/{channel_name}")
+async def get_channel_by_team_and_name(
+    team_name: str, channel_name: str, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """The channel called ``channel_name`` in the team called ``team_name``."""
+    return await _channel_by_name(conn, session, teams.c.name == team_name, channels.c.name == channel_name)
+
+
+@router.get("/users/{user_id}/teams/{team_id}/channels")
+async def get_user_team_channels(user_id: str, team_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The channels of team ``team_id`` that the user is in (the caller or, for admins, anyone)."""
+    target = resolve_user_id(user_id, session)
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    if await get_team_member(conn, team_id, session.user_id) is None and not session.is_system_admin:
+        raise permission_error()
+    query = (
+        select(channels)
+        .join(channel_members, channel_members.c.channel_id == channels.c.id)
+        .where(channel_members.c.user_id == target, channels.c.team_id == team_id, channels.c.delete_at == 0)
+        .order_by(channels.c.display_name, channels.c.id)
+    )
+    return JSONResponse([channel_json(c) for c in (await conn.execute(query)).mappings()])
+
+
+@router.post("/channels/{channel_id}/members", status_code=201)
+async def add_member(channel_id: str, body: ChannelMemberBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Add a team member to the channel: anyone may join an open channel of their team, members may add others,
+    and only members (or admins) may add to a private channel."""
+    if not is_valid_id(body.user_id):
+        raise invalid_body_param("user_id")
+    if not is_valid_id(channel_id):
+        raise invalid_url_param("channel_id")
+    found = await channel_with_membership(conn, session, channels.c.id == channel_id, channels.c.delete_at == 0)
+    if found is None:
+        raise channel_not_found()
+    channel, is_member, in_team = found
+    joining_open = channel["type"] == OPEN and body.user_id == session.user_id and in_team
+    if not (is_member or joining_open or session.is_system_admin):
+        raise permission_error()
+    user = await get_user(conn, body.user_id)
+    if user is None or user["delete_at"]:
+        raise user_not_found()
+    if await get_team_member(conn, channel["team_id"], body.user_id) is None:
+        raise AppError(
+            404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID."
+        )
+    member = await add_channel_member(conn, channel_id, body.user_id, admin=False)
+    await conn.commit()
+    return JSONResponse(channel_member_json(member), status_code=201)
+
+
+@router.get("/channels/{channel_id}/members/{user_id}")
+async def get_member(channel_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The membership of ``user_id`` in the channel."""
+    channel = await readable_channel(conn, channel_id, session)
+    member = await get_channel_member(conn, channel["id"], resolve_user_id(user_id, session))
+    if member is None:
+        raise AppError(
+            404,
+            "app.channel.get_member.missing.app_error",
+            "No channel member found for that user ID and channel ID.",
+        )
+    return JSONResponse(channel_member_json(member))

@@ -1,0 +1,105 @@
+"""Team and channel memberships: the rows that decide who may see what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import RowMapping, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspace_server.ids import now_ms
+from workspace_server.schema import channel_members, team_members
+
+# Mattermost's defaults (model.GetDefaultChannelNotifyProps); stored values override them.
+DEFAULT_CHANNEL_NOTIFY_PROPS = {
+    "channel_auto_follow_threads": "off",
+    "desktop": "default",
+    "desktop_threads": "all",
+    "email": "default",
+    "ignore_channel_mentions": "default",
+    "mark_unread": "all",
+    "push": "default",
+    "push_threads": "all",
+}
+
+
+def _roles(base: str, admin_role: str, member: RowMapping) -> str:
+    roles = [base, admin_role] if member["scheme_admin"] else [base]
+    return " ".join([*roles, *member["explicit_roles"].split()])
+
+
+def team_member_json(member: RowMapping) -> dict[str, Any]:
+    """A team member in Mattermost's ``TeamMember`` shape."""
+    return {
+        "team_id": member["team_id"],
+        "user_id": member["user_id"],
+        "roles": _roles("team_user", "team_admin", member),
+        "delete_at": member["delete_at"],
+        "scheme_guest": False,
+        "scheme_user": True,
+        "scheme_admin": member["scheme_admin"],
+        "explicit_roles": member["explicit_roles"],
+        "create_at": member["create_at"],
+    }
+
+
+def channel_member_json(member: RowMapping) -> dict[str, Any]:
+    """A channel member in Mattermost's ``ChannelMember`` shape."""
+    return {
+        "channel_id": member["channel_id"],
+        "user_id": member["user_id"],
+        "roles": _roles("channel_user", "channel_admin", member),
+        "last_viewed_at": member["last_viewed_at"],
+        "msg_count": member["msg_count"],
+        "mention_count": member["mention_count"],
+        "mention_count_root": member["mention_count_root"],
+        "urgent_mention_count": 0,
+        "msg_count_root": member["msg_count_root"],
+        "notify_props": {**DEFAULT_CHANNEL_NOTIFY_PROPS, **member["notify_props"]},
+        "last_update_at": member["last_update_at"],
+        "scheme_guest": False,
+        "scheme_user": True,
+        "scheme_admin": member["scheme_admin"],
+        "explicit_roles": member["explicit_roles"],
+    }
+
+
+async def get_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> RowMapping | None:
+    """The active membership of ``user_id`` in ``team_id``, if any."""
+    query = select(team_members).where(
+        team_members.c.team_id == team_id, team_members.c.user_id == user_id, team_members.c.delete_at == 0
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def add_team_member(conn: AsyncConnection, team_id: str, user_id: str, *, admin: bool) -> RowMapping:
+    """Make ``user_id`` an active member of ``team_id`` (kept as is if already one; the caller commits)."""
+    stmt = insert(team_members).values(team_id=team_id, user_id=user_id, scheme_admin=admin, create_at=now_ms())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[team_members.c.team_id, team_members.c.user_id],
+        set_={"delete_at": 0, "scheme_admin": team_members.c.scheme_admin | stmt.excluded.scheme_admin},
+    )
+    member: RowMapping = (await conn.execute(stmt.returning(team_members))).mappings().one()
+    return member
+
+
+async def get_channel_member(conn: AsyncConnection, channel_id: str, user_id: str) -> RowMapping | None:
+    """The membership of ``user_id`` in ``channel_id``, if any."""
+    query = select(channel_members).where(
+        channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def add_channel_member(conn: AsyncConnection, channel_id: str, user_id: str, *, admin: bool) -> RowMapping:
+    """Make ``user_id`` a member of ``channel_id`` (kept as is if already one; the caller commits)."""
+    stmt = insert(channel_members).values(
+        channel_id=channel_id, user_id=user_id, scheme_admin=admin, last_update_at=now_ms()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[channel_members.c.channel_id, channel_members.c.user_id],
+        set_={"scheme_admin": channel_members.c.scheme_admin | stmt.excluded.scheme_admin},
+    )
+    member: RowMapping = (await conn.execute(stmt.returning(channel_members))).mappings().one()
+    return member

@@ -1,0 +1,56 @@
+"""Schema migrations and first-start bootstrap, serialised across replicas by a PostgreSQL advisory lock."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workspace_server.settings import Settings
+from workspace_server.teams import ensure_team
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key ("canopyws" in ASCII); advisory locks are per database, so per workspace.
+MIGRATION_LOCK_KEY = 0x63616E6F70797773
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "workspace_alembic_version"
+# The newest revision under migrations/versions (a test holds it to Alembic's own view). When the database
+# is already there, startup skips importing Alembic, which saves time and memory.
+HEAD_REVISION = "0001"
+
+
+async def _schema_revision(conn: AsyncConnection) -> str | None:
+    if not await conn.scalar(text(f"SELECT to_regclass('{VERSION_TABLE}') IS NOT NULL")):
+        return None
+    revision: str | None = await conn.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    return revision
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate_and_bootstrap(engine: AsyncEngine, settings: Settings) -> None:
+    """Bring the schema to the latest revision and create the first team with its default channels if missing,
+    in one transaction, while holding the migration lock so that replicas starting together take turns."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            if await _schema_revision(conn) != HEAD_REVISION:
+                await conn.run_sync(_upgrade)
+            await ensure_team(conn, settings.team_name, settings.team_title)
+            await conn.commit()
+        finally:
+            await conn.rollback()
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.commit()
+    log.info("schema up to date; team %s ready", settings.team_name)

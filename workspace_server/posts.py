@@ -1,0 +1,219 @@
+"""Posts (``/api/v4/posts`` and ``/api/v4/channels/{channel_id}/posts``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import RowMapping, Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspace_server.auth import CurrentSession
+from workspace_server.channels import channel_with_membership, readable_channel
+from workspace_server.db import Conn
+from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.schema import channels, posts
+from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+
+router = APIRouter(prefix="/api/v4")
+
+MESSAGE_MAX_RUNES = 16383
+PROPS_MAX_CHARS = 800_000
+PER_PAGE_DEFAULT = 60
+PER_PAGE_MAX = 200
+# Props that make a post claim to come from an integration; a user's own post may not set them.
+_RESERVED_PROPS = frozenset(
+    {"from_webhook", "from_bot", "from_plugin", "override_username", "override_icon_url", "override_icon_emoji"}
+)
+_PUNCT_START = re.compile(r"^[^\w\s#]+")
+_PUNCT_END = re.compile(r"[^\w\s]+$")
+_HASHES = re.compile(r"^#{2,}")
+_HASHTAG = re.compile(r"^#[^\W\d_][\w.-]*[^\W_]$")
+_HASHTAGS_MAX_CHARS = 1000
+_thread_root = posts.alias("thread_root")
+
+
+def parse_hashtags(message: str) -> str:
+    """The message's hashtags, space-separated, as Mattermost's ``ParseHashtags`` finds them."""
+    found = []
+    for word in message.split():
+        word = _HASHES.sub("#", _PUNCT_END.sub("", _PUNCT_START.sub("", word)))
+        if _HASHTAG.match(word):
+            found.append(word)
+    tags = " ".join(found)
+    if len(tags) > _HASHTAGS_MAX_CHARS:
+        tags = tags[: _HASHTAGS_MAX_CHARS - 1].rpartition(" ")[0]
+    return tags
+
+
+def post_json(post: RowMapping, pending_post_id: str = "") -> dict[str, Any]:
+    """A post in Mattermost's ``Post`` shape."""
+    return {
+        "id": post["id"],
+        "create_at": post["create_at"],
+        "update_at": post["update_at"],
+        "edit_at": post["edit_at"],
+        "delete_at": post["delete_at"],
+        "is_pinned": post["is_pinned"],
+        "user_id": post["user_id"],
+        "channel_id": post["channel_id"],
+        "root_id": post["root_id"],
+        "original_id": post["original_id"],
+        "message": post["message"],
+        "type": post["type"],
+        "props": post["props"],
+        "hashtags": post["hashtags"],
+        "file_ids": post["file_ids"],
+        "pending_post_id": pending_post_id,
+        "reply_count": post["reply_count"],
+        "last_reply_at": post["last_reply_at"],
+        "participants": None,
+        "metadata": {},
+    }
+
+
+def _select_posts() -> Select[Any]:
+    """Posts with their thread's reply count and last reply time, as Mattermost reports them on every post."""
+    own = [c for c in posts.c if c.name not in ("reply_count", "last_reply_at")]
+    return select(
+        *own,
+        func.coalesce(_thread_root.c.reply_count, posts.c.reply_count).label("reply_count"),
+        func.coalesce(_thread_root.c.last_reply_at, posts.c.last_reply_at).label("last_reply_at"),
+    ).select_from(posts.outerjoin(_thread_root, _thread_root.c.id == posts.c.root_id))
+
+
+async def _missing_roots(conn: AsyncConnection, page: list[RowMapping]) -> list[RowMapping]:
+    """The thread roots of the page's replies that the page itself lacks."""
+    have = {p["id"] for p in page}
+    wanted = {p["root_id"] for p in page if p["root_id"] and p["root_id"] not in have}
+    if not wanted:
+        return []
+    query = _select_posts().where(posts.c.id.in_(wanted), posts.c.delete_at == 0)
+    return list((await conn.execute(query)).mappings())
+
+
+class PostCreateBody(BaseModel):
+    """``POST /posts``."""
+
+    channel_id: str
+    message: str = ""
+    root_id: str = ""
+    props: dict[str, Any] = {}
+    pending_post_id: str = ""
+
+
+@router.post("/posts", status_code=201)
+async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Post a message, or a reply when ``root_id`` names a root post of the same channel, as a channel member."""
+    if not is_valid_id(body.channel_id):
+        raise invalid_body_param("channel_id")
+    if len(body.message) > MESSAGE_MAX_RUNES:
+        raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
+    props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
+    if len(json.dumps(props)) > PROPS_MAX_CHARS:
+        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
+    found = await channel_with_membership(conn, session, channels.c.id == body.channel_id)
+    if found is None or not (found[1] or session.is_system_admin):
+        raise permission_error()
+    if found[0]["delete_at"]:
+        raise AppError(400, "api.post.create_post.can_not_post_to_deleted.error", "Can not post to deleted channel.")
+    now = now_ms()
+    reply_count, is_root = 0, not body.root_id
+    if not is_root:
+        thread = (
+            update(posts)
+            .where(
+                posts.c.id == body.root_id,
+                posts.c.channel_id == body.channel_id,
+                posts.c.root_id == "",
+                posts.c.delete_at == 0,
+            )
+            .values(reply_count=posts.c.reply_count + 1, last_reply_at=now)
+            .returning(posts.c.reply_count)
+        )
+        counted = (await conn.execute(thread)).scalar() if is_valid_id(body.root_id) else None
+        if counted is None:
+            raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
+        reply_count = counted
+    values = {
+        "id": new_id(),
+        "create_at": now,
+        "update_at": now,
+        "user_id": session.user_id,
+        "channel_id": body.channel_id,
+        "root_id": body.root_id,
+        "message": body.message,
+        "props": props,
+        "hashtags": parse_hashtags(body.message),
+    }
+    post = (await conn.execute(insert(posts).values(values).returning(posts))).mappings().one()
+    counters: dict[str, Any] = {
+        "last_post_at": func.greatest(channels.c.last_post_at, now),
+        "total_msg_count": channels.c.total_msg_count + 1,
+    }
+    if is_root:
+        counters["last_root_post_at"] = func.greatest(channels.c.last_root_post_at, now)
+        counters["total_msg_count_root"] = channels.c.total_msg_count_root + 1
+    await conn.execute(update(channels).where(channels.c.id == body.channel_id).values(counters))
+    await conn.commit()
+    data = post_json(post, body.pending_post_id)
+    if not is_root:
+        data["reply_count"], data["last_reply_at"] = reply_count, now
+    return JSONResponse(data, status_code=201)
+
+
+@router.get("/posts/{post_id}")
+async def get_post(post_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The post ``post_id``, if the caller may read its channel."""
+    if not is_valid_id(post_id):
+        raise invalid_url_param("post_id")
+    query = _select_posts().where(posts.c.id == post_id, posts.c.delete_at == 0)
+    post = (await conn.execute(query)).mappings().first()
+    if post is None:
+        raise AppError(404, "app.post.get.app_error", "Unable to get the post.")
+    await readable_channel(conn, post["channel_id"], session)
+    return JSONResponse(post_json(post))
+
+
+@router.get("/channels/{channel_id}/posts")
+async def get_channel_posts(
+    channel_id: str,
+    conn: Conn,
+    session: CurrentSession,
+    page: Annotated[int, Query(ge=0)] = 0,
+    per_page: Annotated[int, Query(ge=1)] = PER_PAGE_DEFAULT,
+    since: int | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> JSONResponse:
+    """A page of the channel's posts, newest first, with the thread roots of its replies and the ids of the
+    posts just newer (``next_post_id``) and just older (``prev_post_id``) than the page."""
+    if since is not None or before is not None or after is not None:
+        raise AppError(
+            501, "api.canopy.not_implemented.app_error", "The since, before and after parameters are not supported yet."
+        )
+    channel = await readable_channel(conn, channel_id, session)
+    per_page = min(per_page, PER_PAGE_MAX)
+    offset = page * per_page
+    # One query reads the page plus the posts on either side of it, which become the cursors.
+    start = max(offset - 1, 0)
+    query = (
+        _select_posts()
+        .where(posts.c.channel_id == channel["id"], posts.c.delete_at == 0)
+        .order_by(posts.c.create_at.desc(), posts.c.id.desc())
+        .offset(start)
+        .limit(per_page + 1 + (offset - start))
+    )
+    rows = list((await conn.execute(query)).mappings())
+    newer = rows.pop(0) if offset > start and rows else None
+    older = rows.pop() if len(rows) > per_page else None
+    body = {
+        "order": [p["id"] for p in rows],
+        "posts": {p["id"]: post_json(p) for p in [*rows, *await _missing_roots(conn, rows)]},
+        "next_post_id": newer["id"] if newer is not None and rows else "",
+        "prev_post_id": older["id"] if older is not None else "",
+    }
+    return JSONResponse(body)

@@ -1,0 +1,160 @@
+"""Table definitions (SQLAlchemy Core); the migrations under ``migrations/`` create the same tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column[str]:
+    """A 26-character id column."""
+    return Column(name, String(26), *args, **kwargs)
+
+
+def _millis(name: str) -> Column[int]:
+    """A non-null millisecond timestamp column, 0 when unset."""
+    return Column(name, BigInteger, nullable=False, server_default="0")
+
+
+users = Table(
+    "users",
+    metadata,
+    _id(primary_key=True),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(128), nullable=False, unique=True),
+    Column("email_verified", Boolean, nullable=False, server_default="false"),
+    Column("password", String(256), nullable=False, server_default=""),
+    Column("nickname", String(64), nullable=False, server_default=""),
+    Column("first_name", String(64), nullable=False, server_default=""),
+    Column("last_name", String(64), nullable=False, server_default=""),
+    Column("position", String(128), nullable=False, server_default=""),
+    Column("roles", String(256), nullable=False, server_default="system_user"),
+    Column("locale", String(5), nullable=False, server_default="en"),
+    Column("timezone", JSONB, nullable=False, server_default="{}"),
+    Column("props", JSONB, nullable=False, server_default="{}"),
+    Column("notify_props", JSONB, nullable=False, server_default="{}"),
+    _millis("last_password_update"),
+    _millis("last_picture_update"),
+    Column("is_bot", Boolean, nullable=False, server_default="false"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", String(26), nullable=False),
+    _millis("create_at"),
+    _millis("expires_at"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    _id(primary_key=True),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+    Column("display_name", String(64), nullable=False),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", String(255), nullable=False, server_default=""),
+    Column("email", String(128), nullable=False, server_default=""),
+    Column("type", String(1), nullable=False, server_default="O"),
+    Column("company_name", String(64), nullable=False, server_default=""),
+    Column("allowed_domains", Text, nullable=False, server_default=""),
+    _id("invite_id", nullable=False),
+    Column("allow_open_invite", Boolean, nullable=False, server_default="false"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    _id("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("explicit_roles", String(256), nullable=False, server_default=""),
+    Column("scheme_admin", Boolean, nullable=False, server_default="false"),
+    _millis("create_at"),
+    _millis("delete_at"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    _id(primary_key=True),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+    _id("team_id", ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(1), nullable=False),
+    Column("display_name", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("header", String(1024), nullable=False, server_default=""),
+    Column("purpose", String(250), nullable=False, server_default=""),
+    _millis("last_post_at"),
+    _millis("last_root_post_at"),
+    Column("total_msg_count", BigInteger, nullable=False, server_default="0"),
+    Column("total_msg_count_root", BigInteger, nullable=False, server_default="0"),
+    Column("creator_id", String(26), nullable=False, server_default=""),
+    UniqueConstraint("team_id", "name", name="uq_channels_team_id_name"),
+)
+
+channel_members = Table(
+    "channel_members",
+    metadata,
+    _id("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("explicit_roles", String(256), nullable=False, server_default=""),
+    Column("scheme_admin", Boolean, nullable=False, server_default="false"),
+    _millis("last_viewed_at"),
+    Column("msg_count", BigInteger, nullable=False, server_default="0"),
+    Column("msg_count_root", BigInteger, nullable=False, server_default="0"),
+    Column("mention_count", Integer, nullable=False, server_default="0"),
+    Column("mention_count_root", Integer, nullable=False, server_default="0"),
+    Column("notify_props", JSONB, nullable=False, server_default="{}"),
+    _millis("last_update_at"),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    _id(primary_key=True),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("edit_at"),
+    _millis("delete_at"),
+    Column("is_pinned", Boolean, nullable=False, server_default="false"),
+    _id("user_id", nullable=False),
+    _id("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("root_id", String(26), nullable=False, server_default=""),
+    Column("original_id", String(26), nullable=False, server_default=""),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("type", String(26), nullable=False, server_default=""),
+    Column("props", JSONB, nullable=False, server_default="{}"),
+    Column("hashtags", String(1000), nullable=False, server_default=""),
+    Column("file_ids", JSONB, nullable=False, server_default="[]"),
+    Column("reply_count", BigInteger, nullable=False, server_default="0"),
+    _millis("last_reply_at"),
+    Index("ix_posts_channel_id_create_at", "channel_id", "create_at"),
+    Index("ix_posts_root_id", "root_id", postgresql_where=text("root_id <> ''")),
+)

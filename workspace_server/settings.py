@@ -1,0 +1,66 @@
+"""Process configuration, read from ``WS_*`` environment variables only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_TEAM_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    """A libpq ``postgresql://`` URL rewritten for SQLAlchemy's psycopg 3 dialect (query parameters such as
+    ``?host=/socket/dir`` pass through to libpq)."""
+    return "postgresql+psycopg://" + libpq_url.partition("://")[2]
+
+
+class Settings(BaseSettings):
+    """Everything the workspace server needs to know about its deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="WS_", extra="ignore")
+
+    database_url: SecretStr
+    control_token: SecretStr
+    public_url: str = "http://localhost:8000"
+    site_name: str = "Canopy"
+    team_name: str = "main"
+    team_display_name: str = ""
+    files_dir: Path = Path("files")
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    runtime_dir: Path | None = None
+    enable_open_server: bool = False
+
+    @field_validator("team_name")
+    @classmethod
+    def _valid_team_name(cls, value: str) -> str:
+        if not 2 <= len(value) <= 64 or not _TEAM_NAME.match(value):
+            raise ValueError("must be 2-64 lowercase letters, digits or '-', not starting or ending with '-'")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value().partition("://")[0] not in _PG_SCHEMES:
+            raise ValueError("must be a postgresql://user:password@host:port/database URL")
+        return value
+
+    @field_validator("control_token")
+    @classmethod
+    def _non_empty_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def team_title(self) -> str:
+        """The first team's display name (defaults to its slug)."""
+        return self.team_display_name or self.team_name
+
+    def sqlalchemy_url(self) -> str:
+        """``WS_DATABASE_URL`` rewritten for SQLAlchemy's psycopg 3 dialect."""
+        return sqlalchemy_url(self.database_url.get_secret_value())

@@ -1,0 +1,163 @@
+"""Teams and team membership (``/api/v4/teams`` and ``/api/v4/users/{user_id}/teams``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import RowMapping, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspace_server.auth import CurrentSession, Session
+from workspace_server.channels import OPEN, create_default_channels, join_default_channels
+from workspace_server.db import Conn
+from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.membership import add_team_member, get_team_member, team_member_json
+from workspace_server.schema import team_members, teams
+from workspace_server.users import get_user, resolve_user_id, user_not_found
+from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+
+router = APIRouter(prefix="/api/v4")
+
+
+def team_json(team: RowMapping, *, sanitize: bool) -> dict[str, Any]:
+    """A team in Mattermost's ``Team`` shape; ``sanitize`` hides the email and invite id from non-admins."""
+    return {
+        "id": team["id"],
+        "create_at": team["create_at"],
+        "update_at": team["update_at"],
+        "delete_at": team["delete_at"],
+        "display_name": team["display_name"],
+        "name": team["name"],
+        "description": team["description"],
+        "email": "" if sanitize else team["email"],
+        "type": team["type"],
+        "company_name": team["company_name"],
+        "allowed_domains": team["allowed_domains"],
+        "invite_id": "" if sanitize else team["invite_id"],
+        "allow_open_invite": team["allow_open_invite"],
+        "last_team_icon_update": 0,
+        "scheme_id": None,
+        "group_constrained": None,
+        "policy_id": None,
+        "cloud_limits_archived": False,
+    }
+
+
+async def ensure_team(conn: AsyncConnection, name: str, display_name: str) -> str:
+    """The id of the open team ``name``, created with its default channels if missing (the caller commits)."""
+    now = now_ms()
+    stmt = insert(teams).values(
+        id=new_id(),
+        create_at=now,
+        update_at=now,
+        name=name,
+        display_name=display_name,
+        type=OPEN,
+        invite_id=new_id(),
+        allow_open_invite=True,
+    )
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=[teams.c.name]))
+    team_id: str = (await conn.execute(select(teams.c.id).where(teams.c.name == name))).scalar_one()
+    await create_default_channels(conn, team_id)
+    return team_id
+
+
+async def join_team(conn: AsyncConnection, team_id: str, user_id: str, *, admin: bool) -> RowMapping:
+    """Make ``user_id`` a member of the team and of its default channels (the caller commits)."""
+    member = await add_team_member(conn, team_id, user_id, admin=admin)
+    await join_default_channels(conn, team_id, user_id)
+    return member
+
+
+def _is_open(team: RowMapping) -> bool:
+    return bool(team["type"] == OPEN and team["allow_open_invite"])
+
+
+async def _visible_team(conn: AsyncConnection, session: Session, *conditions: Any) -> tuple[RowMapping, bool]:
+    """The team matching ``conditions`` if the caller may see it, and whether the caller may manage it."""
+    team = (await conn.execute(select(teams).where(teams.c.delete_at == 0, *conditions))).mappings().first()
+    if team is None:
+        raise AppError(404, "app.team.get.find.app_error", "Unable to find the existing team.")
+    member = await get_team_member(conn, team["id"], session.user_id)
+    if member is None and not session.is_system_admin and not _is_open(team):
+        raise permission_error()
+    return team, session.is_system_admin or bool(member and member["scheme_admin"])
+
+
+class TeamMemberBody(BaseModel):
+    """``POST /teams/{team_id}/members``."""
+
+    team_id: str
+    user_id: str
+
+
+@router.get("/users/{user_id}/teams")
+async def get_user_teams(user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The teams the user (the caller or, for admins, anyone) belongs to."""
+    target = resolve_user_id(user_id, session)
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    query = (
+        select(teams, team_members.c.scheme_admin)
+        .join(team_members, team_members.c.team_id == teams.c.id)
+        .where(team_members.c.user_id == target, team_members.c.delete_at == 0, teams.c.delete_at == 0)
+        .order_by(teams.c.display_name, teams.c.id)
+    )
+    rows = (await conn.execute(query)).mappings()
+    return JSONResponse([team_json(t, sanitize=not (session.is_system_admin or t["scheme_admin"])) for t in rows])
+
+
+@router.get("/teams/name/{name}")
+async def get_team_by_name(name: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The team called ``name``."""
+    team, manages = await _visible_team(conn, session, teams.c.name == name)
+    return JSONResponse(team_json(team, sanitize=not manages))
+
+
+@router.get("/teams/{team_id}")
+async def get_team(team_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The team ``team_id``."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    team, manages = await _visible_team(conn, session, teams.c.id == team_id)
+    return JSONResponse(team_json(team, sanitize=not manages))
+
+
+@router.get("/teams/{team_id}/members/{user_id}")
+async def get_team_member_route(team_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The membership of ``user_id`` in the team."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    team, _ = await _visible_team(conn, session, teams.c.id == team_id)
+    member = await get_team_member(conn, team["id"], resolve_user_id(user_id, session))
+    if member is None:
+        raise AppError(
+            404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID."
+        )
+    return JSONResponse(team_member_json(member))
+
+
+@router.post("/teams/{team_id}/members", status_code=201)
+async def add_member(team_id: str, body: TeamMemberBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Add a user to the team and its default channels: anyone may join an open team, team members may add
+    others."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    if body.team_id != team_id:
+        raise invalid_body_param("team_id")
+    if not is_valid_id(body.user_id):
+        raise invalid_body_param("user_id")
+    team, _ = await _visible_team(conn, session, teams.c.id == team_id)
+    caller_is_member = await get_team_member(conn, team_id, session.user_id) is not None
+    joining_open = body.user_id == session.user_id and _is_open(team)
+    if not (caller_is_member or joining_open or session.is_system_admin):
+        raise permission_error()
+    user = await get_user(conn, body.user_id)
+    if user is None or user["delete_at"]:
+        raise user_not_found()
+    member = await join_team(conn, team_id, body.user_id, admin=False)
+    await conn.commit()
+    return JSONResponse(team_member_json(member), status_code=201)
