@@ -1,0 +1,1 @@
+"""The Pulumi program of a Canopy cell (shared infrastructure of pooled workspaces)."""
