@@ -1,0 +1,1 @@
+"""Infrastructure providers: what a workspace is made of, per deployment kind (local, aws)."""

@@ -1,0 +1,135 @@
+"""What every provider implements: one small protocol per concern.
+
+Every ``ensure`` is idempotent (create-or-adopt by deterministic names), returns the outputs to
+record on the workspace, and says which resources it actually created (so callers can prove
+that a workspace was provisioned exactly once). Every ``teardown`` is idempotent too, and
+``leftovers`` lists what still exists for a workspace (the leak sweep after deletion).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class ProviderError(RuntimeError):
+    """A provisioning step failed; the message is short and never holds a secret."""
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    """What a provider needs to know about a workspace."""
+
+    id: uuid.UUID
+    slug: str
+    organization_id: uuid.UUID
+    tier: str
+    region: str
+    display_name: str
+    cell: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        """12 hex digits of the id: enough to be unique, short enough for resource names."""
+        return self.id.hex[:12]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every cloud resource of the workspace carries."""
+        return {
+            "canopy:workspace": str(self.id),
+            "canopy:org": str(self.organization_id),
+            "canopy:tier": self.tier,
+            "canopy:cell": self.cell or "",
+        }
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """Result of an ``ensure``: outputs to record and the resources this call created."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    created: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to run a workspace server (everything it is configured with)."""
+
+    database_url: str
+    files_dir: str
+    public_url: str
+    control_token: str
+    site_name: str
+    team_name: str
+    team_display_name: str
+
+
+class DatabaseProvider(Protocol):
+    """A database and a login role of the workspace's own."""
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured: ...
+
+    def connection_url(self, ws: WorkspaceSpec) -> str:
+        """libpq URL the workspace server connects with (holds a password: never record it)."""
+        ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
+class StorageProvider(Protocol):
+    """Where the workspace's files live."""
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured: ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
+class ComputeProvider(Protocol):
+    """The running workspace server; outputs include ``internal_url`` (how we reach it)."""
+
+    def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured: ...
+
+    def stop(self, ws: WorkspaceSpec) -> None:
+        """Stop the server and keep its data (hibernation)."""
+        ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
+class DnsProvider(Protocol):
+    """The public name of the workspace; outputs include ``endpoint_url``."""
+
+    def endpoint_url(self, ws: WorkspaceSpec) -> str: ...
+
+    def ensure(self, ws: WorkspaceSpec, outputs: dict[str, Any]) -> Ensured: ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Providers:
+    """The provider set of one deployment kind."""
+
+    database: DatabaseProvider
+    storage: StorageProvider
+    compute: ComputeProvider
+    dns: DnsProvider
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        """Everything still present for ``ws`` across all concerns."""
+        return [
+            *self.compute.leftovers(ws),
+            *self.dns.leftovers(ws),
+            *self.storage.leftovers(ws),
+            *self.database.leftovers(ws),
+        ]

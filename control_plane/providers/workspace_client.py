@@ -1,0 +1,51 @@
+"""The few calls the control plane makes to a workspace server."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from control_plane.providers.base import ProviderError
+
+USERNAME_MIN, USERNAME_MAX = 3, 22
+RESERVED_USERNAMES = frozenset({"all", "channel", "here", "matterbot", "system", "surveybot", "playbooks"})
+
+
+def ping(base_url: str, timeout: float = 2.0) -> bool:
+    """Whether the workspace server at ``base_url`` answers its ping with 200."""
+    try:
+        return httpx.get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def admin_username(email: str) -> str:
+    """A Mattermost-valid username from the email's local part.
+
+    Lowercase, starts with a letter, 3-22 characters of ``a-z0-9.-_``.
+    """
+    local = email.split("@", 1)[0].lower()
+    name = re.sub(r"[^a-z0-9._-]", "", local)
+    name = re.sub(r"^[^a-z]+", "", name)[:USERNAME_MAX]
+    if not name:
+        name = "admin"
+    if len(name) < USERNAME_MIN or name in RESERVED_USERNAMES:
+        name = f"{name}-admin"[:USERNAME_MAX]
+    return name
+
+
+def put_initial_admin(base_url: str, control_token: str, email: str, password_hash: str) -> None:
+    """Create (or confirm) the workspace's first admin; idempotent on the server side."""
+    body = {"email": email, "username": admin_username(email), "password_hash": password_hash}
+    try:
+        response = httpx.put(
+            f"{base_url}/api/v4/canopy/initial_admin",
+            json=body,
+            headers={"Authorization": f"Bearer {control_token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"initial admin request failed: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise ProviderError(f"initial admin request answered {response.status_code}")
