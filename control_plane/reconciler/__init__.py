@@ -1,0 +1,1 @@
+"""Background workers: procrastinate app, reconcile tasks and the worker entry point."""

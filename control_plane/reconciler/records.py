@@ -1,0 +1,194 @@
+"""Reading and writing a workspace's observed status, one short transaction per write.
+
+Nothing here holds a row lock while infrastructure is being changed: each write re-reads the row
+``FOR UPDATE``, changes only reconciler-owned columns, and commits. Lifecycle transitions re-check
+the state under that lock, so a concurrent API change (e.g. a deletion request) always wins and
+is picked up by the reconcile it deferred.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+from control_plane.core.clock import utcnow
+from control_plane.core.db import session_scope
+from control_plane.core.settings import Settings
+from control_plane.providers.base import Ensured, WorkspaceSpec
+from control_plane.reconciler.status import CONDITION_TYPES, backoff_seconds, set_condition
+from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
+from control_plane.workspaces.models import Tier, Workspace
+
+COLUMN_OUTPUTS = frozenset({"endpoint_url"})  # outputs stored in their own column
+RUNTIME_OUTPUTS = ("port", "pid", "internal_url")  # meaningless once the server is stopped
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The row as read at the start of a reconcile."""
+
+    spec: WorkspaceSpec
+    state: Lifecycle
+    generation: int
+    outputs: dict[str, Any]
+    admin_email: str | None
+    admin_password_hash: str | None
+
+
+def load(workspace_id: uuid.UUID) -> Snapshot | None:
+    with session_scope() as session:
+        ws = session.get(Workspace, workspace_id)
+        if ws is None:
+            return None
+        spec = WorkspaceSpec(
+            id=ws.id,
+            slug=ws.slug,
+            organization_id=ws.organization_id,
+            tier=ws.tier.value,
+            region=ws.region,
+            display_name=ws.display_name,
+            cell=ws.cell,
+        )
+        return Snapshot(
+            spec=spec,
+            state=ws.lifecycle_state,
+            generation=ws.generation,
+            outputs=dict(ws.outputs or {}),
+            admin_email=ws.initial_admin_email,
+            admin_password_hash=ws.initial_admin_password_hash,
+        )
+
+
+@contextmanager
+def locked(workspace_id: uuid.UUID) -> Iterator[Workspace]:
+    """The row, locked ``FOR UPDATE`` until the block's transaction commits."""
+    with session_scope() as session:
+        ws = session.get(Workspace, workspace_id, with_for_update=True, populate_existing=True)
+        if ws is None:
+            raise LookupError(f"workspace {workspace_id} disappeared")
+        yield ws
+
+
+def _count_created(outputs: dict[str, Any], created: tuple[str, ...]) -> dict[str, int]:
+    counts = {str(k): int(v) for k, v in dict(outputs.get("created") or {}).items()}
+    for name in created:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def record_step(workspace_id: uuid.UUID, condition: str | None, result: Ensured) -> None:
+    """Store a completed ensure: its outputs, creation counters, and its condition True."""
+    with locked(workspace_id) as ws:
+        outputs = dict(ws.outputs or {})
+        for key, value in result.outputs.items():
+            if key in COLUMN_OUTPUTS:
+                setattr(ws, key, value)
+            else:
+                outputs[key] = value
+        if result.created:
+            outputs["created"] = _count_created(outputs, result.created)
+        ws.outputs = outputs
+        if condition:
+            ws.conditions = set_condition(ws.conditions, condition, True, "Ready", "", utcnow())
+
+
+def forget_admin_hash(workspace_id: uuid.UUID) -> None:
+    """The workspace now owns the initial admin's credential; drop our copy."""
+    with locked(workspace_id) as ws:
+        ws.initial_admin_password_hash = None
+
+
+def record_failure(workspace_id: uuid.UUID, condition: str | None, error: str, settings: Settings) -> datetime:
+    """Count a failed attempt, mark the condition False, and pick the next attempt time."""
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        delay = backoff_seconds(ws.reconcile_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
+        ws.reconcile_attempts += 1
+        ws.last_error = error
+        ws.next_attempt_at = now + timedelta(seconds=delay)
+        conditions = ws.conditions
+        for type_ in {condition, "Available"} - {None}:
+            conditions = set_condition(conditions, str(type_), False, "Failed", error, now)
+        ws.conditions = conditions
+        return ws.next_attempt_at
+
+
+def _clear_attempts(ws: Workspace, now: datetime, generation: int) -> None:
+    ws.reconcile_attempts = 0
+    ws.last_error = None
+    ws.next_attempt_at = None
+    ws.last_reconciled_at = now
+    ws.observed_generation = max(ws.observed_generation or 0, generation)
+
+
+def _ready_state(ws: Workspace) -> Lifecycle:
+    return Lifecycle.active if ws.tier == Tier.enterprise else Lifecycle.trialing
+
+
+def record_converged(workspace_id: uuid.UUID, generation: int, settings: Settings) -> Lifecycle:
+    """Everything is ready: clear the error bookkeeping and finish provisioning."""
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        if ws.lifecycle_state == Lifecycle.provisioning:
+            target = _ready_state(ws)
+            check_transition(ws.lifecycle_state, target)
+            ws.lifecycle_state = target
+            if target == Lifecycle.trialing:
+                ws.trial_ends_at = now + timedelta(days=settings.trial_days)
+        return ws.lifecycle_state
+
+
+def _mark_down(ws: Workspace, reason: str, types: tuple[str, ...], now: datetime) -> None:
+    conditions = ws.conditions
+    for type_ in types:
+        conditions = set_condition(conditions, type_, False, reason, "", now)
+    ws.conditions = conditions
+    ws.outputs = {k: v for k, v in (ws.outputs or {}).items() if k not in RUNTIME_OUTPUTS}
+
+
+def record_hibernated(workspace_id: uuid.UUID, generation: int) -> None:
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        _mark_down(ws, "Hibernated", ("ComputeReady", "Available"), now)
+
+
+def record_torn_down(workspace_id: uuid.UUID, condition: str | None) -> None:
+    if condition is None:
+        return
+    with locked(workspace_id) as ws:
+        _mark_down(ws, "Deleted", (condition, "Available"), utcnow())
+
+
+def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
+    """Teardown is complete: the workspace is ``deleted`` unless someone revived it meanwhile."""
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        if ws.lifecycle_state != Lifecycle.pending_deletion:
+            return False
+        check_transition(ws.lifecycle_state, Lifecycle.deleted)
+        ws.lifecycle_state = Lifecycle.deleted
+        ws.deleted_at = now
+        ws.endpoint_url = None
+        _mark_down(ws, "Deleted", CONDITION_TYPES, now)
+        ws.outputs = {"created": dict((ws.outputs or {}).get("created") or {})}
+        return True
+
+
+def workspaces_to_resync(now: datetime) -> list[uuid.UUID]:
+    """Workspaces whose desired state needs (re)checking now: live ones, deletions, due retries."""
+    wanted = RUNNING_STATES | {Lifecycle.pending_deletion}
+    not_backing_off = or_(Workspace.next_attempt_at.is_(None), Workspace.next_attempt_at <= now)
+    due_retry = and_(Workspace.next_attempt_at <= now, Workspace.lifecycle_state != Lifecycle.deleted)
+    query = select(Workspace.id).where(or_(and_(Workspace.lifecycle_state.in_(wanted), not_backing_off), due_retry))
+    with session_scope() as session:
+        return list(session.scalars(query))

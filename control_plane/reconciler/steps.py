@@ -1,0 +1,127 @@
+"""The provisioning plan as data: each step ensures one thing and knows how to undo it.
+
+Steps run in order to converge and in reverse to tear down. Every ``ensure`` is idempotent, so a
+reconcile can be re-run at any point (after a crash, a retry, or a periodic resync).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from control_plane.core.security import derive_secret
+from control_plane.core.settings import Settings
+from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
+from control_plane.providers.workspace_client import ping, put_initial_admin
+
+
+@dataclass
+class Context:
+    """What one reconcile run knows; ``outputs`` accumulates as steps complete."""
+
+    spec: WorkspaceSpec
+    providers: Providers
+    settings: Settings
+    outputs: dict[str, Any] = field(default_factory=dict)
+    admin_email: str | None = None
+    admin_password_hash: str | None = None
+    forget_admin_hash: Callable[[uuid.UUID], None] | None = None
+
+    def secrets(self) -> list[str]:
+        """Credentials that must never reach ``last_error``."""
+        url = self.providers.database.connection_url(self.spec)
+        password = conninfo_to_dict(url).get("password")
+        return [control_token(self.spec), url, *([str(password)] if password else [])]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource: how to ensure it, how to remove it, which condition reports it."""
+
+    name: str
+    condition: str | None
+    ensure: Callable[[Context], Ensured]
+    teardown: Callable[[Context], None] | None = None
+
+
+def control_token(spec: WorkspaceSpec) -> str:
+    """Bearer token the control plane uses on the workspace server's control endpoints."""
+    return derive_secret("workspace-control", str(spec.id))
+
+
+def ensure_database(ctx: Context) -> Ensured:
+    return ctx.providers.database.ensure(ctx.spec)
+
+
+def teardown_database(ctx: Context) -> None:
+    ctx.providers.database.teardown(ctx.spec)
+
+
+def ensure_storage(ctx: Context) -> Ensured:
+    return ctx.providers.storage.ensure(ctx.spec)
+
+
+def teardown_storage(ctx: Context) -> None:
+    ctx.providers.storage.teardown(ctx.spec)
+
+
+def server_config(ctx: Context) -> ServerConfig:
+    spec = ctx.spec
+    return ServerConfig(
+        database_url=ctx.providers.database.connection_url(spec),
+        files_dir=str(ctx.outputs["files_dir"]),
+        public_url=ctx.providers.dns.endpoint_url(spec),
+        control_token=control_token(spec),
+        site_name=spec.display_name,
+        team_name=spec.slug,
+        team_display_name=spec.display_name,
+    )
+
+
+def ensure_compute(ctx: Context) -> Ensured:
+    return ctx.providers.compute.ensure(ctx.spec, server_config(ctx))
+
+
+def teardown_compute(ctx: Context) -> None:
+    ctx.providers.compute.teardown(ctx.spec)
+
+
+def ensure_dns(ctx: Context) -> Ensured:
+    return ctx.providers.dns.ensure(ctx.spec, ctx.outputs)
+
+
+def teardown_dns(ctx: Context) -> None:
+    ctx.providers.dns.teardown(ctx.spec)
+
+
+def ensure_initial_admin(ctx: Context) -> Ensured:
+    """Hand the signup's admin to the workspace once, then forget the password hash."""
+    if not (ctx.admin_email and ctx.admin_password_hash):
+        return Ensured()
+    put_initial_admin(
+        str(ctx.outputs["internal_url"]), control_token(ctx.spec), ctx.admin_email, ctx.admin_password_hash
+    )
+    if ctx.forget_admin_hash is not None:
+        ctx.forget_admin_hash(ctx.spec.id)
+    ctx.admin_password_hash = None
+    return Ensured(created=("initial_admin",))
+
+
+def ensure_available(ctx: Context) -> Ensured:
+    if not ping(str(ctx.outputs["internal_url"])):
+        raise ProviderError("workspace server does not answer its ping")
+    return Ensured()
+
+
+STEPS: tuple[Step, ...] = (
+    Step("database", "DatabaseReady", ensure_database, teardown_database),
+    Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    Step("compute", "ComputeReady", ensure_compute, teardown_compute),
+    Step("dns", "DnsReady", ensure_dns, teardown_dns),
+    Step("initial_admin", None, ensure_initial_admin),
+    Step("available", "Available", ensure_available),
+)

@@ -1,0 +1,214 @@
+"""procrastinate tasks: the level-triggered workspace reconciler and its periodic companions.
+
+``reconcile_workspace`` reads the row, derives what should exist from the lifecycle state, and
+makes it so (see :data:`ACTIONS`). It never raises for an infrastructure failure: the failure is
+recorded on the row (attempts, last error, next attempt) and a retry is deferred at the backoff
+time. Two periodic tasks keep everything moving:
+
+- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion in progress
+  and every due retry; it is also the process supervisor (a dead server is restarted by the next
+  compute ensure);
+- ``recover_stalled_jobs`` retries the jobs of workers that stopped sending heartbeats (a worker
+  killed mid-reconcile), then prunes those workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from procrastinate import jobs
+from procrastinate.exceptions import ConnectorException, UniqueViolation
+
+from control_plane.core.clock import utcnow
+from control_plane.core.settings import get_settings
+from control_plane.providers.base import ProviderError
+from control_plane.providers.factory import get_providers
+from control_plane.reconciler import records
+from control_plane.reconciler.queue import RECONCILE_TASK, app, defer_reconcile
+from control_plane.reconciler.status import short_error
+from control_plane.reconciler.steps import STEPS, Context, Step
+from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
+
+logger = logging.getLogger(__name__)
+
+FAULT_PAUSE_SECONDS = 3600.0
+RESYNC_TASK = "resync_workspaces"
+RECOVER_TASK = "recover_stalled_jobs"
+
+
+def every(seconds: float) -> str:
+    """A cron expression firing every ``seconds`` (6-field form with seconds below a minute)."""
+    whole = max(1, int(seconds))
+    if whole < 60:
+        return f"* * * * * */{whole}"
+    return f"*/{max(1, whole // 60)} * * * *"
+
+
+def stalled_check_seconds(stalled_worker_seconds: float) -> float:
+    """How often to look for stalled jobs: a few times per stall timeout, at most every 5 s."""
+    return max(1.0, min(5.0, stalled_worker_seconds / 3))
+
+
+# --------------------------------------------------------------------------------------------
+# Reconcile
+
+
+def _context(snap: records.Snapshot) -> Context:
+    return Context(
+        spec=snap.spec,
+        providers=get_providers(get_settings()),
+        settings=get_settings(),
+        outputs=dict(snap.outputs),
+        admin_email=snap.admin_email,
+        admin_password_hash=snap.admin_password_hash,
+        forget_admin_hash=records.forget_admin_hash,
+    )
+
+
+def _fault_pause(point: str) -> None:
+    """Crash-test hook: stall right after ``point`` so a test can SIGKILL the worker there."""
+    if get_settings().fault_pause_after_step == point:
+        logger.warning("fault injection: pausing after %s", point)
+        time.sleep(FAULT_PAUSE_SECONDS)
+
+
+def _fail(ctx: Context, where: str, condition: str | None, exc: BaseException) -> str:
+    """Record a failed step and defer the retry at the backoff time."""
+    error = short_error(where, exc, ctx.secrets())
+    logger.warning("workspace %s: %s", ctx.spec.id, error, exc_info=not isinstance(exc, ProviderError))
+    next_at = records.record_failure(ctx.spec.id, condition, error, ctx.settings)
+    defer_reconcile(ctx.spec.id, schedule_at=next_at)
+    return f"failed at {where}"
+
+
+def _ensure_step(ctx: Context, step: Step) -> bool:
+    try:
+        result = step.ensure(ctx)
+    except Exception as exc:
+        _fail(ctx, step.name, step.condition, exc)
+        return False
+    ctx.outputs.update(result.outputs)
+    records.record_step(ctx.spec.id, step.condition, result)
+    _fault_pause(step.name)
+    return True
+
+
+def converge(snap: records.Snapshot) -> str:
+    """Ensure every step in order; finish provisioning when all are ready."""
+    ctx = _context(snap)
+    for step in STEPS:
+        if not _ensure_step(ctx, step):
+            return f"failed at {step.name}"
+    state = records.record_converged(snap.spec.id, snap.generation, ctx.settings)
+    return f"converged ({state.value})"
+
+
+def _teardown_step(ctx: Context, step: Step) -> bool:
+    if step.teardown is None:
+        return True
+    try:
+        step.teardown(ctx)
+    except Exception as exc:
+        _fail(ctx, f"teardown {step.name}", step.condition, exc)
+        return False
+    records.record_torn_down(ctx.spec.id, step.condition)
+    _fault_pause(f"teardown:{step.name}")
+    return True
+
+
+def delete(snap: records.Snapshot) -> str:
+    """Tear every step down in reverse, check nothing is left, then mark the workspace deleted."""
+    ctx = _context(snap)
+    for step in reversed(STEPS):
+        if not _teardown_step(ctx, step):
+            return f"failed at teardown {step.name}"
+    leftovers = ctx.providers.leftovers(ctx.spec)
+    if leftovers:
+        return _fail(ctx, "leak sweep", None, ProviderError("left behind: " + ", ".join(leftovers)))
+    records.record_deleted(snap.spec.id, snap.generation)
+    return "deleted"
+
+
+def hibernate(snap: records.Snapshot) -> str:
+    """Stop the workspace server, keep its database and files."""
+    ctx = _context(snap)
+    try:
+        ctx.providers.compute.stop(ctx.spec)
+    except Exception as exc:
+        return _fail(ctx, "hibernate", "ComputeReady", exc)
+    records.record_hibernated(snap.spec.id, snap.generation)
+    return "hibernated"
+
+
+def nothing(snap: records.Snapshot) -> str:
+    return f"nothing to do in {snap.state.value}"
+
+
+ACTIONS: dict[Lifecycle, Callable[[records.Snapshot], str]] = {
+    **dict.fromkeys(RUNNING_STATES, converge),
+    Lifecycle.pending_deletion: delete,
+    Lifecycle.hibernated: hibernate,
+    Lifecycle.pending_verification: nothing,
+    Lifecycle.deleted: nothing,
+}
+
+
+def reconcile(workspace_id: uuid.UUID) -> str:
+    """Converge one workspace to what its lifecycle state asks for; returns what happened."""
+    snap = records.load(workspace_id)
+    if snap is None:
+        return "no such workspace"
+    outcome = ACTIONS[snap.state](snap)
+    logger.info("workspace %s (%s): %s", workspace_id, snap.state.value, outcome)
+    return outcome
+
+
+@app.task(name=RECONCILE_TASK)
+def reconcile_workspace(workspace_id: str) -> str:
+    """procrastinate entry point (always deferred through :func:`defer_reconcile`)."""
+    return reconcile(uuid.UUID(workspace_id))
+
+
+# --------------------------------------------------------------------------------------------
+# Periodic tasks
+
+_settings_at_import = get_settings()
+
+
+@app.periodic(cron=every(_settings_at_import.reconcile_resync_seconds), periodic_id="resync")
+@app.task(name=RESYNC_TASK, lock=RESYNC_TASK, queueing_lock=RESYNC_TASK)
+def resync_workspaces(timestamp: int) -> int:
+    """Defer a reconcile of every workspace that needs one (deduplicated per workspace)."""
+    ids = records.workspaces_to_resync(utcnow())
+    for workspace_id in ids:
+        defer_reconcile(workspace_id)
+    return len(ids)
+
+
+async def _retry_stalled(job: jobs.Job) -> None:
+    assert job.id is not None
+    try:
+        await app.job_manager.retry_job(job)
+    except UniqueViolation:
+        # A newer reconcile of the same workspace is already waiting: it supersedes this one,
+        # but the stalled job must leave ``doing`` or its lock would block that newer job.
+        await app.job_manager.finish_job_by_id_async(job.id, jobs.Status.FAILED, delete_job=False)
+    logger.warning("retried stalled job %s (%s %s)", job.id, job.task_name, job.task_kwargs)
+
+
+@app.periodic(cron=every(stalled_check_seconds(_settings_at_import.stalled_worker_seconds)), periodic_id="recover")
+@app.task(name=RECOVER_TASK, lock=RECOVER_TASK, queueing_lock=RECOVER_TASK)
+async def recover_stalled_jobs(timestamp: int) -> int:
+    """Retry the jobs of workers whose heartbeat is older than ``stalled_worker_seconds``."""
+    seconds = get_settings().stalled_worker_seconds
+    stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
+    for job in stalled:
+        try:
+            await _retry_stalled(job)
+        except ConnectorException:
+            logger.exception("could not retry stalled job %s", job.id)
+    await app.job_manager.prune_stalled_workers(seconds)
+    return len(stalled)

@@ -1,0 +1,52 @@
+"""``canopy worker``: run reconcilers and other background jobs until stopped (SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from control_plane.core.db import database_url
+from control_plane.core.migrate import DatabaseNotMigrated, require_migrated
+from control_plane.core.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+FETCH_POLLING_SECONDS = 2.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="canopy worker", description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=4, help="jobs run at once (default 4)")
+    parser.add_argument("--name", default=None, help="worker name in logs (default host-pid)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a worker; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        require_migrated(database_url())
+    except (DatabaseNotMigrated, RuntimeError) as exc:
+        print(f"canopy worker: {exc}", file=sys.stderr)
+        return 2
+    from control_plane.reconciler import tasks  # noqa: F401  (registers the tasks on the app)
+    from control_plane.reconciler.queue import app
+
+    settings = get_settings()
+    app.run_worker(
+        concurrency=max(1, args.concurrency),
+        name=args.name or f"{socket.gethostname()}-{os.getpid()}",
+        update_heartbeat_interval=settings.worker_heartbeat_seconds,
+        stalled_worker_timeout=settings.stalled_worker_seconds,
+        fetch_job_polling_interval=FETCH_POLLING_SECONDS,
+        delete_jobs="successful",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
