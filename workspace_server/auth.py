@@ -137,7 +137,7 @@ def _csrf_ok(request: Request, csrf_token: str) -> bool:
     """Cookie-authenticated writes must prove they come from our client, as Mattermost requires."""
     if request.headers.get("x-requested-with") == "XMLHttpRequest":
         return True
-    return hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf_token)
+    return hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), csrf_token.encode())
 
 
 async def _optional_session(request: Request, conn: Conn) -> Session | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter
@@ -19,6 +20,7 @@ from workspace_server.membership import (
     channel_member_json,
     get_channel_member,
     get_team_member,
+    team_member_not_found,
 )
 from workspace_server.schema import channel_members, channels, team_members, teams
 from workspace_server.users import get_user, resolve_user_id, user_not_found
@@ -92,11 +94,28 @@ async def join_default_channels(conn: AsyncConnection, team_id: str, user_id: st
         await add_channel_member(conn, channel_id, user_id, admin=False)
 
 
-async def channel_with_membership(
-    conn: AsyncConnection, session: Session, *conditions: Any
-) -> tuple[RowMapping, bool, bool] | None:
-    """The channel matching ``conditions`` (on ``channels`` or its team), whether the caller is in it,
-    and whether they are in its team."""
+@dataclass(frozen=True, slots=True)
+class ChannelAccess:
+    """A channel and the caller's standing in it."""
+
+    channel: RowMapping
+    is_member: bool
+    in_team: bool
+    is_system_admin: bool
+
+    @property
+    def can_read(self) -> bool:
+        """Mattermost's rule: members and system admins; for open channels, every member of the team too."""
+        return self.is_member or self.is_system_admin or (self.channel["type"] == OPEN and self.in_team)
+
+    @property
+    def can_post(self) -> bool:
+        """Members and system admins."""
+        return self.is_member or self.is_system_admin
+
+
+async def channel_access(conn: AsyncConnection, session: Session, *conditions: Any) -> ChannelAccess | None:
+    """The channel matching ``conditions`` (on ``channels`` or its team) and the caller's standing in it."""
     query = (
         select(
             channels,
@@ -119,38 +138,33 @@ async def channel_with_membership(
         .where(*conditions)
     )
     row = (await conn.execute(query)).mappings().first()
-    return None if row is None else (row, row["is_member"], row["in_team"])
-
-
-def can_read(channel: RowMapping, is_member: bool, in_team: bool, session: Session) -> bool:
-    """Mattermost's read rule: members and system admins; for open channels, every member of the team too."""
-    return is_member or session.is_system_admin or (channel["type"] == OPEN and in_team)
+    if row is None:
+        return None
+    return ChannelAccess(row, row["is_member"], row["in_team"], session.is_system_admin)
 
 
 async def readable_channel(conn: AsyncConnection, channel_id: str, session: Session) -> RowMapping:
     """The channel ``channel_id`` if the caller may read it: 404 if there is none, 403 if they may not."""
     if not is_valid_id(channel_id):
         raise invalid_url_param("channel_id")
-    found = await channel_with_membership(conn, session, channels.c.id == channel_id)
-    if found is None:
+    access = await channel_access(conn, session, channels.c.id == channel_id)
+    if access is None:
         raise channel_not_found()
-    channel, is_member, in_team = found
-    if not can_read(channel, is_member, in_team, session):
+    if not access.can_read:
         raise permission_error()
-    return channel
+    return access.channel
 
 
 async def _channel_by_name(conn: AsyncConnection, session: Session, *conditions: Any) -> JSONResponse:
-    found = await channel_with_membership(conn, session, channels.c.delete_at == 0, *conditions)
-    if found is None:
+    access = await channel_access(conn, session, channels.c.delete_at == 0, *conditions)
+    if access is None:
         raise channel_name_not_found()
-    channel, is_member, in_team = found
-    if not can_read(channel, is_member, in_team, session):
+    if not access.can_read:
         # A private channel the caller is not in does not exist for them.
-        if channel["type"] == PRIVATE:
+        if access.channel["type"] == PRIVATE:
             raise channel_name_not_found()
         raise permission_error()
-    return JSONResponse(channel_json(channel))
+    return JSONResponse(channel_json(access.channel))
 
 
 class ChannelCreateBody(BaseModel):
@@ -262,20 +276,18 @@ async def add_member(channel_id: str, body: ChannelMemberBody, conn: Conn, sessi
         raise invalid_body_param("user_id")
     if not is_valid_id(channel_id):
         raise invalid_url_param("channel_id")
-    found = await channel_with_membership(conn, session, channels.c.id == channel_id, channels.c.delete_at == 0)
-    if found is None:
+    access = await channel_access(conn, session, channels.c.id == channel_id, channels.c.delete_at == 0)
+    if access is None:
         raise channel_not_found()
-    channel, is_member, in_team = found
-    joining_open = channel["type"] == OPEN and body.user_id == session.user_id and in_team
-    if not (is_member or joining_open or session.is_system_admin):
+    channel = access.channel
+    joining_open = channel["type"] == OPEN and body.user_id == session.user_id and access.in_team
+    if not (access.can_post or joining_open):
         raise permission_error()
     user = await get_user(conn, body.user_id)
     if user is None or user["delete_at"]:
         raise user_not_found()
     if await get_team_member(conn, channel["team_id"], body.user_id) is None:
-        raise AppError(
-            404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID."
-        )
+        raise team_member_not_found()
     member = await add_channel_member(conn, channel_id, body.user_id, admin=False)
     await conn.commit()
     return JSONResponse(channel_member_json(member), status_code=201)

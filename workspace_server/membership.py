@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.ids import now_ms
 from workspace_server.schema import channel_members, team_members
+from workspace_server.web import AppError
 
 # Mattermost's defaults (model.GetDefaultChannelNotifyProps); stored values override them.
 DEFAULT_CHANNEL_NOTIFY_PROPS = {
@@ -63,6 +64,11 @@ def channel_member_json(member: RowMapping) -> dict[str, Any]:
         "scheme_admin": member["scheme_admin"],
         "explicit_roles": member["explicit_roles"],
     }
+
+
+def team_member_not_found() -> AppError:
+    """404 for a user who is not in the team."""
+    return AppError(404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID.")
 
 
 async def get_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> RowMapping | None:

@@ -12,7 +12,7 @@ from sqlalchemy import RowMapping, Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession
-from workspace_server.channels import channel_with_membership, readable_channel
+from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.schema import channels, posts
@@ -49,7 +49,7 @@ def parse_hashtags(message: str) -> str:
     return tags
 
 
-def post_json(post: RowMapping, pending_post_id: str = "") -> dict[str, Any]:
+def post_json(post: RowMapping) -> dict[str, Any]:
     """A post in Mattermost's ``Post`` shape."""
     return {
         "id": post["id"],
@@ -67,7 +67,7 @@ def post_json(post: RowMapping, pending_post_id: str = "") -> dict[str, Any]:
         "props": post["props"],
         "hashtags": post["hashtags"],
         "file_ids": post["file_ids"],
-        "pending_post_id": pending_post_id,
+        "pending_post_id": "",
         "reply_count": post["reply_count"],
         "last_reply_at": post["last_reply_at"],
         "participants": None,
@@ -105,36 +105,23 @@ class PostCreateBody(BaseModel):
     pending_post_id: str = ""
 
 
-@router.post("/posts", status_code=201)
-async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
-    """Post a message, or a reply when ``root_id`` names a root post of the same channel, as a channel member."""
-    if not is_valid_id(body.channel_id):
-        raise invalid_body_param("channel_id")
-    if len(body.message) > MESSAGE_MAX_RUNES:
-        raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
-    props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
-    if len(json.dumps(props)) > PROPS_MAX_CHARS:
-        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
-    found = await channel_with_membership(conn, session, channels.c.id == body.channel_id)
-    if found is None or not (found[1] or session.is_system_admin):
-        raise permission_error()
-    if found[0]["delete_at"]:
-        raise AppError(400, "api.post.create_post.can_not_post_to_deleted.error", "Can not post to deleted channel.")
+async def insert_post(
+    conn: AsyncConnection, *, channel_id: str, user_id: str, message: str, root_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """Store a post, or a reply when ``root_id`` is set, and count it on its channel and thread: 400 if ``root_id``
+    is not a root post of the channel. Answers the post JSON; the caller commits."""
     now = now_ms()
-    reply_count, is_root = 0, not body.root_id
-    if not is_root:
+    reply_count = 0
+    if root_id:
         thread = (
             update(posts)
             .where(
-                posts.c.id == body.root_id,
-                posts.c.channel_id == body.channel_id,
-                posts.c.root_id == "",
-                posts.c.delete_at == 0,
+                posts.c.id == root_id, posts.c.channel_id == channel_id, posts.c.root_id == "", posts.c.delete_at == 0
             )
             .values(reply_count=posts.c.reply_count + 1, last_reply_at=now)
             .returning(posts.c.reply_count)
         )
-        counted = (await conn.execute(thread)).scalar() if is_valid_id(body.root_id) else None
+        counted = (await conn.execute(thread)).scalar() if is_valid_id(root_id) else None
         if counted is None:
             raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
         reply_count = counted
@@ -142,27 +129,53 @@ async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession)
         "id": new_id(),
         "create_at": now,
         "update_at": now,
-        "user_id": session.user_id,
-        "channel_id": body.channel_id,
-        "root_id": body.root_id,
-        "message": body.message,
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "root_id": root_id,
+        "message": message,
         "props": props,
-        "hashtags": parse_hashtags(body.message),
+        "hashtags": parse_hashtags(message),
     }
-    post = (await conn.execute(insert(posts).values(values).returning(posts))).mappings().one()
+    post = post_json((await conn.execute(insert(posts).values(values).returning(posts))).mappings().one())
     counters: dict[str, Any] = {
         "last_post_at": func.greatest(channels.c.last_post_at, now),
         "total_msg_count": channels.c.total_msg_count + 1,
     }
-    if is_root:
+    if root_id:
+        post["reply_count"], post["last_reply_at"] = reply_count, now
+    else:
         counters["last_root_post_at"] = func.greatest(channels.c.last_root_post_at, now)
         counters["total_msg_count_root"] = channels.c.total_msg_count_root + 1
-    await conn.execute(update(channels).where(channels.c.id == body.channel_id).values(counters))
+    await conn.execute(update(channels).where(channels.c.id == channel_id).values(counters))
+    return post
+
+
+@router.post("/posts", status_code=201)
+async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Post a message (or a reply, with ``root_id``) to a channel the caller is in."""
+    if not is_valid_id(body.channel_id):
+        raise invalid_body_param("channel_id")
+    if len(body.message) > MESSAGE_MAX_RUNES:
+        raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
+    props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
+    if len(json.dumps(props)) > PROPS_MAX_CHARS:
+        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
+    access = await channel_access(conn, session, channels.c.id == body.channel_id)
+    if access is None or not access.can_post:
+        raise permission_error()
+    if access.channel["delete_at"]:
+        raise AppError(400, "api.post.create_post.can_not_post_to_deleted.error", "Can not post to deleted channel.")
+    post = await insert_post(
+        conn,
+        channel_id=body.channel_id,
+        user_id=session.user_id,
+        message=body.message,
+        root_id=body.root_id,
+        props=props,
+    )
     await conn.commit()
-    data = post_json(post, body.pending_post_id)
-    if not is_root:
-        data["reply_count"], data["last_reply_at"] = reply_count, now
-    return JSONResponse(data, status_code=201)
+    post["pending_post_id"] = body.pending_post_id
+    return JSONResponse(post, status_code=201)
 
 
 @router.get("/posts/{post_id}")

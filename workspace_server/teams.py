@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,7 +15,7 @@ from workspace_server.auth import CurrentSession, Session
 from workspace_server.channels import OPEN, create_default_channels, join_default_channels
 from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, new_id, now_ms
-from workspace_server.membership import add_team_member, get_team_member, team_member_json
+from workspace_server.membership import add_team_member, get_team_member, team_member_json, team_member_not_found
 from workspace_server.schema import team_members, teams
 from workspace_server.users import get_user, resolve_user_id, user_not_found
 from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
@@ -76,15 +77,29 @@ def _is_open(team: RowMapping) -> bool:
     return bool(team["type"] == OPEN and team["allow_open_invite"])
 
 
-async def _visible_team(conn: AsyncConnection, session: Session, *conditions: Any) -> tuple[RowMapping, bool]:
-    """The team matching ``conditions`` if the caller may see it, and whether the caller may manage it."""
+@dataclass(frozen=True, slots=True)
+class TeamAccess:
+    """A team the caller may see, and the caller's membership in it."""
+
+    team: RowMapping
+    member: RowMapping | None
+    is_system_admin: bool
+
+    @property
+    def manages(self) -> bool:
+        """System admins and team admins see the team's email and invite id."""
+        return self.is_system_admin or bool(self.member and self.member["scheme_admin"])
+
+
+async def _visible_team(conn: AsyncConnection, session: Session, *conditions: Any) -> TeamAccess:
+    """The team matching ``conditions``: 404 if none, 403 unless the caller is in it, an admin, or it is open."""
     team = (await conn.execute(select(teams).where(teams.c.delete_at == 0, *conditions))).mappings().first()
     if team is None:
         raise AppError(404, "app.team.get.find.app_error", "Unable to find the existing team.")
     member = await get_team_member(conn, team["id"], session.user_id)
     if member is None and not session.is_system_admin and not _is_open(team):
         raise permission_error()
-    return team, session.is_system_admin or bool(member and member["scheme_admin"])
+    return TeamAccess(team, member, session.is_system_admin)
 
 
 class TeamMemberBody(BaseModel):
@@ -113,8 +128,8 @@ async def get_user_teams(user_id: str, conn: Conn, session: CurrentSession) -> J
 @router.get("/teams/name/{name}")
 async def get_team_by_name(name: str, conn: Conn, session: CurrentSession) -> JSONResponse:
     """The team called ``name``."""
-    team, manages = await _visible_team(conn, session, teams.c.name == name)
-    return JSONResponse(team_json(team, sanitize=not manages))
+    access = await _visible_team(conn, session, teams.c.name == name)
+    return JSONResponse(team_json(access.team, sanitize=not access.manages))
 
 
 @router.get("/teams/{team_id}")
@@ -122,8 +137,8 @@ async def get_team(team_id: str, conn: Conn, session: CurrentSession) -> JSONRes
     """The team ``team_id``."""
     if not is_valid_id(team_id):
         raise invalid_url_param("team_id")
-    team, manages = await _visible_team(conn, session, teams.c.id == team_id)
-    return JSONResponse(team_json(team, sanitize=not manages))
+    access = await _visible_team(conn, session, teams.c.id == team_id)
+    return JSONResponse(team_json(access.team, sanitize=not access.manages))
 
 
 @router.get("/teams/{team_id}/members/{user_id}")
@@ -131,12 +146,10 @@ async def get_team_member_route(team_id: str, user_id: str, conn: Conn, session:
     """The membership of ``user_id`` in the team."""
     if not is_valid_id(team_id):
         raise invalid_url_param("team_id")
-    team, _ = await _visible_team(conn, session, teams.c.id == team_id)
-    member = await get_team_member(conn, team["id"], resolve_user_id(user_id, session))
+    await _visible_team(conn, session, teams.c.id == team_id)
+    member = await get_team_member(conn, team_id, resolve_user_id(user_id, session))
     if member is None:
-        raise AppError(
-            404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID."
-        )
+        raise team_member_not_found()
     return JSONResponse(team_member_json(member))
 
 
@@ -150,10 +163,9 @@ async def add_member(team_id: str, body: TeamMemberBody, conn: Conn, session: Cu
         raise invalid_body_param("team_id")
     if not is_valid_id(body.user_id):
         raise invalid_body_param("user_id")
-    team, _ = await _visible_team(conn, session, teams.c.id == team_id)
-    caller_is_member = await get_team_member(conn, team_id, session.user_id) is not None
-    joining_open = body.user_id == session.user_id and _is_open(team)
-    if not (caller_is_member or joining_open or session.is_system_admin):
+    access = await _visible_team(conn, session, teams.c.id == team_id)
+    joining_open = body.user_id == session.user_id and _is_open(access.team)
+    if not (access.member is not None or joining_open or session.is_system_admin):
         raise permission_error()
     user = await get_user(conn, body.user_id)
     if user is None or user["delete_at"]:

@@ -92,6 +92,11 @@ def user_json(user: RowMapping, *, private: bool) -> dict[str, Any]:
     return data
 
 
+def user_json_for(session: Session, user: RowMapping) -> dict[str, Any]:
+    """``user`` as ``session``'s caller may see it: all of it for themselves and for system admins."""
+    return user_json(user, private=session.is_system_admin or user["id"] == session.user_id)
+
+
 def user_not_found() -> AppError:
     """404 for a user id, name or email that matches nobody."""
     return AppError(404, "app.user.missing_account.const", "Unable to find the user.")
@@ -278,8 +283,7 @@ async def get_users_by_ids(user_ids: Annotated[list[str], Body()], conn: Conn, s
     if not user_ids or len(user_ids) > 1000 or not all(map(is_valid_id, user_ids)):
         raise invalid_body_param("user_ids")
     rows = (await conn.execute(select(users).where(users.c.id.in_(set(user_ids))))).mappings().all()
-    private = session.is_system_admin
-    return JSONResponse([user_json(u, private=private or u["id"] == session.user_id) for u in rows])
+    return JSONResponse([user_json_for(session, u) for u in rows])
 
 
 @router.get("/username/{username}")
@@ -289,7 +293,7 @@ async def get_user_by_username(username: str, conn: Conn, session: CurrentSessio
     user = (await conn.execute(query)).mappings().first()
     if user is None:
         raise user_not_found()
-    return JSONResponse(user_json(user, private=session.is_system_admin or user["id"] == session.user_id))
+    return JSONResponse(user_json_for(session, user))
 
 
 @router.get("/email/{email}")
@@ -298,7 +302,7 @@ async def get_user_by_email_route(email: str, conn: Conn, session: CurrentSessio
     user = await get_user_by_email(conn, email)
     if user is None:
         raise user_not_found()
-    return JSONResponse(user_json(user, private=session.is_system_admin or user["id"] == session.user_id))
+    return JSONResponse(user_json_for(session, user))
 
 
 @router.get("/{user_id}")
@@ -307,7 +311,7 @@ async def get_user_route(user_id: str, conn: Conn, session: CurrentSession) -> J
     user = await get_user(conn, resolve_user_id(user_id, session))
     if user is None:
         raise user_not_found()
-    return JSONResponse(user_json(user, private=session.is_system_admin or user["id"] == session.user_id))
+    return JSONResponse(user_json_for(session, user))
 
 
 @router.delete("/{user_id}")

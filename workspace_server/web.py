@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any
 
@@ -14,8 +13,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workspace_server.ids import new_id
-
-log = logging.getLogger(__name__)
 
 # The Mattermost server version whose API this server follows; clients read it from X-Version-Id.
 MATTERMOST_VERSION = "9.11.0"
@@ -109,7 +106,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
 
 
 async def _internal_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette re-raises the exception after this response, and uvicorn logs it with its traceback.
     error = AppError(500, "api.context.internal_error.app_error", "An internal error occurred.")
     return _error_response(request, error)
 

@@ -123,7 +123,22 @@ def test_second_user_cannot_read_a_private_channel_it_is_not_in(server: Any, adm
     with pytest.raises(NotEnoughPermissions):
         bob_client.channels.add_user(secret["id"], {"user_id": bob["id"]})
 
-    # Once the admin adds him, he can.
+    # An open channel he is not in: as in Mattermost, team members read it but post only after joining.
+    news = admin_client.channels.create_channel(
+        {"team_id": team["id"], "name": "news", "display_name": "News", "type": "O"}
+    )
+    admin_client.posts.create_post({"channel_id": news["id"], "message": "extra extra"})
+    assert [p["message"] for p in bob_client.posts.get_posts_for_channel(news["id"])["posts"].values()] == [
+        "extra extra"
+    ]
+    with pytest.raises(NotEnoughPermissions):
+        bob_client.posts.create_post({"channel_id": news["id"], "message": "me too"})
+    bob_client.channels.add_user(news["id"], {"user_id": bob["id"]})
+    bob_client.posts.create_post({"channel_id": news["id"], "message": "me too"})
+    with pytest.raises(Exception, match="already exists"):
+        bob_client.channels.create_channel({"team_id": team["id"], "name": "news", "display_name": "News 2"})
+
+    # Once the admin adds him to the private channel, he can read it.
     admin_client.channels.add_user(secret["id"], {"user_id": bob["id"]})
     listing = bob_client.posts.get_posts_for_channel(secret["id"])
     assert [p["message"] for p in listing["posts"].values()] == ["for admins only"]

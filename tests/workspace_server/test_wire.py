@@ -235,3 +235,36 @@ def test_client_config_names_the_site(api: httpx.Client, server: Any) -> None:
     assert body["SiteName"] == server.env["WS_SITE_NAME"] and body["SiteURL"] == server.env["WS_PUBLIC_URL"]
     assert body["EnableOpenServer"] == "false"
     assert_app_error(api.get("/config/client"), 501, "api.config.client.old_format.app_error")
+
+
+def test_open_server_lets_anyone_sign_up_and_join_the_team(
+    create_database: Any, spawn_server: Any, tmp_path: Any
+) -> None:
+    running = spawn_server(create_database("ws_open"), tmp_path, WS_ENABLE_OPEN_SERVER="true")
+    running.wait_ready()
+    with httpx.Client(base_url=f"{running.base_url}/api/v4", timeout=10) as client:
+        body = {"email": "Frank@Acme.test", "username": "Frank", "password": "frank-password"}
+        created = client.post("/users", json=body)
+        assert created.status_code == 201, created.text
+        frank = created.json()
+        assert frank["email"] == "frank@acme.test" and frank["username"] == "frank"
+        assert frank["roles"] == "system_user" and frank["email_verified"] is False
+        assert_app_error(client.post("/users", json=body), 400, "app.user.save.email_exists.app_error")
+        taken = client.post("/users", json=body | {"email": "other@acme.test"})
+        assert_app_error(taken, 400, "app.user.save.username_exists.app_error")
+        short = client.post("/users", json={"email": "g@acme.test", "username": "gina", "password": "short"})
+        assert_app_error(short, 400, "model.user.is_valid.pwd_length.app_error")
+
+        token = client.post("/users/login", json={"login_id": "frank", "password": "frank-password"}).headers["Token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/users/me/teams", headers=headers).json() == []
+        team = client.get(f"/teams/name/{running.team_name}", headers=headers).json()
+        assert team["allow_open_invite"] is True and team["invite_id"] == ""  # hidden from non-admins
+        joined = client.post(
+            f"/teams/{team['id']}/members", json={"team_id": team["id"], "user_id": frank["id"]}, headers=headers
+        )
+        assert joined.status_code == 201 and joined.json()["roles"] == "team_user"
+        assert [t["id"] for t in client.get("/users/me/teams", headers=headers).json()] == [team["id"]]
+        channels = client.get(f"/users/me/teams/{team['id']}/channels", headers=headers).json()
+        assert sorted(c["name"] for c in channels) == ["off-topic", "town-square"]
+    assert running.stop() == 0
