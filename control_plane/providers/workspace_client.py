@@ -23,9 +23,9 @@ def ping(base_url: str, timeout: float = 2.0) -> bool:
 def admin_username(email: str) -> str:
     """A Mattermost-valid username from the email's local part.
 
-    Lowercase, starts with a letter, 3-22 characters of ``a-z0-9.-_``.
+    Lowercase, starts with a letter, 3-22 characters of ``a-z0-9.-_``, not a reserved name.
     """
-    local = email.split("@", 1)[0].lower()
+    local = email.split("@", 1)[0].split("+", 1)[0].lower()  # without a +subaddress
     name = re.sub(r"[^a-z0-9._-]", "", local)
     name = re.sub(r"^[^a-z]+", "", name)[:USERNAME_MAX]
     if not name:

@@ -1,0 +1,267 @@
+"""Fixtures for the reconciler tests: a migrated database, real worker processes, real workspace servers.
+
+Everything these tests start is stopped at the end of the module: worker processes, every workspace
+server under the module's state directory (found through /proc, whoever started it), and the
+databases and login roles of every workspace created (roles are server-wide).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from control_plane.core import db as core_db
+from control_plane.core.migrate import upgrade
+from control_plane.core.security import hash_password
+from control_plane.core.settings import get_settings
+from control_plane.organizations.models import Organization
+from control_plane.reconciler.queue import close_sync_app
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier, Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery staple"
+
+FAST_ENV = {
+    "CANOPY_RECONCILE_RESYNC_SECONDS": "2",
+    "CANOPY_STALLED_WORKER_SECONDS": "3",
+    "CANOPY_WORKER_HEARTBEAT_SECONDS": "0.5",
+    "CANOPY_BACKOFF_BASE_SECONDS": "0.5",
+    "CANOPY_BACKOFF_MAX_SECONDS": "4",
+    "CANOPY_WORKSPACE_READY_TIMEOUT_SECONDS": "60",
+}
+
+
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash of :data:`PASSWORD` (hashing is deliberately slow)."""
+    return hash_password(PASSWORD)
+
+
+def server_pids(runtime_dir: Path | str) -> list[int]:
+    """Live (non-zombie) processes whose environment says ``WS_RUNTIME_DIR=<runtime_dir>``."""
+    return all_server_pids().get(str(runtime_dir), [])
+
+
+def all_server_pids() -> dict[str, list[int]]:
+    """Live workspace-server processes by runtime directory."""
+    found: dict[str, list[int]] = {}
+    for pid, rd in _server_processes():
+        found.setdefault(rd, []).append(pid)
+    return found
+
+
+def _server_processes() -> list[tuple[int, str]]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            environ = proc.joinpath("environ").read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(b"WS_RUNTIME_DIR="):
+                found.append((int(proc.name), item.split(b"=", 1)[1].decode()))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Plane:
+    """One module's control plane: database, state directory, workers."""
+
+    url: str
+    state_dir: Path
+    log_dir: Path
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workspace_ids: list[uuid.UUID] = field(default_factory=list)
+
+    # -- rows -------------------------------------------------------------------------------
+    def create_workspace(self, slug: str, tier: Tier = Tier.professional, email: str | None = None) -> uuid.UUID:
+        with core_db.session_scope() as session:
+            org = Organization(name=f"Org {slug}")
+            session.add(org)
+            session.flush()
+            ws = Workspace(
+                organization_id=org.id,
+                slug=slug,
+                display_name=f"Team {slug}",
+                tier=tier,
+                region="local",
+                desired_release="0.1.0",
+                lifecycle_state=Lifecycle.provisioning,
+                conditions=[],
+                outputs={},
+                initial_admin_email=email or f"{slug}.admin@example.com",
+                initial_admin_password_hash=password_hash(),
+            )
+            session.add(ws)
+            session.flush()
+            self.workspace_ids.append(ws.id)
+            return ws.id
+
+    def row(self, workspace_id: uuid.UUID) -> Workspace:
+        with core_db.session_scope() as session:
+            ws = session.get(Workspace, workspace_id)
+            assert ws is not None
+            session.expunge(ws)
+            return ws
+
+    def set_state(self, workspace_id: uuid.UUID, state: Lifecycle) -> None:
+        with core_db.session_scope() as session:
+            ws = session.get(Workspace, workspace_id)
+            assert ws is not None
+            ws.lifecycle_state = state
+            ws.generation += 1
+
+    def wait_for(
+        self, workspace_id: uuid.UUID, predicate: Callable[[Workspace], bool], timeout: float = 60.0
+    ) -> Workspace:
+        deadline = time.monotonic() + timeout
+        while True:
+            ws = self.row(workspace_id)
+            if predicate(ws):
+                return ws
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out; state={ws.lifecycle_state} attempts={ws.reconcile_attempts} "
+                    f"error={ws.last_error} conditions={ws.conditions}\n{self.worker_logs()}"
+                )
+            time.sleep(0.2)
+
+    def wait_state(self, workspace_id: uuid.UUID, state: Lifecycle, timeout: float = 60.0) -> Workspace:
+        return self.wait_for(workspace_id, lambda ws: ws.lifecycle_state == state, timeout)
+
+    # -- processes ------------------------------------------------------------------------------
+    def start_worker(self, concurrency: int = 4, **extra_env: str) -> subprocess.Popen[bytes]:
+        index = len(self.workers)
+        log = open(self.log_dir / f"worker-{index}.log", "wb")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "control_plane.reconciler.worker",
+                "--concurrency",
+                str(concurrency),
+                "--name",
+                f"test-worker-{index}",
+            ],
+            env={**self.env, **extra_env},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def worker_logs(self, tail: int = 60) -> str:
+        out = []
+        for path in sorted(self.log_dir.glob("worker-*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-tail:]
+            out.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def runtime_dir(self, workspace_id: uuid.UUID) -> Path:
+        return self.state_dir.resolve() / "workspaces" / str(workspace_id) / "runtime"
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.workers.clear()
+
+    def kill_servers(self) -> None:
+        root = str(self.state_dir.resolve())
+        for pid, rd in _server_processes():
+            if rd.startswith(root + os.sep):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    # -- PostgreSQL ---------------------------------------------------------------------------
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def database_exists(self, name: str) -> bool:
+        with self.admin() as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+    def role_exists(self, name: str) -> bool:
+        with self.admin() as conn:
+            return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone() is not None
+
+    def drop_workspace_databases(self) -> None:
+        def drop(workspace_id: uuid.UUID) -> None:
+            name = sql.Identifier(f"ws_{workspace_id.hex[:12]}")
+            with self.admin() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(drop, self.workspace_ids))
+
+
+def _reset_in_process_caches() -> None:
+    get_settings.cache_clear()
+    core_db.reset_engine()
+    close_sync_app()
+
+
+@pytest.fixture(scope="module")
+def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    url = create_database("reconciler")
+    upgrade(url)
+    state_dir = tmp_path_factory.mktemp("state")
+    log_dir = tmp_path_factory.mktemp("logs")
+    overrides = {
+        "CANOPY_DATABASE_URL": url,
+        "CANOPY_STATE_DIR": str(state_dir),
+        "CANOPY_SECRET_KEY": f"test-{uuid.uuid4().hex}",
+        **FAST_ENV,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in overrides.items():
+            mp.setenv(key, value)
+        _reset_in_process_caches()
+        p = Plane(url=url, state_dir=state_dir, log_dir=log_dir, env=env)
+        try:
+            yield p
+        finally:
+            p.stop_workers()
+            p.kill_servers()
+            p.drop_workspace_databases()
+            _reset_in_process_caches()
+    _reset_in_process_caches()

@@ -1,0 +1,60 @@
+"""A failing step is recorded (attempts, last error, next attempt) and retried with backoff until it heals."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from control_plane.core.clock import utcnow
+from control_plane.reconciler.queue import defer_reconcile
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier
+from tests.reconciler.conftest import Plane
+
+pytestmark = pytest.mark.slow
+
+
+def _watch_attempts(plane: Plane, ws_id: object, until: int, timeout: float) -> dict[int, float]:
+    """For each attempt count, seconds from first sight until ``next_attempt_at``."""
+    seen: dict[int, float] = {}
+    deadline = time.monotonic() + timeout
+    while until not in seen:
+        assert time.monotonic() < deadline, f"only saw attempts {sorted(seen)}\n{plane.worker_logs()}"
+        ws = plane.row(ws_id)  # type: ignore[arg-type]
+        if ws.reconcile_attempts and ws.reconcile_attempts not in seen and ws.next_attempt_at:
+            seen[ws.reconcile_attempts] = (ws.next_attempt_at - utcnow()).total_seconds()
+        time.sleep(0.03)
+    return seen
+
+
+def test_failing_step_backs_off_then_converges(plane: Plane) -> None:
+    ws_id = plane.create_workspace("broken", tier=Tier.enterprise)
+    # The cause: a plain file where the workspace's directory must go, so the storage step fails.
+    blocker = plane.state_dir / "workspaces" / str(ws_id)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("in the way")
+    plane.start_worker()
+    defer_reconcile(ws_id)
+
+    gaps = _watch_attempts(plane, ws_id, until=4, timeout=60)
+    # backoff = min(max=4, base=0.5 * 2**(attempts-1)) * jitter(0.5..1.0)
+    assert 0 < gaps[1] <= 0.5, gaps
+    assert 1.6 <= gaps[4] <= 4.0, gaps
+
+    ws = plane.row(ws_id)
+    conditions = {c["type"]: c for c in ws.conditions}
+    assert ws.lifecycle_state == Lifecycle.provisioning
+    assert ws.last_error is not None and ws.last_error.startswith("storage: "), ws.last_error
+    assert conditions["DatabaseReady"]["status"] == "True"
+    assert conditions["StorageReady"]["status"] == "False" and conditions["StorageReady"]["reason"] == "Failed"
+    assert conditions["Available"]["status"] == "False"
+    assert "ComputeReady" not in conditions
+
+    blocker.unlink()  # remove the cause
+
+    ws = plane.wait_state(ws_id, Lifecycle.active, timeout=60)
+    assert ws.reconcile_attempts == 0 and ws.last_error is None and ws.next_attempt_at is None
+    assert {c["status"] for c in ws.conditions} == {"True"}
+    assert ws.trial_ends_at is None, "enterprise workspaces do not trial"
+    assert ws.outputs["created"]["database"] == 1

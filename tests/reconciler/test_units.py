@@ -1,0 +1,101 @@
+"""Pure pieces of the reconciler and the local providers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from control_plane.providers.base import WorkspaceSpec
+from control_plane.providers.local import LocalDatabase, LocalDns, _libpq_url
+from control_plane.providers.workspace_client import admin_username
+from control_plane.reconciler.status import backoff_seconds, set_condition, short_error
+from control_plane.reconciler.steps import STEPS
+from control_plane.reconciler.tasks import ACTIONS, converge, delete, every, hibernate, nothing
+from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
+
+SPEC = WorkspaceSpec(
+    id=uuid.UUID("0123456789abcdef0123456789abcdef"),
+    slug="acme",
+    organization_id=uuid.uuid4(),
+    tier="professional",
+    region="local",
+    display_name="Acme",
+)
+
+
+@pytest.mark.parametrize(
+    ("email", "username"),
+    [
+        ("Jane.Doe+chat@example.com", "jane.doe"),
+        ("o'brien@example.com", "obrien"),
+        ("42bob@example.com", "bob"),
+        ("x@example.com", "x-admin"),
+        ("___@example.com", "admin"),
+        ("all@example.com", "all-admin"),
+        ("averyveryverylongname.with.dots@example.com", "averyveryverylongname."),
+    ],
+)
+def test_admin_username_follows_mattermost_rules(email: str, username: str) -> None:
+    assert admin_username(email) == username
+    assert 3 <= len(username) <= 22 and username[0].isalpha()
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    assert backoff_seconds(0, 1.0, 300.0, jitter=1.0) == 1.0
+    assert backoff_seconds(3, 1.0, 300.0, jitter=1.0) == 8.0
+    assert backoff_seconds(20, 1.0, 300.0, jitter=1.0) == 300.0
+    assert backoff_seconds(10_000, 1.0, 300.0, jitter=0.5) == 150.0
+    assert all(2.0 <= backoff_seconds(2, 1.0, 300.0) <= 4.0 for _ in range(200))
+
+
+def test_condition_transition_time_moves_only_on_flip() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    first = set_condition([], "ComputeReady", True, "Ready", "", t0)
+    same = set_condition(first, "ComputeReady", True, "Ready", "again", t0 + timedelta(minutes=1))
+    flipped = set_condition(same, "ComputeReady", False, "Failed", "boom", t0 + timedelta(minutes=2))
+    assert same[0]["last_transition_at"] == t0.isoformat() and same[0]["message"] == "again"
+    assert flipped[0]["last_transition_at"] == (t0 + timedelta(minutes=2)).isoformat()
+    ordered = set_condition(flipped, "DatabaseReady", True, "Ready", "", t0)
+    assert [c["type"] for c in ordered] == ["DatabaseReady", "ComputeReady"]
+
+
+def test_short_error_never_carries_secrets() -> None:
+    exc = RuntimeError("could not connect to postgresql://ws_x:s3cr3t@host/db\nsecond line")
+    text = short_error("compute", exc, ["s3cr3t"])
+    assert text == "compute: RuntimeError: could not connect to postgresql://ws_x:***@host/db"
+
+
+def test_cron_every() -> None:
+    assert every(2) == "* * * * * */2"
+    assert every(0.2) == "* * * * * */1"
+    assert every(300) == "*/5 * * * *"
+
+
+def test_every_lifecycle_state_has_an_action() -> None:
+    assert set(ACTIONS) == set(Lifecycle)
+    assert all(ACTIONS[s] is converge for s in RUNNING_STATES)
+    assert ACTIONS[Lifecycle.pending_deletion] is delete and ACTIONS[Lifecycle.hibernated] is hibernate
+    assert ACTIONS[Lifecycle.deleted] is nothing and ACTIONS[Lifecycle.pending_verification] is nothing
+    assert [s.condition for s in STEPS if s.condition] == [
+        "DatabaseReady",
+        "StorageReady",
+        "ComputeReady",
+        "DnsReady",
+        "Available",
+    ]
+
+
+def test_workspace_database_urls_tcp_and_unix_socket() -> None:
+    tcp = LocalDatabase("postgresql://postgres@127.0.0.1:5432/canopy").connection_url(SPEC)
+    assert tcp.startswith("postgresql://ws_0123456789ab:") and tcp.endswith("@127.0.0.1:5432/ws_0123456789ab")
+    sock = LocalDatabase("postgresql://postgres@/canopy?host=/tmp/pg%20dir&port=5433").connection_url(SPEC)
+    assert sock.startswith("postgresql://ws_0123456789ab:")
+    assert sock.endswith("@/ws_0123456789ab?host=/tmp/pg%20dir&port=5433")
+    assert _libpq_url({"dbname": "d"}) == "postgresql:///d"
+
+
+def test_local_endpoint_url() -> None:
+    assert LocalDns("localhost", "http://localhost:8000").endpoint_url(SPEC) == "http://acme.localhost:8000"
+    assert LocalDns("canopy.dev", "https://canopy.dev").endpoint_url(SPEC) == "https://acme.canopy.dev"
