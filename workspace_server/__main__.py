@@ -26,6 +26,7 @@ log = logging.getLogger("workspace_server")
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 class _Server(uvicorn.Server):
@@ -103,6 +104,7 @@ def main() -> None:
             log_config=None,
             access_log=False,
             server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
             runner.run(_serve(settings, engine, config, runtime))
