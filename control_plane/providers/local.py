@@ -302,16 +302,16 @@ class LocalCompute:
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
         rd = self.runtime_dir(ws)
         rd.mkdir(parents=True, exist_ok=True)
-        with _exclusive(rd / SPAWN_LOCK_FILE, self._ready_timeout):
+        with _exclusive(rd / SPAWN_LOCK_FILE, 2 * self._ready_timeout):
             proc = None if lock_held(rd / LOCK_FILE) else self._spawn(rd, config)
-            port = self._wait_ready(rd, proc)
+            port, started = self._wait_ready(rd, proc)
         outputs = {
             "runtime_dir": str(rd),
             "port": port,
             "pid": _read_int(rd / PID_FILE),
             "internal_url": f"http://127.0.0.1:{port}",
         }
-        return Ensured(outputs, ("server",) if proc is not None else ())
+        return Ensured(outputs, ("server",) if started else ())
 
     def _environment(self, rd: Path, config: ServerConfig) -> dict[str, str]:
         env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
@@ -344,8 +344,11 @@ class LocalCompute:
                 close_fds=True,
             )
 
-    def _wait_ready(self, rd: Path, proc: subprocess.Popen[bytes] | None) -> int:
-        """Wait for ``server.port`` and a 200 ping; ``proc`` is None when adopting a running server."""
+    def _wait_ready(self, rd: Path, proc: subprocess.Popen[bytes] | None) -> tuple[int, bool]:
+        """Wait for ``server.port`` and a 200 ping; ``proc`` is None when adopting a running server.
+
+        Returns the port and whether the server answering is the one ``proc`` started.
+        """
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
@@ -356,15 +359,19 @@ class LocalCompute:
                 raise ProviderError(f"workspace server stopped while starting (see {rd / LOG_FILE})")
             port = _read_int(rd / PORT_FILE)
             if port and ping(f"http://127.0.0.1:{port}", timeout=1.0):
-                return port
+                return port, proc is not None
             time.sleep(0.1)
-        raise ProviderError(f"workspace server not ready after {self._ready_timeout:g}s (see {rd / LOG_FILE})")
+        # Wedged (never published its port, or stopped answering): stop it so the retry starts afresh.
+        if lock_held(rd / LOCK_FILE):
+            with contextlib.suppress(ProviderError):
+                self._terminate(rd)
+        raise ProviderError(f"workspace server not ready after {self._ready_timeout:g}s, stopped (see {rd / LOG_FILE})")
 
     def stop(self, ws: WorkspaceSpec) -> None:
         rd = self.runtime_dir(ws)
         if not rd.is_dir():
             return
-        with _exclusive(rd / SPAWN_LOCK_FILE, self._ready_timeout):
+        with _exclusive(rd / SPAWN_LOCK_FILE, 2 * self._ready_timeout):
             if lock_held(rd / LOCK_FILE):
                 self._terminate(rd)
             for stale in (PID_FILE, PORT_FILE):
@@ -380,6 +387,7 @@ class LocalCompute:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+                os.kill(pid, signal.SIGCONT)  # a stopped process handles SIGTERM only once continued
             deadline = time.monotonic() + self._stop_timeout
             while time.monotonic() < deadline:
                 if process_gone(pid) and not lock_held(rd / LOCK_FILE):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -10,7 +12,7 @@ from control_plane.core.clock import utcnow
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
-from tests.reconciler.conftest import Plane
+from tests.reconciler.conftest import Plane, pid_alive, server_pids
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +60,20 @@ def test_failing_step_backs_off_then_converges(plane: Plane) -> None:
     assert {c["status"] for c in ws.conditions} == {"True"}
     assert ws.trial_ends_at is None, "enterprise workspaces do not trial"
     assert ws.outputs["created"]["database"] == 1
+
+
+def test_wedged_server_is_replaced(plane: Plane) -> None:
+    plane.stop_workers()
+    plane.start_worker(CANOPY_WORKSPACE_READY_TIMEOUT_SECONDS="8")
+    ws_id = plane.create_workspace("wedged")
+    defer_reconcile(ws_id)
+    ws = plane.wait_state(ws_id, Lifecycle.trialing)
+    pid = ws.outputs["pid"]
+
+    os.kill(pid, signal.SIGSTOP)  # holds its lock, answers nothing
+    ws = plane.wait_for(ws_id, lambda w: w.last_error is not None, timeout=30)
+    assert ws.last_error is not None and "not ready" in ws.last_error
+    ws = plane.wait_for(ws_id, lambda w: w.outputs.get("pid") not in (None, pid) and w.last_error is None, timeout=40)
+    assert not pid_alive(pid)
+    assert server_pids(plane.runtime_dir(ws_id)) == [ws.outputs["pid"]]
+    assert {c["status"] for c in ws.conditions} == {"True"}
