@@ -200,9 +200,14 @@ async def _retry_stalled(job: jobs.Job) -> None:
 
 
 @app.periodic(cron=every(stalled_check_seconds(_settings_at_import.stalled_worker_seconds)), periodic_id="recover")
-@app.task(name=RECOVER_TASK, lock=RECOVER_TASK, queueing_lock=RECOVER_TASK)
+@app.task(name=RECOVER_TASK, queueing_lock=RECOVER_TASK)
 async def recover_stalled_jobs(timestamp: int) -> int:
-    """Retry the jobs of workers whose heartbeat is older than ``stalled_worker_seconds``."""
+    """Retry the jobs of workers whose heartbeat is older than ``stalled_worker_seconds``.
+
+    Deliberately without a procrastinate ``lock``: a recovery job held by a dead worker would keep
+    that lock and block every later recovery. Two recoveries racing are harmless (the loser's retry
+    finds the job no longer ``doing`` and is logged).
+    """
     seconds = get_settings().stalled_worker_seconds
     stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
     for job in stalled:
