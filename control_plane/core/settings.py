@@ -36,6 +36,7 @@ class Settings(BaseSettings):
 
     smtp_host: str | None = None
     smtp_port: int = 587
+    smtp_starttls: bool = True
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     mail_from: str = "Canopy <no-reply@canopy.localhost>"

@@ -23,27 +23,49 @@ def queue(session: Session, to: str, subject: str, body: str) -> OutboxMail:
     return mail
 
 
-def deliver(session: Session, mail: OutboxMail) -> None:
-    """Send a recorded message through SMTP if configured; in dev it stays in the outbox."""
+def _smtp_send(mail: OutboxMail) -> None:
     settings = get_settings()
-    if not settings.smtp_host:
-        return
+    assert settings.smtp_host
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = mail.to_address
     message["Subject"] = mail.subject
     message.set_content(mail.body)
-    try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+        if settings.smtp_starttls:
             smtp.starttls()
-            if settings.smtp_username and settings.smtp_password:
-                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("mail %s to %s not delivered: %s", mail.id, mail.to_address, type(exc).__name__)
-        return
-    mail.sent_at = utcnow()
+        if settings.smtp_username and settings.smtp_password:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)
+
+
+def deliver_pending(session: Session, batch: int = 50) -> int:
+    """Send unsent messages through SMTP (transactional outbox); returns how many went out.
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several workers share the work; a message
+    that fails stays unsent and is tried again on the next run. Without SMTP nothing is sent and
+    the outbox is the mailbox (``/dev/mail``).
+    """
+    if not get_settings().smtp_host:
+        return 0
+    query = (
+        select(OutboxMail)
+        .where(OutboxMail.sent_at.is_(None))
+        .order_by(OutboxMail.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    sent = 0
+    for mail in session.scalars(query):
+        try:
+            _smtp_send(mail)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("mail %s not delivered yet: %s", mail.id, type(exc).__name__)
+            continue
+        mail.sent_at = utcnow()
+        sent += 1
     session.commit()
+    return sent
 
 
 def recent(session: Session, limit: int = 50, to: str | None = None) -> list[OutboxMail]:
