@@ -101,6 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         supervisor.join(15)
+        _stop_local_workspaces()
+
+
+def _stop_local_workspaces() -> None:
+    """Stop the local workspace servers with the embedded default (they need its PostgreSQL)."""
+    from control_plane.core.settings import get_settings
+    from control_plane.providers.local import LocalCompute
+
+    settings = get_settings()
+    stopped = LocalCompute(Path(settings.state_dir), settings.workspace_ready_timeout_seconds).stop_all()
+    log.info("stopped %d workspace server(s); they restart with the next `canopy run`", stopped)
 
 
 def cmd_create_account(args: argparse.Namespace) -> int:

@@ -399,6 +399,19 @@ class LocalCompute:
         self.stop(ws)
         shutil.rmtree(self.runtime_dir(ws), ignore_errors=True)
 
+    def stop_all(self) -> int:
+        """Stop every workspace server under the state dir (``canopy run`` on exit); returns how many.
+
+        Data stays; the next start's resync restarts the servers of running workspaces.
+        """
+        stopped = 0
+        for rd in sorted((self._state_dir.resolve() / "workspaces").glob("*/runtime")):
+            if lock_held(rd / LOCK_FILE):
+                with contextlib.suppress(ProviderError):
+                    self._terminate(rd)
+                    stopped += 1
+        return stopped
+
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         rd = self.runtime_dir(ws)
         return [f"workspace server in {rd}"] if lock_held(rd / LOCK_FILE) else []

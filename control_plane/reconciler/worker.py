@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatabaseNotMigrated, RuntimeError) as exc:
         print(f"canopy worker: {exc}", file=sys.stderr)
         return 2
+    from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # noqa: F401  (registers the tasks on the app)
     from control_plane.reconciler.queue import app
 
