@@ -127,9 +127,8 @@ def main() -> int:
         with httpx.Client(base_url=base, timeout=10) as client:
             times = [one_workspace(client, db_url, port, i, run_id) for i in range(args.count)]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-        subprocess.run(["pkill", "-f", str(state)], check=False)
+        os.killpg(server.pid, signal.SIGTERM)  # `canopy run` stops its workspace servers on exit
+        server.wait(60)
     print(f"time to workspace over {len(times)} workspaces (embedded default, sequential signups):")
     print(
         f"  p50 {percentile(times, 0.50):.2f} s   p95 {percentile(times, 0.95):.2f} s   "
