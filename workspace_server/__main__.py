@@ -99,8 +99,10 @@ def main() -> None:
         engine = create_engine(settings)
         config = uvicorn.Config(
             create_app(settings, engine),
-            lifespan="off",
-            ws="none",
+            lifespan="on",
+            ws="websockets-sansio",
+            # Events are serialised once for all connections; per-connection compression would undo that.
+            ws_per_message_deflate=False,
             log_config=None,
             access_log=False,
             server_header=False,

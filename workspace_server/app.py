@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workspace_server import canopy_admin, channels, posts, system, teams, users
+from workspace_server import canopy_admin, channels, events, posts, system, teams, users
 from workspace_server.settings import Settings
 from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
 
 
 def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
+    hub = events.Hub(engine, settings.team_name, settings.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        events.set_hub(hub)
+        try:
+            yield
+        finally:
+            events.set_hub(None)
+            await hub.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Canopy workspace server",
         default_response_class=JSONResponse,
         openapi_url=None,
@@ -23,6 +39,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.hub = hub
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
     for module in (system, users, teams, channels, posts, canopy_admin):
         app.include_router(module.router)

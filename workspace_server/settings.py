@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     listen_port: int = 0
     runtime_dir: Path | None = None
     enable_open_server: bool = False
+    # Redis for sharing WebSocket events between replicas of the workspace (redis://host:port/db); unset keeps
+    # events within the process.
+    redis_url: str = ""
 
     @field_validator("team_name")
     @classmethod

@@ -1,0 +1,484 @@
+"""Realtime events: the publish API that mutations call, and the per-process hub that delivers events to the
+open WebSocket connections allowed to see them.
+
+Publishing::
+
+    await publish("posted", {...}, Broadcast(channel_id=channel_id))   # after the mutation is committed
+
+An event is serialised once, as Mattermost's envelope ``{"event", "data", "broadcast", "seq"}`` up to the value
+of ``seq``; each connection appends its own ``seq`` (``N}``), so a post to a channel of 1,000 open connections
+costs one ``json.dumps`` and 1,000 string concatenations.
+
+Delivery: with ``WS_REDIS_URL`` set, an event goes through Redis pub/sub (channel ``ws:<team name>:events``) so
+every replica of the workspace receives it, and each replica's subscriber hands it to its local hub; without
+Redis it goes straight to the local hub. The hub delivers events in publication order, after checking who may
+see them (Mattermost's rules):
+
+- ``broadcast.user_id`` set: only that user's connections;
+- else ``channel_id`` set: only current members of that channel (memberships cached per channel, dropped on
+  ``user_added``/``user_removed``/``channel_deleted``/``leave_team`` events and after :data:`MEMBERS_TTL_SECONDS`);
+- else ``team_id`` set: only active members of that team;
+- else everyone connected;
+
+and never to a user in ``omit_users``.
+
+Mutations that commit in the middle of other work can queue events with :func:`defer` and publish them with
+:func:`flush` right after their commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workspace_server.ids import now_ms
+from workspace_server.schema import channel_members, sessions, team_members, users
+
+log = logging.getLogger(__name__)
+
+MEMBERS_TTL_SECONDS: Final = 30.0
+"""How long a cached member list may be used without an event saying it changed (a safety net only)."""
+SESSION_SWEEP_SECONDS: Final = 60.0
+"""How often open connections are checked against their sessions (revoked, expired, user deactivated)."""
+SEND_QUEUE_MAX: Final = 4096
+"""Events waiting for a slow connection before it is closed (its client then reconnects and resyncs)."""
+REDIS_SUBSCRIBE_TIMEOUT_SECONDS: Final = 5.0
+
+# Internal events travel like the others but are never sent to clients.
+_DISCONNECT_USER: Final = "canopy_disconnect_user"
+# Events after which cached memberships may be stale.
+_CHANNEL_MEMBERSHIP_EVENTS: Final = frozenset({"user_added", "user_removed", "channel_deleted", "channel_restored"})
+_TEAM_MEMBERSHIP_EVENTS: Final = frozenset({"added_to_team", "leave_team", "update_team", "delete_team"})
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Who may receive an event (see the module docstring for the rules)."""
+
+    channel_id: str = ""
+    team_id: str = ""
+    user_id: str = ""
+    omit_users: frozenset[str] = frozenset()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def envelope_prefix(event: str, data: dict[str, Any], broadcast: Broadcast) -> str:
+    """The event's JSON envelope up to and including ``"seq":``; a connection appends ``f"{seq}}}"``."""
+    wire_broadcast = {
+        "omit_users": {user_id: True for user_id in sorted(broadcast.omit_users)} or None,
+        "user_id": broadcast.user_id,
+        "channel_id": broadcast.channel_id,
+        "team_id": broadcast.team_id,
+        "connection_id": "",
+        "omit_connection_id": "",
+    }
+    return f'{{"event":{_dumps(event)},"data":{_dumps(data)},"broadcast":{_dumps(wire_broadcast)},"seq":'
+
+
+class Connection:
+    """One open WebSocket connection as the hub sees it: who it is, and its outgoing queue. Server events get
+    ``seq`` 0, 1, 2, ... in queue order; replies to client actions carry ``seq_reply`` instead."""
+
+    __slots__ = ("_queue", "_ready", "close_code", "closed", "connection_id", "seq", "session_id", "user_id")
+
+    def __init__(self, connection_id: str, user_id: str, session_id: str) -> None:
+        self.connection_id = connection_id
+        self.user_id = user_id
+        self.session_id = session_id
+        self.seq = 0
+        self.closed = False
+        self.close_code = 1000
+        self._queue: deque[str] = deque()
+        self._ready = asyncio.Event()
+
+    def send_event(self, prefix: str) -> None:
+        """Queue an event envelope (from :func:`envelope_prefix`) with this connection's next ``seq``."""
+        if self.closed:
+            return
+        self._queue.append(f"{prefix}{self.seq}}}")
+        self.seq += 1
+        self._wake()
+
+    def send_raw(self, text: str) -> None:
+        """Queue a message that carries no ``seq`` (a reply to a client action)."""
+        if self.closed:
+            return
+        self._queue.append(text)
+        self._wake()
+
+    def close(self, code: int = 1000) -> None:
+        """Ask the writer to send what is queued so far, then close the socket with ``code``."""
+        if not self.closed:
+            self.closed, self.close_code = True, code
+            self._ready.set()
+
+    def _wake(self) -> None:
+        if len(self._queue) > SEND_QUEUE_MAX:
+            log.warning("closing slow websocket connection of user %s (%d events queued)", self.user_id, SEND_QUEUE_MAX)
+            self._queue.clear()
+            self.close(1008)
+        self._ready.set()
+
+    async def next_batch(self) -> list[str] | None:
+        """The queued messages (waiting for some), or ``None`` once the connection is closing and drained."""
+        while not self._queue:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
+
+@dataclass(slots=True)
+class _Members:
+    """A cached member list."""
+
+    user_ids: frozenset[str]
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """An event as the hub receives it: how to route it, and its serialised envelope prefix."""
+
+    event: str
+    broadcast: Broadcast
+    prefix: str
+
+    def wire(self) -> str:
+        """The Redis message: a small routing header line, then the envelope prefix as is."""
+        b = self.broadcast
+        header = {"e": self.event, "c": b.channel_id, "t": b.team_id, "u": b.user_id, "o": sorted(b.omit_users)}
+        return f"{_dumps(header)}\n{self.prefix}"
+
+    @classmethod
+    def from_wire(cls, message: str) -> _Routed:
+        """Parse :meth:`wire`'s format (only the header is decoded)."""
+        line, _, prefix = message.partition("\n")
+        h = json.loads(line)
+        return cls(h["e"], Broadcast(h["c"], h["t"], h["u"], frozenset(h["o"])), prefix)
+
+
+@dataclass(eq=False)
+class Hub:
+    """The process's open connections and the event pipeline (Redis when configured, else in-process)."""
+
+    engine: AsyncEngine
+    team_name: str
+    redis_url: str = ""
+    _by_user: dict[str, set[Connection]] = field(default_factory=dict)
+    _channel_cache: dict[str, _Members] = field(default_factory=dict)
+    _team_cache: dict[str, _Members] = field(default_factory=dict)
+    _generation: int = 0
+    _inbox: asyncio.Queue[_Routed] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _redis: Any = None
+    _subscribed: bool = False
+
+    @property
+    def redis_channel(self) -> str:
+        """The pub/sub channel shared by the workspace's replicas."""
+        return f"ws:{self.team_name}:events"
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the dispatcher, the session sweeper and (with Redis) the subscriber, subscribed on return."""
+        self._inbox = asyncio.Queue()
+        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="ws-hub-dispatch"))
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="ws-hub-sessions"))
+        if self.redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.Redis.from_url(self.redis_url)
+            subscribed = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._subscribe_loop(subscribed), name="ws-hub-redis"))
+            try:
+                await asyncio.wait_for(subscribed.wait(), REDIS_SUBSCRIBE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("redis not reachable yet; events stay in this process until it is")
+
+    async def stop(self) -> None:
+        """Close every connection and stop the background tasks."""
+        for conns in list(self._by_user.values()):
+            for conn in list(conns):
+                conn.close(1001)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # --- connections -------------------------------------------------------------------------------------
+
+    def register(self, conn: Connection) -> None:
+        """Start delivering events to ``conn``."""
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        """Stop delivering events to ``conn``."""
+        conns = self._by_user.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_user[conn.user_id]
+
+    def is_online(self, user_id: str) -> bool:
+        """Whether the user has a connection open on this replica."""
+        return user_id in self._by_user
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections on this replica."""
+        return sum(len(conns) for conns in self._by_user.values())
+
+    async def channel_members(self, channel_id: str) -> frozenset[str]:
+        """The channel's member ids (cached)."""
+        return await self._members(
+            self._channel_cache,
+            channel_id,
+            select(channel_members.c.user_id).where(channel_members.c.channel_id == channel_id),
+        )
+
+    async def team_members(self, team_id: str) -> frozenset[str]:
+        """The team's active member ids (cached)."""
+        query = select(team_members.c.user_id).where(team_members.c.team_id == team_id, team_members.c.delete_at == 0)
+        return await self._members(self._team_cache, team_id, query)
+
+    async def _members(self, cache: dict[str, _Members], key: str, query: Any) -> frozenset[str]:
+        now = time.monotonic()
+        cached = cache.get(key)
+        if cached is not None and cached.expires > now:
+            return cached.user_ids
+        generation = self._generation
+        async with self.engine.connect() as db:
+            user_ids = frozenset((await db.execute(query)).scalars())
+        # An invalidation that arrived while we read would make this result stale: use it once, do not keep it.
+        if generation == self._generation:
+            cache[key] = _Members(user_ids, now + MEMBERS_TTL_SECONDS)
+        return user_ids
+
+    def _invalidate(self, event: str, broadcast: Broadcast) -> None:
+        if event in _CHANNEL_MEMBERSHIP_EVENTS:
+            self._generation += 1
+            if broadcast.channel_id:
+                self._channel_cache.pop(broadcast.channel_id, None)
+            else:
+                self._channel_cache.clear()
+        elif event in _TEAM_MEMBERSHIP_EVENTS:
+            # Leaving a team also removes its channel memberships.
+            self._generation += 1
+            self._team_cache.clear()
+            self._channel_cache.clear()
+
+    # --- the pipeline ------------------------------------------------------------------------------------
+
+    async def publish(self, event: str, data: dict[str, Any], broadcast: Broadcast) -> None:
+        """Serialise the event once and send it to every replica (see :func:`publish`)."""
+        await self._publish(_Routed(event, broadcast, envelope_prefix(event, data, broadcast)))
+
+    async def _publish(self, routed: _Routed) -> None:
+        if self._redis is not None:
+            try:
+                await self._redis.publish(self.redis_channel, routed.wire())
+            except Exception as exc:
+                log.warning("redis publish failed (%s); delivering %s on this replica only", exc, routed.event)
+                self._enqueue(routed)
+                return
+            if not self._subscribed:
+                self._enqueue(routed)
+            return
+        self._enqueue(routed)
+
+    def _enqueue(self, routed: _Routed) -> None:
+        if self._inbox is not None:
+            self._inbox.put_nowait(routed)
+
+    async def _dispatch_loop(self) -> None:
+        assert self._inbox is not None
+        while True:
+            routed = await self._inbox.get()
+            try:
+                await self._deliver(routed)
+            except Exception:
+                log.exception("delivering %s failed", routed.event)
+
+    async def _deliver(self, routed: _Routed) -> None:
+        event, b = routed.event, routed.broadcast
+        self._invalidate(event, b)
+        if event == _DISCONNECT_USER:
+            for conn in list(self._by_user.get(b.user_id, ())):
+                conn.close(1000)
+            return
+        if not self._by_user:
+            return
+        targets: Iterable[str]
+        if b.user_id:
+            targets = (b.user_id,)
+        elif b.channel_id:
+            targets = _smaller(await self.channel_members(b.channel_id), self._by_user)
+        elif b.team_id:
+            targets = _smaller(await self.team_members(b.team_id), self._by_user)
+        else:
+            targets = list(self._by_user)
+        prefix = routed.prefix
+        for user_id in targets:
+            conns = self._by_user.get(user_id)
+            if conns is None or user_id in b.omit_users:
+                continue
+            for conn in conns:
+                conn.send_event(prefix)
+
+    async def _subscribe_loop(self, subscribed: asyncio.Event) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.redis_channel)
+                self._subscribed = True
+                subscribed.set()
+                backoff = 0.2
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        routed = _Routed.from_wire(message["data"].decode())
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("ignoring a malformed event on %s", self.redis_channel)
+                        continue
+                    self._enqueue(routed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._subscribed = False
+                log.warning("redis subscription lost (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._subscribed = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            try:
+                await self.sweep_sessions()
+            except Exception as exc:
+                log.warning("checking websocket sessions failed: %s", exc)
+
+    async def sweep_sessions(self) -> None:
+        """Close the connections whose session was revoked or expired, or whose user was deactivated."""
+        open_sessions = {conn.session_id for conns in self._by_user.values() for conn in conns}
+        if not open_sessions:
+            return
+        query = (
+            select(sessions.c.id)
+            .join(users, users.c.id == sessions.c.user_id)
+            .where(sessions.c.id.in_(open_sessions), sessions.c.expires_at > now_ms(), users.c.delete_at == 0)
+        )
+        async with self.engine.connect() as db:
+            live = set((await db.execute(query)).scalars())
+        for conns in list(self._by_user.values()):
+            for conn in list(conns):
+                if conn.session_id not in live:
+                    conn.close(1000)
+
+
+def _smaller(members: frozenset[str], connected: dict[str, set[Connection]]) -> Iterable[str]:
+    """The members who are connected, iterating over the smaller side."""
+    if len(members) <= len(connected):
+        return members
+    return [user_id for user_id in connected if user_id in members]
+
+
+# --- the process-wide API ------------------------------------------------------------------------------------
+
+_hub: Hub | None = None
+
+
+def set_hub(hub: Hub | None) -> None:
+    """Install the process's hub (the app does this at startup)."""
+    global _hub
+    _hub = hub
+
+
+def current_hub() -> Hub | None:
+    """The process's hub, if the server is running."""
+    return _hub
+
+
+async def publish(event: str, data: dict[str, Any], broadcast: Broadcast) -> None:
+    """Send a Mattermost WebSocket event to every connection (on every replica) that ``broadcast`` and the
+    delivery rules allow. Call it after the change it announces is committed. Never raises for delivery
+    problems: realtime events are best effort, clients resync over REST when they reconnect."""
+    hub = _hub
+    if hub is None:
+        return
+    try:
+        await hub.publish(event, data, broadcast)
+    except Exception:
+        log.exception("publishing %s failed", event)
+
+
+async def disconnect_user(user_id: str) -> None:
+    """Close every WebSocket connection of ``user_id`` on every replica (after deactivation or revoking all of
+    their sessions; single revoked sessions are also caught by the periodic session sweep)."""
+    hub = _hub
+    if hub is not None:
+        await hub._publish(_Routed(_DISCONNECT_USER, Broadcast(user_id=user_id), ""))
+
+
+async def publish_user_added(channel_id: str, team_id: str, user_id: str) -> None:
+    """Mattermost's ``user_added``: to the channel's members, the new member included."""
+    await publish("user_added", {"team_id": team_id, "user_id": user_id}, Broadcast(channel_id=channel_id))
+
+
+async def publish_user_removed(channel_id: str, user_id: str, remover_id: str) -> None:
+    """Mattermost's ``user_removed``: to the removed user, and to the members who remain."""
+    await publish("user_removed", {"channel_id": channel_id, "remover_id": remover_id}, Broadcast(user_id=user_id))
+    await publish("user_removed", {"user_id": user_id, "remover_id": remover_id}, Broadcast(channel_id=channel_id))
+
+
+# --- events that wait for a commit ---------------------------------------------------------------------------
+
+_pending: weakref.WeakKeyDictionary[AsyncConnection, list[tuple[str, dict[str, Any], Broadcast]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def defer(conn: AsyncConnection, event: str, data: dict[str, Any], broadcast: Broadcast) -> None:
+    """Queue an event to publish once ``conn``'s transaction is committed (by :func:`flush`)."""
+    _pending.setdefault(conn, []).append((event, data, broadcast))
+
+
+def discard(conn: AsyncConnection) -> None:
+    """Drop the events queued on ``conn`` (its transaction was rolled back)."""
+    _pending.pop(conn, None)
+
+
+async def flush(conn: AsyncConnection) -> None:
+    """Publish, in order, the events queued on ``conn``; call right after ``await conn.commit()``."""
+    for event, data, broadcast in _pending.pop(conn, ()):
+        await publish(event, data, broadcast)
