@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 metadata = MetaData()
 
@@ -105,7 +106,8 @@ channels = Table(
     _millis("create_at"),
     _millis("update_at"),
     _millis("delete_at"),
-    _id("team_id", ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    # NULL for direct and group message channels, which belong to no team.
+    _id("team_id", ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
     Column("type", String(1), nullable=False),
     Column("display_name", String(64), nullable=False),
     Column("name", String(64), nullable=False),
@@ -117,6 +119,7 @@ channels = Table(
     Column("total_msg_count_root", BigInteger, nullable=False, server_default="0"),
     Column("creator_id", String(26), nullable=False, server_default=""),
     UniqueConstraint("team_id", "name", name="uq_channels_team_id_name"),
+    Index("uq_channels_name_without_team", "name", unique=True, postgresql_where=text("team_id IS NULL")),
 )
 
 channel_members = Table(
@@ -155,6 +158,88 @@ posts = Table(
     Column("file_ids", JSONB, nullable=False, server_default="[]"),
     Column("reply_count", BigInteger, nullable=False, server_default="0"),
     _millis("last_reply_at"),
+    Column("has_reactions", Boolean, nullable=False, server_default="false"),
+    # Full-text search: the message's lexemes, kept by PostgreSQL itself.
+    Column("message_tsv", TSVECTOR, Computed("to_tsvector('english'::regconfig, message)", persisted=True)),
     Index("ix_posts_channel_id_create_at", "channel_id", "create_at"),
+    Index("ix_posts_channel_id_update_at", "channel_id", "update_at"),
     Index("ix_posts_root_id", "root_id", postgresql_where=text("root_id <> ''")),
+    Index("ix_posts_message_tsv", "message_tsv", postgresql_using="gin"),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    _id("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("emoji_name", String(64), primary_key=True),
+    _id("channel_id", nullable=False),
+    _millis("create_at"),
+    _millis("update_at"),
+)
+
+file_infos = Table(
+    "file_infos",
+    metadata,
+    _id(primary_key=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    _id("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("post_id", String(26), nullable=False, server_default=""),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+    Column("name", String(256), nullable=False),
+    Column("extension", String(64), nullable=False, server_default=""),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", String(256), nullable=False, server_default=""),
+    Column("width", Integer, nullable=False, server_default="0"),
+    Column("height", Integer, nullable=False, server_default="0"),
+    Column("has_preview_image", Boolean, nullable=False, server_default="false"),
+    # Object keys in the storage backend; the thumbnail and preview keys are empty for non-images.
+    Column("path", String(512), nullable=False),
+    Column("thumbnail_path", String(512), nullable=False, server_default=""),
+    Column("preview_path", String(512), nullable=False, server_default=""),
+    # Bytes stored for this file: the original plus its thumbnail and preview.
+    Column("stored_bytes", BigInteger, nullable=False, server_default="0"),
+    Index("ix_file_infos_post_id", "post_id", postgresql_where=text("post_id <> ''")),
+)
+
+incoming_webhooks = Table(
+    "incoming_webhooks",
+    metadata,
+    _id(primary_key=True),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    _id("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id("team_id", ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(64), nullable=False, server_default=""),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("username", String(255), nullable=False, server_default=""),
+    Column("icon_url", String(1024), nullable=False, server_default=""),
+    Column("channel_locked", Boolean, nullable=False, server_default="false"),
+)
+
+bots = Table(
+    "bots",
+    metadata,
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("display_name", String(64), nullable=False, server_default=""),
+    Column("description", String(1024), nullable=False, server_default=""),
+    _id("owner_id", nullable=False),
+    _millis("create_at"),
+    _millis("update_at"),
+    _millis("delete_at"),
+)
+
+user_access_tokens = Table(
+    "user_access_tokens",
+    metadata,
+    _id(primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("description", String(512), nullable=False, server_default=""),
+    Column("is_active", Boolean, nullable=False, server_default="true"),
+    _millis("create_at"),
 )

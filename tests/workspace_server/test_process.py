@@ -61,7 +61,7 @@ def test_two_replicas_on_a_fresh_database_start_together(
         assert db.execute("SELECT count(*) FROM teams").fetchone() == (1,)
         names = db.execute("SELECT name FROM channels ORDER BY name").fetchall()
         assert names == [("off-topic",), ("town-square",)]
-        assert db.execute("SELECT version_num FROM workspace_alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM workspace_alembic_version").fetchall() == [(HEAD_REVISION,)]
     assert sum("Running upgrade" in r.log() for r in replicas) == 1
 
 
