@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -124,15 +125,6 @@ def clear_session_cookies(response: Response) -> None:
         response.delete_cookie(name)
 
 
-def _request_token(request: Request) -> tuple[str, bool] | None:
-    """The session token and whether it came from the cookie (header first, as Mattermost does)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() in ("bearer", "token") and value.strip():
-        return value.strip(), False
-    cookie = request.cookies.get(TOKEN_COOKIE)
-    return (cookie, True) if cookie else None
-
-
 def _csrf_ok(request: Request, csrf_token: str) -> bool:
     """Cookie-authenticated writes must prove they come from our client, as Mattermost requires."""
     if request.headers.get("x-requested-with") == "XMLHttpRequest":
@@ -140,11 +132,8 @@ def _csrf_ok(request: Request, csrf_token: str) -> bool:
     return hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), csrf_token.encode())
 
 
-async def _optional_session(request: Request, conn: Conn) -> Session | None:
-    found = _request_token(request)
-    if found is None:
-        return None
-    token, from_cookie = found
+async def _token_session(conn: AsyncConnection, token: str) -> tuple[Session, str] | None:
+    """The live session behind ``token`` and its CSRF token."""
     query = (
         select(sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, users.c.roles)
         .join(users, users.c.id == sessions.c.user_id)
@@ -153,9 +142,37 @@ async def _optional_session(request: Request, conn: Conn) -> Session | None:
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    if from_cookie and request.method not in _SAFE_METHODS and not _csrf_ok(request, row.csrf_token):
+    return Session(id=row.id, user_id=row.user_id, roles=row.roles), row.csrf_token
+
+
+async def session_for_token(conn: AsyncConnection, token: str) -> Session | None:
+    """The live session a bearer token stands for (the WebSocket's ``authentication_challenge`` uses it)."""
+    found = await _token_session(conn, token)
+    return found[0] if found is not None else None
+
+
+def request_token(headers: Mapping[str, str], cookies: Mapping[str, str]) -> tuple[str, bool] | None:
+    """The session token of a request or WebSocket upgrade, and whether it came from the cookie (header first,
+    as Mattermost does)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() in ("bearer", "token") and value.strip():
+        return value.strip(), False
+    cookie = cookies.get(TOKEN_COOKIE)
+    return (cookie, True) if cookie else None
+
+
+async def _optional_session(request: Request, conn: Conn) -> Session | None:
+    found = request_token(request.headers, request.cookies)
+    if found is None:
         return None
-    return Session(id=row.id, user_id=row.user_id, roles=row.roles)
+    token, from_cookie = found
+    live = await _token_session(conn, token)
+    if live is None:
+        return None
+    session, csrf_token = live
+    if from_cookie and request.method not in _SAFE_METHODS and not _csrf_ok(request, csrf_token):
+        return None
+    return session
 
 
 async def _required_session(session: Annotated[Session | None, Depends(_optional_session)]) -> Session:
