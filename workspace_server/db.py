@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from workspace_server import events
 from workspace_server.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -27,9 +28,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
-        yield conn
+        try:
+            yield conn
+        except BaseException:
+            events.discard(conn)
+            raise
+        # Realtime events of what the request committed (those a route has not published itself).
+        await events.flush(conn)
+        events.discard(conn)
 
 
 Conn = Annotated[AsyncConnection, Depends(_connection)]
 """A pooled connection for the request; routes that write call ``await conn.commit()`` themselves,
-anything not committed is rolled back when the request ends."""
+anything not committed is rolled back when the request ends, and the events deferred (:func:`events.defer`) on
+committed transactions are published then."""

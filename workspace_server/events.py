@@ -22,8 +22,9 @@ see them (Mattermost's rules):
 
 and never to a user in ``omit_users``.
 
-Mutations that commit in the middle of other work can queue events with :func:`defer` and publish them with
-:func:`flush` right after their commit.
+Code that writes inside a transaction queues its events with :func:`defer`: they are published only if that
+transaction commits, by :func:`flush` (which the request's connection dependency calls when the request ends,
+and which a route may call right after its commit to get the event out before its response).
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.engine import Connection as Connection_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workspace_server.ids import now_ms
@@ -190,6 +193,9 @@ class Hub:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _redis: Any = None
     _subscribed: bool = False
+
+    def __post_init__(self) -> None:
+        track_commits(self.engine)
 
     @property
     def redis_channel(self) -> str:
@@ -467,22 +473,64 @@ async def publish_user_removed(channel_id: str, user_id: str, remover_id: str) -
 
 # --- events that wait for a commit ---------------------------------------------------------------------------
 
-_pending: weakref.WeakKeyDictionary[AsyncConnection, list[tuple[str, dict[str, Any], Broadcast]]] = (
-    weakref.WeakKeyDictionary()
-)
+EventData = dict[str, Any] | Callable[[], dict[str, Any]]
+"""An event's data, or a function computing it at publication (for data the route completes after the write)."""
 
 
-def defer(conn: AsyncConnection, event: str, data: dict[str, Any], broadcast: Broadcast) -> None:
-    """Queue an event to publish once ``conn``'s transaction is committed (by :func:`flush`)."""
-    _pending.setdefault(conn, []).append((event, data, broadcast))
+@dataclass(slots=True)
+class _Pending:
+    uncommitted: list[tuple[str, EventData, Broadcast]] = field(default_factory=list)
+    committed: list[tuple[str, EventData, Broadcast]] = field(default_factory=list)
+
+
+# Keyed by the synchronous Connection behind an AsyncConnection: the object SQLAlchemy's commit events name.
+_pending: weakref.WeakKeyDictionary[Connection_, _Pending] = weakref.WeakKeyDictionary()
+
+
+def _on_commit(conn: Connection_) -> None:
+    pending = _pending.get(conn)
+    if pending is not None:
+        pending.committed.extend(pending.uncommitted)
+        pending.uncommitted.clear()
+
+
+def _on_rollback(conn: Connection_) -> None:
+    pending = _pending.get(conn)
+    if pending is not None:
+        pending.uncommitted.clear()
+
+
+def track_commits(engine: AsyncEngine) -> None:
+    """Let :func:`defer`red events follow the transactions of ``engine``'s connections: an event becomes
+    publishable when its transaction commits and is dropped when it rolls back."""
+    if not sa_event.contains(engine.sync_engine, "commit", _on_commit):
+        sa_event.listen(engine.sync_engine, "commit", _on_commit)
+        sa_event.listen(engine.sync_engine, "rollback", _on_rollback)
+
+
+def _key(conn: AsyncConnection) -> Connection_:
+    sync = conn.sync_connection
+    assert sync is not None, "the connection is not open"
+    return sync
+
+
+def defer(conn: AsyncConnection, event: str, data: EventData, broadcast: Broadcast) -> None:
+    """Queue an event on ``conn``'s transaction: published by :func:`flush` once that transaction has committed
+    (the request's connection dependency flushes at the end of every request; routes that want the event out
+    before their response call ``await flush(conn)`` after their commit)."""
+    _pending.setdefault(_key(conn), _Pending()).uncommitted.append((event, data, broadcast))
 
 
 def discard(conn: AsyncConnection) -> None:
-    """Drop the events queued on ``conn`` (its transaction was rolled back)."""
-    _pending.pop(conn, None)
+    """Drop every event queued on ``conn`` (the request failed)."""
+    _pending.pop(_key(conn), None)
 
 
 async def flush(conn: AsyncConnection) -> None:
-    """Publish, in order, the events queued on ``conn``; call right after ``await conn.commit()``."""
-    for event, data, broadcast in _pending.pop(conn, ()):
-        await publish(event, data, broadcast)
+    """Publish, in order, the events of ``conn``'s committed transactions."""
+    pending = _pending.get(_key(conn))
+    if pending is None or not pending.committed:
+        return
+    ready, pending.committed = pending.committed, []
+    for event, data, broadcast in ready:
+        await publish(event, data() if callable(data) else data, broadcast)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workspace_server import events
 from workspace_server.ids import now_ms
-from workspace_server.schema import channel_members, team_members
+from workspace_server.schema import channel_members, channels, team_members
 from workspace_server.web import AppError
 
 # Mattermost's defaults (model.GetDefaultChannelNotifyProps); stored values override them.
@@ -80,13 +81,15 @@ async def get_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> 
 
 
 async def add_team_member(conn: AsyncConnection, team_id: str, user_id: str, *, admin: bool) -> RowMapping:
-    """Make ``user_id`` an active member of ``team_id`` (kept as is if already one; the caller commits)."""
+    """Make ``user_id`` an active member of ``team_id`` (kept as is if already one; the caller commits, and the
+    ``added_to_team`` event goes out once it has)."""
     stmt = insert(team_members).values(team_id=team_id, user_id=user_id, scheme_admin=admin, create_at=now_ms())
     stmt = stmt.on_conflict_do_update(
         index_elements=[team_members.c.team_id, team_members.c.user_id],
         set_={"delete_at": 0, "scheme_admin": team_members.c.scheme_admin | stmt.excluded.scheme_admin},
     )
     member: RowMapping = (await conn.execute(stmt.returning(team_members))).mappings().one()
+    events.defer(conn, "added_to_team", {"team_id": team_id, "user_id": user_id}, events.Broadcast(user_id=user_id))
     return member
 
 
@@ -99,7 +102,8 @@ async def get_channel_member(conn: AsyncConnection, channel_id: str, user_id: st
 
 
 async def add_channel_member(conn: AsyncConnection, channel_id: str, user_id: str, *, admin: bool) -> RowMapping:
-    """Make ``user_id`` a member of ``channel_id`` (kept as is if already one; the caller commits)."""
+    """Make ``user_id`` a member of ``channel_id`` (kept as is if already one; the caller commits, and a new
+    member's ``user_added`` event goes out once it has)."""
     stmt = insert(channel_members).values(
         channel_id=channel_id, user_id=user_id, scheme_admin=admin, last_update_at=now_ms()
     )
@@ -107,5 +111,11 @@ async def add_channel_member(conn: AsyncConnection, channel_id: str, user_id: st
         index_elements=[channel_members.c.channel_id, channel_members.c.user_id],
         set_={"scheme_admin": channel_members.c.scheme_admin | stmt.excluded.scheme_admin},
     )
-    member: RowMapping = (await conn.execute(stmt.returning(channel_members))).mappings().one()
+    team_id = select(channels.c.team_id).where(channels.c.id == channel_id).scalar_subquery()
+    # xmax is 0 for a row this statement inserted: only a new member is announced.
+    returning = stmt.returning(channel_members, team_id.label("team_id"), literal_column("xmax = 0").label("added"))
+    member: RowMapping = (await conn.execute(returning)).mappings().one()
+    if member["added"]:
+        data = {"team_id": member["team_id"], "user_id": user_id}
+        events.defer(conn, "user_added", data, events.Broadcast(channel_id=channel_id))
     return member

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspace_server.auth import CurrentSession
 from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
+from workspace_server.events import flush
 from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.realtime import defer_posted, record_post
 from workspace_server.schema import channels, posts
 from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
 
@@ -108,8 +110,9 @@ class PostCreateBody(BaseModel):
 async def insert_post(
     conn: AsyncConnection, *, channel_id: str, user_id: str, message: str, root_id: str, props: dict[str, Any]
 ) -> dict[str, Any]:
-    """Store a post, or a reply when ``root_id`` is set, and count it on its channel and thread: 400 if ``root_id``
-    is not a root post of the channel. Answers the post JSON; the caller commits."""
+    """Store a post, or a reply when ``root_id`` is set, and count it on its channel, thread and members' unread
+    and mention counts: 400 if ``root_id`` is not a root post of the channel. Answers the post JSON; the caller
+    commits, and the ``posted`` event goes out once it has (see :func:`events.defer`)."""
     now = now_ms()
     reply_count = 0
     if root_id:
@@ -137,16 +140,13 @@ async def insert_post(
         "hashtags": parse_hashtags(message),
     }
     post = post_json((await conn.execute(insert(posts).values(values).returning(posts))).mappings().one())
-    counters: dict[str, Any] = {
-        "last_post_at": func.greatest(channels.c.last_post_at, now),
-        "total_msg_count": channels.c.total_msg_count + 1,
-    }
     if root_id:
         post["reply_count"], post["last_reply_at"] = reply_count, now
-    else:
-        counters["last_root_post_at"] = func.greatest(channels.c.last_root_post_at, now)
-        counters["total_msg_count_root"] = channels.c.total_msg_count_root + 1
-    await conn.execute(update(channels).where(channels.c.id == channel_id).values(counters))
+    # Channel totals, the author's read state and mention counts; then the `posted` event, sent on commit.
+    context = await record_post(
+        conn, channel_id=channel_id, sender_id=user_id, message=message, is_root=not root_id, now=now
+    )
+    defer_posted(conn, post, context)
     return post
 
 
@@ -175,6 +175,7 @@ async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession)
     )
     await conn.commit()
     post["pending_post_id"] = body.pending_post_id
+    await flush(conn)
     return JSONResponse(post, status_code=201)
 
 

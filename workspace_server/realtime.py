@@ -1,0 +1,334 @@
+"""Read state: counting a new post on its channel and members (mentions included), the ``posted`` event,
+viewing a channel, and the unread and mention counts (``/channels/members/{user_id}/view``,
+``/users/{user_id}/channels/{channel_id}/unread``, ``/users/{user_id}/teams/unread``,
+``/users/{user_id}/teams/{team_id}/unread``).
+
+A member's unread messages are ``channels.total_msg_count - channel_members.msg_count`` (``msg_count`` is the
+channel's total when the member last viewed it); ``mention_count`` counts the posts that mentioned them since.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import ARRAY, RowMapping, String, and_, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspace_server.auth import CurrentSession, Session
+from workspace_server.db import Conn
+from workspace_server.events import Broadcast, defer, flush
+from workspace_server.ids import is_valid_id, now_ms
+from workspace_server.membership import DEFAULT_CHANNEL_NOTIFY_PROPS, get_team_member
+from workspace_server.schema import channel_members, channels, team_members
+from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+
+router = APIRouter(prefix="/api/v4")
+
+# Posts in these channel types mention every other member (Mattermost's DM and GM mentions).
+_ALWAYS_MENTION_TYPES: Final = ("D", "G")
+_CHANNEL_WIDE: Final = frozenset({"channel", "all", "here"})
+_CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._-]*)", re.IGNORECASE)
+_USERNAME_MAX = 22
+_ZERO_KEYS: Final = ("msg_count", "mention_count", "mention_count_root", "msg_count_root")
+
+
+def parse_mentions(message: str) -> tuple[list[str], bool]:
+    """The usernames ``message`` mentions (outside code) and whether it mentions the whole channel
+    (``@channel``, ``@all``, ``@here``). Trailing punctuation is tried both kept and stripped, as usernames may
+    contain ``.``, ``-`` and ``_``."""
+    if "@" not in message:
+        return [], False
+    if "`" in message:
+        message = _INLINE_CODE.sub(" ", _CODE_BLOCK.sub(" ", message))
+    names: set[str] = set()
+    channel_wide = False
+    for match in _MENTION.finditer(message):
+        name = match.group(1).lower()
+        for candidate in (name, name.rstrip("._-")):
+            if candidate in _CHANNEL_WIDE:
+                channel_wide = True
+            elif 0 < len(candidate) <= _USERNAME_MAX:
+                names.add(candidate)
+    return sorted(names), channel_wide
+
+
+# One statement per post: count it on the channel, mark it read for its author, and count a mention for each
+# member it mentions. It answers what the ``posted`` event needs.
+_RECORD_POST = text(
+    """
+WITH ch AS (
+    UPDATE channels SET
+        last_post_at = greatest(last_post_at, :now),
+        total_msg_count = total_msg_count + 1,
+        last_root_post_at = CASE WHEN :is_root THEN greatest(last_root_post_at, :now) ELSE last_root_post_at END,
+        total_msg_count_root = total_msg_count_root + CASE WHEN :is_root THEN 1 ELSE 0 END
+    WHERE id = :channel_id
+    RETURNING id, team_id, type, name, display_name, total_msg_count, total_msg_count_root
+), mentioned AS (
+    SELECT id FROM users WHERE username = ANY(:names) AND delete_at = 0
+), cm AS (
+    UPDATE channel_members m SET
+        msg_count = CASE WHEN m.user_id = :sender THEN ch.total_msg_count ELSE m.msg_count END,
+        msg_count_root = CASE WHEN m.user_id = :sender THEN ch.total_msg_count_root ELSE m.msg_count_root END,
+        last_viewed_at = CASE WHEN m.user_id = :sender THEN :now ELSE m.last_viewed_at END,
+        mention_count = CASE WHEN m.user_id = :sender THEN 0 ELSE m.mention_count + 1 END,
+        mention_count_root = CASE
+            WHEN m.user_id = :sender THEN 0
+            WHEN :is_root THEN m.mention_count_root + 1
+            ELSE m.mention_count_root END,
+        last_update_at = :now
+    FROM ch
+    WHERE m.channel_id = ch.id AND (
+        m.user_id = :sender
+        OR :channel_wide
+        OR ch.type IN ('D', 'G')
+        OR m.user_id IN (SELECT id FROM mentioned)
+    )
+    RETURNING m.user_id
+)
+SELECT ch.team_id, ch.type, ch.name, ch.display_name,
+    (SELECT username FROM users WHERE id = :sender) AS sender_name,
+    ARRAY(SELECT user_id FROM cm WHERE user_id <> :sender ORDER BY user_id) AS mentions
+FROM ch
+"""
+).bindparams(bindparam("names", type_=ARRAY(String)))
+
+
+@dataclass(frozen=True, slots=True)
+class PostedContext:
+    """What counting a post learnt: its channel, its author's name, and who it mentioned."""
+
+    team_id: str
+    channel_type: str
+    channel_name: str
+    channel_display_name: str
+    sender_name: str
+    mentions: list[str]
+
+
+async def record_post(
+    conn: AsyncConnection, *, channel_id: str, sender_id: str, message: str, is_root: bool, now: int
+) -> PostedContext:
+    """Count a new post on its channel (totals, last post time), mark the channel read for its author and count
+    a mention for every other member it mentions (all of them for ``@channel``/``@all``/``@here`` and in DMs
+    and group messages), in one statement; the caller commits."""
+    names, channel_wide = parse_mentions(message)
+    params = {
+        "channel_id": channel_id,
+        "sender": sender_id,
+        "now": now,
+        "is_root": is_root,
+        "names": names,
+        "channel_wide": channel_wide,
+    }
+    row = (await conn.execute(_RECORD_POST, params)).mappings().one()
+    return PostedContext(
+        team_id=row["team_id"] if row["type"] not in _ALWAYS_MENTION_TYPES else "",
+        channel_type=row["type"],
+        channel_name=row["name"],
+        channel_display_name=row["display_name"],
+        sender_name=row["sender_name"] or "",
+        mentions=list(row["mentions"]),
+    )
+
+
+def defer_posted(conn: AsyncConnection, post: dict[str, Any], context: PostedContext) -> None:
+    """Queue Mattermost's ``posted`` event for ``post`` on ``conn``'s transaction. The post is serialised when the
+    event is published, so a route may still complete it (``pending_post_id``) after the insert."""
+
+    def data() -> dict[str, Any]:
+        sender_name = post.get("props", {}).get("override_username") or context.sender_name
+        body: dict[str, Any] = {
+            "channel_display_name": context.channel_display_name,
+            "channel_name": context.channel_name,
+            "channel_type": context.channel_type,
+            "post": json.dumps(post, ensure_ascii=False, separators=(",", ":")),
+            "sender_name": f"@{sender_name}",
+            "set_online": True,
+            "team_id": context.team_id,
+        }
+        if context.mentions:
+            body["mentions"] = json.dumps(context.mentions)
+        return body
+
+    defer(conn, "posted", data, Broadcast(channel_id=post["channel_id"]))
+
+
+# --- viewing and unread counts ---------------------------------------------------------------------------------
+
+
+class ViewBody(BaseModel):
+    """``POST /channels/members/{user_id}/view``."""
+
+    channel_id: str = ""
+    prev_channel_id: str = ""
+    collapsed_threads_supported: bool = False
+
+
+def _own_user_id(user_id: str, session: Session) -> str:
+    """``user_id`` (``me`` for the caller), which must be the caller's unless they are a system admin."""
+    target = session.user_id if user_id == "me" else user_id
+    if not is_valid_id(target):
+        raise invalid_url_param("user_id")
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    return target
+
+
+@router.post("/channels/members/{user_id}/view")
+async def view_channel(user_id: str, body: ViewBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Mark ``channel_id`` (and ``prev_channel_id``, the channel the client leaves) read for the user: the
+    member's ``msg_count`` catches up with the channel, its ``mention_count`` drops to 0. Sends
+    ``channel_viewed`` to the user's connections."""
+    target = _own_user_id(user_id, session)
+    ids = [c for c in dict.fromkeys((body.channel_id, body.prev_channel_id)) if c]
+    if body.channel_id and not is_valid_id(body.channel_id):
+        raise invalid_body_param("channel_id")
+    if body.prev_channel_id and not is_valid_id(body.prev_channel_id):
+        raise invalid_body_param("prev_channel_id")
+    times: dict[str, int] = {}
+    if ids:
+        now = now_ms()
+        stmt = (
+            update(channel_members)
+            .where(
+                channel_members.c.user_id == target,
+                channel_members.c.channel_id.in_(ids),
+                channel_members.c.channel_id == channels.c.id,
+            )
+            .values(
+                msg_count=channels.c.total_msg_count,
+                msg_count_root=channels.c.total_msg_count_root,
+                mention_count=0,
+                mention_count_root=0,
+                last_viewed_at=now,
+                last_update_at=now,
+            )
+            .returning(channel_members.c.channel_id)
+        )
+        for channel_id in (await conn.execute(stmt)).scalars():
+            times[channel_id] = now
+            defer(conn, "channel_viewed", {"channel_id": channel_id}, Broadcast(user_id=target))
+        await conn.commit()
+        await flush(conn)
+    return JSONResponse({"status": "OK", "last_viewed_at_times": times})
+
+
+def _channel_unread_json(row: RowMapping) -> dict[str, Any]:
+    return {
+        "team_id": row["team_id"],
+        "channel_id": row["channel_id"],
+        "msg_count": max(row["total_msg_count"] - row["msg_count"], 0),
+        "mention_count": row["mention_count"],
+        "mention_count_root": row["mention_count_root"],
+        "urgent_mention_count": 0,
+        "msg_count_root": max(row["total_msg_count_root"] - row["msg_count_root"], 0),
+        "notify_props": {**DEFAULT_CHANNEL_NOTIFY_PROPS, **row["notify_props"]},
+    }
+
+
+@router.get("/users/{user_id}/channels/{channel_id}/unread")
+async def get_channel_unread(user_id: str, channel_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The user's unread message and mention counts in a channel they belong to."""
+    target = _own_user_id(user_id, session)
+    if not is_valid_id(channel_id):
+        raise invalid_url_param("channel_id")
+    query = (
+        select(
+            channels.c.team_id,
+            channels.c.type,
+            channels.c.total_msg_count,
+            channels.c.total_msg_count_root,
+            channel_members,
+        )
+        .join(channels, channels.c.id == channel_members.c.channel_id)
+        .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == target)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise AppError(
+            404, "app.channel.get_member.missing.app_error", "No channel member found for that user ID and channel ID."
+        )
+    unread = _channel_unread_json(row)
+    if row["type"] in _ALWAYS_MENTION_TYPES:
+        unread["team_id"] = ""
+    return JSONResponse(unread)
+
+
+def _team_unreads_query(user_id: str) -> Any:
+    """Per team: the sums of the user's unread messages and mentions over their channels in it."""
+    unread = channels.c.total_msg_count - channel_members.c.msg_count
+    unread_root = channels.c.total_msg_count_root - channel_members.c.msg_count_root
+    return (
+        select(
+            channels.c.team_id,
+            func.coalesce(func.sum(func.greatest(unread, 0)), 0).label("msg_count"),
+            func.coalesce(func.sum(channel_members.c.mention_count), 0).label("mention_count"),
+            func.coalesce(func.sum(channel_members.c.mention_count_root), 0).label("mention_count_root"),
+            func.coalesce(func.sum(func.greatest(unread_root, 0)), 0).label("msg_count_root"),
+        )
+        .join(channels, channels.c.id == channel_members.c.channel_id)
+        .where(
+            channel_members.c.user_id == user_id,
+            channels.c.delete_at == 0,
+            channels.c.type.not_in(_ALWAYS_MENTION_TYPES),
+        )
+        .group_by(channels.c.team_id)
+    )
+
+
+def _team_unread_json(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+    return {
+        "team_id": row["team_id"],
+        "msg_count": int(row["msg_count"]),
+        "mention_count": int(row["mention_count"]),
+        "mention_count_root": int(row["mention_count_root"]),
+        "msg_count_root": int(row["msg_count_root"]),
+        "thread_count": 0,
+        "thread_mention_count": 0,
+        "thread_urgent_mention_count": 0,
+    }
+
+
+@router.get("/users/{user_id}/teams/unread")
+async def get_teams_unread(
+    user_id: str, conn: Conn, session: CurrentSession, exclude_team: str = "", include_collapsed_threads: bool = False
+) -> JSONResponse:
+    """The user's unread counts for each of their teams (except ``exclude_team``)."""
+    target = _own_user_id(user_id, session)
+    query = _team_unreads_query(target).join(
+        team_members,
+        and_(
+            team_members.c.team_id == channels.c.team_id,
+            team_members.c.user_id == target,
+            team_members.c.delete_at == 0,
+        ),
+    )
+    if exclude_team:
+        query = query.where(channels.c.team_id != exclude_team)
+    rows = (await conn.execute(query)).mappings()
+    return JSONResponse([_team_unread_json(r) for r in rows])
+
+
+@router.get("/users/{user_id}/teams/{team_id}/unread")
+async def get_team_unread(user_id: str, team_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The user's unread counts in one team."""
+    target = _own_user_id(user_id, session)
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    if await get_team_member(conn, team_id, target) is None:
+        raise AppError(
+            404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID."
+        )
+    row = (await conn.execute(_team_unreads_query(target).where(channels.c.team_id == team_id))).mappings().first()
+    if row is None:
+        return JSONResponse(_team_unread_json({"team_id": team_id} | dict.fromkeys(_ZERO_KEYS, 0)))
+    return JSONResponse(_team_unread_json(row))
