@@ -9,8 +9,9 @@ An event is serialised once, as Mattermost's envelope ``{"event", "data", "broad
 of ``seq``; each connection appends its own ``seq`` (``N}``), so a post to a channel of 1,000 open connections
 costs one ``json.dumps`` and 1,000 string concatenations.
 
-Delivery: with ``WS_REDIS_URL`` set, an event goes through Redis pub/sub (channel ``ws:<team name>:events``) so
-every replica of the workspace receives it, and each replica's subscriber hands it to its local hub; without
+Delivery: with ``WS_REDIS_URL`` set, an event goes through Redis pub/sub (channel ``ws:<team name>:events``,
+messages tagged with the team's id so that workspaces sharing a Redis never mix) so every replica of the
+workspace receives it, and each replica's subscriber hands it to its local hub; without
 Redis it goes straight to the local hub. The hub delivers events in publication order, after checking who may
 see them (Mattermost's rules):
 
@@ -46,7 +47,7 @@ from sqlalchemy.engine import Connection as Connection_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workspace_server.ids import now_ms
-from workspace_server.schema import channel_members, sessions, team_members, users
+from workspace_server.schema import channel_members, sessions, team_members, teams, users
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +165,26 @@ class _Routed:
     broadcast: Broadcast
     prefix: str
 
-    def wire(self) -> str:
-        """The Redis message: a small routing header line, then the envelope prefix as is."""
+    def wire(self, workspace: str) -> str:
+        """The Redis message: a small routing header line (naming the workspace), then the envelope prefix."""
         b = self.broadcast
-        header = {"e": self.event, "c": b.channel_id, "t": b.team_id, "u": b.user_id, "o": sorted(b.omit_users)}
+        header = {
+            "w": workspace,
+            "e": self.event,
+            "c": b.channel_id,
+            "t": b.team_id,
+            "u": b.user_id,
+            "o": sorted(b.omit_users),
+        }
         return f"{_dumps(header)}\n{self.prefix}"
 
     @classmethod
-    def from_wire(cls, message: str) -> _Routed:
-        """Parse :meth:`wire`'s format (only the header is decoded)."""
+    def from_wire(cls, message: str, workspace: str) -> _Routed | None:
+        """Parse :meth:`wire`'s format (only the header is decoded); ``None`` for another workspace's event."""
         line, _, prefix = message.partition("\n")
         h = json.loads(line)
+        if h["w"] != workspace:
+            return None
         return cls(h["e"], Broadcast(h["c"], h["t"], h["u"], frozenset(h["o"])), prefix)
 
 
@@ -193,6 +203,9 @@ class Hub:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _redis: Any = None
     _subscribed: bool = False
+    # The team's id: unique to this workspace's database, it tells our events from those of another workspace
+    # that shares the Redis server and the team name (pub/sub channels ignore Redis database numbers).
+    _workspace: str = ""
 
     def __post_init__(self) -> None:
         track_commits(self.engine)
@@ -211,6 +224,10 @@ class Hub:
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="ws-hub-sessions"))
         if self.redis_url:
             import redis.asyncio as aioredis
+
+            async with self.engine.connect() as db:
+                team_id = (await db.execute(select(teams.c.id).where(teams.c.name == self.team_name))).scalar()
+            self._workspace = team_id or self.team_name
 
             self._redis = aioredis.Redis.from_url(self.redis_url)
             subscribed = asyncio.Event()
@@ -310,7 +327,7 @@ class Hub:
     async def _publish(self, routed: _Routed) -> None:
         if self._redis is not None:
             try:
-                await self._redis.publish(self.redis_channel, routed.wire())
+                await self._redis.publish(self.redis_channel, routed.wire(self._workspace))
             except Exception as exc:
                 log.warning("redis publish failed (%s); delivering %s on this replica only", exc, routed.event)
                 self._enqueue(routed)
@@ -373,11 +390,12 @@ class Hub:
                     if message is None or message.get("type") != "message":
                         continue
                     try:
-                        routed = _Routed.from_wire(message["data"].decode())
+                        routed = _Routed.from_wire(message["data"].decode(), self._workspace)
                     except (ValueError, KeyError, TypeError):
                         log.warning("ignoring a malformed event on %s", self.redis_channel)
                         continue
-                    self._enqueue(routed)
+                    if routed is not None:
+                        self._enqueue(routed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
