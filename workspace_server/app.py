@@ -8,7 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workspace_server import canopy_admin, channels, events, posts, realtime, system, teams, users, websocket
+from workspace_server import (
+    bots,
+    canopy_admin,
+    channels,
+    events,
+    posts,
+    realtime,
+    system,
+    teams,
+    tokens,
+    users,
+    websocket,
+)
 from workspace_server.settings import Settings
 from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
 
@@ -41,7 +53,8 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     app.state.engine = engine
     app.state.hub = hub
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
-    for module in (system, realtime, users, teams, channels, posts, canopy_admin, websocket):
+    # /users/tokens/... before /users/{user_id}.
+    for module in (system, realtime, tokens, bots, users, teams, channels, posts, canopy_admin, websocket):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)

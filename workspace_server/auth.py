@@ -106,9 +106,39 @@ async def revoke_session(conn: AsyncConnection, session_id: str) -> None:
     await conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
 
-async def revoke_user_sessions(conn: AsyncConnection, user_id: str) -> None:
-    """Delete every session of ``user_id`` (the caller commits)."""
-    await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+async def revoke_user_sessions(conn: AsyncConnection, user_id: str, *, keep_session_id: str = "") -> None:
+    """Delete every login session of ``user_id`` but ``keep_session_id`` (the caller commits). The sessions of
+    personal access tokens stay: they end with their token, and a deactivated user's are refused anyway."""
+    await conn.execute(
+        delete(sessions).where(
+            sessions.c.user_id == user_id, sessions.c.access_token_id.is_(None), sessions.c.id != keep_session_id
+        )
+    )
+
+
+# Sessions standing for personal access tokens do not expire: the token is revoked or disabled instead.
+TOKEN_SESSION_EXPIRES_AT = 2**62
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 hex digest under which a bearer token is stored."""
+    return _token_hash(token)
+
+
+async def create_token_session(conn: AsyncConnection, user_id: str, access_token_id: str, hashed: str) -> None:
+    """Store the session through which the personal access token with hash ``hashed`` authenticates (the caller
+    commits)."""
+    await conn.execute(
+        insert(sessions).values(
+            id=new_id(),
+            token_hash=hashed,
+            user_id=user_id,
+            csrf_token=new_id(),
+            create_at=now_ms(),
+            expires_at=TOKEN_SESSION_EXPIRES_AT,
+            access_token_id=access_token_id,
+        )
+    )
 
 
 def set_session_cookies(response: Response, new: NewSession, user_id: str, *, secure: bool) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
-from sqlalchemy import RowMapping, and_, select
+from sqlalchemy import RowMapping, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workspace_server import events
 from workspace_server.auth import CurrentSession, Session
 from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, new_id, now_ms
@@ -22,14 +25,27 @@ from workspace_server.membership import (
     get_team_member,
     team_member_not_found,
 )
-from workspace_server.schema import channel_members, channels, team_members, teams
+from workspace_server.schema import channel_members, channels, team_members, teams, users
 from workspace_server.users import get_user, resolve_user_id, user_not_found
-from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+from workspace_server.web import (
+    AppError,
+    JSONResponse,
+    invalid_body_param,
+    invalid_url_param,
+    permission_error,
+    status_ok,
+)
 
 router = APIRouter(prefix="/api/v4")
 
 OPEN: Final = "O"
 PRIVATE: Final = "P"
+DIRECT: Final = "D"
+GROUP: Final = "G"
+# Mattermost's group message sizes, the caller included.
+GROUP_MIN_USERS = 3
+GROUP_MAX_USERS = 8
+PER_PAGE_MAX = 200
 # The channels Mattermost creates with every team and puts every team member in.
 DEFAULT_CHANNELS = (("town-square", "Town Square"), ("off-topic", "Off-Topic"))
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -42,7 +58,7 @@ def channel_json(channel: RowMapping) -> dict[str, Any]:
         "create_at": channel["create_at"],
         "update_at": channel["update_at"],
         "delete_at": channel["delete_at"],
-        "team_id": channel["team_id"],
+        "team_id": channel["team_id"] or "",
         "type": channel["type"],
         "display_name": channel["display_name"],
         "name": channel["name"],
@@ -122,7 +138,7 @@ async def channel_access(conn: AsyncConnection, session: Session, *conditions: A
             channel_members.c.user_id.is_not(None).label("is_member"),
             team_members.c.user_id.is_not(None).label("in_team"),
         )
-        .join(teams, teams.c.id == channels.c.team_id)
+        .outerjoin(teams, teams.c.id == channels.c.team_id)
         .outerjoin(
             channel_members,
             and_(channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == session.user_id),
@@ -251,7 +267,8 @@ async def get_channel_by_team_and_name(
 
 @router.get("/users/{user_id}/teams/{team_id}/channels")
 async def get_user_team_channels(user_id: str, team_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
-    """The channels of team ``team_id`` that the user is in (the caller or, for admins, anyone)."""
+    """The channels of team ``team_id`` that the user is in (the caller or, for admins, anyone), with their direct
+    and group message channels, which belong to every team."""
     target = resolve_user_id(user_id, session)
     if not is_valid_id(team_id):
         raise invalid_url_param("team_id")
@@ -262,7 +279,11 @@ async def get_user_team_channels(user_id: str, team_id: str, conn: Conn, session
     query = (
         select(channels)
         .join(channel_members, channel_members.c.channel_id == channels.c.id)
-        .where(channel_members.c.user_id == target, channels.c.team_id == team_id, channels.c.delete_at == 0)
+        .where(
+            channel_members.c.user_id == target,
+            or_(channels.c.team_id == team_id, channels.c.team_id.is_(None)),
+            channels.c.delete_at == 0,
+        )
         .order_by(channels.c.display_name, channels.c.id)
     )
     return JSONResponse([channel_json(c) for c in (await conn.execute(query)).mappings()])
@@ -280,6 +301,8 @@ async def add_member(channel_id: str, body: ChannelMemberBody, conn: Conn, sessi
     if access is None:
         raise channel_not_found()
     channel = access.channel
+    if channel["type"] in (DIRECT, GROUP):
+        raise AppError(400, "api.channel.add_user_to_channel.type.app_error", "Can not add user to this channel type.")
     joining_open = channel["type"] == OPEN and body.user_id == session.user_id and access.in_team
     if not (access.can_post or joining_open):
         raise permission_error()
@@ -290,6 +313,7 @@ async def add_member(channel_id: str, body: ChannelMemberBody, conn: Conn, sessi
         raise team_member_not_found()
     member = await add_channel_member(conn, channel_id, body.user_id, admin=False)
     await conn.commit()
+    await events.publish_user_added(channel_id, channel["team_id"], body.user_id)
     return JSONResponse(channel_member_json(member), status_code=201)
 
 
@@ -305,3 +329,220 @@ async def get_member(channel_id: str, user_id: str, conn: Conn, session: Current
             "No channel member found for that user ID and channel ID.",
         )
     return JSONResponse(channel_member_json(member))
+
+
+def member_not_found() -> AppError:
+    """404 for a user who is not in the channel."""
+    return AppError(
+        404, "app.channel.get_member.missing.app_error", "No channel member found for that user ID and channel ID."
+    )
+
+
+@router.delete("/channels/{channel_id}/members/{user_id}")
+async def remove_member(channel_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Leave a channel, or remove someone from it: as Mattermost's default roles allow, any member of an open or
+    private channel may remove others (and system admins anyone). Nobody leaves a team's default channel,
+    nor a direct or group message channel."""
+    if not is_valid_id(channel_id):
+        raise invalid_url_param("channel_id")
+    target = resolve_user_id(user_id, session)
+    access = await channel_access(conn, session, channels.c.id == channel_id)
+    if access is None:
+        raise channel_not_found()
+    channel = access.channel
+    if target != session.user_id and not access.can_post:
+        raise permission_error()
+    if channel["type"] in (DIRECT, GROUP):
+        raise AppError(400, "api.channel.remove_channel_member.type.app_error", "Unable to remove user from a channel.")
+    if channel["name"] == DEFAULT_CHANNELS[0][0]:
+        raise AppError(
+            400,
+            "api.channel.remove.default.app_error",
+            f"Unable to remove user from the default channel {channel['display_name']}.",
+        )
+    removed = (
+        delete(channel_members)
+        .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == target)
+        .returning(channel_members.c.user_id)
+    )
+    if (await conn.execute(removed)).first() is None:
+        raise member_not_found()
+    await conn.commit()
+    await events.publish_user_removed(channel_id, target, session.user_id)
+    return status_ok()
+
+
+@router.get("/channels/{channel_id}/members")
+async def get_members(
+    channel_id: str,
+    conn: Conn,
+    session: CurrentSession,
+    page: Annotated[int, Query(ge=0)] = 0,
+    per_page: Annotated[int, Query(ge=1)] = 60,
+) -> JSONResponse:
+    """A page of the channel's members."""
+    channel = await readable_channel(conn, channel_id, session)
+    per_page = min(per_page, PER_PAGE_MAX)
+    query = (
+        select(channel_members)
+        .where(channel_members.c.channel_id == channel["id"])
+        .order_by(channel_members.c.user_id)
+        .offset(page * per_page)
+        .limit(per_page)
+    )
+    return JSONResponse([channel_member_json(m) for m in (await conn.execute(query)).mappings()])
+
+
+def _own_listing(user_id: str, session: Session) -> str:
+    target = resolve_user_id(user_id, session)
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    return target
+
+
+@router.get("/users/{user_id}/teams/{team_id}/channels/members")
+async def get_user_team_channel_members(
+    user_id: str, team_id: str, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """The user's memberships in the channels of a team and in their direct and group message channels."""
+    target = _own_listing(user_id, session)
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    query = (
+        select(channel_members)
+        .join(channels, channels.c.id == channel_members.c.channel_id)
+        .where(
+            channel_members.c.user_id == target,
+            or_(channels.c.team_id == team_id, channels.c.team_id.is_(None)),
+            channels.c.delete_at == 0,
+        )
+        .order_by(channel_members.c.channel_id)
+    )
+    return JSONResponse([channel_member_json(m) for m in (await conn.execute(query)).mappings()])
+
+
+@router.get("/users/{user_id}/channels")
+async def get_user_channels(
+    user_id: str, conn: Conn, session: CurrentSession, include_deleted: bool = False, last_delete_at: int = 0
+) -> JSONResponse:
+    """Every channel the user is in, across teams (Mattermost 6.1's ``GET /users/{user_id}/channels``)."""
+    target = _own_listing(user_id, session)
+    query = (
+        select(channels)
+        .join(channel_members, channel_members.c.channel_id == channels.c.id)
+        .where(channel_members.c.user_id == target)
+        .order_by(channels.c.display_name, channels.c.id)
+    )
+    if not include_deleted:
+        query = query.where(channels.c.delete_at == 0)
+    elif last_delete_at:
+        query = query.where(or_(channels.c.delete_at == 0, channels.c.delete_at > last_delete_at))
+    return JSONResponse([channel_json(c) for c in (await conn.execute(query)).mappings()])
+
+
+def direct_channel_name(user_a: str, user_b: str) -> str:
+    """Mattermost's name for the direct channel of two users: their ids, sorted, joined by ``__``."""
+    return "__".join(sorted((user_a, user_b)))
+
+
+def group_channel_name(user_ids: list[str]) -> str:
+    """Mattermost's name for a group channel: the SHA-1 hex digest of its sorted member ids, concatenated."""
+    return hashlib.sha1("".join(sorted(user_ids)).encode(), usedforsecurity=False).hexdigest()
+
+
+async def _active_users(conn: AsyncConnection, user_ids: list[str]) -> dict[str, RowMapping]:
+    query = select(users).where(users.c.id.in_(user_ids))
+    found = {u["id"]: u for u in (await conn.execute(query)).mappings()}
+    if set(found) != set(user_ids):
+        raise user_not_found()
+    if any(u["delete_at"] for u in found.values()):
+        raise AppError(
+            400, "api.channel.create_channel.direct_channel.inactive_user.app_error", "A user is deactivated."
+        )
+    return found
+
+
+async def _get_or_create_teamless(
+    conn: AsyncConnection, session: Session, kind: str, name: str, display_name: str, members: list[str]
+) -> tuple[RowMapping, bool]:
+    """The direct or group channel called ``name``, created with ``members`` if missing; whether it was."""
+    now = now_ms()
+    stmt = (
+        insert(channels)
+        .values(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            team_id=None,
+            type=kind,
+            name=name,
+            display_name=display_name,
+            creator_id=session.user_id,
+        )
+        .on_conflict_do_nothing(index_elements=[channels.c.name], index_where=channels.c.team_id.is_(None))
+        .returning(channels)
+    )
+    channel = (await conn.execute(stmt)).mappings().first()
+    if channel is not None:
+        for member in dict.fromkeys(members):
+            await add_channel_member(conn, channel["id"], member, admin=False)
+        return channel, True
+    query = select(channels).where(channels.c.team_id.is_(None), channels.c.name == name)
+    return (await conn.execute(query)).mappings().one(), False
+
+
+@router.post("/channels/direct", status_code=201)
+async def create_direct_channel(
+    user_ids: Annotated[list[str], Body()], conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """The direct message channel of two users (one of them the caller, unless a system admin asks), created if
+    missing; a user may also have one with themselves."""
+    if len(user_ids) != 2 or not all(map(is_valid_id, user_ids)):
+        raise invalid_body_param("user_ids")
+    if session.user_id not in user_ids and not session.is_system_admin:
+        raise permission_error()
+    user_a, user_b = user_ids
+    existing_name = direct_channel_name(user_a, user_b)
+    existing = (
+        (await conn.execute(select(channels).where(channels.c.team_id.is_(None), channels.c.name == existing_name)))
+        .mappings()
+        .first()
+    )
+    if existing is not None:
+        return JSONResponse(channel_json(existing), status_code=201)
+    await _active_users(conn, list({user_a, user_b}))
+    channel, created = await _get_or_create_teamless(conn, session, DIRECT, existing_name, "", [user_a, user_b])
+    await conn.commit()
+    if created:
+        teammate = user_b if user_a == session.user_id else user_a
+        data = {"creator_id": session.user_id, "teammate_id": teammate}
+        await events.publish("direct_added", data, events.Broadcast(channel_id=channel["id"]))
+    return JSONResponse(channel_json(channel), status_code=201)
+
+
+@router.post("/channels/group", status_code=201)
+async def create_group_channel(
+    user_ids: Annotated[list[str], Body()], conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """The group message channel of 3 to 8 users (the caller always among them), created if missing."""
+    if not all(map(is_valid_id, user_ids)):
+        raise invalid_body_param("user_ids")
+    members = sorted({*user_ids, session.user_id})
+    if not GROUP_MIN_USERS <= len(members) <= GROUP_MAX_USERS:
+        raise AppError(
+            400,
+            "api.channel.create_group.bad_size.app_error",
+            f"Group message channels must contain at least {GROUP_MIN_USERS} and no more than {GROUP_MAX_USERS} users.",
+        )
+    found = await _active_users(conn, members)
+    display_name = ", ".join(sorted(u["username"] for u in found.values()))
+    if len(display_name) > 64:
+        display_name = display_name[:61] + "..."
+    channel, created = await _get_or_create_teamless(
+        conn, session, GROUP, group_channel_name(members), display_name, members
+    )
+    await conn.commit()
+    if created:
+        data = {"teammate_ids": json.dumps(members)}
+        await events.publish("group_added", data, events.Broadcast(channel_id=channel["id"]))
+    return JSONResponse(channel_json(channel), status_code=201)

@@ -68,6 +68,8 @@ sessions = Table(
     Column("csrf_token", String(26), nullable=False),
     _millis("create_at"),
     _millis("expires_at"),
+    # Set for the session that stands for a personal access token: it lives and dies with the token.
+    _id("access_token_id", ForeignKey("user_access_tokens.id", ondelete="CASCADE"), nullable=True, index=True),
 )
 
 teams = Table(
@@ -237,6 +239,7 @@ user_access_tokens = Table(
     "user_access_tokens",
     metadata,
     _id(primary_key=True),
+    # The same hash as its session's, kept so that a disabled token can be enabled again.
     Column("token_hash", String(64), nullable=False, unique=True),
     _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("description", String(512), nullable=False, server_default=""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _TEAM_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     # Redis for sharing WebSocket events between replicas of the workspace (redis://host:port/db); unset keeps
     # events within the process.
     redis_url: str = ""
+    # Uploads: the largest file accepted, in bytes (Mattermost's FileSettings.MaxFileSize).
+    max_file_size: int = 100 * 1024 * 1024
+    # Files go to this S3 bucket (under the prefix, encrypted with this KMS key) when it is set, else to
+    # files_dir. The endpoint comes from boto3's own configuration (AWS_ENDPOINT_URL, AWS_REGION, ...).
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_kms_key_id: str = ""
+    # Whether incoming webhooks may set the name and icon their posts show (Mattermost's
+    # EnablePostUsernameOverride and EnablePostIconOverride, off by default).
+    enable_post_username_override: bool = False
+    enable_post_icon_override: bool = False
 
     @field_validator("team_name")
     @classmethod
@@ -51,6 +62,19 @@ class Settings(BaseSettings):
         if value.get_secret_value().partition("://")[0] not in _PG_SCHEMES:
             raise ValueError("must be a postgresql://user:password@host:port/database URL")
         return value
+
+    @field_validator("max_file_size")
+    @classmethod
+    def _positive_size(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number of bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _s3_needs_a_kms_key(self) -> Settings:
+        if self.s3_bucket and not self.s3_kms_key_id:
+            raise ValueError("WS_S3_KMS_KEY_ID must be set with WS_S3_BUCKET: every object is encrypted with it")
+        return self
 
     @field_validator("control_token")
     @classmethod

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workspace_server import events
 from workspace_server.auth import CurrentSession, Session
 from workspace_server.channels import OPEN, create_default_channels, join_default_channels
 from workspace_server.db import Conn
+from workspace_server.events import Broadcast
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.membership import add_team_member, get_team_member, team_member_json, team_member_not_found
-from workspace_server.schema import team_members, teams
+from workspace_server.schema import channel_members, channels, team_members, teams
 from workspace_server.users import get_user, resolve_user_id, user_not_found
-from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+from workspace_server.web import (
+    AppError,
+    JSONResponse,
+    invalid_body_param,
+    invalid_url_param,
+    permission_error,
+    status_ok,
+)
 
 router = APIRouter(prefix="/api/v4")
 
@@ -172,4 +182,172 @@ async def add_member(team_id: str, body: TeamMemberBody, conn: Conn, session: Cu
         raise user_not_found()
     member = await join_team(conn, team_id, body.user_id, admin=False)
     await conn.commit()
+    await events.publish(
+        "added_to_team", {"team_id": team_id, "user_id": body.user_id}, Broadcast(user_id=body.user_id)
+    )
     return JSONResponse(team_member_json(member), status_code=201)
+
+
+_RESERVED_TEAM_NAMES = frozenset(
+    {
+        "admin",
+        "api",
+        "channel",
+        "claim",
+        "error",
+        "files",
+        "help",
+        "hooks",
+        "landing",
+        "login",
+        "oauth",
+        "plug",
+        "plugins",
+        "post",
+        "signup",
+        "boards",
+        "playbooks",
+    }
+)
+TEAM_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+PER_PAGE_MAX = 200
+
+
+class TeamCreateBody(BaseModel):
+    """``POST /teams``."""
+
+    name: str
+    display_name: str
+    type: Literal["O", "I"] = OPEN
+    description: str = ""
+    allow_open_invite: bool = False
+
+
+@router.post("/teams", status_code=201)
+async def create_team(body: TeamCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Create a team with its default channels; the caller becomes its admin and joins them."""
+    name = body.name
+    if not 2 <= len(name) <= 64 or not TEAM_NAME.match(name) or name in _RESERVED_TEAM_NAMES:
+        raise AppError(400, "model.team.is_valid.name.app_error", "Invalid name.")
+    if not body.display_name.strip() or len(body.display_name) > 64:
+        raise AppError(400, "model.team.is_valid.name.app_error", "Invalid display name.")
+    if len(body.description) > 255:
+        raise invalid_body_param("description")
+    now = now_ms()
+    stmt = (
+        insert(teams)
+        .values(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            name=name,
+            display_name=body.display_name.strip(),
+            description=body.description,
+            type=body.type,
+            invite_id=new_id(),
+            allow_open_invite=body.allow_open_invite and body.type == OPEN,
+        )
+        .on_conflict_do_nothing()
+        .returning(teams)
+    )
+    team = (await conn.execute(stmt)).mappings().first()
+    if team is None:
+        raise AppError(400, "store.sql_team.save_team.existing.app_error", "A team with that name already exists.")
+    await create_default_channels(conn, team["id"])
+    await join_team(conn, team["id"], session.user_id, admin=True)
+    await conn.commit()
+    await events.publish(
+        "added_to_team", {"team_id": team["id"], "user_id": session.user_id}, Broadcast(user_id=session.user_id)
+    )
+    return JSONResponse(team_json(team, sanitize=False), status_code=201)
+
+
+@router.get("/teams")
+async def get_teams(
+    conn: Conn,
+    session: CurrentSession,
+    page: Annotated[int, Query(ge=0)] = 0,
+    per_page: Annotated[int, Query(ge=1)] = 60,
+) -> JSONResponse:
+    """The teams the caller may list: every team for system admins; otherwise open teams and their own."""
+    per_page = min(per_page, PER_PAGE_MAX)
+    query = select(teams).where(teams.c.delete_at == 0)
+    if not session.is_system_admin:
+        mine = select(team_members.c.team_id).where(
+            team_members.c.user_id == session.user_id, team_members.c.delete_at == 0
+        )
+        query = query.where(or_(and_(teams.c.type == OPEN, teams.c.allow_open_invite), teams.c.id.in_(mine)))
+    query = query.order_by(teams.c.display_name, teams.c.id).offset(page * per_page).limit(per_page)
+    return JSONResponse(
+        [team_json(t, sanitize=not session.is_system_admin) for t in (await conn.execute(query)).mappings()]
+    )
+
+
+@router.get("/teams/{team_id}/members")
+async def get_team_members(
+    team_id: str,
+    conn: Conn,
+    session: CurrentSession,
+    page: Annotated[int, Query(ge=0)] = 0,
+    per_page: Annotated[int, Query(ge=1)] = 60,
+) -> JSONResponse:
+    """A page of the team's active members."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    await _visible_team(conn, session, teams.c.id == team_id)
+    per_page = min(per_page, PER_PAGE_MAX)
+    query = (
+        select(team_members)
+        .where(team_members.c.team_id == team_id, team_members.c.delete_at == 0)
+        .order_by(team_members.c.user_id)
+        .offset(page * per_page)
+        .limit(per_page)
+    )
+    return JSONResponse([team_member_json(m) for m in (await conn.execute(query)).mappings()])
+
+
+@router.get("/users/{user_id}/teams/members")
+async def get_user_team_members(user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The user's memberships in the teams they belong to (the caller's own, or anyone's for admins)."""
+    target = resolve_user_id(user_id, session)
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    query = (
+        select(team_members)
+        .join(teams, teams.c.id == team_members.c.team_id)
+        .where(team_members.c.user_id == target, team_members.c.delete_at == 0, teams.c.delete_at == 0)
+        .order_by(team_members.c.team_id)
+    )
+    return JSONResponse([team_member_json(m) for m in (await conn.execute(query)).mappings()])
+
+
+@router.delete("/teams/{team_id}/members/{user_id}")
+async def remove_member(team_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Leave a team, or remove someone from it (team and system admins): the membership ends and so do the
+    user's memberships of the team's channels."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    target = resolve_user_id(user_id, session)
+    access = await _visible_team(conn, session, teams.c.id == team_id)
+    if target != session.user_id and not access.manages:
+        raise permission_error()
+    now = now_ms()
+    ended = (
+        update(team_members)
+        .where(team_members.c.team_id == team_id, team_members.c.user_id == target, team_members.c.delete_at == 0)
+        .values(delete_at=now)
+        .returning(team_members.c.user_id)
+    )
+    if (await conn.execute(ended)).first() is None:
+        raise team_member_not_found()
+    team_channels = select(channels.c.id).where(channels.c.team_id == team_id)
+    await conn.execute(
+        delete(channel_members).where(
+            channel_members.c.user_id == target, channel_members.c.channel_id.in_(team_channels)
+        )
+    )
+    await conn.commit()
+    data = {"team_id": team_id, "user_id": target}
+    await events.publish("leave_team", data, Broadcast(team_id=team_id))
+    await events.publish("leave_team", data, Broadcast(user_id=target))
+    return status_ok()

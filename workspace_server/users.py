@@ -9,8 +9,10 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workspace_server import events
 from workspace_server.auth import (
     CurrentSession,
     OptionalSession,
@@ -250,12 +252,7 @@ async def create_user(body: UserCreateBody, request: Request, conn: Conn, sessio
             "This server does not allow open signups. Please speak with your Administrator to receive an invitation.",
         )
     email, username = validate_email(body.email), validate_username(body.username)
-    if not PASSWORD_MIN_LENGTH <= len(body.password) <= PASSWORD_MAX_LENGTH:
-        raise AppError(
-            400,
-            "model.user.is_valid.pwd_length.app_error",
-            f"Your password must contain between {PASSWORD_MIN_LENGTH} and {PASSWORD_MAX_LENGTH} characters.",
-        )
+    validate_password(body.password)
     profile = {"nickname": body.nickname, "first_name": body.first_name, "last_name": body.last_name}
     profile |= {"position": body.position, "locale": body.locale}
     for field, limit in (("nickname", 64), ("first_name", 64), ("last_name", 64), ("position", 128), ("locale", 5)):
@@ -314,21 +311,192 @@ async def get_user_route(user_id: str, conn: Conn, session: CurrentSession) -> J
     return JSONResponse(user_json_for(session, user))
 
 
+async def set_active(conn: AsyncConnection, user_id: str, active: bool) -> None:
+    """Reactivate, or deactivate and end the login sessions of, ``user_id``; commits, then closes their
+    WebSocket connections when deactivating. 404 if there is no such user."""
+    now = now_ms()
+    delete_at = 0 if active else func.coalesce(func.nullif(users.c.delete_at, 0), now)
+    stmt = update(users).where(users.c.id == user_id).values(delete_at=delete_at, update_at=now).returning(users.c.id)
+    if (await conn.execute(stmt)).first() is None:
+        raise user_not_found()
+    if not active:
+        await revoke_user_sessions(conn, user_id)
+    await conn.commit()
+    if not active:
+        await events.disconnect_user(user_id)
+
+
 @router.delete("/{user_id}")
 async def deactivate_user(user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
     """Deactivate an account and end its sessions (system admins only, as by default in Mattermost)."""
     target = resolve_user_id(user_id, session)
     if not session.is_system_admin:
         raise permission_error()
-    now = now_ms()
+    await set_active(conn, target, False)
+    return status_ok()
+
+
+class ActiveBody(BaseModel):
+    """``PUT /users/{user_id}/active``."""
+
+    active: bool
+
+
+@router.put("/{user_id}/active")
+async def update_active(user_id: str, body: ActiveBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Deactivate or reactivate an account (system admins only: Mattermost's EnableUserDeactivation is off)."""
+    target = resolve_user_id(user_id, session)
+    if not session.is_system_admin:
+        raise permission_error()
+    await set_active(conn, target, body.active)
+    return status_ok()
+
+
+# The system roles an account may hold (Mattermost's built-in ones that this server knows).
+ASSIGNABLE_ROLES = frozenset({"system_user", "system_admin", "system_user_access_token", "system_post_all"})
+
+
+class RolesBody(BaseModel):
+    """``PUT /users/{user_id}/roles``."""
+
+    roles: str
+
+
+@router.put("/{user_id}/roles")
+async def update_roles(user_id: str, body: RolesBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Replace a user's system roles (system admins only); ``system_user`` is always one of them."""
+    target = resolve_user_id(user_id, session)
+    if not session.is_system_admin:
+        raise permission_error()
+    roles = body.roles.split()
+    if not roles or "system_user" not in roles or not set(roles) <= ASSIGNABLE_ROLES:
+        raise invalid_body_param("roles")
     stmt = (
         update(users)
         .where(users.c.id == target)
-        .values(delete_at=func.coalesce(func.nullif(users.c.delete_at, 0), now), update_at=now)
+        .values(roles=" ".join(dict.fromkeys(roles)), update_at=now_ms())
         .returning(users.c.id)
     )
     if (await conn.execute(stmt)).first() is None:
         raise user_not_found()
-    await revoke_user_sessions(conn, target)
     await conn.commit()
     return status_ok()
+
+
+class PasswordBody(BaseModel):
+    """``PUT /users/{user_id}/password``."""
+
+    current_password: str = ""
+    new_password: str
+
+
+def validate_password(password: str) -> None:
+    """400 unless ``password`` has an acceptable length."""
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        raise AppError(
+            400,
+            "model.user.is_valid.pwd_length.app_error",
+            f"Your password must contain between {PASSWORD_MIN_LENGTH} and {PASSWORD_MAX_LENGTH} characters.",
+        )
+
+
+@router.put("/{user_id}/password")
+async def update_password(user_id: str, body: PasswordBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Change a password: users change their own with the current one, system admins anyone's. The user's other
+    login sessions end (Mattermost's TerminateSessionsOnPasswordChange)."""
+    target = resolve_user_id(user_id, session)
+    is_self = target == session.user_id
+    if not is_self and not session.is_system_admin:
+        raise permission_error()
+    user = await get_user(conn, target)
+    if user is None:
+        raise user_not_found()
+    if user["is_bot"]:
+        raise AppError(400, "api.user.update_password.bot.app_error", "A bot account has no password.")
+    if is_self and not await verify_password(user["password"], body.current_password):
+        raise AppError(400, "api.user.update_password.incorrect.app_error", "The current password is incorrect.")
+    validate_password(body.new_password)
+    now = now_ms()
+    new_hash = await hash_password(body.new_password)
+    await conn.execute(
+        update(users).where(users.c.id == target).values(password=new_hash, last_password_update=now, update_at=now)
+    )
+    await revoke_user_sessions(conn, target, keep_session_id=session.id if is_self else "")
+    await conn.commit()
+    return status_ok()
+
+
+class UserPatchBody(BaseModel):
+    """``PUT /users/{user_id}/patch`` (and ``PUT /users/{user_id}``): the fields to change."""
+
+    username: str | None = None
+    email: str | None = None
+    password: str | None = None
+    nickname: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    position: str | None = None
+    locale: str | None = None
+    props: dict[str, str] | None = None
+    notify_props: dict[str, str] | None = None
+    timezone: dict[str, str] | None = None
+
+
+_PROFILE_LIMITS = {"nickname": 64, "first_name": 64, "last_name": 64, "position": 128, "locale": 5}
+
+
+async def _patch_user(user_id: str, body: UserPatchBody, conn: AsyncConnection, session: Session) -> JSONResponse:
+    target = resolve_user_id(user_id, session)
+    if target != session.user_id and not session.is_system_admin:
+        raise permission_error()
+    user = await get_user(conn, target)
+    if user is None:
+        raise user_not_found()
+    values: dict[str, Any] = {}
+    for field, limit in _PROFILE_LIMITS.items():
+        value = getattr(body, field)
+        if value is not None:
+            if len(value) > limit:
+                raise invalid_body_param(field)
+            values[field] = value
+    for field in ("props", "notify_props", "timezone"):
+        if getattr(body, field) is not None:
+            values[field] = getattr(body, field)
+    if body.username is not None and body.username.lower() != user["username"]:
+        values["username"] = validate_username(body.username)
+    if body.email is not None and body.email.strip().lower() != user["email"]:
+        # Moving an account to another address needs its password, unless an admin does it.
+        if not session.is_system_admin and not await verify_password(user["password"], body.password or ""):
+            raise AppError(
+                400, "api.user.check_user_password.invalid.app_error", "Login failed because of invalid password."
+            )
+        values["email"] = validate_email(body.email)
+        values["email_verified"] = session.is_system_admin and user["email_verified"]
+    if not values:
+        return JSONResponse(user_json_for(session, user))
+    stmt = update(users).where(users.c.id == target).values(values, update_at=now_ms()).returning(users)
+    try:
+        updated = (await conn.execute(stmt)).mappings().one()
+    except IntegrityError:
+        await conn.rollback()
+        if "email" in values and await get_user_by_email(conn, values["email"]) is not None:
+            raise AppError(
+                400, "app.user.save.email_exists.app_error", "An account with that email already exists."
+            ) from None
+        raise AppError(
+            400, "app.user.save.username_exists.app_error", "An account with that username already exists."
+        ) from None
+    await conn.commit()
+    return JSONResponse(user_json_for(session, updated))
+
+
+@router.put("/{user_id}/patch")
+async def patch_user(user_id: str, body: UserPatchBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Change some of a user's profile fields (the user themselves or a system admin)."""
+    return await _patch_user(user_id, body, conn, session)
+
+
+@router.put("/{user_id}")
+async def update_user(user_id: str, body: UserPatchBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Mattermost's full update; like the patch, fields left out keep their values."""
+    return await _patch_user(user_id, body, conn, session)
