@@ -8,8 +8,10 @@ Protocol, as Mattermost clients expect it:
   ``seq`` 0, then every event with ``seq`` one higher than the last on this connection;
 - every client action with a ``seq`` gets a reply ``{"status": "OK", "seq_reply": seq[, "data": ...]}`` (or
   ``{"status": "FAIL", "seq_reply": seq, "error": {...}}``); actions: ``authentication_challenge``,
-  ``user_typing``, ``ping``, ``get_statuses``, ``get_statuses_by_ids``;
-- a failed authentication gets its FAIL reply and a close frame (code 1008).
+  ``user_typing``, ``ping``, ``get_statuses``, ``get_statuses_by_ids`` (and ``presence``,
+  ``user_update_active_status``, ``posted_ack``, acknowledged and ignored);
+- a failed ``authentication_challenge`` gets its FAIL reply and a close frame (code 1008); other actions before
+  authentication get a FAIL reply; a connection still unauthenticated after 30 s is closed.
 
 One task reads the client's actions; another writes the connection's queue (see :class:`events.Connection`),
 so a slow client never delays anyone else's events.
@@ -40,6 +42,8 @@ SERVER_VERSION: Final = f"{MATTERMOST_VERSION}.0.canopy.false"
 CLOSE_POLICY: Final = 1008
 STATUS_ONLINE: Final = "online"
 STATUS_OFFLINE: Final = "offline"
+# Client notices this server has no use for (active channel, activity, delivery receipts): answered OK.
+_ACKNOWLEDGED_ACTIONS: Final = frozenset({"presence", "user_update_active_status", "posted_ack"})
 
 
 def _reply(seq: int, data: dict[str, Any] | None = None) -> str:
@@ -124,10 +128,10 @@ class _Socket:
             self.conn.send_raw(_reply(seq))
             return
         if self.session is None:
+            # As Mattermost: refused, but the client may still authenticate (until AUTH_TIMEOUT_SECONDS).
             self.conn.send_raw(
                 _error(seq, "api.web_socket_router.not_authenticated.app_error", "Not authenticated; send a token.")
             )
-            self.conn.close(CLOSE_POLICY)
             return
         if name == "ping":
             pong = {"text": "pong", "version": SERVER_VERSION, "server_time": now_ms(), "node_id": ""}
@@ -144,6 +148,8 @@ class _Socket:
                 return
             statuses = {u: STATUS_ONLINE if self.hub.is_online(u) else STATUS_OFFLINE for u in user_ids[:1000]}
             self.conn.send_raw(_reply(seq, statuses))
+        elif name in _ACKNOWLEDGED_ACTIONS:
+            self.conn.send_raw(_reply(seq))
         else:
             self.conn.send_raw(_error(seq, "api.web_socket_router.bad_action.app_error", "Unknown action."))
 
