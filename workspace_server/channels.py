@@ -313,7 +313,6 @@ async def add_member(channel_id: str, body: ChannelMemberBody, conn: Conn, sessi
         raise team_member_not_found()
     member = await add_channel_member(conn, channel_id, body.user_id, admin=False)
     await conn.commit()
-    await events.publish_user_added(channel_id, channel["team_id"], body.user_id)
     return JSONResponse(channel_member_json(member), status_code=201)
 
 

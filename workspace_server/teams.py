@@ -182,9 +182,6 @@ async def add_member(team_id: str, body: TeamMemberBody, conn: Conn, session: Cu
         raise user_not_found()
     member = await join_team(conn, team_id, body.user_id, admin=False)
     await conn.commit()
-    await events.publish(
-        "added_to_team", {"team_id": team_id, "user_id": body.user_id}, Broadcast(user_id=body.user_id)
-    )
     return JSONResponse(team_member_json(member), status_code=201)
 
 
@@ -256,9 +253,6 @@ async def create_team(body: TeamCreateBody, conn: Conn, session: CurrentSession)
     await create_default_channels(conn, team["id"])
     await join_team(conn, team["id"], session.user_id, admin=True)
     await conn.commit()
-    await events.publish(
-        "added_to_team", {"team_id": team["id"], "user_id": session.user_id}, Broadcast(user_id=session.user_id)
-    )
     return JSONResponse(team_json(team, sanitize=False), status_code=201)
 
 
