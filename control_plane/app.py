@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from control_plane.accounts.api import router as signup_router
 from control_plane.audit.api import router as audit_router
+from control_plane.cells.api import router as cells_router
 from control_plane.core.db import database_url
 from control_plane.core.health import MetricsMiddleware
 from control_plane.core.health import router as health_router
@@ -38,6 +39,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         workspaces_router,
         tokens_router,
         audit_router,
+        cells_router,
     ):
         app.include_router(router)
     app.include_router(web_router)

@@ -2,6 +2,7 @@
 
 from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
 from control_plane.audit.models import AuditEntry
+from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.mail.models import OutboxMail
@@ -14,6 +15,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Cell",
     "EmailVerification",
     "IdempotencyRecord",
     "Membership",

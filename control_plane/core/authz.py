@@ -19,6 +19,7 @@ class Permission(enum.StrEnum):
     delete_workspace = "delete_workspace"
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
+    manage_cells = "manage_cells"
 
 
 R = Role
@@ -29,6 +30,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
+    Permission.manage_cells: frozenset({R.operator, R.admin}),
 }
 
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     default_region: str = "local"
     trial_days: int = 14
     default_release: str = Field(default="0.1.0", description="Workspace-server release of new workspaces.")
+    kubeconfig_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description='Kubeconfig per EKS cluster name, JSON {"<cluster or *>": "/path/to/kubeconfig"} (wins over EKS).',
+    )
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -52,6 +56,28 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
     workspace_ready_timeout_seconds: float = 60.0
+    aws_environment: str = Field(default="dev", description="Names AWS resources canopy-<environment>-<id>.")
+    aws_region: str | None = Field(
+        default=None, description="Region of silo resources; unset = boto3's default (AWS_DEFAULT_REGION)."
+    )
+    aws_private_subnet_ids: list[str] = Field(
+        default_factory=list, description="Private subnets of silo databases and clusters (JSON list)."
+    )
+    aws_db_subnet_group_name: str | None = Field(
+        default=None, description="Existing DB subnet group for silo databases (instead of one per silo)."
+    )
+    aws_zone_id: str | None = Field(default=None, description="Route53 hosted zone of silo workspace names.")
+    aws_zone_domain: str | None = Field(default=None, description="Domain of aws_zone_id (<slug>.<domain>).")
+    aws_silo_node_count: int = Field(default=2, description="Nodes of a silo's EKS nodegroup (scales to twice).")
+    aws_wait_timeout_seconds: float = Field(
+        default=1800.0, description="How long an ensure waits for AWS (RDS, EKS) before a retry."
+    )
+    aws_poll_seconds: float = 10.0
+    cell_postgres_sslmode: str = Field(default="require", description="libpq sslmode towards cell databases.")
+    cell_database_connection_limit: int = Field(default=20, description="Connections per pooled workspace role.")
+    cell_ingress_label: str = Field(
+        default="ingress", description="Pooled names point at <label>.<cell domain> (the cell's shared ingress)."
+    )
     fault_pause_after_step: str | None = Field(
         default=None,
         description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",

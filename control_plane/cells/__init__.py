@@ -1,0 +1,1 @@
+"""Cells: the units of scale that host pooled (Professional) workspaces, and placement into them."""
