@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -92,6 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ.setdefault("CANOPY_DEV_MODE", "true")
         _reload_settings()
     cmd_migrate(args)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
+    # cleanup below (stopping the worker and the local workspace servers) still runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     stop = threading.Event()
     supervisor = threading.Thread(target=_supervise_worker, args=(stop,), daemon=True)
     supervisor.start()
