@@ -21,7 +21,8 @@ from control_plane.workspaces.lifecycle import RUNNING_STATES
 from control_plane.workspaces.models import Workspace
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
-CACHE_SECONDS = 2.0
+CACHE_SECONDS = 2.0  # how long a known port is trusted
+MISS_CACHE_SECONDS = 0.2  # short, so a workspace is reachable as soon as it is provisioned
 
 
 class WorkspaceProxy:
@@ -52,7 +53,7 @@ class WorkspaceProxy:
 
     async def _port(self, slug: str) -> int | None:
         cached = self.ports.get(slug)
-        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        if cached and time.monotonic() - cached[0] < (CACHE_SECONDS if cached[1] else MISS_CACHE_SECONDS):
             return cached[1]
         port = await asyncio.to_thread(self._lookup_port, slug)
         self.ports[slug] = (time.monotonic(), port)
