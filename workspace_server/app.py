@@ -13,8 +13,13 @@ from workspace_server import (
     canopy_admin,
     channels,
     events,
+    files,
+    hooks,
+    post_actions,
     posts,
+    reactions,
     realtime,
+    search,
     system,
     teams,
     tokens,
@@ -54,8 +59,25 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     app.state.hub = hub
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
     # /users/tokens/... before /users/{user_id}.
-    for module in (system, realtime, tokens, bots, users, teams, channels, posts, canopy_admin, websocket):
+    for module in (
+        system,
+        realtime,
+        tokens,
+        bots,
+        users,
+        teams,
+        channels,
+        posts,
+        post_actions,
+        reactions,
+        search,
+        files,
+        hooks,
+        canopy_admin,
+        websocket,
+    ):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(websocket.RawSendMiddleware)
     return app

@@ -68,6 +68,7 @@ class Session:
     id: str
     user_id: str
     roles: str
+    is_bot: bool = False
 
     @property
     def is_system_admin(self) -> bool:
@@ -165,14 +166,14 @@ def _csrf_ok(request: Request, csrf_token: str) -> bool:
 async def _token_session(conn: AsyncConnection, token: str) -> tuple[Session, str] | None:
     """The live session behind ``token`` and its CSRF token."""
     query = (
-        select(sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, users.c.roles)
+        select(sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, users.c.roles, users.c.is_bot)
         .join(users, users.c.id == sessions.c.user_id)
         .where(sessions.c.token_hash == _token_hash(token), sessions.c.expires_at > now_ms(), users.c.delete_at == 0)
     )
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    return Session(id=row.id, user_id=row.user_id, roles=row.roles), row.csrf_token
+    return Session(id=row.id, user_id=row.user_id, roles=row.roles, is_bot=row.is_bot), row.csrf_token
 
 
 async def session_for_token(conn: AsyncConnection, token: str) -> Session | None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import os
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
@@ -13,6 +10,7 @@ from sqlalchemy import func, select
 
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
+from workspace_server.files import storage_usage
 from workspace_server.schema import posts, teams, users
 from workspace_server.teams import join_team
 from workspace_server.users import (
@@ -43,17 +41,6 @@ class InitialAdminBody(BaseModel):
     email: str
     username: str
     password_hash: str
-
-
-def storage_bytes(root: Path) -> int:
-    """Total size of the regular files under ``root``."""
-    total = 0
-    for directory, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            if not os.path.islink(path):
-                total += os.path.getsize(path)
-    return total
 
 
 @router.put("/initial_admin")
@@ -93,5 +80,5 @@ async def get_usage(request: Request, conn: Conn) -> JSONResponse:
     activated = select(func.count()).where(users.c.delete_at == 0, users.c.is_bot.is_(False))
     post_count = select(func.count()).where(posts.c.delete_at == 0)
     row = (await conn.execute(select(activated.scalar_subquery(), post_count.scalar_subquery()))).one()
-    stored = await asyncio.to_thread(storage_bytes, request.app.state.settings.files_dir)
+    stored = await storage_usage(request.app, conn)
     return JSONResponse({"activated_users": row[0], "posts": row[1], "storage_bytes": stored})

@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import RowMapping, Select, func, insert, select, update
+from sqlalchemy import RowMapping, Select, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession
 from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
 from workspace_server.events import flush
+from workspace_server.files import attach_files, check_file_ids
 from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.post_metadata import add_metadata
 from workspace_server.realtime import defer_posted, record_post
 from workspace_server.schema import channels, posts
 from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
@@ -36,6 +38,8 @@ _HASHES = re.compile(r"^#{2,}")
 _HASHTAG = re.compile(r"^#[^\W\d_][\w.-]*[^\W_]$")
 _HASHTAGS_MAX_CHARS = 1000
 _thread_root = posts.alias("thread_root")
+# The columns a post's JSON comes from (not the search vector).
+POST_COLUMNS = [c for c in posts.c if c.name != "message_tsv"]
 
 
 def parse_hashtags(message: str) -> str:
@@ -74,12 +78,12 @@ def post_json(post: RowMapping) -> dict[str, Any]:
         "last_reply_at": post["last_reply_at"],
         "participants": None,
         "metadata": {},
-    }
+    } | ({"has_reactions": True} if post.get("has_reactions") else {})
 
 
 def _select_posts() -> Select[Any]:
     """Posts with their thread's reply count and last reply time, as Mattermost reports them on every post."""
-    own = [c for c in posts.c if c.name not in ("reply_count", "last_reply_at")]
+    own = [c for c in POST_COLUMNS if c.name not in ("reply_count", "last_reply_at")]
     return select(
         *own,
         func.coalesce(_thread_root.c.reply_count, posts.c.reply_count).label("reply_count"),
@@ -105,6 +109,7 @@ class PostCreateBody(BaseModel):
     root_id: str = ""
     props: dict[str, Any] = {}
     pending_post_id: str = ""
+    file_ids: list[str] = []
 
 
 async def insert_post(
@@ -139,7 +144,7 @@ async def insert_post(
         "props": props,
         "hashtags": parse_hashtags(message),
     }
-    post = post_json((await conn.execute(insert(posts).values(values).returning(posts))).mappings().one())
+    post = post_json((await conn.execute(insert(posts).values(values).returning(*POST_COLUMNS))).mappings().one())
     if root_id:
         post["reply_count"], post["last_reply_at"] = reply_count, now
     # Channel totals, the author's read state and mention counts; then the `posted` event, sent on commit.
@@ -160,6 +165,9 @@ async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession)
     props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
     if len(json.dumps(props)) > PROPS_MAX_CHARS:
         raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
+    check_file_ids(body.file_ids)
+    if session.is_bot:
+        props["from_bot"] = "true"
     access = await channel_access(conn, session, channels.c.id == body.channel_id)
     if access is None or not access.can_post:
         raise permission_error()
@@ -173,6 +181,7 @@ async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession)
         root_id=body.root_id,
         props=props,
     )
+    await attach_files(conn, post, body.file_ids)
     await conn.commit()
     post["pending_post_id"] = body.pending_post_id
     await flush(conn)
@@ -189,7 +198,41 @@ async def get_post(post_id: str, conn: Conn, session: CurrentSession) -> JSONRes
     if post is None:
         raise AppError(404, "app.post.get.app_error", "Unable to get the post.")
     await readable_channel(conn, post["channel_id"], session)
-    return JSONResponse(post_json(post))
+    body = post_json(post)
+    await add_metadata(conn, [body])
+    return JSONResponse(body)
+
+
+async def post_list(
+    conn: AsyncConnection, rows: list[RowMapping], *, next_post_id: str = "", prev_post_id: str = ""
+) -> dict[str, Any]:
+    """Mattermost's ``PostList`` of ``rows`` (in order), with the thread roots their replies need, and metadata."""
+    listed = [post_json(p) for p in [*rows, *await _missing_roots(conn, rows)]]
+    await add_metadata(conn, listed)
+    return {
+        "order": [p["id"] for p in rows],
+        "posts": {p["id"]: p for p in listed},
+        "next_post_id": next_post_id,
+        "prev_post_id": prev_post_id,
+        "has_next": bool(prev_post_id),
+        "first_inaccessible_post_time": 0,
+    }
+
+
+SINCE_MAX_POSTS = 1000
+_post_key = tuple_(posts.c.create_at, posts.c.id)
+
+
+async def _neighbour(conn: AsyncConnection, channel_id: str, post: RowMapping, *, newer: bool) -> str:
+    """The id of the live post of the channel just newer (or older) than ``post``, or ``""``."""
+    key = tuple_(literal(post["create_at"]), literal(post["id"]))
+    query = select(posts.c.id).where(posts.c.channel_id == channel_id, posts.c.delete_at == 0)
+    if newer:
+        query = query.where(_post_key > key).order_by(posts.c.create_at, posts.c.id)
+    else:
+        query = query.where(_post_key < key).order_by(posts.c.create_at.desc(), posts.c.id.desc())
+    found: str | None = await conn.scalar(query.limit(1))
+    return found or ""
 
 
 @router.get("/channels/{channel_id}/posts")
@@ -199,35 +242,64 @@ async def get_channel_posts(
     session: CurrentSession,
     page: Annotated[int, Query(ge=0)] = 0,
     per_page: Annotated[int, Query(ge=1)] = PER_PAGE_DEFAULT,
-    since: int | None = None,
-    before: str | None = None,
-    after: str | None = None,
+    since: Annotated[int | None, Query(ge=0)] = None,
+    before: str = "",
+    after: str = "",
 ) -> JSONResponse:
-    """A page of the channel's posts, newest first, with the thread roots of its replies and the ids of the
-    posts just newer (``next_post_id``) and just older (``prev_post_id``) than the page."""
-    if since is not None or before is not None or after is not None:
-        raise AppError(
-            501, "api.canopy.not_implemented.app_error", "The since, before and after parameters are not supported yet."
-        )
+    """The channel's posts, newest first, with the thread roots of their replies and the ids of the posts just
+    newer (``next_post_id``) and just older (``prev_post_id``) than those listed. One of:
+
+    - ``since`` (ms): every post created, edited or deleted after that time (deleted ones included, so that
+      clients drop them), without cursors;
+    - ``before``/``after`` (a post id): a page of the posts older/newer than that post;
+    - else a page counted from the newest post."""
     channel = await readable_channel(conn, channel_id, session)
     per_page = min(per_page, PER_PAGE_MAX)
+    in_channel = posts.c.channel_id == channel["id"]
+    newest_first = (posts.c.create_at.desc(), posts.c.id.desc())
+    if since is not None:
+        query = _select_posts().where(in_channel, posts.c.update_at > since).order_by(*newest_first)
+        rows = list((await conn.execute(query.limit(SINCE_MAX_POSTS))).mappings())
+        return JSONResponse(await post_list(conn, rows))
+    if before or after:
+        cursor_id = before or after
+        if not is_valid_id(cursor_id) or (before and after):
+            raise invalid_url_param("before" if before else "after")
+        cursor = await conn.execute(select(posts.c.create_at, posts.c.id).where(posts.c.id == cursor_id, in_channel))
+        found = cursor.mappings().first()
+        if found is None:
+            return JSONResponse(await post_list(conn, []))
+        key = tuple_(literal(found["create_at"]), literal(found["id"]))
+        query = _select_posts().where(in_channel, posts.c.delete_at == 0).offset(page * per_page).limit(per_page)
+        if before:
+            rows = list((await conn.execute(query.where(_post_key < key).order_by(*newest_first))).mappings())
+        else:
+            oldest_first = query.where(_post_key > key).order_by(posts.c.create_at, posts.c.id)
+            rows = list((await conn.execute(oldest_first)).mappings())[::-1]
+        next_id = before if before and page == 0 else ""
+        prev_id = after if after and page == 0 else ""
+        if rows and not next_id:
+            next_id = await _neighbour(conn, channel["id"], rows[0], newer=True)
+        if rows and not prev_id:
+            prev_id = await _neighbour(conn, channel["id"], rows[-1], newer=False)
+        return JSONResponse(await post_list(conn, rows, next_post_id=next_id, prev_post_id=prev_id))
     offset = page * per_page
     # One query reads the page plus the posts on either side of it, which become the cursors.
     start = max(offset - 1, 0)
     query = (
         _select_posts()
-        .where(posts.c.channel_id == channel["id"], posts.c.delete_at == 0)
-        .order_by(posts.c.create_at.desc(), posts.c.id.desc())
+        .where(in_channel, posts.c.delete_at == 0)
+        .order_by(*newest_first)
         .offset(start)
         .limit(per_page + 1 + (offset - start))
     )
     rows = list((await conn.execute(query)).mappings())
     newer = rows.pop(0) if offset > start and rows else None
     older = rows.pop() if len(rows) > per_page else None
-    body = {
-        "order": [p["id"] for p in rows],
-        "posts": {p["id"]: post_json(p) for p in [*rows, *await _missing_roots(conn, rows)]},
-        "next_post_id": newer["id"] if newer is not None and rows else "",
-        "prev_post_id": older["id"] if older is not None else "",
-    }
+    body = await post_list(
+        conn,
+        rows,
+        next_post_id=newer["id"] if newer is not None and rows else "",
+        prev_post_id=older["id"] if older is not None else "",
+    )
     return JSONResponse(body)
