@@ -1,0 +1,342 @@
+"""The RDS PostgreSQL instance of an enterprise silo and its master credentials.
+
+The master password is generated once and lives only in the Secrets Manager secret
+``canopy/<env>/<short id>/database`` (encrypted with the tenant key); every later run reads it back.
+Crash safety, by what a run finds:
+
+- neither secret nor instance: create the secret, then the instance with its password;
+- secret, no instance (died in between): create the instance with the secret's password;
+- instance, no secret (the secret was lost): set a new master password on the instance, then store it
+  in a new secret. Dying in between loses a password nobody has read, and the next run resets again;
+- a version staged ``AWSPENDING`` but not ``AWSCURRENT`` (a :meth:`SiloDatabase.rotate_password` that
+  died): set that password on the instance again and promote it. Rotation moves version stages itself
+  and never calls ``rotate_secret`` (which needs a rotation Lambda).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from control_plane.providers.aws.common import Aws, SiloConfig, absent, tags_of, tolerating
+from control_plane.providers.aws.kms import SiloKms
+from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
+from infra.conventions import RDS, WorkspaceNames, tag_list
+
+DATABASE_NAME = "workspace"
+SECRET_DELETION_DAYS = 7
+READY_STATES = frozenset(
+    {"available", "backing-up", "modifying", "storage-optimization", "resetting-master-credentials"}
+)
+FAILED_STATES = frozenset({"failed", "incompatible-parameters", "incompatible-restore", "deleting"})
+
+
+def new_password() -> str:
+    """43 URL-safe characters: within RDS's rules (no ``/``, ``"``, ``@`` or space)."""
+    return secrets.token_urlsafe(32)
+
+
+class SiloDatabase:
+    """``canopy-<env>-<short id>``: encrypted with the tenant key, deletion protection, backups kept
+    ``RDS.backup_retention_days``, never public, in a DB subnet group of the private subnets, behind a
+    security group that admits PostgreSQL from inside the VPC only.
+
+    Teardown lifts deletion protection (only there), deletes the instance with a final snapshot
+    ``<name>-final`` (kept: it is the last backup), then the security group, subnet group and secret
+    (recoverable for 7 days, like the key).
+    """
+
+    def __init__(self, aws: Aws, config: SiloConfig, kms: SiloKms) -> None:
+        self._aws = aws
+        self._config = config
+        self._kms = kms
+
+    def _client(self, service: str) -> Any:
+        return self._aws.client(service, self._config.region)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _instance(self, names: WorkspaceNames) -> dict[str, Any] | None:
+        rds = self._client("rds")
+        found = absent(
+            lambda: rds.describe_db_instances(DBInstanceIdentifier=names.rds_instance)["DBInstances"],
+            "DBInstanceNotFound",
+        )
+        return dict(found[0]) if found else None
+
+    def _secret(self, names: WorkspaceNames) -> dict[str, Any] | None:
+        """The secret's description, unless it is missing or scheduled for deletion."""
+        sm = self._client("secretsmanager")
+        found = absent(lambda: sm.describe_secret(SecretId=names.secret), "ResourceNotFoundException")
+        return None if found is None or found.get("DeletedDate") else dict(found)
+
+    def _password(self, secret_id: str, stage: str = "AWSCURRENT") -> str:
+        value = self._client("secretsmanager").get_secret_value(SecretId=secret_id, VersionStage=stage)
+        return str(json.loads(value["SecretString"])["password"])
+
+    def connection_url(self, ws: WorkspaceSpec) -> str:
+        names = self._config.names(ws)
+        instance = self._instance(names)
+        if instance is None or "Endpoint" not in instance:
+            raise ProviderError("the workspace's database instance has no endpoint yet")
+        password = quote(self._password(names.secret), safe="")
+        endpoint = instance["Endpoint"]
+        return (
+            f"postgresql://{RDS.master_username}:{password}@{endpoint['Address']}:{endpoint['Port']}"
+            f"/{DATABASE_NAME}?sslmode=require"
+        )
+
+    # -- ensure ---------------------------------------------------------------------------------
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured:
+        names = self._config.names(ws)
+        key_arn = self._kms.key_arn(ws)
+        created: list[str] = []
+        subnet_group = self._ensure_subnet_group(ws, names, created)
+        security_group = self._ensure_security_group(ws, names, subnet_group, created)
+        instance = self._instance(names)
+        secret = self._secret(names)
+        if secret is None:
+            password = new_password()
+            if instance is not None:
+                self._set_master_password(names, password)
+            self._create_secret(ws, names, password, key_arn)
+            created.append("secret")
+        else:
+            self._complete_rotation(names, secret, instance)
+            password = self._password(names.secret)
+        if instance is None:
+            self._create_instance(ws, names, password, subnet_group, security_group, key_arn)
+            created.append("instance")
+        else:
+            self._converge(instance, key_arn)
+        instance = self._wait_ready(names)
+        outputs = {
+            "database_instance": names.rds_instance,
+            "database_arn": instance["DBInstanceArn"],
+            "database_host": instance["Endpoint"]["Address"],
+            "database_port": instance["Endpoint"]["Port"],
+            "database_name": DATABASE_NAME,
+            "database_secret_arn": self._secret_arn(names),
+        }
+        return Ensured(outputs, tuple(created))
+
+    def _secret_arn(self, names: WorkspaceNames) -> str:
+        secret = self._secret(names)
+        if secret is None:
+            raise ProviderError("the database secret disappeared")
+        return str(secret["ARN"])
+
+    def _ensure_subnet_group(self, ws: WorkspaceSpec, names: WorkspaceNames, created: list[str]) -> dict[str, Any]:
+        rds = self._client("rds")
+        name = self._config.db_subnet_group or names.db_subnet_group
+        found = absent(
+            lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"],
+            "DBSubnetGroupNotFoundFault",
+        )
+        if found:
+            return dict(found[0])
+        if self._config.db_subnet_group:
+            raise ProviderError(f"DB subnet group {name} does not exist")
+        if len(self._config.subnet_ids) < 2:
+            raise ProviderError("set CANOPY_AWS_PRIVATE_SUBNET_IDS (2+ private subnets) for silo databases")
+        group = rds.create_db_subnet_group(
+            DBSubnetGroupName=name,
+            DBSubnetGroupDescription=f"Canopy workspace {ws.id}: private subnets",
+            SubnetIds=list(self._config.subnet_ids),
+            Tags=tag_list(tags_of(ws)),
+        )["DBSubnetGroup"]
+        created.append("db_subnet_group")
+        return dict(group)
+
+    def _ensure_security_group(
+        self, ws: WorkspaceSpec, names: WorkspaceNames, subnet_group: dict[str, Any], created: list[str]
+    ) -> str:
+        ec2 = self._client("ec2")
+        vpc_id = subnet_group["VpcId"]
+        existing = self._security_group(names, vpc_id)
+        if existing:
+            return existing
+        group_id = str(
+            ec2.create_security_group(
+                GroupName=names.db_security_group,
+                Description=f"Canopy workspace {ws.id}: PostgreSQL from inside the VPC",
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags_of(ws))}],
+            )["GroupId"]
+        )
+        cidr = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["CidrBlock"]
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": RDS.port, "ToPort": RDS.port, "IpRanges": [{"CidrIp": cidr}]}
+            ],
+        )
+        created.append("db_security_group")
+        return group_id
+
+    def _security_group(self, names: WorkspaceNames, vpc_id: str | None = None) -> str | None:
+        filters = [{"Name": "group-name", "Values": [names.db_security_group]}]
+        filters += [{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id else []
+        groups = self._client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
+        return str(groups[0]["GroupId"]) if groups else None
+
+    def _create_secret(self, ws: WorkspaceSpec, names: WorkspaceNames, password: str, key_arn: str) -> None:
+        self._client("secretsmanager").create_secret(
+            Name=names.secret,
+            Description=f"Master credentials of Canopy workspace {ws.id}'s database",
+            KmsKeyId=key_arn,
+            SecretString=json.dumps({"username": RDS.master_username, "password": password}),
+            Tags=tag_list(tags_of(ws)),
+        )
+
+    def _set_master_password(self, names: WorkspaceNames, password: str) -> None:
+        self._client("rds").modify_db_instance(
+            DBInstanceIdentifier=names.rds_instance, MasterUserPassword=password, ApplyImmediately=True
+        )
+
+    def _create_instance(
+        self,
+        ws: WorkspaceSpec,
+        names: WorkspaceNames,
+        password: str,
+        subnet_group: dict[str, Any],
+        security_group: str,
+        key_arn: str,
+    ) -> None:
+        self._client("rds").create_db_instance(
+            DBInstanceIdentifier=names.rds_instance,
+            DBName=DATABASE_NAME,
+            Engine=RDS.engine,
+            EngineVersion=RDS.engine_version,
+            DBInstanceClass=RDS.instance_class(ws.tier),
+            AllocatedStorage=RDS.allocated_storage_gb,
+            StorageType=RDS.storage_type,
+            StorageEncrypted=RDS.storage_encrypted,
+            KmsKeyId=key_arn,
+            MasterUsername=RDS.master_username,
+            MasterUserPassword=password,
+            DBSubnetGroupName=subnet_group["DBSubnetGroupName"],
+            VpcSecurityGroupIds=[security_group],
+            PubliclyAccessible=RDS.publicly_accessible,
+            DeletionProtection=RDS.deletion_protection,
+            BackupRetentionPeriod=RDS.backup_retention_days,
+            CopyTagsToSnapshot=RDS.copy_tags_to_snapshot,
+            AutoMinorVersionUpgrade=RDS.auto_minor_version_upgrade,
+            Port=RDS.port,
+            Tags=tag_list(tags_of(ws)),
+        )
+
+    def _converge(self, instance: dict[str, Any], key_arn: str) -> None:
+        """Restore deletion protection and backups if someone turned them off; refuse an unencrypted instance."""
+        if not instance.get("StorageEncrypted") or instance.get("KmsKeyId") != key_arn:
+            raise ProviderError("the workspace's database is not encrypted with the workspace key")
+        if instance["DBInstanceStatus"] in FAILED_STATES:
+            raise ProviderError(f"the workspace's database is {instance['DBInstanceStatus']}")
+        drift: dict[str, Any] = {}
+        if instance.get("DeletionProtection") != RDS.deletion_protection:
+            drift["DeletionProtection"] = RDS.deletion_protection
+        if instance.get("BackupRetentionPeriod") != RDS.backup_retention_days:
+            drift["BackupRetentionPeriod"] = RDS.backup_retention_days
+        if drift:
+            self._client("rds").modify_db_instance(
+                DBInstanceIdentifier=instance["DBInstanceIdentifier"], ApplyImmediately=True, **drift
+            )
+
+    def _wait_ready(self, names: WorkspaceNames) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def ready() -> bool:
+            instance = self._instance(names)
+            if instance is None or instance["DBInstanceStatus"] in FAILED_STATES:
+                status = instance["DBInstanceStatus"] if instance else "missing"
+                raise ProviderError(f"the workspace's database is {status}")
+            seen.update(instance)
+            return instance["DBInstanceStatus"] in READY_STATES and "Endpoint" in instance
+
+        self._config.waits.until(f"database {names.rds_instance}", ready)
+        return seen
+
+    # -- credentials ----------------------------------------------------------------------------
+
+    def rotate_password(self, ws: WorkspaceSpec) -> None:
+        """Give the master user a new password: staged ``AWSPENDING``, set on the instance, then promoted."""
+        names = self._config.names(ws)
+        secret = self._secret(names)
+        instance = self._instance(names)
+        if secret is None or instance is None:
+            raise ProviderError("the workspace's database is not provisioned")
+        self._client("secretsmanager").put_secret_value(
+            SecretId=secret["ARN"],
+            SecretString=json.dumps({"username": RDS.master_username, "password": new_password()}),
+            VersionStages=["AWSPENDING"],
+        )
+        self._complete_rotation(names, self._secret(names) or secret, instance)
+
+    def _complete_rotation(
+        self, names: WorkspaceNames, secret: dict[str, Any], instance: dict[str, Any] | None
+    ) -> None:
+        """Finish a rotation whose pending version is not current yet (idempotent)."""
+        stages: dict[str, list[str]] = secret.get("VersionIdsToStages", {})
+        pending = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
+        if not pending:
+            return
+        current = [v for v, s in stages.items() if "AWSCURRENT" in s]
+        if instance is not None:
+            self._set_master_password(names, self._password(names.secret, "AWSPENDING"))
+        sm = self._client("secretsmanager")
+        sm.update_secret_version_stage(
+            SecretId=names.secret, VersionStage="AWSCURRENT", MoveToVersionId=pending[0], RemoveFromVersionId=current[0]
+        )
+        sm.update_secret_version_stage(SecretId=names.secret, VersionStage="AWSPENDING", RemoveFromVersionId=pending[0])
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def final_snapshot(self, ws: WorkspaceSpec) -> str:
+        """Identifier of the snapshot taken when the instance is deleted."""
+        return f"{self._config.names(ws).rds_instance}-final"
+
+    def teardown(self, ws: WorkspaceSpec) -> None:
+        names = self._config.names(ws)
+        rds = self._client("rds")
+        instance = self._instance(names)
+        if instance is not None and instance["DBInstanceStatus"] != "deleting":
+            if instance.get("DeletionProtection"):
+                rds.modify_db_instance(
+                    DBInstanceIdentifier=names.rds_instance, DeletionProtection=False, ApplyImmediately=True
+                )
+            rds.delete_db_instance(
+                DBInstanceIdentifier=names.rds_instance,
+                SkipFinalSnapshot=False,
+                FinalDBSnapshotIdentifier=self.final_snapshot(ws),
+                DeleteAutomatedBackups=True,
+            )
+        if instance is not None:
+            self._config.waits.until(f"deletion of {names.rds_instance}", lambda: self._instance(names) is None)
+        group_id = self._security_group(names)
+        if group_id:
+            with tolerating("InvalidGroup.NotFound"):
+                self._client("ec2").delete_security_group(GroupId=group_id)
+        if not self._config.db_subnet_group:
+            with tolerating("DBSubnetGroupNotFoundFault"):
+                rds.delete_db_subnet_group(DBSubnetGroupName=names.db_subnet_group)
+        if self._secret(names) is not None:
+            self._client("secretsmanager").delete_secret(
+                SecretId=names.secret, RecoveryWindowInDays=SECRET_DELETION_DAYS
+            )
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        names = self._config.names(ws)
+        found = [f"rds instance {names.rds_instance}"] if self._instance(names) else []
+        found += [f"secret {names.secret}"] if self._secret(names) else []
+        found += [f"security group {names.db_security_group}"] if self._security_group(names) else []
+        if not self._config.db_subnet_group:
+            rds = self._client("rds")
+            group = absent(
+                lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=names.db_subnet_group),
+                "DBSubnetGroupNotFoundFault",
+            )
+            found += [f"db subnet group {names.db_subnet_group}"] if group else []
+        return found

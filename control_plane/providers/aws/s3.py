@@ -1,0 +1,202 @@
+"""Files: a bucket per enterprise silo, a prefix of the cell's shared bucket per pooled workspace."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from control_plane.providers.aws.common import (
+    Aws,
+    CellLookup,
+    SiloConfig,
+    absent,
+    arn_parts,
+    error_code,
+    tags_of,
+    tolerating,
+)
+from control_plane.providers.aws.kms import SiloKms
+from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
+from infra.conventions import (
+    IAM_PATH,
+    S3,
+    CellOutputs,
+    bucket_arn,
+    prefix_policy,
+    s3_tagging,
+    tag_list,
+    tls_only_policy,
+    workspace_names,
+)
+
+MAX_POLICY_VERSIONS = 5
+
+
+def delete_versions(s3: Any, bucket: str, prefix: str = "") -> None:
+    """Delete every object version and delete marker under ``prefix`` (the whole bucket by default)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        doomed = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        if doomed:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
+
+
+def has_objects(s3: Any, bucket: str, prefix: str) -> bool:
+    """Whether any object version or delete marker is left under ``prefix``."""
+    page = s3.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    return bool(page.get("Versions") or page.get("DeleteMarkers"))
+
+
+class SiloStorage:
+    """The silo's own bucket ``canopy-<env>-<short id>``: SSE-KMS under the tenant key with a bucket key,
+    versioning, every public access blocked, ACLs disabled, TLS-only policy, tags (re-applied on every ensure).
+    """
+
+    def __init__(self, aws: Aws, config: SiloConfig, kms: SiloKms) -> None:
+        self._aws = aws
+        self._config = config
+        self._kms = kms
+
+    def _s3(self) -> Any:
+        return self._aws.client("s3", self._config.region)
+
+    def _exists(self, bucket: str) -> bool:
+        try:
+            self._s3().head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchBucket"):
+                return False
+            if error_code(exc) == "403":
+                raise ProviderError(f"bucket {bucket} belongs to another account") from None
+            raise
+        return True
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured:
+        bucket = self._config.names(ws).bucket
+        key_arn = self._kms.key_arn(ws)
+        created = () if self._exists(bucket) else self._create(bucket)
+        s3 = self._s3()
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=S3.public_access_block())
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=S3.encryption_configuration(key_arn))
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=S3.versioning_configuration())
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket_arn(bucket))))
+        s3.put_bucket_tagging(Bucket=bucket, Tagging=s3_tagging(tags_of(ws)))
+        outputs = {"bucket": bucket, "bucket_prefix": "", "kms_key_arn": key_arn, "region": self._config.region}
+        return Ensured(outputs, created)
+
+    def _create(self, bucket: str) -> tuple[str, ...]:
+        location = {} if self._config.region == "us-east-1" else {"LocationConstraint": self._config.region}
+        try:
+            self._s3().create_bucket(
+                Bucket=bucket, CreateBucketConfiguration=location, ObjectOwnership=S3.object_ownership
+            )
+        except ClientError as exc:
+            if error_code(exc) == "BucketAlreadyOwnedByYou":
+                return ()
+            raise
+        return ("bucket",)
+
+    def teardown(self, ws: WorkspaceSpec) -> None:
+        bucket = self._config.names(ws).bucket
+        if self._exists(bucket):
+            delete_versions(self._s3(), bucket)
+            with tolerating("NoSuchBucket"):
+                self._s3().delete_bucket(Bucket=bucket)
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        bucket = self._config.names(ws).bucket
+        return [f"s3 bucket {bucket}"] if self._exists(bucket) else []
+
+
+class PooledStorage:
+    """``workspaces/<short id>/`` in the cell's shared bucket, and an IAM policy (under ``/canopy/``,
+    tagged) that allows exactly that prefix and the cell key through S3, for the workspace's pods.
+    """
+
+    def __init__(self, aws: Aws, env: str, cells: CellLookup) -> None:
+        self._aws = aws
+        self._env = env
+        self._cells = cells
+
+    def _cell(self, ws: WorkspaceSpec) -> CellOutputs:
+        if not ws.cell:
+            raise ProviderError("a pooled workspace needs a cell")
+        return self._cells(ws.cell)
+
+    def _policy_arn(self, cell: CellOutputs, name: str) -> str:
+        partition, account = arn_parts(cell.control_plane_role_arn)
+        return f"arn:{partition}:iam::{account}:policy{IAM_PATH}{name}"
+
+    def _document(self, ws: WorkspaceSpec, cell: CellOutputs) -> dict[str, Any]:
+        partition, _ = arn_parts(cell.control_plane_role_arn)
+        prefix = workspace_names(self._env, ws.id).pooled_prefix
+        return prefix_policy(bucket_arn(cell.bucket_name, partition), prefix, cell.kms_key_arn)
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured:
+        cell = self._cell(ws)
+        names = workspace_names(self._env, ws.id)
+        iam = self._aws.client("iam", cell.region)
+        arn = self._policy_arn(cell, names.storage_policy)
+        document = self._document(ws, cell)
+        policy = absent(lambda: iam.get_policy(PolicyArn=arn)["Policy"], "NoSuchEntity")
+        if policy is None:
+            iam.create_policy(
+                PolicyName=names.storage_policy,
+                Path=IAM_PATH,
+                PolicyDocument=json.dumps(document),
+                Description=f"Files of Canopy workspace {ws.id}",
+                Tags=tag_list(tags_of(ws)),
+            )
+        else:
+            self._converge(iam, policy, document)
+        outputs = {
+            "bucket": cell.bucket_name,
+            "bucket_prefix": names.pooled_prefix,
+            "kms_key_arn": cell.kms_key_arn,
+            "region": cell.region,
+            "storage_policy_arn": arn,
+        }
+        return Ensured(outputs, () if policy else ("storage_policy",))
+
+    @staticmethod
+    def _converge(iam: Any, policy: dict[str, Any], document: dict[str, Any]) -> None:
+        """Make ``document`` the policy's default version if it is not (dropping the oldest when full)."""
+        arn = policy["Arn"]
+        current = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+        if current["Document"] == document:
+            return
+        versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        if len(versions) >= MAX_POLICY_VERSIONS:
+            oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+            iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+
+    def teardown(self, ws: WorkspaceSpec) -> None:
+        cell = self._cell(ws)
+        names = workspace_names(self._env, ws.id)
+        delete_versions(self._aws.client("s3", cell.region), cell.bucket_name, names.pooled_prefix)
+        iam = self._aws.client("iam", cell.region)
+        arn = self._policy_arn(cell, names.storage_policy)
+        if absent(lambda: iam.get_policy(PolicyArn=arn), "NoSuchEntity") is None:
+            return
+        for role in iam.list_entities_for_policy(PolicyArn=arn, EntityFilter="Role")["PolicyRoles"]:
+            iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
+        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if not version["IsDefaultVersion"]:
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        with tolerating("NoSuchEntity"):
+            iam.delete_policy(PolicyArn=arn)
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        cell = self._cell(ws)
+        names = workspace_names(self._env, ws.id)
+        iam = self._aws.client("iam", cell.region)
+        arn = self._policy_arn(cell, names.storage_policy)
+        found = [f"iam policy {arn}"] if absent(lambda: iam.get_policy(PolicyArn=arn), "NoSuchEntity") else []
+        if has_objects(self._aws.client("s3", cell.region), cell.bucket_name, names.pooled_prefix):
+            found.append(f"objects under s3://{cell.bucket_name}/{names.pooled_prefix}")
+        return found

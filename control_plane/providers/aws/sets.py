@@ -1,0 +1,63 @@
+"""The AWS provider objects of a deployment, built from settings (for ``providers/factory.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from control_plane.core.settings import Settings
+from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
+from control_plane.providers.aws.eks import SiloCluster
+from control_plane.providers.aws.kms import SiloKms
+from control_plane.providers.aws.postgres import PooledDatabase
+from control_plane.providers.aws.rds import SiloDatabase
+from control_plane.providers.aws.route53 import PooledDns, SiloDns
+from control_plane.providers.aws.s3 import PooledStorage, SiloStorage
+
+
+@dataclass(frozen=True)
+class SiloProviders:
+    """An enterprise silo, in step order: key, bucket, database, cluster, name."""
+
+    kms: SiloKms
+    storage: SiloStorage
+    database: SiloDatabase
+    cluster: SiloCluster
+    dns: SiloDns
+
+
+@dataclass(frozen=True)
+class PooledProviders:
+    """A professional workspace in its cell: database, bucket prefix, name."""
+
+    database: PooledDatabase
+    storage: PooledStorage
+    dns: PooledDns
+
+
+def silo_providers(settings: Settings, aws: Aws) -> SiloProviders:
+    """Silo providers configured by the ``aws_*`` settings."""
+    config = SiloConfig.from_settings(settings)
+    kms = SiloKms(aws, config)
+    return SiloProviders(
+        kms=kms,
+        storage=SiloStorage(aws, config, kms),
+        database=SiloDatabase(aws, config, kms),
+        cluster=SiloCluster(aws, config, kms),
+        dns=SiloDns(aws, config),
+    )
+
+
+def pooled_providers(settings: Settings, aws: Aws, cells: CellLookup) -> PooledProviders:
+    """Pooled providers configured by the ``cell_*`` settings; ``cells`` reads a cell's outputs by name."""
+    waits = Waits(settings.aws_wait_timeout_seconds, settings.aws_poll_seconds)
+    return PooledProviders(
+        database=PooledDatabase(
+            aws,
+            settings.aws_environment,
+            cells,
+            sslmode=settings.cell_postgres_sslmode,
+            connection_limit=settings.cell_database_connection_limit,
+        ),
+        storage=PooledStorage(aws, settings.aws_environment, cells),
+        dns=PooledDns(aws, cells, settings.cell_ingress_label, waits),
+    )
