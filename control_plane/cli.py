@@ -144,6 +144,41 @@ def cmd_create_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cells_register(args: argparse.Namespace) -> int:
+    """Register a cell from ``pulumi stack output --json`` (validated; errors name the fields)."""
+    import json
+
+    from control_plane.cells import service as cells
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+
+    outputs = json.loads(Path(args.from_json).read_text())
+    try:
+        with session_scope() as session:
+            cell = cells.register(session, outputs, actor="cli")
+            name = cell.name
+    except Problem as exc:
+        details = [f"{e['field']}: {e['detail']}" for e in exc.extra.get("errors", [])] or [exc.detail]
+        log.error("cell not registered: %s", "; ".join(details))
+        return 1
+    log.info("cell %s registered", name)
+    return 0
+
+
+def cmd_cells_list(_: argparse.Namespace) -> int:
+    """Print every cell with its state and usage."""
+    from control_plane.cells import service as cells
+    from control_plane.core.db import session_scope
+
+    with session_scope() as session:
+        rows = cells.listing(session)
+    row = "{:<20} {:<16} {:<9} {:>10} {:>6}"
+    print(row.format("NAME", "REGION", "STATE", "WORKSPACES", "ROOM"))
+    for cell in rows:
+        print(row.format(cell.name, cell.region, cell.state.value, cell.usage.workspaces, cell.usage.room))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="canopy", description=__doc__)
@@ -165,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--role", required=True, choices=["sales", "operator", "support", "admin"])
     account.add_argument("--password", help="defaults to CANOPY_NEW_ACCOUNT_PASSWORD or a random one")
     account.set_defaults(func=cmd_create_account)
+    cells = sub.add_parser("cells", help="manage cells").add_subparsers(dest="cells_command", required=True)
+    register = cells.add_parser("register", help="register a cell from its stack outputs")
+    register.add_argument("--from-json", required=True, metavar="FILE", help="`pulumi stack output --json` of the cell")
+    register.set_defaults(func=cmd_cells_register)
+    cells.add_parser("list", help="list cells with their usage").set_defaults(func=cmd_cells_list)
     return parser
 
 
