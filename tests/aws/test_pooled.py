@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+from psycopg import sql
 
 from control_plane.providers.aws.sets import PooledProviders
 from control_plane.providers.aws.sweep import LeakSweep
@@ -33,7 +34,9 @@ def pooled_workspace(workspace: Make, cleanup: list[Any], pooled: PooledProvider
     return make
 
 
-def test_pooled_database_is_isolated(pooled: PooledProviders, pooled_workspace: Callable[[], WorkspaceSpec]) -> None:
+def test_pooled_database_is_isolated(
+    pooled: PooledProviders, pooled_workspace: Callable[[], WorkspaceSpec], admin_url: str
+) -> None:
     a, b = pooled_workspace(), pooled_workspace()
     assert pooled.database.ensure(a).created == ("role", "database")
     assert pooled.database.ensure(b).created == ("role", "database")
@@ -62,6 +65,11 @@ def test_pooled_database_is_isolated(pooled: PooledProviders, pooled_workspace: 
         assert conn.execute("SELECT has_database_privilege('public', current_database(), 'CONNECT')").fetchone() == (
             False,
         )
+
+    # A run that died after creating the role: the next one adopts it and creates only the database.
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name_a)))
+    assert pooled.database.ensure(a).created == ("database",)
 
     pooled.database.teardown(a)
     pooled.database.teardown(a)
@@ -136,6 +144,10 @@ def test_pooled_dns_points_at_the_cell_ingress(
     records = boto3.client("route53").list_resource_record_sets(HostedZoneId=aws_cell.outputs.zone_id)
     [record] = [r for r in records["ResourceRecordSets"] if r["Name"].rstrip(".") == name]
     assert record["Type"] == "CNAME" and record["ResourceRecords"] == [{"Value": f"ingress.{CELL_DOMAIN}"}]
+    assert pooled.dns.ensure(ws, {"ingress_hostname": "lb-2.example.com"}).created == ()  # re-pointed, not new
+    records = boto3.client("route53").list_resource_record_sets(HostedZoneId=aws_cell.outputs.zone_id)
+    [record] = [r for r in records["ResourceRecordSets"] if r["Name"].rstrip(".") == name]
+    assert record["ResourceRecords"] == [{"Value": "lb-2.example.com"}]
     where = [(aws_cell.outputs.zone_id, name)]
     assert sweep.leftovers_for(ws.id, where) == [f"route53 record {name}"]
     pooled.dns.teardown(ws)
