@@ -14,6 +14,9 @@ from typing import Any, BinaryIO, Protocol
 from workspace_server.settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
+# S3 uploads above this size go in parts of PART_BYTES (S3's minimum part size is 5 MiB).
+MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
+PART_BYTES = 8 * 1024 * 1024
 
 
 class ObjectNotFound(Exception):
@@ -142,14 +145,30 @@ class S3Storage:
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id, "BucketKeyEnabled": True}
 
     async def put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
-        """Upload ``source`` (multipart when large; the encryption applies to every part)."""
-        extra = {"ContentType": content_type, **self.encryption_args()}
+        """Upload ``source``: one PutObject, or a multipart upload (encrypted from its creation) when large."""
+        await asyncio.to_thread(self._put_file, self.prefix + key, source, content_type)
 
-        def upload() -> None:
-            source.seek(0)
-            self.client.upload_fileobj(source, self.bucket, self.prefix + key, ExtraArgs=extra)
-
-        await asyncio.to_thread(upload)
+    def _put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
+        source.seek(0, os.SEEK_END)
+        size = source.tell()
+        source.seek(0)
+        common = {"Bucket": self.bucket, "Key": key}
+        if size <= MULTIPART_THRESHOLD_BYTES:
+            self.client.put_object(**common, Body=source, ContentType=content_type, **self.encryption_args())
+            return
+        upload_id = self.client.create_multipart_upload(**common, ContentType=content_type, **self.encryption_args())[
+            "UploadId"
+        ]
+        try:
+            parts: list[dict[str, Any]] = []
+            while chunk := source.read(PART_BYTES):
+                number = len(parts) + 1
+                etag = self.client.upload_part(**common, UploadId=upload_id, PartNumber=number, Body=chunk)["ETag"]
+                parts.append({"ETag": etag, "PartNumber": number})
+            self.client.complete_multipart_upload(**common, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.client.abort_multipart_upload(**common, UploadId=upload_id)
+            raise
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         """One PutObject."""
