@@ -15,6 +15,17 @@ from infra.conventions import workspace_hostname
 TTL_SECONDS = 60
 
 
+def find_record(route53: Any, zone_id: str, name: str) -> dict[str, Any] | None:
+    """The CNAME record set ``name`` of ``zone_id``, if any."""
+    page = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=name, StartRecordType="CNAME", MaxItems="1"
+    )
+    for record in page["ResourceRecordSets"]:
+        if record["Name"].rstrip(".") == name and record["Type"] == "CNAME":
+            return dict(record)
+    return None
+
+
 class Records:
     """CNAME records of hosted zones."""
 
@@ -28,13 +39,7 @@ class Records:
 
     def find(self, zone_id: str, name: str) -> dict[str, Any] | None:
         """The CNAME record set ``name`` of ``zone_id``, if any."""
-        page = self._route53().list_resource_record_sets(
-            HostedZoneId=zone_id, StartRecordName=name, StartRecordType="CNAME", MaxItems="1"
-        )
-        for record in page["ResourceRecordSets"]:
-            if record["Name"].rstrip(".") == name and record["Type"] == "CNAME":
-                return dict(record)
-        return None
+        return find_record(self._route53(), zone_id, name)
 
     def _change(self, zone_id: str, action: str, record: dict[str, Any]) -> None:
         change = {"Changes": [{"Action": action, "ResourceRecordSet": record}]}

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from control_plane.providers.aws.common import Aws, Waits, absent, tagged_arns
+from control_plane.providers.aws.common import Aws, absent, tagged_arns
 from control_plane.providers.aws.kms import GONE_STATES
-from control_plane.providers.aws.route53 import Records
+from control_plane.providers.aws.route53 import find_record
 from infra.conventions import IAM_PATH, TAG_WORKSPACE, short_id, tags_from_list
 
 
@@ -100,5 +100,5 @@ class LeakSweep:
         return tags_from_list(tagged.get("Tags", [])).get(TAG_WORKSPACE) == str(workspace_id)
 
     def _records(self, records: Iterable[tuple[str, str]]) -> list[str]:
-        route53 = Records(self._aws, self._region, Waits(0, 0))
-        return [f"route53 record {name}" for zone_id, name in records if route53.find(zone_id, name)]
+        route53 = self._client("route53")
+        return [f"route53 record {name}" for zone_id, name in records if find_record(route53, zone_id, name)]
