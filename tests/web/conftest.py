@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from control_plane.core.migrate import upgrade
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 
 STARTUP_TIMEOUT = 60.0
 
@@ -205,3 +207,14 @@ def server(server_factory: Callable[..., Server]) -> Server:
 def limited_server(server_factory: Callable[..., Server]) -> Server:
     """A control plane allowing only three signups per client address."""
     return server_factory("limited", CANOPY_SIGNUP_RATE_LIMIT="3")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (Playwright never downloads a browser here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

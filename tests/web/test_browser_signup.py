@@ -5,42 +5,18 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from mattermostdriver import Driver
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.web.browser import READY_TIMEOUT_MS, sign_up_and_confirm
 from tests.web.conftest import Server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-READY_TIMEOUT_MS = 60_000
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (Playwright never downloads a browser here)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_signup_in_the_browser_to_a_working_workspace(server: Server, browser: Browser, tmp_path: Path) -> None:
@@ -51,22 +27,7 @@ def test_signup_in_the_browser_to_a_working_workspace(server: Server, browser: B
     page = browser.new_page()
     page.set_default_timeout(15_000)
 
-    page.goto(f"{server.url}/")
-    expect(page).to_have_url(f"{server.url}/signup")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Workspace address").fill(slug)
-    expect(page.locator("#workspace-status")).to_have_text(f"{slug}.localhost is available")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Create workspace").click()
-
-    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    expect(page.locator("#sent-to")).to_have_text(email)
-
-    page.goto(f"{server.url}/dev/mail?to={email}")
-    page.locator("a[href*='/signup/verify?token=']").first.click()
-
-    expect(page).to_have_url(re.compile(r"/signup/workspaces/[0-9a-f-]+/progress$"))
-    workspace_id = page.url.rsplit("/", 2)[-2]
+    workspace_id = sign_up_and_confirm(page, server.url, slug, email, password)
     expect(page.get_by_role("heading", name="Setting up your workspace")).to_be_visible()
     expect(page.locator("[data-step]")).to_have_count(5)
 
