@@ -33,7 +33,8 @@
   function poll() {
     fetch(statusUrl, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
-        if (response.status === 404) { window.location.reload(); return null; }
+        // Gone, or signed out (the endpoint then redirects to the sign-in page): let the page decide.
+        if (response.status === 404 || response.redirected) { window.location.reload(); return null; }
         if (!response.ok) throw new Error("status " + response.status);
         return response.json();
       })

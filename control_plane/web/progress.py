@@ -54,6 +54,11 @@ def is_ready(ws: Workspace) -> bool:
     return ws.lifecycle_state in READY_STATES and available
 
 
+def is_setting_up(ws: Workspace) -> bool:
+    """Being provisioned: provisioning, or in a customer-facing state but not available yet."""
+    return ws.lifecycle_state in (Lifecycle.provisioning, *READY_STATES) and not is_ready(ws)
+
+
 def _summary(ws: Workspace, address: str, ready: bool) -> str:
     state = ws.lifecycle_state
     if ready:
@@ -69,7 +74,7 @@ def progress_of(ws: Workspace, base_domain: str) -> Progress:
     """The steps of ``ws`` as the page shows them."""
     conditions = {c.get("type"): c for c in ws.conditions or [] if isinstance(c, dict)}
     ready = is_ready(ws)
-    working = ws.lifecycle_state in (Lifecycle.provisioning, *READY_STATES) and not ready
+    working = is_setting_up(ws)
     steps: list[Step] = []
     current_taken = False
     for kind, label in STEPS:

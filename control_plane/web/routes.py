@@ -1,18 +1,17 @@
 """Server-rendered signup pages: signup form, email verification, provisioning progress, dev mailbox.
 
-Pages authenticate with the ``canopy_session`` cookie (opened by the verification link); another
-organization's workspace, or no session at all, is a 404 so nothing leaks.
+Pages authenticate with the ``canopy_session`` cookie (opened by the verification link or by
+signing in). Without a session the workspace pages send the browser to sign in; another
+organization's workspace (or one that does not exist) is a 404, so nothing leaks.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.accounts import service as accounts
 from control_plane.accounts.api import limit_signups
-from control_plane.accounts.models import Account, EmailVerification, Membership
+from control_plane.accounts.models import Account, EmailVerification
 from control_plane.accounts.schemas import MIN_PASSWORD, SignupRequest
 from control_plane.core.clock import utcnow
 from control_plane.core.db import new_session
@@ -28,46 +27,34 @@ from control_plane.core.deps import DbSession
 from control_plane.core.problems import Problem
 from control_plane.core.ratelimit import RateLimited
 from control_plane.core.security import token_digest
-from control_plane.core.settings import Settings, get_settings
+from control_plane.core.settings import Settings
 from control_plane.mail import service as mail
 from control_plane.mail.models import OutboxMail
 from control_plane.reconciler.queue import defer_reconcile
-from control_plane.web import csrf
+from control_plane.web.access import own_workspace, progress_path, ready_path, status_path, workspaces_of
 from control_plane.web.progress import is_ready, progress_of
-from control_plane.web.rendering import STATIC_DIR, page
-from control_plane.workspaces import repository as workspaces_repo
+from control_plane.web.rendering import STATIC_DIR
+from control_plane.web.sessions import Viewer, current_viewer, login_redirect, start_session
+from control_plane.web.signin import router as signin_router
+from control_plane.web.views import (
+    FORM_EXPIRED,
+    SettingsDep,
+    form_token_ok,
+    message,
+    not_found,
+    redirect,
+    render,
+    retry_after,
+)
 from control_plane.workspaces import service as workspaces
-from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 
 router = APIRouter(include_in_schema=False)
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SESSION_COOKIE = "canopy_session"
+router.include_router(signin_router)
+
 FIELDS = ("email", "workspace", "password")
-_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
-
-
-def _common(settings: Settings) -> dict[str, Any]:
-    return {"base_domain": settings.base_domain, "dev_mode": settings.dev_mode, "trial_days": settings.trial_days}
-
-
-def _not_found(request: Request, settings: Settings) -> Response:
-    return page(
-        request,
-        "message.html",
-        {
-            **_common(settings),
-            "title": "Page not found",
-            "message": "There is nothing here, or you are not signed in to see it.",
-        },
-        status_code=404,
-    )
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
 
 
 # --- signup ---------------------------------------------------------------------------------
@@ -76,6 +63,7 @@ def _redirect(url: str) -> RedirectResponse:
 def _signup_form(
     request: Request,
     settings: Settings,
+    viewer: Account | None,
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -83,50 +71,24 @@ def _signup_form(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The form, with a CSRF token bound to the browser's nonce cookie (set when missing)."""
-    nonce = request.cookies.get(csrf.cookie_name(settings))
-    fresh = nonce is None or not _NONCE.fullmatch(nonce)
-    if fresh:
-        nonce = csrf.new_nonce()
-    assert nonce is not None
+    """The form, with the input kept except the password."""
     kept = {k: v for k, v in (values or {}).items() if k != "password"}
-    response = page(
-        request,
-        "signup.html",
-        {
-            **_common(settings),
-            "values": kept,
-            "errors": errors or {},
-            "alert": alert,
-            "csrf_field": csrf.FIELD,
-            "csrf_token": csrf.token_for(settings, nonce),
-            "min_password": MIN_PASSWORD,
-        },
-        status_code=status_code,
-        headers=headers,
+    context = {"values": kept, "errors": errors or {}, "alert": alert, "min_password": MIN_PASSWORD}
+    return render(
+        request, settings, "signup.html", context, viewer=viewer, form=True, status_code=status_code, headers=headers
     )
-    if fresh:
-        response.set_cookie(
-            csrf.cookie_name(settings),
-            nonce,
-            httponly=True,
-            samesite="lax",
-            secure=csrf.is_https(settings),
-            path="/",
-        )
-    return response
 
 
 @router.get("/")
-def home() -> RedirectResponse:
+def home() -> Response:
     """The web entry point is the signup form."""
-    return _redirect("/signup")
+    return redirect("/signup")
 
 
 @router.get("/signup")
-def signup_page(request: Request, settings: SettingsDep) -> Response:
+def signup_page(request: Request, settings: SettingsDep, viewer: Viewer) -> Response:
     """The signup form."""
-    return _signup_form(request, settings)
+    return _signup_form(request, settings, viewer)
 
 
 def _format_errors(values: dict[str, str]) -> dict[str, str]:
@@ -169,6 +131,7 @@ def signup_submit(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
+    viewer: Viewer,
     email: Annotated[str, Form(max_length=400)] = "",
     workspace: Annotated[str, Form(max_length=400)] = "",
     password: Annotated[str, Form(max_length=400)] = "",
@@ -176,26 +139,20 @@ def signup_submit(
 ) -> Response:
     """Validate, rate-limit and record a signup; the service mails the verification link."""
     values = {"email": email, "workspace": workspace, "password": password}
-    if not csrf.valid(settings, request.cookies.get(csrf.cookie_name(settings)), csrf_token):
-        return _signup_form(
-            request,
-            settings,
-            values=values,
-            alert="This form expired or did not come from this page. Please check it and send it again.",
-            status_code=403,
-        )
+    if not form_token_ok(request, settings, csrf_token):
+        return _signup_form(request, settings, viewer, values=values, alert=FORM_EXPIRED, status_code=403)
     try:
         limit_signups(session, request)
     except RateLimited as exc:
-        retry_after = int(exc.extra.get("retry_after", 60))
-        minutes = max(1, -(-retry_after // 60))
+        seconds, minutes = retry_after(exc)
         return _signup_form(
             request,
             settings,
+            viewer,
             values=values,
             alert=f"Too many signups from your network. Please try again in {minutes} minutes.",
             status_code=429,
-            headers={"Retry-After": str(retry_after)},
+            headers={"Retry-After": str(seconds)},
         )
 
     errors = _format_errors(values)
@@ -206,7 +163,7 @@ def signup_submit(
             errors["workspace"], address_status = address
             status_code = 422 if len(errors) > 1 or address_status == 422 else 409
     if errors:
-        return _signup_form(request, settings, values=values, errors=errors, status_code=status_code)
+        return _signup_form(request, settings, viewer, values=values, errors=errors, status_code=status_code)
 
     try:
         result = accounts.signup(session, email=email, password=password, slug=workspace, display_name=None)
@@ -218,6 +175,7 @@ def signup_submit(
         return _signup_form(
             request,
             settings,
+            viewer,
             values=values,
             errors={field: detail} if field else None,
             alert=None if field else detail,
@@ -226,42 +184,35 @@ def signup_submit(
     except IntegrityError as exc:  # a concurrent signup took the address or the email first
         session.rollback()
         taken = "workspace" if "workspaces" in str(exc.orig) else "email"
-        message = "This address was just taken." if taken == "workspace" else "An account with this email exists."
-        return _signup_form(request, settings, values=values, errors={taken: message}, status_code=409)
-    return _redirect(f"/signup/check-email?email={quote(result.account.email)}")
+        text = "This address was just taken." if taken == "workspace" else "An account with this email exists."
+        return _signup_form(request, settings, viewer, values=values, errors={taken: text}, status_code=409)
+    return redirect(f"/signup/check-email?email={quote(result.account.email)}")
 
 
 @router.get("/signup/check-email")
-def check_email(request: Request, settings: SettingsDep, email: str = "") -> Response:
+def check_email(request: Request, settings: SettingsDep, viewer: Viewer, email: str = "") -> Response:
     """Tells where the verification link went."""
-    return page(request, "check_email.html", {**_common(settings), "email": email[:320]})
+    return render(request, settings, "check_email.html", {"email": email[:320]}, viewer=viewer)
 
 
 # --- verification and session ---------------------------------------------------------------
 
 
-def _verify_failed(request: Request, settings: Settings, message: str) -> Response:
-    return page(
-        request,
-        "message.html",
-        {**_common(settings), "title": "This link does not work", "message": message, "signup_link": True},
-        status_code=400,
-    )
-
-
-def _member_organizations(session: Session, account: Account) -> list[uuid.UUID]:
-    return list(session.scalars(select(Membership.organization_id).where(Membership.account_id == account.id)))
+def _verify_failed(request: Request, settings: Settings, viewer: Account | None, text: str) -> Response:
+    return message(request, settings, "This link does not work", text, viewer=viewer, status_code=400, signup_link=True)
 
 
 @router.get("/signup/verify")
-def verify(request: Request, session: DbSession, settings: SettingsDep, token: str = "") -> Response:
+def verify(request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer, token: str = "") -> Response:
     """Confirm the email, open a browser session and show the workspace being provisioned."""
     if not token or len(token) > 200:
-        return _verify_failed(request, settings, "The link is incomplete. Copy the whole link from the mail.")
+        return _verify_failed(request, settings, viewer, "The link is incomplete. Copy the whole link from the mail.")
     try:
         account, started = accounts.verify_email(session, token)
     except accounts.VerificationInvalid:
-        return _verify_failed(request, settings, "This link is unknown or has expired. Sign up again to get a new one.")
+        return _verify_failed(
+            request, settings, viewer, "This link is unknown or has expired. Sign up again to get a new one."
+        )
     for ws in started:
         defer_reconcile(ws.id)
     # A link keeps confirming the email forever, but it signs the browser in only while valid.
@@ -270,113 +221,78 @@ def verify(request: Request, session: DbSession, settings: SettingsDep, token: s
     ).one()
     if record.expires_at is not None and record.expires_at < utcnow():
         return _verify_failed(
-            request, settings, "Your email is confirmed, but this link has expired and cannot sign you in."
+            request, settings, viewer, "Your email is confirmed, but this link has expired and cannot sign you in."
         )
-    secret = accounts.open_web_session(session, account)
-    session.commit()
-    target: Workspace | None = started[0] if started else None
-    if target is None:  # the link was used before: show the newest workspace of the account
-        orgs = _member_organizations(session, account)
-        target = session.scalars(
-            select(Workspace)
-            .where(Workspace.organization_id.in_(orgs), Workspace.lifecycle_state != Lifecycle.deleted)
-            .order_by(Workspace.created_at.desc())
-            .limit(1)
-        ).one_or_none()
+    # A link used before started nothing: show the account's newest workspace.
+    target: Workspace | None = started[0] if started else next(iter(workspaces_of(session, account)), None)
     response: Response
     if target is None:
-        response = page(
-            request,
-            "message.html",
-            {**_common(settings), "title": "Email confirmed", "message": "Your email is confirmed."},
-        )
+        response = message(request, settings, "Email confirmed", "Your email is confirmed.", viewer=account)
     else:
-        response = _redirect(f"/signup/workspaces/{target.id}/progress")
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        max_age=int(accounts.WEB_SESSION_TTL.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=csrf.is_https(settings),
-        path="/",
-    )
+        response = redirect(progress_path(target))
+    start_session(session, request, response, account, settings)
     return response
 
 
-def _own_workspace(request: Request, session: Session, raw_id: str) -> tuple[Account, Workspace] | None:
-    """The session's account and the workspace, if it belongs to one of the account's organizations."""
-    account = accounts.account_for_web_session(session, request.cookies.get(SESSION_COOKIE))
-    if account is None:
-        return None
-    try:
-        workspace_id = uuid.UUID(raw_id)
-    except ValueError:
-        return None
-    ws = workspaces_repo.get(session, workspace_id)
-    if ws is None or ws.organization_id not in _member_organizations(session, account):
-        return None
-    return account, ws
+def _workspace_or_refusal(
+    request: Request, session: Session, settings: Settings, viewer: Account | None, workspace_id: str
+) -> Workspace | Response:
+    """The viewer's workspace; else sign in first (no session) or 404 (not the viewer's, or unknown)."""
+    if viewer is None:
+        return login_redirect(request.url.path)
+    ws = own_workspace(session, viewer, workspace_id)
+    return not_found(request, settings, viewer) if ws is None else ws
 
 
 # --- provisioning progress and result -------------------------------------------------------
 
 
 @router.get("/signup/workspaces/{workspace_id}/progress")
-def progress_page(workspace_id: str, request: Request, session: DbSession, settings: SettingsDep) -> Response:
+def progress_page(
+    workspace_id: str, request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer
+) -> Response:
     """Provisioning steps as they complete (polls the status endpoint; meta refresh without JS)."""
-    owned = _own_workspace(request, session, workspace_id)
-    if owned is None:
-        return _not_found(request, settings)
-    _, ws = owned
+    ws = _workspace_or_refusal(request, session, settings, viewer, workspace_id)
+    if isinstance(ws, Response):
+        return ws
     progress = progress_of(ws, settings.base_domain)
     if progress.ready:
-        return _redirect(f"/signup/workspaces/{ws.id}/ready")
-    return page(
-        request,
-        "progress.html",
-        {
-            **_common(settings),
-            "workspace": ws,
-            "progress": progress,
-            "status_url": f"/signup/workspaces/{ws.id}/status",
-            "ready_url": f"/signup/workspaces/{ws.id}/ready",
-        },
-    )
+        return redirect(ready_path(ws))
+    context = {"workspace": ws, "progress": progress, "status_url": status_path(ws), "ready_url": ready_path(ws)}
+    return render(request, settings, "progress.html", context, viewer=viewer)
 
 
 @router.get("/signup/workspaces/{workspace_id}/status")
-def progress_status(workspace_id: str, request: Request, session: DbSession, settings: SettingsDep) -> Response:
-    """The progress as JSON for the page's polling (session-authenticated; 404 otherwise)."""
+def progress_status(workspace_id: str, session: DbSession, settings: SettingsDep, viewer: Viewer) -> Response:
+    """The progress as JSON for the page's polling.
+
+    Without a session it sends the browser to sign in and come back to the progress page; a
+    workspace that is not the viewer's is a 404.
+    """
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-    owned = _own_workspace(request, session, workspace_id)
-    if owned is None:
+    if viewer is None:
+        return login_redirect(f"/signup/workspaces/{quote(workspace_id, safe='')}/progress")
+    ws = own_workspace(session, viewer, workspace_id)
+    if ws is None:
         return JSONResponse({"error": "not found"}, status_code=404, headers=headers)
-    _, ws = owned
     body = progress_of(ws, settings.base_domain).as_json()
-    body["ready_url"] = f"/signup/workspaces/{ws.id}/ready" if body["ready"] else None
+    body["ready_url"] = ready_path(ws) if body["ready"] else None
     return JSONResponse(body, headers=headers)
 
 
 @router.get("/signup/workspaces/{workspace_id}/ready")
-def ready_page(workspace_id: str, request: Request, session: DbSession, settings: SettingsDep) -> Response:
+def ready_page(
+    workspace_id: str, request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer
+) -> Response:
     """Where the workspace is and how to sign in to it."""
-    owned = _own_workspace(request, session, workspace_id)
-    if owned is None:
-        return _not_found(request, settings)
-    account, ws = owned
+    ws = _workspace_or_refusal(request, session, settings, viewer, workspace_id)
+    if isinstance(ws, Response):
+        return ws
     if not is_ready(ws):
-        return _redirect(f"/signup/workspaces/{ws.id}/progress")
-    return page(
-        request,
-        "ready.html",
-        {
-            **_common(settings),
-            "workspace": ws,
-            "url": ws.endpoint_url,
-            "login": ws.initial_admin_email or account.email,
-        },
-    )
+        return redirect(progress_path(ws))
+    assert viewer is not None
+    context = {"workspace": ws, "url": ws.endpoint_url, "login": ws.initial_admin_email or viewer.email}
+    return render(request, settings, "ready.html", context, viewer=viewer)
 
 
 # --- dev mailbox ----------------------------------------------------------------------------
@@ -384,24 +300,26 @@ def ready_page(workspace_id: str, request: Request, session: DbSession, settings
 
 @router.get("/dev/mail")
 def dev_mailbox(request: Request, settings: SettingsDep, to: str | None = None) -> Response:
-    """The newest outbox messages (dev mode only)."""
+    """The newest outbox messages (dev mode only; outside it no database is touched)."""
     if not settings.dev_mode:
-        return _not_found(request, settings)
+        return not_found(request, settings, None)
     with new_session() as session:
+        viewer = current_viewer(request, session)
         messages = mail.recent(session, limit=50, to=to.strip().lower() if to else None)
-    return page(request, "dev_mail.html", {**_common(settings), "messages": messages, "to": to})
+    return render(request, settings, "dev_mail.html", {"messages": messages, "to": to}, viewer=viewer)
 
 
 @router.get("/dev/mail/{mail_id}")
 def dev_mail_message(mail_id: str, request: Request, settings: SettingsDep) -> Response:
     """One outbox message (dev mode only)."""
     if not settings.dev_mode or not mail_id.isdigit() or len(mail_id) > 18:
-        return _not_found(request, settings)
+        return not_found(request, settings, None)
     with new_session() as session:
-        message = session.get(OutboxMail, int(mail_id))
-    if message is None:
-        return _not_found(request, settings)
-    return page(request, "dev_mail_message.html", {**_common(settings), "message": message})
+        viewer = current_viewer(request, session)
+        outbox_mail = session.get(OutboxMail, int(mail_id))
+    if outbox_mail is None:
+        return not_found(request, settings, viewer)
+    return render(request, settings, "dev_mail_message.html", {"message": outbox_mail}, viewer=viewer)
 
 
 # --- static files ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Reading the server-rendered pages in tests: elements by id, form inputs, the signup round trip."""
+"""Reading the server-rendered pages in tests: elements by id, form inputs, signup and sign-in round trips."""
 
 from __future__ import annotations
 
@@ -63,9 +63,14 @@ class Page(HTMLParser):
         return " ".join(self.text.get(element_id, "").split())
 
 
-def new_client(base_url: str) -> httpx.Client:
-    """A browser-like client (own cookie jar, no redirects followed)."""
-    return httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+def new_client(base_url: str, source: str | None = None) -> httpx.Client:
+    """A browser-like client (own cookie jar, no redirects followed).
+
+    ``source`` is a loopback address (``127.0.0.N``) to connect from, so that per-address rate
+    limits of one test do not touch the others.
+    """
+    transport = httpx.HTTPTransport(local_address=source) if source else None
+    return httpx.Client(base_url=base_url, timeout=30, follow_redirects=False, transport=transport)
 
 
 def form_token(client: httpx.Client) -> str:
@@ -96,3 +101,32 @@ def verification_link(client: httpx.Client, email: str) -> str:
 def path_of(url: str) -> str:
     """Path and query of an absolute URL (mail links name the public host)."""
     return re.sub(r"^https?://[^/]+", "", url)
+
+
+def session_cookie(response: httpx.Response) -> str | None:
+    """The ``canopy_session`` value a response sets (None when it sets none)."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name == "canopy_session":
+            return rest.split(";", 1)[0].strip('"')
+    return None
+
+
+def sign_up_and_verify(client: httpx.Client, email: str, workspace: str, password: str = PASSWORD) -> str:
+    """Sign up, follow the mailed link (which signs ``client`` in) and return the progress page path."""
+    assert post_signup(client, email, workspace, password).status_code == 303
+    response = client.get(path_of(verification_link(client, email)))
+    assert response.status_code == 303, response.text
+    location: str = response.headers["location"]
+    assert location.endswith("/progress")
+    return location
+
+
+def post_login(
+    client: httpx.Client, email: str, password: str = PASSWORD, next_path: str | None = None, token: str | None = None
+) -> httpx.Response:
+    """Submit the sign-in form as a browser would (a page is loaded first for the CSRF cookie and token)."""
+    data = {"email": email, "password": password, "csrf_token": form_token(client) if token is None else token}
+    if next_path is not None:
+        data["next"] = next_path
+    return client.post("/login", data=data)

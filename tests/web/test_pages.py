@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from control_plane.core.settings import Settings, get_settings
 from tests.web.conftest import Server
-from tests.web.pages import Page, new_client, path_of, post_signup, verification_link
+from tests.web.pages import Page, new_client, path_of, post_signup, sign_up_and_verify, verification_link
 
 STEP_ORDER = ["DatabaseReady", "StorageReady", "ComputeReady", "DnsReady", "Available"]
 
@@ -138,12 +138,12 @@ def test_verification_opens_a_private_session_on_the_progress_page(server: Serve
         assert again.status_code == 303 and again.headers["location"] == progress_url
 
     ready_url = progress_url.replace("/progress", "/ready")
-    with new_client(server.loopback) as stranger:
+    with new_client(server.loopback) as stranger:  # no session: sign in first (says nothing about the workspace)
         for url in (progress_url, status_url, ready_url):
-            assert stranger.get(url).status_code == 404
+            assert stranger.get(url).status_code == 303
         stranger.cookies.set("canopy_session", "web_forged")
-        assert stranger.get(progress_url).status_code == 404
-        assert stranger.get("/signup/workspaces/not-a-uuid/progress").status_code == 404
+        assert stranger.get(progress_url).headers["location"] == f"/login?next={progress_url}"
+        assert stranger.get("/signup/workspaces/not-a-uuid/progress").status_code == 303
 
     other_slug = unique("other")
     with new_client(server.loopback) as other:
@@ -152,6 +152,7 @@ def test_verification_opens_a_private_session_on_the_progress_page(server: Serve
         assert other_progress.status_code == 303
         for url in (progress_url, status_url, ready_url):
             assert other.get(url).status_code == 404  # another organization's workspace does not exist
+        assert other.get("/signup/workspaces/not-a-uuid/progress").status_code == 404
 
     time.sleep(0.5)  # the access log line is written after the response
     log = server.log()
@@ -206,7 +207,9 @@ def test_dev_mailbox_is_404_outside_dev_mode() -> None:
         assert "Page not found" in client.get("/dev/mail").text
 
 
-@pytest.mark.parametrize("path", ["/signup/workspaces/00000000-0000-0000-0000-000000000000/ready"])
-def test_unknown_workspace_pages_are_404(server: Server, path: str) -> None:
+@pytest.mark.parametrize("page", ["progress", "status", "ready"])
+def test_unknown_workspace_pages_are_404_when_signed_in(server: Server, page: str) -> None:
+    slug = unique("unknown")
     with new_client(server.loopback) as client:
-        assert client.get(path).status_code == 404
+        sign_up_and_verify(client, f"{slug}@example.com", slug)
+        assert client.get(f"/signup/workspaces/00000000-0000-0000-0000-000000000000/{page}").status_code == 404
