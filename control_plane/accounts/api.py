@@ -9,7 +9,7 @@ from control_plane.accounts import service
 from control_plane.accounts.schemas import SignupAccepted, SignupRequest, Verified, VerifyRequest
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
-from control_plane.core.ratelimit import hit
+from control_plane.core.ratelimit import client_address, hit
 from control_plane.core.settings import get_settings
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.schemas import workspace_out
@@ -20,8 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["signup"])
 def limit_signups(session: DbSession, request: Request) -> None:
     """Apply the per-address signup rate limit."""
     settings = get_settings()
-    client = request.client.host if request.client else "unknown"
-    hit(session, f"signup:{client}", settings.signup_rate_limit, settings.signup_rate_window_seconds)
+    hit(session, f"signup:{client_address(request)}", settings.signup_rate_limit, settings.signup_rate_window_seconds)
 
 
 @router.post("/signup", status_code=202, response_model=SignupAccepted)

@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from control_plane.core.problems import Problem
 
@@ -21,6 +22,11 @@ class RateLimited(Problem):
             f"Try again in {retry_after} seconds",
             retry_after=retry_after,
         )
+
+
+def client_address(request: Request) -> str:
+    """The peer address as the server sees it (what per-address rate limits count)."""
+    return request.client.host if request.client else "unknown"
 
 
 def hit(session: Session, key: str, limit: int, window_seconds: int) -> None:

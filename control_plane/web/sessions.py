@@ -37,11 +37,6 @@ def current_viewer(request: Request, session: DbSession) -> Account | None:
 Viewer = Annotated[Account | None, Depends(current_viewer)]
 
 
-def client_address(request: Request) -> str:
-    """The peer address as the server sees it (what per-address rate limits count)."""
-    return request.client.host if request.client else "unknown"
-
-
 def end_session(session: Session, request: Request) -> None:
     """Delete the session row the browser's cookie names, if any (not committed)."""
     secret = request.cookies.get(SESSION_COOKIE)

@@ -18,7 +18,7 @@ from control_plane.accounts import service as accounts
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Unauthorized
-from control_plane.core.ratelimit import RateLimited, hit
+from control_plane.core.ratelimit import RateLimited, client_address, hit
 from control_plane.core.security import token_digest
 from control_plane.core.settings import Settings
 from control_plane.web.access import progress_path, ready_path, workspaces_of
@@ -26,7 +26,6 @@ from control_plane.web.progress import is_ready, is_setting_up
 from control_plane.web.sessions import (
     DEFAULT_NEXT,
     Viewer,
-    client_address,
     end_session,
     forget_session_cookie,
     login_redirect,
