@@ -137,7 +137,10 @@ async def create_hook(body: HookBody, conn: Conn, session: CurrentSession) -> JS
     now = now_ms()
     stmt = (
         insert(incoming_webhooks)
-        .values(values, id=new_id(), create_at=now, update_at=now, user_id=owner, team_id=access.channel["team_id"])
+        .values(
+            {**values, "id": new_id(), "create_at": now, "update_at": now}
+            | {"user_id": owner, "team_id": access.channel["team_id"]}
+        )
         .returning(incoming_webhooks)
     )
     hook = (await conn.execute(stmt)).mappings().one()
@@ -187,7 +190,7 @@ async def update_hook(hook_id: str, body: HookBody, conn: Conn, session: Current
     stmt = (
         update(incoming_webhooks)
         .where(incoming_webhooks.c.id == hook_id)
-        .values(values, update_at=now_ms())
+        .values({**values, "update_at": now_ms()})
         .returning(incoming_webhooks)
     )
     updated = (await conn.execute(stmt)).mappings().one()

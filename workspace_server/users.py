@@ -474,7 +474,7 @@ async def _patch_user(user_id: str, body: UserPatchBody, conn: AsyncConnection, 
         values["email_verified"] = session.is_system_admin and user["email_verified"]
     if not values:
         return JSONResponse(user_json_for(session, user))
-    stmt = update(users).where(users.c.id == target).values(values, update_at=now_ms()).returning(users)
+    stmt = update(users).where(users.c.id == target).values({**values, "update_at": now_ms()}).returning(users)
     try:
         updated = (await conn.execute(stmt)).mappings().one()
     except IntegrityError:
