@@ -5,9 +5,10 @@ Publishing::
 
     await publish("posted", {...}, Broadcast(channel_id=channel_id))   # after the mutation is committed
 
-An event is serialised once, as Mattermost's envelope ``{"event", "data", "broadcast", "seq"}`` up to the value
-of ``seq``; each connection appends its own ``seq`` (``N}``), so a post to a channel of 1,000 open connections
-costs one ``json.dumps`` and 1,000 string concatenations.
+An event is serialised (and UTF-8 encoded) once, as Mattermost's envelope ``{"event", "data", "broadcast",
+"seq"}`` up to the value of ``seq``; each connection appends its own ``seq`` (``N}``) and a frame header, so a
+post to a channel of 1,000 open connections costs one ``json.dumps`` and 1,000 small byte concatenations and
+socket writes.
 
 Delivery: with ``WS_REDIS_URL`` set, an event goes through Redis pub/sub (channel ``ws:<team name>:events``,
 messages tagged with the team's id so that workspaces sharing a Redis never mix) so every replica of the
@@ -57,7 +58,11 @@ SESSION_SWEEP_SECONDS: Final = 60.0
 """How often open connections are checked against their sessions (revoked, expired, user deactivated)."""
 SEND_QUEUE_MAX: Final = 4096
 """Events waiting for a slow connection before it is closed (its client then reconnects and resyncs)."""
+SEND_BUFFER_MAX_BYTES: Final = 16 * 1024 * 1024
+"""The same limit for connections written directly: bytes the socket has not accepted yet."""
 REDIS_SUBSCRIBE_TIMEOUT_SECONDS: Final = 5.0
+DELIVERY_SLICE: Final = 200
+"""Connections written to between two yields to the event loop while an event fans out."""
 
 # Internal events travel like the others but are never sent to clients.
 _DISCONNECT_USER: Final = "canopy_disconnect_user"
@@ -93,11 +98,34 @@ def envelope_prefix(event: str, data: dict[str, Any], broadcast: Broadcast) -> s
     return f'{{"event":{_dumps(event)},"data":{_dumps(data)},"broadcast":{_dumps(wire_broadcast)},"seq":'
 
 
-class Connection:
-    """One open WebSocket connection as the hub sees it: who it is, and its outgoing queue. Server events get
-    ``seq`` 0, 1, 2, ... in queue order; replies to client actions carry ``seq_reply`` instead."""
+def _frame_header(length: int) -> bytes:
+    """The header of an unmasked, final WebSocket text frame of ``length`` payload bytes (RFC 6455 5.2)."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
 
-    __slots__ = ("_queue", "_ready", "close_code", "closed", "connection_id", "seq", "session_id", "user_id")
+
+class Connection:
+    """One open WebSocket connection as the hub sees it: who it is, and how to send to it. Server events get
+    ``seq`` 0, 1, 2, ... in sending order; replies to client actions carry ``seq_reply`` instead.
+
+    Messages go either straight to the socket's transport as ready-made frames (:meth:`use_transport`: no task
+    switch, no per-connection encoding of the shared envelope), or through a queue that the connection's
+    writer task drains with the ASGI ``send`` (any other ASGI server)."""
+
+    __slots__ = (
+        "_queue",
+        "_ready",
+        "_transport",
+        "close_code",
+        "closed",
+        "connection_id",
+        "seq",
+        "session_id",
+        "user_id",
+    )
 
     def __init__(self, connection_id: str, user_id: str, session_id: str) -> None:
         self.connection_id = connection_id
@@ -108,21 +136,34 @@ class Connection:
         self.close_code = 1000
         self._queue: deque[str] = deque()
         self._ready = asyncio.Event()
+        self._transport: asyncio.WriteTransport | None = None
 
-    def send_event(self, prefix: str) -> None:
-        """Queue an event envelope (from :func:`envelope_prefix`) with this connection's next ``seq``."""
+    def use_transport(self, transport: asyncio.WriteTransport) -> None:
+        """Write frames directly to ``transport`` (the open socket, after the handshake) from now on."""
+        self._transport = transport
+
+    def send_event(self, prefix: str, encoded: bytes | None = None) -> None:
+        """Send an event envelope (from :func:`envelope_prefix`; ``encoded`` is the same prefix in UTF-8, when the
+        caller shares it between connections) with this connection's next ``seq``."""
         if self.closed:
             return
-        self._queue.append(f"{prefix}{self.seq}}}")
-        self.seq += 1
-        self._wake()
+        seq = self.seq
+        self.seq = seq + 1
+        if self._transport is not None:
+            self._write((prefix.encode() if encoded is None else encoded) + b"%d}" % seq)
+        else:
+            self._queue.append(f"{prefix}{seq}}}")
+            self._wake()
 
     def send_raw(self, text: str) -> None:
-        """Queue a message that carries no ``seq`` (a reply to a client action)."""
+        """Send a message that carries no ``seq`` (a reply to a client action)."""
         if self.closed:
             return
-        self._queue.append(text)
-        self._wake()
+        if self._transport is not None:
+            self._write(text.encode())
+        else:
+            self._queue.append(text)
+            self._wake()
 
     def close(self, code: int = 1000) -> None:
         """Ask the writer to send what is queued so far, then close the socket with ``code``."""
@@ -130,11 +171,25 @@ class Connection:
             self.closed, self.close_code = True, code
             self._ready.set()
 
+    def _write(self, payload: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        if transport.is_closing():
+            self.close(1001)
+            return
+        transport.write(_frame_header(len(payload)) + payload)
+        if transport.get_write_buffer_size() > SEND_BUFFER_MAX_BYTES:
+            log.warning(
+                "closing slow websocket connection of user %s (%d bytes unsent)", self.user_id, SEND_BUFFER_MAX_BYTES
+            )
+            self.close(1008)
+
     def _wake(self) -> None:
         if len(self._queue) > SEND_QUEUE_MAX:
             log.warning("closing slow websocket connection of user %s (%d events queued)", self.user_id, SEND_QUEUE_MAX)
             self._queue.clear()
             self.close(1008)
+            return
         self._ready.set()
 
     async def next_batch(self) -> list[str] | None:
@@ -368,13 +423,21 @@ class Hub:
             targets = _smaller(await self.team_members(b.team_id), self._by_user)
         else:
             targets = list(self._by_user)
+        by_user, omit = self._by_user, b.omit_users
+        recipients = [
+            conn
+            for user_id in targets
+            if user_id not in omit and (conns := by_user.get(user_id)) is not None
+            for conn in conns
+        ]
         prefix = routed.prefix
-        for user_id in targets:
-            conns = self._by_user.get(user_id)
-            if conns is None or user_id in b.omit_users:
-                continue
-            for conn in conns:
-                conn.send_event(prefix)
+        encoded = prefix.encode()
+        for start in range(0, len(recipients), DELIVERY_SLICE):
+            if start:
+                # Let requests in between: a post to a big channel must not stall the process for its whole fan-out.
+                await asyncio.sleep(0)
+            for conn in recipients[start : start + DELIVERY_SLICE]:
+                conn.send_event(prefix, encoded)
 
     async def _subscribe_loop(self, subscribed: asyncio.Event) -> None:
         backoff = 0.2

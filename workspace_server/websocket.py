@@ -23,9 +23,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fastapi import APIRouter, WebSocket
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workspace_server.auth import Session, request_token, session_for_token
 from workspace_server.events import Broadcast, Connection, Hub, envelope_prefix, publish
@@ -181,12 +182,46 @@ class _Socket:
             await self.ws.close(self.conn.close_code)
 
 
+_RAW_SEND_KEY: Final = "canopy.raw_send"
+
+
+class RawSendMiddleware:
+    """Keeps the server's own ASGI ``send`` of WebSocket connections in the scope, before the framework wraps it,
+    so that the endpoint can find the socket's transport (see :func:`_direct_transport`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the connection on, remembering ``send`` for WebSockets."""
+        if scope["type"] == "websocket":
+            scope[_RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
+def _direct_transport(ws: WebSocket) -> asyncio.WriteTransport | None:
+    """The socket's transport when uvicorn's websockets-sansio protocol serves it: that protocol writes each
+    message as whole frames with one ``transport.write``, so ours can go between them. ``None`` elsewhere (the
+    connection then sends through ASGI)."""
+    protocol = getattr(ws.scope.get(_RAW_SEND_KEY), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol" or not hasattr(protocol, "conn"):
+        return None
+    transport = getattr(protocol, "transport", None)
+    # uvloop's transports are not asyncio.WriteTransport subclasses: check for what we call.
+    if not all(hasattr(transport, name) for name in ("write", "is_closing", "get_write_buffer_size")):
+        return None
+    return cast(asyncio.WriteTransport, transport)
+
+
 @router.websocket("/websocket")
 async def websocket_endpoint(ws: WebSocket) -> None:
     """Mattermost's WebSocket: events out, actions in."""
     hub: Hub = ws.app.state.hub
     await ws.accept()
     socket = _Socket(ws, hub)
+    transport = _direct_transport(ws)
+    if transport is not None:
+        socket.conn.use_transport(transport)
     found = request_token(ws.headers, ws.cookies)
     if found is not None:
         await socket.authenticate(found[0])
