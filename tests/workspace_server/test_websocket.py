@@ -291,3 +291,31 @@ def test_viewing_a_channel_one_is_not_in_changes_nothing(alice: User, carol: Use
     viewed = ok(carol.api.post("/channels/members/me/view", json={"channel_id": private}))
     assert viewed == {"status": "OK", "last_viewed_at_times": {}}
 
+
+
+def test_a_removed_member_stops_receiving_the_channel(
+    alice: User, bob: User, team_id: str, town_square: str, connect: Any
+) -> None:
+    private = create_channel(alice, team_id, "soon-without-bob", "P")
+    add_member(alice, private, bob.id)
+    bob_ws = connect(bob)
+    post(alice, private, "bob still here")
+    bob_ws.wait_event(posted_with("bob still here"))
+    ok(alice.api.delete(f"/channels/{private}/members/{bob.id}"))
+    removed = bob_ws.wait_event(lambda e: e["event"] == "user_removed")
+    assert removed["data"]["channel_id"] == private and removed["broadcast"]["user_id"] == bob.id
+    post(alice, private, "bob is gone")
+    post(alice, town_square, "sentinel after removal")
+    bob_ws.wait_event(posted_with("sentinel after removal"))
+    assert [e for e in bob_ws.drain_events() if "bob is gone" in json.dumps(e)] == []
+
+
+def test_deactivating_a_user_closes_their_websocket(
+    server: Any, admin_user: User, team_id: str, connect: Any
+) -> None:
+    dora = create_user(admin_user, server.base_url, "dora", team_id)
+    ws = connect(dora)
+    ok(admin_user.api.delete(f"/users/{dora.id}"))
+    with pytest.raises(ConnectionClosed):
+        while True:
+            ws.ws.recv(timeout=10)
