@@ -292,7 +292,6 @@ def test_viewing_a_channel_one_is_not_in_changes_nothing(alice: User, carol: Use
     assert viewed == {"status": "OK", "last_viewed_at_times": {}}
 
 
-
 def test_a_removed_member_stops_receiving_the_channel(
     alice: User, bob: User, team_id: str, town_square: str, connect: Any
 ) -> None:
@@ -310,9 +309,7 @@ def test_a_removed_member_stops_receiving_the_channel(
     assert [e for e in bob_ws.drain_events() if "bob is gone" in json.dumps(e)] == []
 
 
-def test_deactivating_a_user_closes_their_websocket(
-    server: Any, admin_user: User, team_id: str, connect: Any
-) -> None:
+def test_deactivating_a_user_closes_their_websocket(server: Any, admin_user: User, team_id: str, connect: Any) -> None:
     dora = create_user(admin_user, server.base_url, "dora", team_id)
     ws = connect(dora)
     ok(admin_user.api.delete(f"/users/{dora.id}"))
