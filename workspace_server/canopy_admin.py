@@ -6,7 +6,8 @@ import hmac
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import RowMapping, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
@@ -43,34 +44,40 @@ class InitialAdminBody(BaseModel):
     password_hash: str
 
 
-@router.put("/initial_admin")
-async def put_initial_admin(body: InitialAdminBody, request: Request, conn: Conn) -> JSONResponse:
-    """Create the workspace's first system admin, with the argon2 hash the control plane made, as admin of the
-    first team and member of its default channels. Idempotent: an existing user with that email is returned."""
-    email, username = validate_email(body.email), validate_username(body.username)
-    if not is_argon2_hash(body.password_hash):
+async def ensure_initial_admin(
+    conn: AsyncConnection, team_name: str, email: str, username: str, password_hash: str
+) -> RowMapping:
+    """The workspace's first system admin, created if absent with the argon2 hash the control plane made, as admin
+    of team ``team_name`` and member of its default channels (the caller commits). An existing user with that
+    email is returned as it is. Used by ``PUT /canopy/initial_admin`` and at start (``WS_INITIAL_ADMIN_*``)."""
+    email, username = validate_email(email), validate_username(username)
+    if not is_argon2_hash(password_hash):
         raise invalid_body_param("password_hash")
     user = await get_user_by_email(conn, email)
+    if user is not None:
+        return user
+    user = await insert_user(
+        conn, email=email, username=username, password_hash=password_hash, roles=SYSTEM_ADMIN, email_verified=True
+    )
     if user is None:
-        user = await insert_user(
-            conn,
-            email=email,
-            username=username,
-            password_hash=body.password_hash,
-            roles=SYSTEM_ADMIN,
-            email_verified=True,
-        )
+        # Either a concurrent call created it first, or the username belongs to someone else.
+        user = await get_user_by_email(conn, email)
         if user is None:
-            # Either a concurrent call created it first, or the username belongs to someone else.
-            user = await get_user_by_email(conn, email)
-            if user is None:
-                raise AppError(
-                    400, "app.user.save.username_exists.app_error", "An account with that username already exists."
-                )
-        else:
-            team_query = select(teams.c.id).where(teams.c.name == request.app.state.settings.team_name)
-            await join_team(conn, (await conn.execute(team_query)).scalar_one(), user["id"], admin=True)
-            await conn.commit()
+            raise AppError(
+                400, "app.user.save.username_exists.app_error", "An account with that username already exists."
+            )
+        return user
+    team_id = (await conn.execute(select(teams.c.id).where(teams.c.name == team_name))).scalar_one()
+    await join_team(conn, team_id, user["id"], admin=True)
+    return user
+
+
+@router.put("/initial_admin")
+async def put_initial_admin(body: InitialAdminBody, request: Request, conn: Conn) -> JSONResponse:
+    """Create the workspace's first system admin (see :func:`ensure_initial_admin`); idempotent."""
+    team_name = request.app.state.settings.team_name
+    user = await ensure_initial_admin(conn, team_name, body.email, body.username, body.password_hash)
+    await conn.commit()
     return JSONResponse(user_json(user, private=True))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from workspace_server.canopy_admin import ensure_initial_admin
 from workspace_server.settings import Settings
 from workspace_server.teams import ensure_team
 
@@ -40,14 +41,23 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def migrate_and_bootstrap(engine: AsyncEngine, settings: Settings) -> None:
-    """Bring the schema to the latest revision and create the first team with its default channels if missing,
-    in one transaction, while holding the migration lock so that replicas starting together take turns."""
+    """Bring the schema to the latest revision and create the first team with its default channels (and the
+    initial admin, when configured) if missing, in one transaction, while holding the migration lock so that
+    replicas starting together take turns."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         try:
             if await _schema_revision(conn) != HEAD_REVISION:
                 await conn.run_sync(_upgrade)
             await ensure_team(conn, settings.team_name, settings.team_title)
+            if settings.initial_admin_email:
+                await ensure_initial_admin(
+                    conn,
+                    settings.team_name,
+                    settings.initial_admin_email,
+                    settings.initial_admin_username,
+                    settings.initial_admin_hash,
+                )
             await conn.commit()
         finally:
             await conn.rollback()

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # EnablePostUsernameOverride and EnablePostIconOverride, off by default).
     enable_post_username_override: bool = False
     enable_post_icon_override: bool = False
+    # The first system admin, created at start if absent: how the control plane hands it over where it cannot call
+    # the server (Kubernetes). The password comes as its argon2 hash only; all three or none.
+    initial_admin_email: str = ""
+    initial_admin_username: str = ""
+    initial_admin_password_hash: SecretStr = SecretStr("")
 
     @field_validator("team_name")
     @classmethod
@@ -76,12 +81,24 @@ class Settings(BaseSettings):
             raise ValueError("WS_S3_KMS_KEY_ID must be set with WS_S3_BUCKET: every object is encrypted with it")
         return self
 
+    @model_validator(mode="after")
+    def _initial_admin_complete(self) -> Settings:
+        given = [bool(v) for v in (self.initial_admin_email, self.initial_admin_username, self.initial_admin_hash)]
+        if any(given) and not all(given):
+            raise ValueError("WS_INITIAL_ADMIN_EMAIL, _USERNAME and _PASSWORD_HASH must be set together")
+        return self
+
     @field_validator("control_token")
     @classmethod
     def _non_empty_token(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value():
             raise ValueError("must not be empty")
         return value
+
+    @property
+    def initial_admin_hash(self) -> str:
+        """The initial admin's argon2 password hash ("" when there is none)."""
+        return self.initial_admin_password_hash.get_secret_value()
 
     @property
     def team_title(self) -> str:

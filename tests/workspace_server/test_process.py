@@ -14,8 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine
 
+from tests.workspace_server.conftest import ADMIN_PASSWORD
 from workspace_server.migrate import HEAD_REVISION, MIGRATIONS_DIR, VERSION_TABLE
 from workspace_server.schema import metadata
 from workspace_server.settings import sqlalchemy_url
@@ -97,6 +99,47 @@ def test_database_url_with_a_socket_directory(create_database: Any, spawn_server
     server = spawn_server(f"postgresql://postgres@/{name}?host={socket_dir}", tmp_path)
     server.wait_ready()
     assert ping(server)["database_status"] == "OK"
+
+
+def test_initial_admin_from_the_environment_is_created_once(
+    create_database: Any, spawn_server: Any, tmp_path: Path
+) -> None:
+    database = create_database("ws_env_admin")
+    admin = {
+        "WS_INITIAL_ADMIN_EMAIL": "Ada@Acme.test",
+        "WS_INITIAL_ADMIN_USERNAME": "ada",
+        "WS_INITIAL_ADMIN_PASSWORD_HASH": PasswordHasher().hash(ADMIN_PASSWORD),
+    }
+    for _ in range(2):  # the second start finds the admin and changes nothing
+        server = spawn_server(database, tmp_path, **admin)
+        server.wait_ready()
+        login = httpx.post(
+            f"{server.base_url}/api/v4/users/login",
+            json={"login_id": "ada@acme.test", "password": ADMIN_PASSWORD},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        assert "system_admin" in login.json()["roles"]
+        assert server.stop() == 0
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM team_members WHERE scheme_admin").fetchone() == (1,)
+
+
+def test_an_incomplete_initial_admin_is_a_configuration_error(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "WS_DATABASE_URL": "postgresql://ws@127.0.0.1/ws",
+        "WS_CONTROL_TOKEN": "token",
+        "WS_INITIAL_ADMIN_EMAIL": "ada@acme.test",
+        "WS_INITIAL_ADMIN_PASSWORD_HASH": "$argon2id$secret-hash",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workspace_server"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "WS_INITIAL_ADMIN_EMAIL, _USERNAME and _PASSWORD_HASH must be set together" in result.stderr
+    assert "secret-hash" not in result.stderr
 
 
 def test_bad_configuration_exits_2_without_echoing_secrets(tmp_path: Path) -> None:
