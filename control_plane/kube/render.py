@@ -284,9 +284,11 @@ def render_config_map(ws: WorkspaceSpec, namespace: str, env: Mapping[str, str])
 
 
 def _probe(period: int, failures: int, initial_delay: int = 0) -> JSON:
+    # A zero is never rendered: the server drops it (omitempty), and applying it again would not be a no-op.
+    delay = {"initialDelaySeconds": initial_delay} if initial_delay else {}
     return {
         "httpGet": {"path": PING_PATH, "port": "http"},
-        "initialDelaySeconds": initial_delay,
+        **delay,
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,

@@ -133,6 +133,22 @@ def test_container_probes_resources_and_environment() -> None:
     assert "Secret/workspace-server-secrets" in objects and "ConfigMap/workspace-server-config" in objects
 
 
+def zero_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in zero_paths(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in zero_paths(item, f"{path}[{i}]")]
+    return [path] if value == 0 and not isinstance(value, bool) else []
+
+
+def test_no_zero_values_that_the_server_would_drop() -> None:
+    """A zero in an omitempty field is dropped on write, so applying it again would not be a no-op."""
+    for tier in ("professional", "enterprise"):
+        for obj in render_workspace(workspace(tier), server_config(), SETTINGS, ApiVersions(), 0):
+            allowed = [".spec.replicas", ".spec.strategy.rollingUpdate.maxUnavailable"]
+            assert [p for p in zero_paths(obj) if p not in allowed] == [], obj["kind"]
+
+
 def test_quota_and_limit_range() -> None:
     objects = render()
     hard = objects["ResourceQuota/workspace-quota"]["spec"]["hard"]
