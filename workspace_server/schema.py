@@ -167,6 +167,8 @@ posts = Table(
     Index("ix_posts_channel_id_update_at", "channel_id", "update_at"),
     Index("ix_posts_root_id", "root_id", postgresql_where=text("root_id <> ''")),
     Index("ix_posts_message_tsv", "message_tsv", postgresql_using="gin"),
+    Index("ix_posts_create_at_id", "create_at", "id"),
+    Index("ix_posts_user_id_create_at", "user_id", "create_at"),
 )
 
 reactions = Table(
