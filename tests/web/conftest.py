@@ -179,11 +179,11 @@ def start_server(db_url: str, state_dir: Path, **env: str) -> Server:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server_factory(
     create_database: Callable[[str], str], admin_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Server]]:
-    """Factory of control planes (stopped, with everything they started, at the end of the run)."""
+    """Factory of control planes (stopped, with everything they started, after each module)."""
     servers: list[Server] = []
 
     def make(label: str, **env: str) -> Server:
@@ -197,19 +197,19 @@ def server_factory(
         stop_server(server, admin_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(server_factory: Callable[..., Server]) -> Server:
     """The control plane most web tests share (dev mode, generous rate limit)."""
     return server_factory("main", CANOPY_SIGNUP_RATE_LIMIT="1000")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def limited_server(server_factory: Callable[..., Server]) -> Server:
     """A control plane allowing only three signups per client address."""
     return server_factory("limited", CANOPY_SIGNUP_RATE_LIMIT="3")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright (Playwright never downloads a browser here)."""
     if not Path(CHROMIUM).exists():

@@ -85,9 +85,12 @@ def server_env(database_url: str, runtime_dir: Path, files_dir: Path, **extra: s
     return env | extra
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
-    """Factory: starts ``python -m workspace_server`` (not waiting for it); stops all at the end."""
+    """Factory: starts ``python -m workspace_server`` (not waiting for it); stops them after the module.
+
+    Module scope keeps the number of live servers (and their database connections) small.
+    """
     started: list[ServerProcess] = []
 
     def spawn(database_url: str, base_dir: Path, **extra_env: str) -> ServerProcess:
