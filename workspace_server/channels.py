@@ -461,7 +461,7 @@ async def _active_users(conn: AsyncConnection, user_ids: list[str]) -> dict[str,
     return found
 
 
-async def _get_or_create_teamless(
+async def get_or_create_teamless(
     conn: AsyncConnection, session: Session, kind: str, name: str, display_name: str, members: list[str]
 ) -> tuple[RowMapping, bool]:
     """The direct or group channel called ``name``, created with ``members`` if missing; whether it was."""
@@ -510,7 +510,7 @@ async def create_direct_channel(
     if existing is not None:
         return JSONResponse(channel_json(existing), status_code=201)
     await _active_users(conn, list({user_a, user_b}))
-    channel, created = await _get_or_create_teamless(conn, session, DIRECT, existing_name, "", [user_a, user_b])
+    channel, created = await get_or_create_teamless(conn, session, DIRECT, existing_name, "", [user_a, user_b])
     await conn.commit()
     if created:
         teammate = user_b if user_a == session.user_id else user_a
@@ -537,7 +537,7 @@ async def create_group_channel(
     display_name = ", ".join(sorted(u["username"] for u in found.values()))
     if len(display_name) > 64:
         display_name = display_name[:61] + "..."
-    channel, created = await _get_or_create_teamless(
+    channel, created = await get_or_create_teamless(
         conn, session, GROUP, group_channel_name(members), display_name, members
     )
     await conn.commit()

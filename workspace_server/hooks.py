@@ -18,10 +18,10 @@ from workspace_server.channels import (
     DIRECT,
     GROUP,
     ChannelAccess,
-    _get_or_create_teamless,
     channel_access,
     channel_not_found,
     direct_channel_name,
+    get_or_create_teamless,
 )
 from workspace_server.db import Conn
 from workspace_server.events import flush
@@ -265,7 +265,7 @@ async def _target_channel(conn: AsyncConnection, hook: RowMapping, creator: Sess
             raise AppError(400, "web.incoming_webhook.user.app_error", "Couldn't find the user.")
         members = [creator.user_id, other]
         name = direct_channel_name(creator.user_id, other)
-        channel, _ = await _get_or_create_teamless(conn, creator, DIRECT, name, "", members)
+        channel, _ = await get_or_create_teamless(conn, creator, DIRECT, name, "", members)
         access = await channel_access(conn, creator, channels.c.id == channel["id"])
     elif override:
         name = override.lstrip("#~").lower()
