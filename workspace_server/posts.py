@@ -8,17 +8,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import RowMapping, Select, func, insert, literal, select, tuple_, update
+from sqlalchemy import ARRAY, RowMapping, Select, String, bindparam, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspace_server.auth import CurrentSession
+from workspace_server.auth import CurrentSession, Session
 from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
-from workspace_server.events import flush
+from workspace_server.events import Broadcast, flush, publish
 from workspace_server.files import attach_files, check_file_ids
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.post_metadata import add_metadata
-from workspace_server.realtime import defer_posted, record_post
+from workspace_server.realtime import (
+    count_post_params,
+    count_post_sql,
+    defer_posted,
+    posted_context,
+    posted_data,
+    record_post,
+)
 from workspace_server.schema import channels, posts
 from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
 
@@ -155,6 +162,44 @@ async def insert_post(
     return post
 
 
+def _create_post_statement() -> Any:
+    """One statement for a new post: check that the author may post to the channel, count the reply on its thread
+    (``:root_id``, a root post of the channel, else nothing is written), insert the post, and count it on the
+    channel and its members (:func:`realtime.count_post_sql`). Run on its own (autocommit), the channel's counter
+    row stays locked only for the statement. Answers one row when the channel exists: ``is_member`` and
+    ``channel_delete_at`` for the checks, the post's columns (NULL when nothing was written), the thread's
+    ``reply_count``, and what the ``posted`` event needs."""
+    counting, result = count_post_sql("(SELECT channel_id FROM p)")
+    columns = ", ".join(c.name for c in POST_COLUMNS)
+    return text(
+        f"""
+WITH acc AS (
+    SELECT c.delete_at,
+        EXISTS (SELECT 1 FROM channel_members cm0 WHERE cm0.channel_id = c.id AND cm0.user_id = :sender) AS is_member
+    FROM channels c WHERE c.id = :channel_id
+), allowed AS (
+    SELECT 1 FROM acc WHERE (acc.is_member OR :is_admin) AND acc.delete_at = 0
+), thread AS (
+    UPDATE posts SET reply_count = reply_count + 1, last_reply_at = :now
+    WHERE :root_id <> '' AND id = :root_id AND channel_id = :channel_id AND root_id = '' AND delete_at = 0
+        AND EXISTS (SELECT 1 FROM allowed)
+    RETURNING reply_count
+), p AS (
+    INSERT INTO posts (id, create_at, update_at, user_id, channel_id, root_id, message, props, hashtags)
+    SELECT :id, :now, :now, :sender, :channel_id, :root_id, :message, CAST(:props AS jsonb), :hashtags
+    FROM allowed WHERE :root_id = '' OR EXISTS (SELECT 1 FROM thread)
+    RETURNING {columns}
+), {counting}
+SELECT acc.is_member, acc.delete_at AS channel_delete_at, (SELECT reply_count FROM thread) AS thread_reply_count,
+    p.*, {result}
+FROM acc LEFT JOIN p ON true LEFT JOIN ch ON true
+"""
+    ).bindparams(bindparam("names", type_=ARRAY(String)))
+
+
+_CREATE_POST = _create_post_statement()
+
+
 @router.post("/posts", status_code=201)
 async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
     """Post a message (or a reply, with ``root_id``) to a channel the caller is in."""
@@ -163,11 +208,49 @@ async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession)
     if len(body.message) > MESSAGE_MAX_RUNES:
         raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
     props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
-    if len(json.dumps(props)) > PROPS_MAX_CHARS:
+    props_json = json.dumps(props)
+    if len(props_json) > PROPS_MAX_CHARS:
         raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
     check_file_ids(body.file_ids)
     if session.is_bot:
         props["from_bot"] = "true"
+        props_json = json.dumps(props)
+    if body.file_ids:
+        return await _create_post_with_files(body, conn, session, props)
+    # One statement in autocommit: no BEGIN/COMMIT round trips, no lock held across them.
+    if conn.in_transaction():
+        await conn.commit()
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
+    now = now_ms()
+    params = {
+        "id": new_id(),
+        "channel_id": body.channel_id,
+        "root_id": body.root_id,
+        "message": body.message,
+        "props": props_json,
+        "hashtags": parse_hashtags(body.message),
+        "is_admin": session.is_system_admin,
+        **count_post_params(sender_id=session.user_id, message=body.message, is_root=not body.root_id, now=now),
+    }
+    row = (await conn.execute(_CREATE_POST, params)).mappings().first()
+    if row is None or not (row["is_member"] or session.is_system_admin):
+        raise permission_error()
+    if row["channel_delete_at"]:
+        raise AppError(400, "api.post.create_post.can_not_post_to_deleted.error", "Can not post to deleted channel.")
+    if row["id"] is None:
+        raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
+    post = post_json(row)
+    if body.root_id:
+        post["reply_count"], post["last_reply_at"] = row["thread_reply_count"], now
+    post["pending_post_id"] = body.pending_post_id
+    await publish("posted", posted_data(post, posted_context(row)), Broadcast(channel_id=body.channel_id))
+    return JSONResponse(post, status_code=201)
+
+
+async def _create_post_with_files(
+    body: PostCreateBody, conn: AsyncConnection, session: Session, props: dict[str, Any]
+) -> JSONResponse:
+    """``POST /posts`` with attachments: the post and its files in one transaction."""
     access = await channel_access(conn, session, channels.c.id == body.channel_id)
     if access is None or not access.can_post:
         raise permission_error()

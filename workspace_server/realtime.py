@@ -60,17 +60,17 @@ def parse_mentions(message: str) -> tuple[list[str], bool]:
     return sorted(names), channel_wide
 
 
-# One statement per post: count it on the channel, mark it read for its author, and count a mention for each
-# member it mentions. It answers what the ``posted`` event needs.
-_RECORD_POST = text(
-    """
-WITH ch AS (
+# Counting a post: CTEs ``ch`` (the channel's totals and last post times, for the channel ``{channel}``),
+# ``mentioned`` and ``cm`` (the author's read state, a mention for each member the post mentions). Parameters:
+# ``:now``, ``:is_root``, ``:sender``, ``:names``, ``:channel_wide``.
+_COUNT_POST_CTES = """
+ch AS (
     UPDATE channels SET
         last_post_at = greatest(last_post_at, :now),
         total_msg_count = total_msg_count + 1,
         last_root_post_at = CASE WHEN :is_root THEN greatest(last_root_post_at, :now) ELSE last_root_post_at END,
         total_msg_count_root = total_msg_count_root + CASE WHEN :is_root THEN 1 ELSE 0 END
-    WHERE id = :channel_id
+    WHERE id = {channel}
     RETURNING id, team_id, type, name, display_name, total_msg_count, total_msg_count_root
 ), mentioned AS (
     SELECT id FROM users WHERE username = ANY(:names) AND delete_at = 0
@@ -93,13 +93,31 @@ WITH ch AS (
         OR m.user_id IN (SELECT id FROM mentioned)
     )
     RETURNING m.user_id
-)
-SELECT ch.team_id, ch.type, ch.name, ch.display_name,
+)"""
+# What the ``posted`` event needs from those CTEs, as select-list items.
+_COUNT_POST_RESULT = """ch.team_id AS channel_team_id, ch.type AS channel_type, ch.name AS channel_name,
+    ch.display_name AS channel_display_name,
     (SELECT username FROM users WHERE id = :sender) AS sender_name,
-    ARRAY(SELECT user_id FROM cm WHERE user_id <> :sender ORDER BY user_id) AS mentions
-FROM ch
-"""
-).bindparams(bindparam("names", type_=ARRAY(String)))
+    ARRAY(SELECT user_id FROM cm WHERE user_id <> :sender ORDER BY user_id) AS mentions"""
+
+
+def count_post_sql(channel: str) -> tuple[str, str]:
+    """The CTEs that count a new post on the channel ``channel`` (an SQL expression) and its members, and the
+    select-list items that :func:`posted_context` reads (see :func:`record_post`)."""
+    return _COUNT_POST_CTES.format(channel=channel), _COUNT_POST_RESULT
+
+
+def count_post_params(*, sender_id: str, message: str, is_root: bool, now: int) -> dict[str, Any]:
+    """The parameters of :func:`count_post_sql`'s SQL."""
+    names, channel_wide = parse_mentions(message)
+    return {"sender": sender_id, "now": now, "is_root": is_root, "names": names, "channel_wide": channel_wide}
+
+
+# One statement per post: count it on the channel, mark it read for its author, and count a mention for each
+# member it mentions. It answers what the ``posted`` event needs.
+_RECORD_POST = text("WITH {} SELECT {} FROM ch".format(*count_post_sql(":channel_id"))).bindparams(
+    bindparam("names", type_=ARRAY(String))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,46 +138,44 @@ async def record_post(
     """Count a new post on its channel (totals, last post time), mark the channel read for its author and count
     a mention for every other member it mentions (all of them for ``@channel``/``@all``/``@here`` and in DMs
     and group messages), in one statement; the caller commits."""
-    names, channel_wide = parse_mentions(message)
-    params = {
-        "channel_id": channel_id,
-        "sender": sender_id,
-        "now": now,
-        "is_root": is_root,
-        "names": names,
-        "channel_wide": channel_wide,
-    }
-    row = (await conn.execute(_RECORD_POST, params)).mappings().one()
+    params = count_post_params(sender_id=sender_id, message=message, is_root=is_root, now=now)
+    row = (await conn.execute(_RECORD_POST, {"channel_id": channel_id, **params})).mappings().one()
+    return posted_context(row)
+
+
+def posted_context(row: RowMapping) -> PostedContext:
+    """What :func:`count_post_sql`'s select-list items answered."""
     return PostedContext(
-        team_id=row["team_id"] if row["type"] not in _ALWAYS_MENTION_TYPES else "",
-        channel_type=row["type"],
-        channel_name=row["name"],
-        channel_display_name=row["display_name"],
+        team_id=row["channel_team_id"] if row["channel_type"] not in _ALWAYS_MENTION_TYPES else "",
+        channel_type=row["channel_type"],
+        channel_name=row["channel_name"],
+        channel_display_name=row["channel_display_name"],
         sender_name=row["sender_name"] or "",
         mentions=list(row["mentions"]),
     )
 
 
+def posted_data(post: dict[str, Any], context: PostedContext) -> dict[str, Any]:
+    """The data of Mattermost's ``posted`` event for ``post``."""
+    sender_name = post.get("props", {}).get("override_username") or context.sender_name
+    body: dict[str, Any] = {
+        "channel_display_name": context.channel_display_name,
+        "channel_name": context.channel_name,
+        "channel_type": context.channel_type,
+        "post": json.dumps(post, ensure_ascii=False, separators=(",", ":")),
+        "sender_name": f"@{sender_name}",
+        "set_online": True,
+        "team_id": context.team_id,
+    }
+    if context.mentions:
+        body["mentions"] = json.dumps(context.mentions)
+    return body
+
+
 def defer_posted(conn: AsyncConnection, post: dict[str, Any], context: PostedContext) -> None:
     """Queue Mattermost's ``posted`` event for ``post`` on ``conn``'s transaction. The post is serialised when the
     event is published, so a route may still complete it (``pending_post_id``) after the insert."""
-
-    def data() -> dict[str, Any]:
-        sender_name = post.get("props", {}).get("override_username") or context.sender_name
-        body: dict[str, Any] = {
-            "channel_display_name": context.channel_display_name,
-            "channel_name": context.channel_name,
-            "channel_type": context.channel_type,
-            "post": json.dumps(post, ensure_ascii=False, separators=(",", ":")),
-            "sender_name": f"@{sender_name}",
-            "set_online": True,
-            "team_id": context.team_id,
-        }
-        if context.mentions:
-            body["mentions"] = json.dumps(context.mentions)
-        return body
-
-    defer(conn, "posted", data, Broadcast(channel_id=post["channel_id"]))
+    defer(conn, "posted", lambda: posted_data(post, context), Broadcast(channel_id=post["channel_id"]))
 
 
 # --- viewing and unread counts ---------------------------------------------------------------------------------
