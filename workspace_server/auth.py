@@ -13,10 +13,11 @@ from typing import Annotated
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
+from workspace_server import session_cache
 from workspace_server.db import Conn
 from workspace_server.ids import new_id, now_ms
 from workspace_server.schema import sessions, users
@@ -163,17 +164,33 @@ def _csrf_ok(request: Request, csrf_token: str) -> bool:
     return hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), csrf_token.encode())
 
 
-async def _token_session(conn: AsyncConnection, token: str) -> tuple[Session, str] | None:
-    """The live session behind ``token`` and its CSRF token."""
-    query = (
-        select(sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, users.c.roles, users.c.is_bot)
-        .join(users, users.c.id == sessions.c.user_id)
-        .where(sessions.c.token_hash == _token_hash(token), sessions.c.expires_at > now_ms(), users.c.delete_at == 0)
+_SESSION_QUERY = (
+    select(
+        sessions.c.id, sessions.c.user_id, sessions.c.csrf_token, sessions.c.expires_at, users.c.roles, users.c.is_bot
     )
-    row = (await conn.execute(query)).first()
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(
+        sessions.c.token_hash == bindparam("token_hash"),
+        sessions.c.expires_at > bindparam("now"),
+        users.c.delete_at == 0,
+    )
+)
+
+
+async def _token_session(conn: AsyncConnection, token: str) -> tuple[Session, str] | None:
+    """The live session behind ``token`` and its CSRF token (from :mod:`session_cache` when it has them)."""
+    hashed = _token_hash(token)
+    now = now_ms()
+    cached: tuple[Session, str] | None = session_cache.get(hashed, now)
+    if cached is not None:
+        return cached
+    generation = session_cache.generation()
+    row = (await conn.execute(_SESSION_QUERY, {"token_hash": hashed, "now": now})).first()
     if row is None:
         return None
-    return Session(id=row.id, user_id=row.user_id, roles=row.roles, is_bot=row.is_bot), row.csrf_token
+    found = Session(id=row.id, user_id=row.user_id, roles=row.roles, is_bot=row.is_bot), row.csrf_token
+    session_cache.put(hashed, found, row.expires_at, generation)
+    return found
 
 
 async def session_for_token(conn: AsyncConnection, token: str) -> Session | None:

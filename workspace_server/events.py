@@ -47,6 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection as Connection_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from workspace_server import session_cache
 from workspace_server.ids import now_ms
 from workspace_server.schema import channel_members, sessions, team_members, teams, users
 
@@ -264,6 +265,7 @@ class Hub:
 
     def __post_init__(self) -> None:
         track_commits(self.engine)
+        session_cache.track_writes(self.engine, _on_commit_sessions_changed)
 
     @property
     def redis_channel(self) -> str:
@@ -407,6 +409,10 @@ class Hub:
 
     async def _deliver(self, routed: _Routed) -> None:
         event, b = routed.event, routed.broadcast
+        if event == session_cache.SESSIONS_CHANGED:
+            # Another replica (or this one) committed a change to sessions or users.
+            session_cache.invalidate()
+            return
         self._invalidate(event, b)
         if event == _DISCONNECT_USER:
             for conn in list(self._by_user.get(b.user_id, ())):
@@ -573,6 +579,11 @@ def _on_commit(conn: Connection_) -> None:
     if pending is not None:
         pending.committed.extend(pending.uncommitted)
         pending.uncommitted.clear()
+
+
+def _on_commit_sessions_changed(conn: Connection_) -> None:
+    # Tell every replica to drop its session cache, once this request publishes its events.
+    _pending.setdefault(conn, _Pending()).committed.append((session_cache.SESSIONS_CHANGED, {}, Broadcast()))
 
 
 def _on_rollback(conn: Connection_) -> None:
