@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     base_domain: str = Field(default="localhost", description="Workspaces live at <slug>.<base_domain>.")
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "aws"] = Field(
+        default="local", description="local = embedded default; aws = silos and cells on AWS and Kubernetes."
+    )
     default_region: str = "local"
     trial_days: int = 14
     default_release: str = Field(default="0.1.0", description="Workspace-server release of new workspaces.")
@@ -49,9 +51,7 @@ class Settings(BaseSettings):
     signup_rate_window_seconds: int = 600
 
     reconcile_resync_seconds: int = Field(default=30, description="Periodic resync period.")
-    stalled_worker_seconds: float = Field(
-        default=30.0, description="Heartbeat age after which a job is stalled."
-    )
+    stalled_worker_seconds: float = Field(default=30.0, description="Heartbeat age after which a job is stalled.")
     worker_heartbeat_seconds: float = 5.0
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     cell_database_connection_limit: int = Field(default=20, description="Connections per pooled workspace role.")
     cell_ingress_label: str = Field(
         default="ingress", description="Pooled names point at <label>.<cell domain> (the cell's shared ingress)."
+    )
+    aws_probe_http: bool = Field(
+        default=True, description="Available also needs the workspace's ping through its public URL (aws provider)."
+    )
+    kube_workspace_image: str = Field(
+        default="ghcr.io/canopy/workspace-server:0.1.0", description="Image of the workspace server on Kubernetes."
+    )
+    kube_ingress_class: str = "nginx"
+    kube_database_cidrs: list[str] = Field(
+        default_factory=list, description="Where pooled namespaces may reach PostgreSQL (JSON list of CIDRs)."
+    )
+    kube_s3_cidrs: list[str] = Field(default_factory=list, description="Where pooled namespaces may reach S3 (443).")
+    kube_extra_env: dict[str, str] = Field(
+        default_factory=dict, description="More workspace-server environment (JSON), e.g. WS_REDIS_URL."
+    )
+    kube_rollout_timeout_seconds: float = Field(
+        default=600.0, description="How long a compute step waits for a rollout (and an ingress address)."
     )
     fault_pause_after_step: str | None = Field(
         default=None,

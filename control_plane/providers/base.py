@@ -9,6 +9,7 @@ that a workspace was provisioned exactly once). Every ``teardown`` is idempotent
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,20 +117,52 @@ class DnsProvider(Protocol):
     def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
 
 
+class ResourceProvider(Protocol):
+    """A resource that needs nothing but the workspace (an enterprise silo's key or cluster)."""
+
+    def ensure(self, ws: WorkspaceSpec) -> Ensured: ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
+class Probe(Protocol):
+    """Whether a provisioned workspace serves."""
+
+    def check(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> None:
+        """Raise ProviderError unless the workspace serves."""
+        ...
+
+
+class Sweep(Protocol):
+    """What the cloud still holds for a workspace, found by its tags (the leak sweep after deletion)."""
+
+    def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class Providers:
-    """The provider set of one deployment kind."""
+    """The provider set of one deployment kind and tier; the silo-only and cloud-only ones are optional."""
 
     database: DatabaseProvider
     storage: StorageProvider
     compute: ComputeProvider
     dns: DnsProvider
+    kms: ResourceProvider | None = None
+    cluster: ResourceProvider | None = None
+    probe: Probe | None = None
+    sweep: Sweep | None = None
 
-    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
-        """Everything still present for ``ws`` across all concerns."""
-        return [
+    def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]:
+        """Everything still present for ``ws`` across all concerns (each line once)."""
+        found = [
             *self.compute.leftovers(ws),
             *self.dns.leftovers(ws),
             *self.storage.leftovers(ws),
             *self.database.leftovers(ws),
+            *(self.cluster.leftovers(ws) if self.cluster else []),
+            *(self.kms.leftovers(ws) if self.kms else []),
+            *(self.sweep.leftovers(ws, outputs) if self.sweep else []),
         ]
+        return list(dict.fromkeys(found))

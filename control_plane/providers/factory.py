@@ -1,4 +1,4 @@
-"""The one place that picks the provider set of this deployment."""
+"""The one place that picks the provider set of this deployment and a workspace's tier."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from control_plane.core.settings import Settings
 from control_plane.providers.base import Providers
 
 
-def get_providers(settings: Settings) -> Providers:
-    """Providers for ``settings.provider`` ("local" today; "aws" later)."""
+def get_providers(settings: Settings, tier: str) -> Providers:
+    """Providers for ``settings.provider``: "local" (one set for every tier) or "aws" (silo or pooled by tier)."""
     if settings.provider == "local":
         from control_plane.providers import local
 
@@ -18,4 +18,8 @@ def get_providers(settings: Settings) -> Providers:
             compute=local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds),
             dns=local.LocalDns(settings.base_domain, settings.public_url),
         )
+    if settings.provider == "aws":
+        from control_plane.providers.production import aws_providers
+
+        return aws_providers(settings, tier)
     raise ValueError(f"unknown provider {settings.provider!r}")

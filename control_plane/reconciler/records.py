@@ -22,7 +22,7 @@ from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import Settings
 from control_plane.providers.base import Ensured, WorkspaceSpec
-from control_plane.reconciler.status import CONDITION_TYPES, backoff_seconds, set_condition
+from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -179,7 +179,8 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
         ws.lifecycle_state = Lifecycle.deleted
         ws.deleted_at = now
         ws.endpoint_url = None
-        _mark_down(ws, "Deleted", CONDITION_TYPES, now)
+        reported = tuple(dict.fromkeys([*REPORTED_BY_ALL, *(c["type"] for c in ws.conditions or [])]))
+        _mark_down(ws, "Deleted", reported, now)
         ws.outputs = {"created": dict((ws.outputs or {}).get("created") or {})}
         return True
 

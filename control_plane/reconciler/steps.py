@@ -1,4 +1,5 @@
-"""The provisioning plan as data: each step ensures one thing and knows how to undo it.
+"""The local provisioning plan as data (each step ensures one thing and knows how to undo it), and what every
+plan shares: the reconcile :class:`Context` and :class:`Step`. The aws plans are in :mod:`.plans`.
 
 Steps run in order to converge and in reverse to tear down. Every ``ensure`` is idempotent, so a
 reconcile can be re-run at any point (after a crash, a retry, or a periodic resync).
@@ -32,8 +33,11 @@ class Context:
     forget_admin_hash: Callable[[uuid.UUID], None] | None = None
 
     def secrets(self) -> list[str]:
-        """Credentials that must never reach ``last_error``."""
-        url = self.providers.database.connection_url(self.spec)
+        """Credentials that must never reach ``last_error`` (the database's only once it has them)."""
+        try:
+            url = self.providers.database.connection_url(self.spec)
+        except Exception:  # a silo database not made yet has no password to hide; this must never fail
+            return [control_token(self.spec)]
         password = conninfo_to_dict(url).get("password")
         return [control_token(self.spec), url, *([str(password)] if password else [])]
 

@@ -27,9 +27,10 @@ from control_plane.core.settings import get_settings
 from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers
 from control_plane.reconciler import records
+from control_plane.reconciler.plans import plan_for
 from control_plane.reconciler.queue import RECONCILE_TASK, app, defer_reconcile
 from control_plane.reconciler.status import short_error
-from control_plane.reconciler.steps import STEPS, Context, Step
+from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def stalled_check_seconds(stalled_worker_seconds: float) -> float:
 def _context(snap: records.Snapshot) -> Context:
     return Context(
         spec=snap.spec,
-        providers=get_providers(get_settings()),
+        providers=get_providers(get_settings(), snap.spec.tier),
         settings=get_settings(),
         outputs=dict(snap.outputs),
         admin_email=snap.admin_email,
@@ -99,7 +100,7 @@ def _ensure_step(ctx: Context, step: Step) -> bool:
 def converge(snap: records.Snapshot) -> str:
     """Ensure every step in order; finish provisioning when all are ready."""
     ctx = _context(snap)
-    for step in STEPS:
+    for step in plan_for(ctx.settings.provider, ctx.spec.tier):
         if not _ensure_step(ctx, step):
             return f"failed at {step.name}"
     state = records.record_converged(snap.spec.id, snap.generation, ctx.settings)
@@ -120,12 +121,12 @@ def _teardown_step(ctx: Context, step: Step) -> bool:
 
 
 def delete(snap: records.Snapshot) -> str:
-    """Tear every step down in reverse, check nothing is left, then mark the workspace deleted."""
+    """Tear every step down in reverse, check nothing is left (the leak sweep), then mark the workspace deleted."""
     ctx = _context(snap)
-    for step in reversed(STEPS):
+    for step in reversed(plan_for(ctx.settings.provider, ctx.spec.tier)):
         if not _teardown_step(ctx, step):
             return f"failed at teardown {step.name}"
-    leftovers = ctx.providers.leftovers(ctx.spec)
+    leftovers = ctx.providers.leftovers(ctx.spec, ctx.outputs)
     if leftovers:
         return _fail(ctx, "leak sweep", None, ProviderError("left behind: " + ", ".join(leftovers)))
     records.record_deleted(snap.spec.id, snap.generation)

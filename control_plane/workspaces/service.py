@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
+from control_plane.cells.service import place_workspace
 from control_plane.core.authz import Permission, Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound
@@ -65,14 +66,22 @@ def new_workspace(
     actor: str,
     initial_admin: tuple[str, str] | None = None,
 ) -> Workspace:
-    """Add a workspace row (not committed) and its audit entry."""
+    """Add a workspace row (not committed) and its audit entry.
+
+    With the aws provider a professional workspace is placed in a cell here, in the transaction that inserts it
+    (the cells stay locked until the caller commits); a full region is a 503 ``no-cell-capacity`` problem.
+    """
     settings = get_settings()
+    claimed = claim_slug(session, slug)
+    region = region or settings.default_region
+    cell = place_workspace(session, tier, region) if settings.provider == "aws" else None
     ws = Workspace(
         organization_id=organization_id,
-        slug=claim_slug(session, slug),
+        slug=claimed,
         display_name=display_name or slug,
         tier=tier,
-        region=region or settings.default_region,
+        region=region,
+        cell=cell.name if cell else None,
         desired_release=settings.default_release,
         lifecycle_state=state,
         conditions=[],

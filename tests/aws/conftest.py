@@ -66,10 +66,9 @@ def _admin_secret(admin_url: str, key_arn: str) -> str:
     return str(secret["ARN"])
 
 
-@pytest.fixture(scope="session")
-def aws_cell(moto_server: MotoServer, admin_url: str) -> CloudCell:  # noqa: F811
-    """A cell's shared resources in moto. The shared bucket has no TLS-only policy: moto applies a
-    matching Deny to every object request regardless of its conditions.
+def make_cloud_cell(admin_url: str) -> CloudCell:
+    """A cell's shared resources in the moto server boto3 points at. The shared bucket has no TLS-only policy:
+    moto applies a matching Deny to every object request regardless of its conditions.
     """
     names = cell_names(CELL)
     key_arn = boto3.client("kms").create_key(Description="cell key")["KeyMetadata"]["Arn"]
@@ -97,6 +96,12 @@ def aws_cell(moto_server: MotoServer, admin_url: str) -> CloudCell:  # noqa: F81
         max_databases=100,
     )
     return CloudCell(outputs, _zone(SILO_DOMAIN))
+
+
+@pytest.fixture(scope="session")
+def aws_cell(moto_server: MotoServer, admin_url: str) -> CloudCell:  # noqa: F811
+    """The session's cell (see :func:`make_cloud_cell`)."""
+    return make_cloud_cell(admin_url)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,221 @@
+"""The ``aws`` provider sets: workspace servers on Kubernetes, everything else in AWS.
+
+- Enterprise (silo): the tenant key, bucket, RDS instance and EKS cluster of :mod:`control_plane.providers.aws`,
+  the workspace server on that cluster, its name in the silo zone.
+- Professional (pooled): a database in the cell's PostgreSQL, a prefix of the cell's bucket, a guarded namespace
+  on the cell's shared cluster, its name in the cell's zone.
+
+EKS cluster names become API clients through :class:`~control_plane.kube.eks.ClusterResolver`
+(``CANOPY_KUBECONFIG_OVERRIDES`` first, else EKS). boto3 and Kubernetes clients are built once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from control_plane.cells.service import lookup
+from control_plane.core.settings import Settings
+from control_plane.kube.client import KubeClient
+from control_plane.kube.deployer import KubernetesCompute
+from control_plane.kube.eks import ClusterResolver
+from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
+from control_plane.kube.rollout import POLL_SECONDS, rollout_status
+from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits, absent
+from control_plane.providers.aws.sets import pooled_providers, silo_providers
+from control_plane.providers.aws.sweep import LeakSweep
+from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
+from control_plane.providers.workspace_client import ping
+from infra.conventions import TIER_ENTERPRISE
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a workspace's server runs: the EKS cluster's name and the domain its Ingress answers for."""
+
+    cluster: str
+    domain: str
+
+
+class KubeWorkload:
+    """The workspace server on its cluster (a ComputeProvider over KubernetesCompute) and the Available probe.
+
+    ``silo`` (enterprise): ensure also waits for the address the cluster's ingress controller publishes on the
+    Ingress and outputs it as ``ingress_hostname`` (the silo's DNS name points there); once the silo's cluster is
+    gone nothing of the workspace can be left on it, so stop, teardown and leftovers do nothing.
+    """
+
+    def __init__(
+        self,
+        deploy: DeploySettings,
+        target: Callable[[WorkspaceSpec], Target],
+        resolver: ClusterResolver,
+        *,
+        silo: SiloConfig | None,
+        aws: Aws,
+        probe_http: bool,
+    ) -> None:
+        self._deploy = deploy
+        self._target = target
+        self._resolver = resolver
+        self._silo = silo
+        self._aws = aws
+        self._probe_http = probe_http
+
+    def _on(self, ws: WorkspaceSpec) -> tuple[KubernetesCompute, KubeClient]:
+        target = self._target(ws)
+        client = self._resolver.client(target.cluster)
+        return KubernetesCompute(replace(self._deploy, domain=target.domain), lambda _: client), client
+
+    def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
+        if self._silo is None:
+            return False
+        eks = self._aws.client("eks", self._silo.region)
+        name = self._target(ws).cluster
+        return absent(lambda: eks.describe_cluster(name=name), "ResourceNotFoundException") is None
+
+    def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
+        compute, client = self._on(ws)
+        ensured = compute.ensure(ws, config)
+        if self._silo is None:
+            return ensured
+        return Ensured({**ensured.outputs, "ingress_hostname": self._ingress_address(client, ws)}, ensured.created)
+
+    def _ingress_address(self, client: KubeClient, ws: WorkspaceSpec) -> str:
+        version = choose_api_versions(client.served_versions).ingress
+        namespace = namespace_name(self._deploy, ws)
+        found: list[str] = []
+
+        def published() -> bool:
+            ingress = client.get(version, "Ingress", APP_NAME, namespace) or {}
+            points = ingress.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+            found.extend(str(p.get("hostname") or p.get("ip")) for p in points if p.get("hostname") or p.get("ip"))
+            return bool(found)
+
+        Waits(self._deploy.rollout_timeout, POLL_SECONDS).until(f"an address of ingress {namespace}", published)
+        return found[0]
+
+    def stop(self, ws: WorkspaceSpec) -> None:
+        if not self._cluster_gone(ws):
+            self._on(ws)[0].stop(ws)
+
+    def teardown(self, ws: WorkspaceSpec) -> None:
+        if not self._cluster_gone(ws):
+            self._on(ws)[0].teardown(ws)
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        return [] if self._cluster_gone(ws) else self._on(ws)[0].leftovers(ws)
+
+    def check(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> None:
+        """Rolled out as ``kubectl rollout status`` says and, with ``probe_http``, answering at its public URL."""
+        _, client = self._on(ws)
+        deployment = client.get("apps/v1", "Deployment", APP_NAME, namespace_name(self._deploy, ws))
+        if deployment is None:
+            raise ProviderError("the workspace server is not deployed")
+        status = rollout_status(deployment)
+        if not status.done:
+            raise ProviderError(status.message)
+        url = str(outputs.get("endpoint_url") or "")
+        if self._probe_http and not (url and ping(url)):
+            raise ProviderError(f"the workspace does not answer its ping at {url or 'its public URL'}")
+
+
+class AwsSweep:
+    """What AWS still holds for a workspace: tagged resources, EKS, IAM, and its DNS record (from the outputs)."""
+
+    def __init__(self, aws: Aws) -> None:
+        self._aws = aws
+
+    def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]:
+        zone, name = outputs.get("dns_zone_id"), outputs.get("dns_name")
+        records = [(str(zone), str(name))] if zone and name else []
+        return LeakSweep(self._aws, ws.region).leftovers_for(ws.id, records)
+
+
+@functools.cache
+def shared_aws() -> Aws:
+    """The process's boto3 clients."""
+    return Aws()
+
+
+@functools.cache
+def _resolver(overrides: tuple[tuple[str, str], ...]) -> ClusterResolver:
+    return ClusterResolver(dict(overrides))
+
+
+def shared_resolver(settings: Settings) -> ClusterResolver:
+    """The process's Kubernetes clients by cluster name (one resolver per set of kubeconfig overrides)."""
+    return _resolver(tuple(sorted(settings.kubeconfig_overrides.items())))
+
+
+def deploy_settings(settings: Settings) -> DeploySettings:
+    """How workspace servers are deployed (the domain is set per workspace by :class:`KubeWorkload`)."""
+    return DeploySettings(
+        env=settings.aws_environment,
+        domain="",
+        image=settings.kube_workspace_image,
+        ingress_class=settings.kube_ingress_class,
+        database_cidrs=tuple(settings.kube_database_cidrs),
+        s3_cidrs=tuple(settings.kube_s3_cidrs),
+        rollout_timeout=settings.kube_rollout_timeout_seconds,
+        extra_env=MappingProxyType(dict(settings.kube_extra_env)),
+    )
+
+
+def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Providers:
+    """Enterprise: the silo's own resources and cluster."""
+    silo = silo_providers(settings, aws)
+    config = SiloConfig.from_settings(settings)
+
+    def target(ws: WorkspaceSpec) -> Target:
+        if not config.zone_domain:
+            raise ProviderError("set CANOPY_AWS_ZONE_DOMAIN for silo names")
+        return Target(config.names(ws).eks_cluster, config.zone_domain)
+
+    workload = KubeWorkload(
+        deploy_settings(settings), target, resolver, silo=config, aws=aws, probe_http=settings.aws_probe_http
+    )
+    return Providers(
+        database=silo.database,
+        storage=silo.storage,
+        compute=workload,
+        dns=silo.dns,
+        kms=silo.kms,
+        cluster=silo.cluster,
+        probe=workload,
+        sweep=AwsSweep(aws),
+    )
+
+
+def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: CellLookup) -> Providers:
+    """Professional: a share of the workspace's cell."""
+    pooled = pooled_providers(settings, aws, cells)
+
+    def target(ws: WorkspaceSpec) -> Target:
+        if not ws.cell:
+            raise ProviderError("a pooled workspace needs a cell")
+        cell = cells(ws.cell)
+        return Target(cell.cluster_name, cell.domain)
+
+    workload = KubeWorkload(
+        deploy_settings(settings), target, resolver, silo=None, aws=aws, probe_http=settings.aws_probe_http
+    )
+    return Providers(
+        database=pooled.database,
+        storage=pooled.storage,
+        compute=workload,
+        dns=pooled.dns,
+        probe=workload,
+        sweep=AwsSweep(aws),
+    )
+
+
+def aws_providers(settings: Settings, tier: str) -> Providers:
+    """The provider set of ``tier`` (cells are read from the control-plane database)."""
+    aws, resolver = shared_aws(), shared_resolver(settings)
+    if tier == TIER_ENTERPRISE:
+        return silo_set(settings, aws, resolver)
+    return pooled_set(settings, aws, resolver, lookup)

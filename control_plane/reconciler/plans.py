@@ -1,0 +1,142 @@
+"""Which steps provision a workspace, per provider and tier, as data.
+
+- local (every tier): database, storage, compute, dns, initial_admin, available (:data:`.steps.STEPS`).
+- aws, enterprise (a silo): kms, storage, database, cluster, compute, initial_admin, dns, available.
+- aws, professional (pooled in a cell): database, storage, compute, initial_admin, dns, available.
+
+On Kubernetes the control plane cannot call the pods, so the compute step hands the initial admin over in the
+server's Secret (the server creates it at start), and ``initial_admin`` forgets the password hash once that
+rollout is complete. ``available`` asks the compute provider's probe (rollout complete, ping through the
+public URL). Teardown runs a plan in reverse; the leak sweep follows (see ``tasks.delete``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from control_plane.kube.render import InitialAdmin, KubeServerConfig, S3Config
+from control_plane.providers.base import Ensured, ProviderError
+from control_plane.providers.workspace_client import admin_username
+from control_plane.reconciler.steps import (
+    STEPS,
+    Context,
+    Step,
+    control_token,
+    ensure_database,
+    ensure_dns,
+    ensure_storage,
+    teardown_compute,
+    teardown_database,
+    teardown_dns,
+    teardown_storage,
+)
+from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL
+
+T = TypeVar("T")
+
+
+def _provided(provider: T | None, what: str) -> T:
+    if provider is None:
+        raise ProviderError(f"this deployment has no {what} provider")
+    return provider
+
+
+def ensure_kms(ctx: Context) -> Ensured:
+    return _provided(ctx.providers.kms, "key").ensure(ctx.spec)
+
+
+def teardown_kms(ctx: Context) -> None:
+    _provided(ctx.providers.kms, "key").teardown(ctx.spec)
+
+
+def ensure_cluster(ctx: Context) -> Ensured:
+    return _provided(ctx.providers.cluster, "cluster").ensure(ctx.spec)
+
+
+def teardown_cluster(ctx: Context) -> None:
+    _provided(ctx.providers.cluster, "cluster").teardown(ctx.spec)
+
+
+def _initial_admin(ctx: Context) -> InitialAdmin | None:
+    if not (ctx.admin_email and ctx.admin_password_hash):
+        return None
+    return InitialAdmin(ctx.admin_email, admin_username(ctx.admin_email), ctx.admin_password_hash)
+
+
+def kube_server_config(ctx: Context) -> KubeServerConfig:
+    """The server's whole configuration: database, files in S3 under the workspace's key, the initial admin."""
+    spec, outputs = ctx.spec, ctx.outputs
+    return KubeServerConfig(
+        database_url=ctx.providers.database.connection_url(spec),
+        files_dir="",
+        public_url=ctx.providers.dns.endpoint_url(spec),
+        control_token=control_token(spec),
+        site_name=spec.display_name,
+        team_name=spec.slug,
+        team_display_name=spec.display_name,
+        s3=S3Config(
+            bucket=str(outputs["bucket"]),
+            prefix=str(outputs["bucket_prefix"]),
+            kms_key_id=str(outputs["kms_key_arn"]),
+            region=str(outputs["region"]),
+        ),
+        initial_admin=_initial_admin(ctx),
+    )
+
+
+def ensure_kube_compute(ctx: Context) -> Ensured:
+    return ctx.providers.compute.ensure(ctx.spec, kube_server_config(ctx))
+
+
+def ensure_admin_handed_over(ctx: Context) -> Ensured:
+    """The rollout that carried the initial admin is complete, so the server made it at start: forget the hash."""
+    if not ctx.admin_password_hash:
+        return Ensured()
+    if ctx.forget_admin_hash is not None:
+        ctx.forget_admin_hash(ctx.spec.id)
+    ctx.admin_password_hash = None
+    return Ensured(created=("initial_admin",))
+
+
+def ensure_serving(ctx: Context) -> Ensured:
+    _provided(ctx.providers.probe, "probe").check(ctx.spec, ctx.outputs)
+    return Ensured()
+
+
+COMPUTE = Step("compute", "ComputeReady", ensure_kube_compute, teardown_compute)
+HANDOVER = Step("initial_admin", None, ensure_admin_handed_over)
+DNS = Step("dns", "DnsReady", ensure_dns, teardown_dns)
+AVAILABLE = Step("available", "Available", ensure_serving)
+
+ENTERPRISE: tuple[Step, ...] = (
+    Step("kms", "KeyReady", ensure_kms, teardown_kms),
+    Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    Step("database", "DatabaseReady", ensure_database, teardown_database),
+    Step("cluster", "ClusterReady", ensure_cluster, teardown_cluster),
+    COMPUTE,
+    HANDOVER,
+    DNS,
+    AVAILABLE,
+)
+
+PROFESSIONAL: tuple[Step, ...] = (
+    Step("database", "DatabaseReady", ensure_database, teardown_database),
+    Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    COMPUTE,
+    HANDOVER,
+    DNS,
+    AVAILABLE,
+)
+
+
+PLANS: dict[tuple[str, str], tuple[Step, ...]] = {
+    ("local", TIER_PROFESSIONAL): STEPS,
+    ("local", TIER_ENTERPRISE): STEPS,
+    ("aws", TIER_PROFESSIONAL): PROFESSIONAL,
+    ("aws", TIER_ENTERPRISE): ENTERPRISE,
+}
+
+
+def plan_for(provider: str, tier: str) -> tuple[Step, ...]:
+    """The steps that provision a workspace of ``tier`` with ``provider``, in order."""
+    return PLANS[provider, tier]

@@ -1,0 +1,215 @@
+"""Production providers end to end: real worker processes with ``CANOPY_PROVIDER=aws`` against a moto server,
+the machine's PostgreSQL (the cell's shared database) and the real Kubernetes test cluster, to which every EKS
+cluster name resolves (``CANOPY_KUBECONFIG_OVERRIDES={"*": ...}``).
+
+The test cluster has no ingress controller: :class:`IngressController` stands in for one and publishes a load
+balancer hostname on every Ingress, as the silo's controller would. Pods are not processes, so Available does
+not ping (``CANOPY_AWS_PROBE_HTTP=false``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from control_plane.cells.models import Cell
+from control_plane.cells.service import OUTPUT_FIELDS
+from control_plane.core import db as core_db
+from control_plane.core.migrate import upgrade
+from control_plane.kube.client import KubeApiError, KubeClient
+from control_plane.kube.render import ApiVersions, managed_kinds
+from control_plane.organizations.models import Organization
+from control_plane.workspaces import service
+from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier
+from infra.conventions import TAG_WORKSPACE, tag_filters
+from tests.aws.conftest import SILO_DOMAIN, CloudCell, aws_cell  # noqa: F401
+from tests.harness.fixtures import kube_cluster  # noqa: F401
+from tests.harness.kubernetes import TestCluster
+from tests.harness.moto import REGION, moto_server  # noqa: F401
+from tests.reconciler.conftest import FAST_ENV, Plane, _reset_in_process_caches, password_hash
+
+KUBE_VERSIONS = ApiVersions(pdb="policy/v1beta1", hpa="autoscaling/v2beta2")  # what the 1.20 test cluster serves
+AWS_ENV = {
+    "CANOPY_PROVIDER": "aws",
+    "CANOPY_AWS_PROBE_HTTP": "false",
+    "CANOPY_AWS_ENVIRONMENT": "test",
+    "CANOPY_AWS_REGION": REGION,
+    "CANOPY_DEFAULT_REGION": REGION,
+    "CANOPY_AWS_ZONE_DOMAIN": SILO_DOMAIN,
+    "CANOPY_AWS_WAIT_TIMEOUT_SECONDS": "10",
+    "CANOPY_AWS_POLL_SECONDS": "0.05",
+    "CANOPY_CELL_POSTGRES_SSLMODE": "disable",
+    "CANOPY_KUBE_ROLLOUT_TIMEOUT_SECONDS": "60",
+    "CANOPY_STALLED_WORKER_SECONDS": "3",
+    "CANOPY_WORKER_HEARTBEAT_SECONDS": "1",
+}
+
+
+class IngressController:
+    """Publishes ``<namespace>.elb.example.com`` on every Canopy Ingress without an address (a thread)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        self._client = KubeClient.from_kubeconfig(kubeconfig)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingress-controller", daemon=True)
+
+    def __enter__(self) -> IngressController:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for ingress in self._client.list_kind(KUBE_VERSIONS.ingress, "Ingress", selector="canopy/workspace"):
+                if not ingress.get("status", {}).get("loadBalancer", {}).get("ingress"):
+                    with contextlib.suppress(KubeApiError):  # deleted meanwhile
+                        self._client.update(ingress, self._publish, subresource="status")
+
+    @staticmethod
+    def _publish(ingress: dict[str, Any]) -> None:
+        hostname = f"{ingress['metadata']['namespace']}.elb.example.com"
+        ingress["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
+
+
+def register_cell(cell: CloudCell) -> None:
+    """The session's moto cell as a registered cell (built directly: moto's zone ids fail the registry's check)."""
+    outputs = cell.outputs
+    values = {name: getattr(outputs, name) for name in OUTPUT_FIELDS}
+    with core_db.session_scope() as session:
+        session.add(Cell(**values | {"private_subnet_ids": list(outputs.private_subnet_ids)}))
+
+
+@pytest.fixture(scope="module")
+def plane(
+    create_database: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    kube_cluster: TestCluster,  # noqa: F811
+    aws_cell: CloudCell,  # noqa: F811
+) -> Iterator[Plane]:
+    """A migrated control plane with the aws provider, the session's cell registered, an ingress controller."""
+    url = create_database("provisioning")
+    upgrade(url)
+    overrides = {
+        "CANOPY_DATABASE_URL": url,
+        "CANOPY_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+        "CANOPY_SECRET_KEY": f"test-{uuid.uuid4().hex}",
+        "CANOPY_AWS_PRIVATE_SUBNET_IDS": json.dumps(list(aws_cell.outputs.private_subnet_ids)),
+        "CANOPY_AWS_ZONE_ID": aws_cell.silo_zone_id,
+        "CANOPY_KUBECONFIG_OVERRIDES": json.dumps({"*": str(kube_cluster.kubeconfig)}),
+        **FAST_ENV,
+        **AWS_ENV,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides
+    with pytest.MonkeyPatch.context() as mp, IngressController(str(kube_cluster.kubeconfig)):
+        for key, value in overrides.items():
+            mp.setenv(key, value)
+        _reset_in_process_caches()
+        register_cell(aws_cell)
+        p = Plane(
+            url=url, state_dir=tmp_path_factory.mktemp("unused"), log_dir=tmp_path_factory.mktemp("logs"), env=env
+        )
+        try:
+            yield p
+        finally:
+            p.stop_workers()
+            p.drop_workspace_databases()
+            _reset_in_process_caches()
+    _reset_in_process_caches()
+
+
+@pytest.fixture(scope="module")
+def kube(kube_cluster: TestCluster) -> Iterator[KubeClient]:  # noqa: F811
+    """An admin client of the test cluster."""
+    client = KubeClient.from_kubeconfig(kube_cluster.kubeconfig)
+    yield client
+    client.close()
+
+
+def create_workspace(slug: str, tier: Tier) -> uuid.UUID:
+    """A workspace made the way the API makes one (placed in a cell when professional), waiting to provision."""
+    with core_db.session_scope() as session:
+        org = Organization(name=f"Org {slug}")
+        session.add(org)
+        session.flush()
+        ws = service.new_workspace(
+            session,
+            organization_id=org.id,
+            slug=slug,
+            display_name=f"Team {slug}",
+            tier=tier,
+            region=None,
+            state=Lifecycle.provisioning,
+            actor="test",
+            initial_admin=(f"{slug}.admin@example.com", password_hash()),
+        )
+        return ws.id
+
+
+def new_workspace(plane: Plane, slug: str, tier: Tier) -> uuid.UUID:
+    """:func:`create_workspace`, its database dropped with the plane."""
+    ws_id = create_workspace(slug, tier)
+    plane.workspace_ids.append(ws_id)
+    return ws_id
+
+
+def kube_objects(kube: KubeClient, workspace_id: uuid.UUID) -> Counter[str]:
+    """How many objects of each kind are labelled with the workspace's id, on the test cluster."""
+    found = kube.list_by_labels(f"canopy/workspace={workspace_id}", managed_kinds(KUBE_VERSIONS))
+    return Counter(obj["kind"] for obj in found)
+
+
+def aws_resources(workspace_id: uuid.UUID) -> Counter[str]:
+    """How many resources of each type moto holds for the workspace (by tag; EKS and IAM per service)."""
+    pages = boto3.client("resourcegroupstaggingapi").get_paginator("get_resources")
+    arns = [
+        item["ResourceARN"]
+        for page in pages.paginate(TagFilters=tag_filters({TAG_WORKSPACE: str(workspace_id)}))
+        for item in page["ResourceTagMappingList"]
+    ]
+    found = Counter(_arn_type(arn) for arn in arns if _alive(arn))
+    eks = boto3.client("eks")
+    for name in eks.list_clusters()["clusters"]:
+        cluster = eks.describe_cluster(name=name)["cluster"]
+        if cluster.get("tags", {}).get(TAG_WORKSPACE) == str(workspace_id):
+            found["eks cluster"] += 1
+            found["eks nodegroup"] += len(eks.list_nodegroups(clusterName=name)["nodegroups"])
+    iam = boto3.client("iam")
+    sid = workspace_id.hex[:12]
+    found["iam role"] += sum(sid in r["RoleName"] for r in iam.list_roles(PathPrefix="/canopy/")["Roles"])
+    policies = iam.list_policies(Scope="Local", PathPrefix="/canopy/")["Policies"]
+    found["iam policy"] += sum(sid in p["PolicyName"] for p in policies)
+    return +found
+
+
+def _arn_type(arn: str) -> str:
+    service_name, resource = arn.split(":")[2], arn.split(":", 5)[5]
+    kind = resource.split(":")[0].split("/")[0] if service_name != "s3" else "bucket"
+    return f"{service_name} {kind}"
+
+
+def _alive(arn: str) -> bool:
+    """Keys pending deletion, deleted secrets and snapshots are on their way out (or kept on purpose)."""
+    if ":kms:" in arn:
+        return bool(boto3.client("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "Enabled")
+    if ":secretsmanager:" in arn:
+        return not boto3.client("secretsmanager").describe_secret(SecretId=arn).get("DeletedDate")
+    return ":snapshot:" not in arn
+
+
+def condition(ws: Any, type_: str) -> str | None:
+    """The status of condition ``type_`` ("True"/"False"), or None."""
+    return {c["type"]: c["status"] for c in ws.conditions}.get(type_)
