@@ -40,27 +40,11 @@ class CellUsage(BaseModel):
     room: int
 
 
-class CellOut(BaseModel):
-    """A cell as the API shows it."""
+class CellOut(CellRegister):
+    """A cell as the API shows it: its registered outputs plus state and usage."""
 
     id: uuid.UUID
-    name: str
-    region: str
     state: CellState
-    cluster_name: str
-    cluster_endpoint: str
-    cluster_ca: str
-    postgres_host: str
-    postgres_port: int
-    postgres_admin_secret_arn: str
-    bucket_name: str
-    kms_key_arn: str
-    zone_id: str
-    domain: str
-    control_plane_role_arn: str
-    private_subnet_ids: list[str]
-    max_workspaces: int
-    max_databases: int
     usage: CellUsage
     created_at: datetime
 
