@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -44,3 +45,27 @@ def create_database() -> Iterator[Callable[[str], str]]:
     yield create
     for name in created:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def configured_control_plane(database_url: str, **env: str) -> Iterator[str]:
+    """Migrate ``database_url`` and point this process's control plane at it (plus ``env``), then undo."""
+    from control_plane.core.db import reset_engine
+    from control_plane.core.migrate import upgrade
+    from control_plane.core.settings import get_settings
+    from control_plane.reconciler.queue import close_sync_app
+
+    upgrade(database_url)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CANOPY_DATABASE_URL", database_url)
+    for key, value in env.items():
+        patch.setenv(key, value)
+    get_settings.cache_clear()
+    reset_engine()
+    try:
+        yield database_url
+    finally:
+        close_sync_app()
+        reset_engine()
+        patch.undo()
+        get_settings.cache_clear()

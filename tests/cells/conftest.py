@@ -11,11 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from control_plane.accounts.models import Account, Role
-from control_plane.core.db import reset_engine, session_scope
-from control_plane.core.migrate import upgrade
-from control_plane.core.settings import get_settings
+from control_plane.core.db import session_scope
 from control_plane.organizations.models import Organization
 from control_plane.tokens import service as tokens
+from tests.conftest import configured_control_plane
 
 ACCOUNT = "210987654321"
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
@@ -48,19 +47,8 @@ def stack_outputs(
 @pytest.fixture(scope="module")
 def cp_database(create_database: Callable[[str], str]) -> Iterator[str]:
     """A migrated control-plane database, configured for this module."""
-    url = create_database("cells")
-    upgrade(url)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CANOPY_DATABASE_URL", url)
-    get_settings.cache_clear()
-    reset_engine()
-    yield url
-    from control_plane.reconciler.queue import close_sync_app
-
-    close_sync_app()
-    reset_engine()
-    patch.undo()
-    get_settings.cache_clear()
+    with configured_control_plane(create_database("cells")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

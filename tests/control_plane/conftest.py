@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.core.db import reset_engine, session_scope
-from control_plane.core.migrate import upgrade
-from control_plane.core.settings import get_settings
+from control_plane.core.db import session_scope
 from control_plane.mail import service as mail
+from tests.conftest import configured_control_plane
 
 PASSWORD = "correct horse battery"
 
@@ -21,21 +20,9 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def cp_database(create_database: Callable[[str], str]) -> Iterator[str]:
     """A migrated control-plane database, configured for this module's app."""
-    url = create_database("cp")
-    upgrade(url)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CANOPY_DATABASE_URL", url)
-    mp.setenv("CANOPY_DEV_MODE", "true")
-    mp.setenv("CANOPY_SIGNUP_RATE_LIMIT", "1000")
-    get_settings.cache_clear()
-    reset_engine()
-    yield url
-    from control_plane.reconciler.queue import close_sync_app
-
-    close_sync_app()
-    reset_engine()
-    mp.undo()
-    get_settings.cache_clear()
+    env = {"CANOPY_DEV_MODE": "true", "CANOPY_SIGNUP_RATE_LIMIT": "1000"}
+    with configured_control_plane(create_database("cp"), **env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
