@@ -1,13 +1,23 @@
 """Process entry point (``python -m workspace_server``, ``canopy-workspace-server``): lock the runtime directory,
-migrate the database, bind the socket, serve until SIGTERM."""
+migrate the database, bind the socket, serve until SIGTERM.
+
+With ``WS_WORKERS`` > 1 the process migrates, binds, then forks that many worker processes that serve the same
+socket (each with its own connection pool and WebSocket hub; events cross them through Redis, as between
+replicas). It publishes the port once every worker serves, forwards SIGTERM/SIGINT to them, and exits 1 if a worker
+dies on its own (the others are stopped)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import select
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -29,22 +39,24 @@ EXIT_ALREADY_RUNNING = 3
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that publishes its port once it accepts connections."""
+WORKER_READY_TIMEOUT_SECONDS = 60
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket, runtime: RuntimeDir | None) -> None:
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it accepts connections (publishing the port, or telling the parent)."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, on_ready: Callable[[int], None]) -> None:
         super().__init__(config)
         self._sock = sock
-        self._runtime = runtime
+        self._on_ready = on_ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start serving, then write the port file."""
+        """Start serving, then call ``on_ready`` with the port."""
         await super().startup(sockets=sockets)
         if not self.started:
             return
         host, port = self._sock.getsockname()[:2]
-        if self._runtime is not None:
-            self._runtime.publish_port(port)
+        self._on_ready(port)
         log.info("serving on %s:%d", host, port)
 
 
@@ -53,13 +65,133 @@ def _bind(host: str, port: int) -> socket.socket:
     return socket.create_server(address, family=family)
 
 
+def _publish_port(runtime: RuntimeDir | None) -> Callable[[int], None]:
+    def publish(port: int) -> None:
+        if runtime is not None:
+            runtime.publish_port(port)
+
+    return publish
+
+
 async def _serve(settings: Settings, engine: AsyncEngine, config: uvicorn.Config, runtime: RuntimeDir | None) -> None:
     try:
         await migrate_and_bootstrap(engine, settings)
         sock = _bind(settings.listen_host, settings.listen_port)
-        await _Server(config, sock, runtime).serve(sockets=[sock])
+        await _Server(config, sock, _publish_port(runtime)).serve(sockets=[sock])
     finally:
         await engine.dispose()
+
+
+def _uvicorn_config(settings: Settings, engine: AsyncEngine) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings, engine),
+        lifespan="on",
+        ws="websockets-sansio",
+        # Events are serialised once for all connections; per-connection compression would undo that.
+        ws_per_message_deflate=False,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await migrate_and_bootstrap(engine, settings)
+    finally:
+        await engine.dispose()
+
+
+def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int) -> int:
+    """A worker process's life (after the fork): serve ``sock`` until SIGTERM; answers the exit status."""
+
+    def ready(port: int) -> None:
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
+
+    try:
+        engine = create_engine(settings)
+        config = _uvicorn_config(settings, engine)
+
+        async def serve() -> None:
+            try:
+                await _Server(config, sock, ready).serve(sockets=[sock])
+            finally:
+                await engine.dispose()
+
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve())
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except BaseException:
+        log.exception("worker %d failed", os.getpid())
+        return EXIT_FAILED
+    return 0
+
+
+def _serve_workers(settings: Settings, runtime: RuntimeDir | None) -> None:
+    """Migrate, bind, fork ``settings.workers`` workers on the socket, publish the port when they all serve, and
+    wait for them (see the module docstring)."""
+    asyncio.run(_migrate(settings))
+    sock = _bind(settings.listen_host, settings.listen_port)
+    ready_r, ready_w = os.pipe()
+    workers: list[int] = []
+    try:
+        for _ in range(settings.workers):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                os.close(ready_r)
+                status = EXIT_FAILED
+                try:
+                    status = _run_worker(settings, sock, ready_w)
+                finally:
+                    logging.shutdown()
+                    os._exit(status)
+            workers.append(pid)
+        os.close(ready_w)
+        ready, deadline = 0, time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
+        while ready < len(workers):
+            readable, _, _ = select.select([ready_r], [], [], max(0.0, deadline - time.monotonic()))
+            got = os.read(ready_r, 64) if readable else b""
+            if not got:
+                log.error("cannot serve: %d of %d workers started", ready, len(workers))
+                sys.exit(EXIT_FAILED)
+            ready += len(got)
+        host, port = sock.getsockname()[:2]
+        if runtime is not None:
+            runtime.publish_port(port)
+        log.info("serving on %s:%d with %d workers", host, port, len(workers))
+        pid, status = os.wait()
+        workers.remove(pid)
+        log.error("worker %d exited (status %d); stopping", pid, status)
+        sys.exit(EXIT_FAILED)
+    finally:
+        os.close(ready_r)
+        _stop_workers(workers)
+
+
+def _stop_workers(workers: list[int]) -> None:
+    """SIGTERM the workers and wait for them (SIGKILL those still running after the graceful shutdown time)."""
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACEFUL_SHUTDOWN_SECONDS + 5
+    while workers:
+        for pid in list(workers):
+            with contextlib.suppress(ChildProcessError):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if not done:
+                    continue
+            workers.remove(pid)
+        if workers and time.monotonic() > deadline:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        if workers:
+            time.sleep(0.05)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -96,18 +228,11 @@ def main() -> None:
         signal.signal(signum, _exit_on_signal)
     try:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
+        if settings.workers > 1:
+            _serve_workers(settings, runtime)
+            return
         engine = create_engine(settings)
-        config = uvicorn.Config(
-            create_app(settings, engine),
-            lifespan="on",
-            ws="websockets-sansio",
-            # Events are serialised once for all connections; per-connection compression would undo that.
-            ws_per_message_deflate=False,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+        config = _uvicorn_config(settings, engine)
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
             runner.run(_serve(settings, engine, config, runtime))
     except (OSError, DBAPIError) as exc:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Redis for sharing WebSocket events between replicas of the workspace (redis://host:port/db); unset keeps
     # events within the process.
     redis_url: str = ""
+    # Server processes sharing the listening socket (each one a replica as far as events go, so more than one
+    # needs redis_url).
+    workers: int = 1
     # Uploads: the largest file accepted, in bytes (Mattermost's FileSettings.MaxFileSize).
     max_file_size: int = 100 * 1024 * 1024
     # Files go to this S3 bucket (under the prefix, encrypted with this KMS key) when it is set, else to
@@ -67,6 +70,19 @@ class Settings(BaseSettings):
         if value.get_secret_value().partition("://")[0] not in _PG_SCHEMES:
             raise ValueError("must be a postgresql://user:password@host:port/database URL")
         return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 64:
+            raise ValueError("must be between 1 and 64")
+        return value
+
+    @model_validator(mode="after")
+    def _workers_need_redis(self) -> Settings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError("WS_REDIS_URL must be set when WS_WORKERS > 1: events cross processes through Redis")
+        return self
 
     @field_validator("max_file_size")
     @classmethod
