@@ -59,8 +59,10 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     app.state.engine = engine
     app.state.hub = hub
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
-    # /users/tokens/... before /users/{user_id}.
+    # /users/tokens/... before /users/{user_id}. Routes are matched in this order on every request: posts, the
+    # busiest, go first (none of their paths overlaps those of the modules they pass).
     for module in (
+        posts,
         system,
         realtime,
         tokens,
@@ -69,7 +71,6 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
         teams,
         channels,
         directory,
-        posts,
         post_actions,
         reactions,
         search,

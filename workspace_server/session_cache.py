@@ -78,8 +78,22 @@ def invalidate() -> None:
     _entries.clear()
 
 
+_writes_auth_tables: dict[str, bool] = {}
+"""Whether each SQL string seen writes an auth table (SQLAlchemy reuses its compiled strings, so a lookup here
+costs a dict access with the string's cached hash)."""
+
+
+def _writes_auth(statement: str) -> bool:
+    found = _writes_auth_tables.get(statement)
+    if found is None:
+        if len(_writes_auth_tables) > 10_000:
+            _writes_auth_tables.clear()
+        found = _writes_auth_tables[statement] = _WRITES_AUTH_TABLES.search(statement) is not None
+    return found
+
+
 def _after_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-    if _WRITES_AUTH_TABLES.search(statement):
+    if _writes_auth(statement):
         conn.info[_DIRTY_KEY] = True
         invalidate()
 
