@@ -6,12 +6,14 @@
   on the cell's shared cluster, its name in the cell's zone.
 
 EKS cluster names become API clients through :class:`~control_plane.kube.eks.ClusterResolver`
-(``CANOPY_KUBECONFIG_OVERRIDES`` first, else EKS). boto3 and Kubernetes clients are built once per process.
+(``CANOPY_KUBECONFIG_OVERRIDES`` first, else EKS). A :class:`Fleet` per process and configuration holds the
+provider objects and what they keep between reconciles.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -24,12 +26,14 @@ from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.eks import ClusterResolver
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
-from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits, absent
+from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent
 from control_plane.providers.aws.sets import pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
 from control_plane.providers.workspace_client import ping
-from infra.conventions import TIER_ENTERPRISE
+from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL
+
+CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
 
 
 @dataclass(frozen=True)
@@ -135,22 +139,6 @@ class AwsSweep:
         return LeakSweep(self._aws, ws.region).leftovers_for(ws.id, records)
 
 
-@functools.cache
-def shared_aws() -> Aws:
-    """The process's boto3 clients."""
-    return Aws()
-
-
-@functools.cache
-def _resolver(overrides: tuple[tuple[str, str], ...]) -> ClusterResolver:
-    return ClusterResolver(dict(overrides))
-
-
-def shared_resolver(settings: Settings) -> ClusterResolver:
-    """The process's Kubernetes clients by cluster name (one resolver per set of kubeconfig overrides)."""
-    return _resolver(tuple(sorted(settings.kubeconfig_overrides.items())))
-
-
 def deploy_settings(settings: Settings) -> DeploySettings:
     """How workspace servers are deployed (the domain is set per workspace by :class:`KubeWorkload`)."""
     return DeploySettings(
@@ -213,9 +201,38 @@ def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: C
     )
 
 
+class Fleet:
+    """A process's provider sets of one configuration, with what they share and keep: boto3 clients, the
+    Kubernetes clients by cluster name, cells (read again after :data:`CELL_SECONDS`), cell admin credentials.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        aws, resolver = Aws(), ClusterResolver.from_settings(settings)
+        cells: CellLookup = Expiring(lookup, CELL_SECONDS)
+        self._sets = {
+            TIER_ENTERPRISE: functools.partial(silo_set, settings, aws, resolver),
+            TIER_PROFESSIONAL: functools.partial(pooled_set, settings, aws, resolver, cells),
+        }
+        self._built: dict[str, Providers] = {}
+        self._lock = threading.Lock()
+
+    def providers(self, tier: str) -> Providers:
+        """The provider set of ``tier`` (built on first use)."""
+        with self._lock:
+            if tier not in self._built:
+                self._built[tier] = self._sets[tier]()
+            return self._built[tier]
+
+
+_fleets: dict[str, Fleet] = {}
+_fleets_lock = threading.Lock()
+
+
 def aws_providers(settings: Settings, tier: str) -> Providers:
-    """The provider set of ``tier`` (cells are read from the control-plane database)."""
-    aws, resolver = shared_aws(), shared_resolver(settings)
-    if tier == TIER_ENTERPRISE:
-        return silo_set(settings, aws, resolver)
-    return pooled_set(settings, aws, resolver, lookup)
+    """The provider set of ``tier`` for ``settings``, kept for the life of the process."""
+    key = settings.model_dump_json()
+    with _fleets_lock:
+        if key not in _fleets:
+            _fleets[key] = Fleet(settings)
+        fleet = _fleets[key]
+    return fleet.providers(tier)

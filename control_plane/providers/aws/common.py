@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -19,6 +19,7 @@ from control_plane.providers.base import ProviderError, WorkspaceSpec
 from infra.conventions import TAG_WORKSPACE, CellOutputs, WorkspaceNames, tag_filters, workspace_names, workspace_tags
 
 T = TypeVar("T")
+K = TypeVar("K")
 CellLookup = Callable[[str], CellOutputs]
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -39,6 +40,26 @@ class Aws:
                     service, region_name=region, config=_CLIENT_CONFIG
                 )
             return self._clients[service, region]
+
+
+class Expiring(Generic[K, T]):
+    """``load(key)``, kept for ``seconds`` (thread-safe; two racing misses may both load)."""
+
+    def __init__(self, load: Callable[[K], T], seconds: float) -> None:
+        self._load = load
+        self._seconds = seconds
+        self._values: dict[K, tuple[float, T]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: K) -> T:
+        with self._lock:
+            hit = self._values.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._seconds:
+            return hit[1]
+        value = self._load(key)
+        with self._lock:
+            self._values[key] = (time.monotonic(), value)
+        return value
 
 
 def error_code(exc: ClientError) -> str:

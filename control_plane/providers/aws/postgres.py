@@ -3,7 +3,8 @@
 The admin credentials come from the cell's admin secret (``postgres_admin_secret_arn``): the JSON
 RDS keeps there (``username``, ``password``; ``host``, ``port`` and ``dbname`` when present win over
 the cell's registered endpoint). The workspace's own password is derived from ``CANOPY_SECRET_KEY``
-(as in the local provider), so nothing is stored and every retry derives the same one.
+(as in the local provider), so nothing is stored and every retry derives the same one. The admin
+credentials are reused for :data:`ADMIN_SECRET_SECONDS` before the secret is read again.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from control_plane.core.security import derive_secret
-from control_plane.providers.aws.common import Aws, CellLookup
+from control_plane.providers.aws.common import Aws, CellLookup, Expiring
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
 from infra.conventions import CellOutputs, workspace_names
 
 ACL_LOCK = "canopy:database-acl"
+ADMIN_SECRET_SECONDS = 60.0  # how long a cell's admin credentials are reused before the secret is read again
 
 
 def _url(user: str, password: str, host: str, port: int, dbname: str, sslmode: str) -> str:
@@ -48,6 +50,7 @@ class PooledDatabase:
         self._cells = cells
         self._sslmode = sslmode
         self._connection_limit = connection_limit
+        self._admins = Expiring(self._read_admin, ADMIN_SECRET_SECONDS)
 
     def _name(self, ws: WorkspaceSpec) -> str:
         return workspace_names(self._env, ws.id).pooled_database
@@ -59,7 +62,10 @@ class PooledDatabase:
         """The cell's admin connection parameters (user, password, host, port, dbname)."""
         if not ws.cell:
             raise ProviderError("a pooled workspace needs a cell")
-        cell: CellOutputs = self._cells(ws.cell)
+        return self._admins(ws.cell)
+
+    def _read_admin(self, cell_name: str) -> dict[str, Any]:
+        cell: CellOutputs = self._cells(cell_name)
         sm = self._aws.client("secretsmanager", cell.region)
         value = json.loads(sm.get_secret_value(SecretId=cell.postgres_admin_secret_arn)["SecretString"])
         return {
