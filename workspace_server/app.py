@@ -81,6 +81,8 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     ):
         app.include_router(module.router)
     install_error_handlers(app)
+    # Innermost first: the fast path for new posts runs inside the request context (ids, headers, paths).
+    app.add_middleware(posts.CreatePostFastPath)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(websocket.RawSendMiddleware)
     return app

@@ -194,7 +194,8 @@ async def _token_session(conn: AsyncConnection, token: str) -> tuple[Session, st
 
 
 async def session_for_token(conn: AsyncConnection, token: str) -> Session | None:
-    """The live session a bearer token stands for (the WebSocket's ``authentication_challenge`` uses it)."""
+    """The live session a bearer token stands for (the WebSocket's ``authentication_challenge`` uses it, and
+    requests authenticated by header)."""
     found = await _token_session(conn, token)
     return found[0] if found is not None else None
 

@@ -70,15 +70,19 @@ def session_expired() -> AppError:
     return AppError(401, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
 
 
-def _error_response(request: Request, error: AppError) -> JSONResponse:
-    body = {
+def app_error_body(scope: Scope, error: AppError) -> dict[str, Any]:
+    """The JSON body of ``error`` in answer to the request of ``scope``."""
+    return {
         "id": error.error_id,
         "message": error.message,
         "detailed_error": error.detailed_error,
-        "request_id": request.scope.get(_REQUEST_ID_KEY, ""),
+        "request_id": scope.get(_REQUEST_ID_KEY, ""),
         "status_code": error.status_code,
     }
-    return JSONResponse(body, status_code=error.status_code)
+
+
+def _error_response(request: Request, error: AppError) -> JSONResponse:
+    return JSONResponse(app_error_body(request.scope, error), status_code=error.status_code)
 
 
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
