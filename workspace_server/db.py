@@ -18,7 +18,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """An async engine with a connection pool, for the psycopg 3 driver."""
     return create_async_engine(
         settings.sqlalchemy_url(),
-        pool_size=10,
+        pool_size=settings.db_pool_size,
         max_overflow=10,
         pool_recycle=1800,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "canopy-workspace"},

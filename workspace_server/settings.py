@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Server processes sharing the listening socket (each one a replica as far as events go, so more than one
     # needs redis_url).
     workers: int = 1
+    # Database connections each process keeps open (more are opened for bursts, and closed after them: keep this
+    # at the concurrency the process usually sees, since opening a connection costs PostgreSQL a new backend).
+    db_pool_size: int = 20
     # Uploads: the largest file accepted, in bytes (Mattermost's FileSettings.MaxFileSize).
     max_file_size: int = 100 * 1024 * 1024
     # Files go to this S3 bucket (under the prefix, encrypted with this KMS key) when it is set, else to
@@ -71,9 +74,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql://user:password@host:port/database URL")
         return value
 
-    @field_validator("workers")
+    @field_validator("workers", "db_pool_size")
     @classmethod
-    def _workers_in_range(cls, value: int) -> int:
+    def _count_in_range(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise ValueError("must be between 1 and 64")
         return value
