@@ -82,6 +82,7 @@ SEARCH_CHANNELS = 500
 SEARCH_MEMBER_OF = 25
 SEARCH_VOCABULARY = 20000
 SEARCH_REPEATS = 8
+KEEPALIVE_EXPIRY_SECONDS = 4.0
 PHASES = ("coldstart", "rss", "post", "throughput", "websocket", "search")
 
 _results: list[tuple[str, str, str, bool | None]] = []
@@ -183,6 +184,30 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL backends serving this bench's database."""
+    marker = f" bench_ws_{os.getpid()} ".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ") + b" ":
+                    found.append(int(entry.name))
+    return found
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of ``pids`` so far."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -204,15 +229,19 @@ class HttpPool:
     def __init__(self, port: int, limit: int) -> None:
         self.port = port
         self.limit = limit
-        self.idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque()
+        self.idle: deque[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = deque()
         self.opened = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
 
     async def _acquire(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
         """A connection, and whether it was idle in the pool (the server may have closed it meanwhile)."""
         while True:
-            if self.idle:
-                return self.idle.pop(), True
+            while self.idle:
+                conn, since = self.idle.pop()
+                if time.monotonic() - since < KEEPALIVE_EXPIRY_SECONDS:
+                    return conn, True
+                conn[1].close()  # the server closes idle connections after 5 s
+                self.opened -= 1
             if self.opened < self.limit:
                 self.opened += 1
                 try:
@@ -231,7 +260,7 @@ class HttpPool:
         if conn is None:
             self.opened -= 1
         else:
-            self.idle.append(conn)
+            self.idle.append((conn, time.monotonic()))
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -244,7 +273,7 @@ class HttpPool:
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
-        for attempt in range(2):
+        for attempt in range(3):
             conn, reused = await self._acquire()
             reader, writer = conn
             try:
@@ -257,7 +286,7 @@ class HttpPool:
                 writer.close()
                 self._release(None)
                 # A kept-alive connection the server closed while idle: retry once on another, as HTTP clients do.
-                if reused and not exc.partial and attempt == 0:
+                if reused and not exc.partial and attempt < 2:
                     continue
                 raise
             except BaseException:
@@ -269,7 +298,7 @@ class HttpPool:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for (_, writer), _ in self.idle:
             writer.close()
         self.idle.clear()
 
@@ -370,7 +399,7 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
         try:
             status, data = await pool.request("POST", "/api/v4/posts", token, body)
         except (OSError, asyncio.IncompleteReadError) as exc:
-            status, data = 0, repr(exc).encode()
+            status, data = 0, f"{exc!r} after {time.perf_counter() - scheduled:.3f} s".encode()
         if status != 201:
             key = f"{status} {data[:160].decode(errors='replace')}"
             errors[key] = errors.get(key, 0) + 1
@@ -419,17 +448,29 @@ async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds:
     stop_at = time.perf_counter() + 1.0  # warm up the connections
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     done = errors = 0
-    cpu_before = cpu_seconds(pids)
+    backends = postgres_pids()
+    cpu_before, own_before, busy_before = cpu_seconds(pids), own_cpu_seconds(), machine_busy_seconds()
+    pg_before = cpu_seconds(backends)
     started = time.perf_counter()
     stop_at = started + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu, own, pg = cpu_seconds(pids) - cpu_before, own_cpu_seconds() - own_before, cpu_seconds(backends) - pg_before
+    busy = machine_busy_seconds() - busy_before
     pool.close()
     rate = done / elapsed
     report(f"sustained posts/s ({concurrency} conns, closed loop)", f"{rate:.0f} /s ({errors} errors)")
-    report("server CPU per post", f"{cpu / max(done, 1) * 1000:.2f} ms")
+    _cpu_split("post: server/client/PG backends", [cpu, own, pg], busy, done, elapsed)
     return rate
+
+
+def _cpu_split(what: str, parts: list[float], busy: float, count: int, elapsed: float) -> None:
+    per = 1000 / max(count, 1)
+    report(f"  CPU per {what}", " / ".join(f"{part * per:.2f}" for part in parts) + " ms")
+    print(
+        f"    (machine {100 * busy / elapsed / (os.cpu_count() or 1):.0f}% busy; {(busy - sum(parts)) * per:.2f} ms per"
+        " operation elsewhere: other PostgreSQL processes, the kernel, anything else running)"
+    )
 
 
 async def raw_inserts(database_url: str, ws: Workspace, connections: int, seconds: float) -> float:
@@ -445,24 +486,37 @@ async def raw_inserts(database_url: str, ws: Workspace, connections: int, second
         " VALUES (%s, %s, %s, %s, %s, '', %s, '{}', '')"
     )
 
-    async def worker(stop_at: float) -> None:
+    async def worker(db: psycopg.AsyncConnection[Any], stop_at: float) -> None:
         nonlocal done
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
-            while time.perf_counter() < stop_at:
-                k = next(counter)
-                now = int(time.time() * 1000)
-                post_id = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=26))
-                user_id = ws.posters[k % len(ws.posters)][0]
-                channel_id = ws.channel_ids[k % len(ws.channel_ids)]
-                await db.execute(sql, (post_id, now, now, user_id, channel_id, message(rng, k, names)))
-                done += 1
+        while time.perf_counter() < stop_at:
+            k = next(counter)
+            now = int(time.time() * 1000)
+            post_id = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=26))
+            user_id = ws.posters[k % len(ws.posters)][0]
+            channel_id = ws.channel_ids[k % len(ws.channel_ids)]
+            await db.execute(sql, (post_id, now, now, user_id, channel_id, message(rng, k, names)))
+            done += 1
 
-    await asyncio.gather(*(worker(time.perf_counter() + 1.0) for _ in range(connections)))
-    done = 0
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(started + seconds) for _ in range(connections)))
-    rate = done / (time.perf_counter() - started)
+    conns: list[psycopg.AsyncConnection[Any]] = [
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) for _ in range(connections)
+    ]
+    try:
+        warm = time.perf_counter() + 1.0
+        await asyncio.gather(*(worker(db, warm) for db in conns))
+        done = 0
+        backends = postgres_pids()
+        own_before, busy_before, pg_before = own_cpu_seconds(), machine_busy_seconds(), cpu_seconds(backends)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(db, started + seconds) for db in conns))
+        elapsed = time.perf_counter() - started
+        own, pg = own_cpu_seconds() - own_before, cpu_seconds(backends) - pg_before
+        busy = machine_busy_seconds() - busy_before
+    finally:
+        for db in conns:
+            await db.close()
+    rate = done / elapsed
     report(f"raw single-row INSERT/s ({connections} conns)", f"{rate:.0f} /s")
+    _cpu_split("INSERT: client/PG backends", [own, pg], busy, done, elapsed)
     with psycopg.connect(database_url, autocommit=True) as db:
         db.execute("DROP TABLE bench_raw_posts")
     return rate
@@ -807,6 +861,15 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+        log = base_dir / "server.log"
+        trouble = (
+            [line for line in log.read_text(errors="replace").splitlines() if " WARNING " in line or " ERROR " in line]
+            if log.exists()
+            else []
+        )
+        if trouble:
+            print(f"server log: {len(trouble)} warnings/errors, the first ones:")
+            print("\n".join(f"    {line[:200]}" for line in trouble[:8]))
         shutil.rmtree(base_dir, ignore_errors=True)
     print(f"\nsummary ({time.perf_counter() - bench_started:.0f} s, load average {uptime()} at the end):")
     for name, value, target, ok in _results:
