@@ -512,8 +512,8 @@ async def raw_inserts(database_url: str, ws: Workspace, connections: int, second
         own, pg = own_cpu_seconds() - own_before, cpu_seconds(backends) - pg_before
         busy = machine_busy_seconds() - busy_before
     finally:
-        for db in conns:
-            await db.close()
+        for conn in conns:
+            await conn.close()
     rate = done / elapsed
     report(f"raw single-row INSERT/s ({connections} conns)", f"{rate:.0f} /s")
     _cpu_split("INSERT: client/PG backends", [own, pg], busy, done, elapsed)
