@@ -1,0 +1,253 @@
+"""Professional workspaces provisioned per second with the aws provider, against the emulators, and the ratio to
+the emulators' raw create rate.
+
+Starts a moto server and the Kubernetes test cluster (tests/harness), a control-plane database on the machine's
+PostgreSQL with the moto cell registered, and W worker processes (``CANOPY_PROVIDER=aws``). Then:
+
+1. provisioned: N professional workspaces are created (placed in the cell), their reconciles deferred at once,
+   and timed until every one is ``trialing`` (database, storage, compute rolled out, DNS, available);
+2. raw: the same N sets of bare creates, straight to the same emulators with W threads and no control-plane logic:
+   CREATE ROLE and CREATE DATABASE on PostgreSQL, IAM ``create_policy``, a Route53 UPSERT, and the server-side
+   applies of the same Kubernetes objects;
+3. CPU: the worker processes' CPU time (user + system, from /proc) during (1), per workspace; and the
+   emulators' (moto and the cluster's processes; PostgreSQL is the machine's, shared, and not counted).
+
+    .venv/bin/python bench/provisioning.py [--count 40] [--workers 4] [--concurrency 4]
+
+Target: provisioned / raw >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Nothing below reads the control-plane settings at import: they are read once the environment is set.
+from control_plane.core.db import reset_engine  # noqa: E402
+from control_plane.core.migrate import upgrade  # noqa: E402
+from control_plane.core.settings import get_settings  # noqa: E402
+from control_plane.kube.client import KubeClient  # noqa: E402
+from control_plane.kube.render import KubeServerConfig, S3Config, choose_api_versions, render_workspace  # noqa: E402
+from control_plane.providers.base import WorkspaceSpec  # noqa: E402
+from control_plane.providers.production import deploy_settings  # noqa: E402
+from control_plane.reconciler.queue import close_sync_app, defer_reconcile  # noqa: E402
+from control_plane.workspaces.models import Tier  # noqa: E402
+from infra.conventions import prefix_policy, tag_list, workspace_tags  # noqa: E402
+from tests.aws.conftest import CloudCell, make_cloud_cell  # noqa: E402
+from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir  # noqa: E402
+from tests.harness.moto import REGION, start_moto_server  # noqa: E402
+from tests.provisioning.conftest import AWS_ENV, create_workspace, register_cell  # noqa: E402
+from tests.reconciler.conftest import FAST_ENV  # noqa: E402
+
+ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def admin(statement: sql.Composable) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def control_env(database: str, cell: CloudCell, kubeconfig: Path, state_dir: str) -> dict[str, str]:
+    """What the workers and this process are configured with (the provisioning tests' settings)."""
+    return {
+        **FAST_ENV,
+        **AWS_ENV,
+        "CANOPY_DATABASE_URL": f"{ADMIN_URL.rpartition('/')[0]}/{database}",
+        "CANOPY_STATE_DIR": state_dir,
+        "CANOPY_SECRET_KEY": f"bench-{uuid.uuid4().hex}",
+        "CANOPY_AWS_PRIVATE_SUBNET_IDS": json.dumps(list(cell.outputs.private_subnet_ids)),
+        "CANOPY_AWS_ZONE_ID": cell.silo_zone_id,
+        "CANOPY_KUBECONFIG_OVERRIDES": json.dumps({"*": str(kubeconfig)}),
+        "CANOPY_RECONCILE_RESYNC_SECONDS": "3600",  # a periodic resync of every workspace would only add noise
+    }
+
+
+def start_workers(count: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for i in range(count):
+        command = ["-m", "control_plane.reconciler.worker", "--name", f"bench-{i}", "--concurrency", str(concurrency)]
+        with open(log_dir / f"worker-{i}.log", "wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, *command],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(30)
+
+
+def wait_workers(database_url: str, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+        if row and row[0] >= count:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{count} workers did not start")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes (fields 14 and 15 of /proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def provision(ids: list[uuid.UUID], database_url: str, timeout: float) -> float:
+    """Defer every reconcile, then wait until all are trialing; the elapsed seconds."""
+    started = time.monotonic()
+    for ws_id in ids:
+        defer_reconcile(ws_id)
+    while time.monotonic() - started < timeout:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM workspaces WHERE lifecycle_state = 'trialing'").fetchone()
+        if row and row[0] == len(ids):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise SystemExit(f"not every workspace was provisioned within {timeout:g}s")
+
+
+def raw_creates(cell: CloudCell, kubeconfig: Path, count: int, threads: int) -> tuple[float, list[str]]:
+    """The bare creates of ``count`` workspaces with ``threads`` threads; elapsed seconds and the roles made."""
+    deploy = deploy_settings(get_settings())
+    kube = KubeClient.from_kubeconfig(kubeconfig)
+    versions = choose_api_versions(kube.served_versions)
+    iam, route53 = boto3.client("iam"), boto3.client("route53")
+    out = cell.outputs
+    roles: list[str] = []
+
+    def one(_: int) -> None:
+        ws_id = uuid.uuid4()
+        spec = WorkspaceSpec(ws_id, f"raw{ws_id.hex[:8]}", uuid.uuid4(), "professional", REGION, "Raw", out.name)
+        name, tags = f"ws_{spec.short_id}", workspace_tags(ws_id, spec.organization_id, "professional", out.name)
+        roles.append(name)
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'x' CONNECTION LIMIT 20").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
+        prefix = f"workspaces/{spec.short_id}/"
+        document = prefix_policy(f"arn:aws:s3:::{out.bucket_name}", prefix, out.kms_key_arn)
+        iam.create_policy(
+            PolicyName=f"raw-{spec.short_id}", Path="/canopy/", PolicyDocument=json.dumps(document), Tags=tag_list(tags)
+        )
+        host = f"{spec.slug}.{out.domain}"
+        record = {"Name": host, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": f"ingress.{out.domain}"}]}
+        route53.change_resource_record_sets(
+            HostedZoneId=out.zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}
+        )
+        config = KubeServerConfig(
+            database_url=f"postgresql://{name}:x@{out.postgres_host}:5432/{name}",
+            files_dir="",
+            public_url=f"https://{host}",
+            control_token="x",
+            site_name="Raw",
+            team_name=spec.slug,
+            team_display_name="Raw",
+            s3=S3Config(out.bucket_name, prefix, out.kms_key_arn, REGION),
+        )
+        for obj in render_workspace(spec, config, replace(deploy, domain=out.domain), versions, 1):
+            kube.apply(obj)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
+    elapsed = time.monotonic() - started
+    kube.close()
+    return elapsed, roles
+
+
+def drop_roles(names: list[str]) -> None:
+    for name in names:
+        admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=40, help="workspaces (default 40)")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
+    parser.add_argument("--concurrency", type=int, default=4, help="jobs per worker process (default 4)")
+    args = parser.parse_args()
+
+    bin_dir = default_bin_dir() if binaries_present(default_bin_dir()) else build_binaries()
+    moto = start_moto_server()
+    os.environ.update(moto.client_env())
+    cluster = TestCluster(bin_dir)
+    cluster.start()
+    database = f"bench_prov_{os.getpid()}"
+    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    workers: list[subprocess.Popen[bytes]] = []
+    made: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="canopy-bench-"))
+    try:
+        cell = make_cloud_cell(ADMIN_URL)
+        os.environ.update(control_env(database, cell, cluster.kubeconfig, str(work)))
+        database_url = os.environ["CANOPY_DATABASE_URL"]
+        upgrade(database_url)
+        register_cell(cell)
+        workers = start_workers(args.workers, args.concurrency, work)
+        wait_workers(database_url, args.workers)
+        ids = [create_workspace(f"b{i:03d}{uuid.uuid4().hex[:6]}", Tier.professional) for i in range(args.count)]
+        made += [f"ws_{ws_id.hex[:12]}" for ws_id in ids]
+        pids = [w.pid for w in workers]
+        emulators = [moto.process.pid, *(proc.pid for proc in cluster.procs.values())]
+        cpu_before, emulated_before = cpu_seconds(pids), cpu_seconds(emulators)
+        elapsed = provision(ids, database_url, timeout=30 + 10 * args.count)
+        cpu, emulated = cpu_seconds(pids) - cpu_before, cpu_seconds(emulators) - emulated_before
+        stop_workers(workers)  # nothing of the control plane runs during the raw creates
+        raw_elapsed, raw_roles = raw_creates(cell, cluster.kubeconfig, args.count, args.workers)
+        raw_emulated = cpu_seconds(emulators) - emulated_before - emulated
+        made += raw_roles
+        rate, raw_rate = args.count / elapsed, args.count / raw_elapsed
+        print(f"workspaces: {args.count} professional, {args.workers} worker processes x {args.concurrency} jobs")
+        print(f"provisioned: {rate:.2f} workspaces/s ({elapsed:.1f} s)")
+        print(f"raw creates: {raw_rate:.2f} workspaces/s ({raw_elapsed:.1f} s, {args.workers} threads)")
+        print(f"ratio: {rate / raw_rate:.2f} (target >= 0.5)")
+        print(f"control-plane CPU: {1000 * cpu / args.count:.0f} ms per workspace (workers, {cpu:.1f} s in all)")
+        print(
+            f"emulators' CPU (moto, etcd, apiserver, controllers, test kubelet): {1000 * emulated / args.count:.0f} ms"
+            f" per provisioned workspace, {1000 * raw_emulated / args.count:.0f} ms per raw one"
+        )
+    finally:
+        stop_workers(workers)
+        drop_roles(made)
+        close_sync_app()
+        reset_engine()
+        admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        cluster.stop()
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
