@@ -23,7 +23,14 @@ from control_plane.reconciler import records
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
-from infra.conventions import kubernetes_labels, prefix_policy, tags_from_list, workspace_names, workspace_tags
+from infra.conventions import (
+    kubernetes_labels,
+    prefix_policy,
+    s3_tagging,
+    tags_from_list,
+    workspace_names,
+    workspace_tags,
+)
 from tests.aws.conftest import CELL, CELL_DOMAIN, SILO_DOMAIN, CloudCell
 from tests.aws.test_silo import _assert_bucket, _assert_cluster, _assert_database, _assert_key
 from tests.harness.moto import REGION
@@ -91,6 +98,48 @@ def test_professional_workspace_end_to_end(plane: Plane, kube: KubeClient, aws_c
     _delete(plane, kube, ws_id, [(aws_cell.outputs.zone_id, f"{ws.slug}.{CELL_DOMAIN}")])
     with psycopg.connect(plane.url, autocommit=True) as conn:
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [names.pooled_database]).fetchone() is None
+
+
+def test_pooled_credentials_open_only_their_own_database(plane: Plane, kube: KubeClient) -> None:
+    """The database URLs the pods get (from their Secrets): one workspace's cannot open or read another's."""
+    a, b = (new_workspace(plane, f"iso{uuid.uuid4().hex[:6]}", Tier.professional) for _ in range(2))
+    for ws_id in (a, b):
+        defer_reconcile(ws_id)
+    _provision(plane, a, Lifecycle.trialing)
+    _provision(plane, b, Lifecycle.trialing)
+    url_a, url_b = (
+        _secret_without_admin(kube, workspace_names("test", w).namespace)["WS_DATABASE_URL"] for w in (a, b)
+    )
+    name_a, name_b = (workspace_names("test", w).pooled_database for w in (a, b))
+    with psycopg.connect(url_b, autocommit=True) as conn:
+        conn.execute("CREATE TABLE secrets (value text)")
+    # The test server trusts 127.0.0.1 (no password check): what stops A is the database ACL itself.
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(url_a.replace(f"/{name_a}?", f"/{name_b}?")).close()
+    with psycopg.connect(url_a, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user, current_database()").fetchone() == (name_a, name_a)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM secrets")
+
+
+def test_a_leftover_keeps_the_workspace_pending_deletion(plane: Plane, kube: KubeClient) -> None:
+    ws_id = new_workspace(plane, f"leak{uuid.uuid4().hex[:6]}", Tier.professional)
+    ws = _provision(plane, ws_id, Lifecycle.trialing)
+    stray = f"stray-{ws_id.hex[:12]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=stray, CreateBucketConfiguration={"LocationConstraint": REGION})
+    tags = workspace_tags(ws_id, ws.organization_id, "professional", CELL)
+    s3.put_bucket_tagging(Bucket=stray, Tagging=s3_tagging(tags))
+
+    plane.set_state(ws_id, Lifecycle.pending_deletion)
+    defer_reconcile(ws_id)
+    ws = plane.wait_for(ws_id, lambda w: "leak sweep" in (w.last_error or ""), timeout=60)
+    assert ws.lifecycle_state == Lifecycle.pending_deletion and f"arn:aws:s3:::{stray}" in ws.last_error
+    assert kube_objects(kube, ws_id) == {}, "everything else was torn down"
+
+    s3.delete_bucket(Bucket=stray)  # what an operator does (runbooks/leak-sweep-failed.md); the retry finishes
+    ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=60)
+    assert ws.last_error is None
 
 
 def test_enterprise_silo_end_to_end(plane: Plane, kube: KubeClient, aws_cell: CloudCell) -> None:
