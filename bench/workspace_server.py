@@ -863,14 +863,11 @@ def main() -> None:
         if server is not None:
             server.stop()
         log = base_dir / "server.log"
-        trouble = (
-            [line for line in log.read_text(errors="replace").splitlines() if " WARNING " in line or " ERROR " in line]
-            if log.exists()
-            else []
-        )
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        trouble = [i for i, line in enumerate(lines) if " WARNING " in line or " ERROR " in line]
         if trouble:
-            print(f"server log: {len(trouble)} warnings/errors, the first ones:")
-            print("\n".join(f"    {line[:200]}" for line in trouble[:8]))
+            print(f"server log: {len(trouble)} warnings/errors; the first, with what follows it:")
+            print("\n".join(f"    {line[:200]}" for line in lines[trouble[0] : trouble[0] + 40]))
         shutil.rmtree(base_dir, ignore_errors=True)
     print(f"\nsummary ({time.perf_counter() - bench_started:.0f} s, load average {uptime()} at the end):")
     for name, value, target, ok in _results:

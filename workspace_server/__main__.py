@@ -108,7 +108,8 @@ def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int) -> int:
     """A worker process's life (after the fork): serve ``sock`` until SIGTERM; answers the exit status."""
 
     def ready(port: int) -> None:
-        os.write(ready_fd, b"r")
+        with contextlib.suppress(OSError):  # the parent stopped before this worker was ready: SIGTERM follows
+            os.write(ready_fd, b"r")
         os.close(ready_fd)
 
     try:
