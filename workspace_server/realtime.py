@@ -143,7 +143,7 @@ async def record_post(
     return posted_context(row)
 
 
-def posted_context(row: RowMapping) -> PostedContext:
+def posted_context(row: RowMapping | Mapping[str, Any]) -> PostedContext:
     """What :func:`count_post_sql`'s select-list items answered."""
     return PostedContext(
         team_id=row["channel_team_id"] if row["channel_type"] not in _ALWAYS_MENTION_TYPES else "",
