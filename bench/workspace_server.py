@@ -393,6 +393,7 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
     names = [name for _, name, _ in ws.posters]
     errors: dict[str, int] = {}
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
 
     async def one(k: int, scheduled: float, record: bool) -> None:
         _, _, token = ws.posters[k % len(ws.posters)]
@@ -406,6 +407,7 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
             errors[key] = errors.get(key, 0) + 1
         if record:
             latencies.append(time.perf_counter() - scheduled)
+            timeline.append((scheduled - start, latencies[-1]))
 
     tasks = []
     total_warm = int(rate * warmup)
@@ -425,6 +427,10 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
     report("create-post max / errors", f"{max(ms):.1f} ms / {sum(errors.values())} of {count}")
     for error, times in errors.items():
         print(f"    {times} x {error}")
+    slow = [(at, latency) for at, latency in timeline if latency > 0.05]
+    if slow:
+        seconds = sorted({int(at) for at, _ in slow})
+        print(f"    {len(slow)} posts over 50 ms, sent in these seconds of the run: {seconds}")
 
 
 async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds: float, pids: list[int]) -> float:
