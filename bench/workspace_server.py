@@ -429,8 +429,8 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
         print(f"    {times} x {error}")
     slow = [(at, latency) for at, latency in timeline if latency > 0.05]
     if slow:
-        seconds = sorted({int(at) for at, _ in slow})
-        print(f"    {len(slow)} posts over 50 ms, sent in these seconds of the run: {seconds}")
+        when = sorted({int(at) for at, _ in slow})
+        print(f"    {len(slow)} posts over 50 ms, sent in these seconds of the run: {when}")
 
 
 async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds: float, pids: list[int]) -> float:
