@@ -8,10 +8,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,12 +21,22 @@ from workspace_server.ids import new_id, now_ms
 from workspace_server.schema import sessions, users
 from workspace_server.web import session_expired
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 SESSION_LENGTH_MS = 30 * 24 * 3600 * 1000
 TOKEN_COOKIE = "MMAUTHTOKEN"
 USER_ID_COOKIE = "MMUSERID"
 CSRF_COOKIE = "MMCSRF"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_hasher = PasswordHasher()
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    # Imported on the first login or password change, not at start (memory and start time).
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 def is_argon2_hash(value: str) -> bool:
@@ -38,20 +46,22 @@ def is_argon2_hash(value: str) -> bool:
 
 async def hash_password(password: str) -> str:
     """An argon2id hash of ``password``, computed off the event loop."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.to_thread(_hasher().hash, password)
 
 
 @functools.cache
 def _decoy_hash() -> str:
-    return _hasher.hash(new_id())
+    return _hasher().hash(new_id())
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash``; with no hash, spends the same time and fails."""
 
     def verify() -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
         try:
-            return _hasher.verify(password_hash or _decoy_hash(), password) and password_hash is not None
+            return _hasher().verify(password_hash or _decoy_hash(), password) and password_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 
