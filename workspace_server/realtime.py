@@ -61,7 +61,7 @@ def parse_mentions(message: str) -> tuple[list[str], bool]:
 
 
 # Counting a post: CTEs ``ch`` (the channel's totals and last post times, for the channel ``{channel}``),
-# ``mentioned`` and ``cm`` (the author's read state, a mention for each member the post mentions). Parameters:
+# ``targets`` and ``cm`` (the author's read state, a mention for each member the post mentions). Parameters:
 # ``:now``, ``:is_root``, ``:sender``, ``:names``, ``:channel_wide``.
 _COUNT_POST_CTES = """
 ch AS (
@@ -72,8 +72,16 @@ ch AS (
         total_msg_count_root = total_msg_count_root + CASE WHEN :is_root THEN 1 ELSE 0 END
     WHERE id = {channel}
     RETURNING id, team_id, type, name, display_name, total_msg_count, total_msg_count_root
-), mentioned AS (
-    SELECT id FROM users WHERE username = ANY(:names) AND delete_at = 0
+), targets AS (
+    -- The members whose read state or mention count changes: the author and those mentioned, or every member for
+    -- @channel/@all/@here and in direct and group channels. As an array of keys, so that a post to a channel of
+    -- thousands of members mentioning nobody reads two rows of channel_members, not thousands.
+    SELECT CASE WHEN :channel_wide OR ch.type IN ('D', 'G')
+        THEN ARRAY(SELECT m0.user_id::text FROM channel_members m0 WHERE m0.channel_id = ch.id)
+        ELSE ARRAY(SELECT u.id::text FROM users u WHERE u.username = ANY(:names) AND u.delete_at = 0)
+            || CAST(:sender AS text)
+    END AS user_ids
+    FROM ch
 ), cm AS (
     UPDATE channel_members m SET
         msg_count = CASE WHEN m.user_id = :sender THEN ch.total_msg_count ELSE m.msg_count END,
@@ -85,13 +93,8 @@ ch AS (
             WHEN :is_root THEN m.mention_count_root + 1
             ELSE m.mention_count_root END,
         last_update_at = :now
-    FROM ch
-    WHERE m.channel_id = ch.id AND (
-        m.user_id = :sender
-        OR :channel_wide
-        OR ch.type IN ('D', 'G')
-        OR m.user_id IN (SELECT id FROM mentioned)
-    )
+    FROM ch, targets t
+    WHERE m.channel_id = ch.id AND m.user_id = ANY(t.user_ids)
     RETURNING m.user_id
 )"""
 # What the ``posted`` event needs from those CTEs, as select-list items.
