@@ -2,8 +2,8 @@
 
 Run (about 3-5 minutes on the 2-core machine; needs the test PostgreSQL, and Redis when ``--workers`` > 1)::
 
-    .venv/bin/python bench/workspace_server.py                 # everything, 2 server processes (WS_WORKERS=2)
-    .venv/bin/python bench/workspace_server.py --workers 1     # one server process (no Redis)
+    .venv/bin/python bench/workspace_server.py                 # everything, one server process
+    .venv/bin/python bench/workspace_server.py --workers 2     # two server processes (WS_WORKERS=2, via Redis)
     .venv/bin/python bench/workspace_server.py --phases post,throughput --seconds 10   # a subset, shorter
 
 PostgreSQL comes from ``CANOPY_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``); the
@@ -795,7 +795,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="open-loop posts per second")
     parser.add_argument("--seconds", type=float, default=20, help="open-loop duration (closed loop: half)")
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections (and raw INSERTers)")
-    parser.add_argument("--workers", type=int, default=2, help="server processes (WS_WORKERS; >1 uses Redis)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (WS_WORKERS; >1 uses Redis)")
     parser.add_argument("--search-posts", type=int, default=1_000_000)
     parser.add_argument(
         "--synchronous-commit",
