@@ -256,7 +256,7 @@ class TestCluster:
             f"--cluster-signing-cert-file={d / 'ca.crt'}", f"--cluster-signing-key-file={d / 'ca.key'}",
             "--controllers=*", "--cluster-name=canopy-test", "--port=0", "--secure-port=0",
             "--bind-address=127.0.0.1", f"--flex-volume-plugin-dir={d / 'flexvolume'}", "--profiling=false",
-            "--v=1",
+            "--kube-api-qps=500", "--kube-api-burst=1000", "--v=1",
         ])
         self._spawn("test-kubelet", [
             sys.executable, str(KUBELET_SCRIPT), f"--server={self.server}", f"--ca-file={self.ca_file}",
