@@ -5,6 +5,7 @@ from __future__ import annotations
 from control_plane.core.db import database_url
 from control_plane.core.settings import Settings
 from control_plane.providers.base import Providers
+from infra.conventions import TIER_PROFESSIONAL
 
 
 def get_providers(settings: Settings, tier: str) -> Providers:
@@ -23,3 +24,13 @@ def get_providers(settings: Settings, tier: str) -> Providers:
 
         return aws_providers(settings, tier)
     raise ValueError(f"unknown provider {settings.provider!r}")
+
+
+def warm_up(settings: Settings) -> None:
+    """Import and build what the reconciler's jobs use (provider sets, AWS clients), before a worker takes jobs."""
+    if settings.provider == "aws":
+        from control_plane.providers.production import fleet_of
+
+        fleet_of(settings).warm(settings)
+    else:
+        get_providers(settings, TIER_PROFESSIONAL)

@@ -12,6 +12,7 @@ provider objects and what they keep between reconciles.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from control_plane.providers.aws.sets import pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
 from control_plane.providers.workspace_client import ping
-from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL
+from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL, TIERS
 
 CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
 
@@ -207,7 +208,8 @@ class Fleet:
     """
 
     def __init__(self, settings: Settings) -> None:
-        aws, resolver = Aws(), ClusterResolver.from_settings(settings)
+        self._aws = aws = Aws()
+        resolver = ClusterResolver.from_settings(settings)
         cells: CellLookup = Expiring(lookup, CELL_SECONDS)
         self._sets = {
             TIER_ENTERPRISE: functools.partial(silo_set, settings, aws, resolver),
@@ -215,6 +217,13 @@ class Fleet:
         }
         self._built: dict[str, Providers] = {}
         self._lock = threading.Lock()
+
+    def warm(self, settings: Settings) -> None:
+        """Build every tier's provider set and the AWS clients of the silo region before the first job."""
+        for tier in TIERS:
+            self.providers(tier)
+        with contextlib.suppress(ProviderError):  # no region configured: the clients are built on first use
+            self._aws.warm(SiloConfig.from_settings(settings).region)
 
     def providers(self, tier: str) -> Providers:
         """The provider set of ``tier`` (built on first use)."""
@@ -228,11 +237,15 @@ _fleets: dict[str, Fleet] = {}
 _fleets_lock = threading.Lock()
 
 
-def aws_providers(settings: Settings, tier: str) -> Providers:
-    """The provider set of ``tier`` for ``settings``, kept for the life of the process."""
+def fleet_of(settings: Settings) -> Fleet:
+    """The process's :class:`Fleet` for ``settings`` (one per configuration)."""
     key = settings.model_dump_json()
     with _fleets_lock:
         if key not in _fleets:
             _fleets[key] = Fleet(settings)
-        fleet = _fleets[key]
-    return fleet.providers(tier)
+        return _fleets[key]
+
+
+def aws_providers(settings: Settings, tier: str) -> Providers:
+    """The provider set of ``tier`` for ``settings``, kept for the life of the process."""
+    return fleet_of(settings).providers(tier)

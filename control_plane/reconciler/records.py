@@ -42,6 +42,12 @@ class Snapshot:
     admin_password_hash: str | None
 
 
+def warm_up() -> None:
+    """Configure the ORM and open the pool's first connection, so that a worker's first reconcile does not pay."""
+    with session_scope() as session:
+        session.execute(select(Workspace.id).limit(1))
+
+
 def load(workspace_id: uuid.UUID) -> Snapshot | None:
     with session_scope() as session:
         ws = session.get(Workspace, workspace_id)

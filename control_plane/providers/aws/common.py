@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -22,6 +22,8 @@ T = TypeVar("T")
 K = TypeVar("K")
 CellLookup = Callable[[str], CellOutputs]
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+SERVICES = ("ec2", "eks", "iam", "kms", "rds", "resourcegroupstaggingapi", "route53", "s3", "secretsmanager")
+"""Every service the providers call."""
 
 
 class Aws:
@@ -40,6 +42,12 @@ class Aws:
                     service, region_name=region, config=_CLIENT_CONFIG
                 )
             return self._clients[service, region]
+
+    def warm(self, region: str, services: Iterable[str] = SERVICES) -> None:
+        """Build the clients of ``services`` in ``region`` now (each costs tens of milliseconds of CPU to load its
+        service model), so that the first jobs of a worker do not pay for them."""
+        for service in services:
+            self.client(service, region)
 
 
 class Expiring(Generic[K, T]):
