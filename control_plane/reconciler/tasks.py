@@ -86,11 +86,13 @@ def _fail(ctx: Context, where: str, condition: str | None, exc: BaseException) -
 
 
 def _ensure_step(ctx: Context, step: Step) -> bool:
+    started = time.monotonic()
     try:
         result = step.ensure(ctx)
     except Exception as exc:
         _fail(ctx, step.name, step.condition, exc)
         return False
+    logger.info("workspace %s: %s ensured in %.3f s", ctx.spec.id, step.name, time.monotonic() - started)
     ctx.outputs.update(result.outputs)
     records.record_step(ctx.spec.id, step.condition, result)
     _fault_pause(step.name)
