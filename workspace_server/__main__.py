@@ -1,5 +1,6 @@
 """Process entry point (``python -m workspace_server``, ``canopy-workspace-server``): lock the runtime directory,
-migrate the database, bind the socket, serve until SIGTERM.
+migrate the database (in a forked child: the serving process never loads Alembic), bind the socket, serve until
+SIGTERM.
 
 With ``WS_WORKERS`` > 1 the process migrates, binds, then forks that many worker processes that serve the same
 socket (each with its own connection pool and WebSocket hub; events cross them through Redis, as between
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspace_server.app import create_app
 from workspace_server.db import create_engine
-from workspace_server.migrate import migrate_and_bootstrap
+from workspace_server.migrate import migrate_and_bootstrap, upgrade_schema
 from workspace_server.runtime import AlreadyRunning, RuntimeDir
 from workspace_server.settings import Settings
 
@@ -102,6 +103,35 @@ async def _migrate(settings: Settings) -> None:
         await migrate_and_bootstrap(engine, settings)
     finally:
         await engine.dispose()
+
+
+async def _upgrade_schema(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await upgrade_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def upgrade_in_child(settings: Settings) -> None:
+    """Apply pending migrations in a forked child and wait for it, so that Alembic (about 9 MB that would stay
+    resident) is never imported by the process that serves. Exits like the server would if they fail."""
+    pid = os.fork()
+    if pid == 0:
+        status = EXIT_FAILED
+        try:
+            asyncio.run(_upgrade_schema(settings))
+            status = 0
+        except (OSError, DBAPIError) as exc:
+            log.error("cannot migrate: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        except BaseException:
+            log.exception("cannot migrate")
+        finally:
+            logging.shutdown()
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(EXIT_FAILED)
 
 
 def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int) -> int:
@@ -229,6 +259,7 @@ def main() -> None:
         signal.signal(signum, _exit_on_signal)
     try:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_in_child(settings)
         if settings.workers > 1:
             _serve_workers(settings, runtime)
             return

@@ -40,6 +40,20 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+async def upgrade_schema(engine: AsyncEngine) -> None:
+    """Bring the schema to the latest revision under the migration lock (Alembic is imported only if behind)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            if await _schema_revision(conn) != HEAD_REVISION:
+                await conn.run_sync(_upgrade)
+                await conn.commit()
+        finally:
+            await conn.rollback()
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.commit()
+
+
 async def migrate_and_bootstrap(engine: AsyncEngine, settings: Settings) -> None:
     """Bring the schema to the latest revision and create the first team with its default channels (and the
     initial admin, when configured) if missing, in one transaction, while holding the migration lock so that

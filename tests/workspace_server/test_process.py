@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine
 
-from tests.workspace_server.conftest import ADMIN_PASSWORD
+from tests.workspace_server.conftest import ADMIN_PASSWORD, server_env
 from workspace_server.migrate import HEAD_REVISION, MIGRATIONS_DIR, VERSION_TABLE
 from workspace_server.schema import metadata
 from workspace_server.settings import sqlalchemy_url
@@ -65,6 +65,27 @@ def test_two_replicas_on_a_fresh_database_start_together(
         assert names == [("off-topic",), ("town-square",)]
         assert db.execute("SELECT version_num FROM workspace_alembic_version").fetchall() == [(HEAD_REVISION,)]
     assert sum("Running upgrade" in r.log() for r in replicas) == 1
+
+
+def test_migrations_run_in_a_child_so_the_serving_process_never_loads_alembic(
+    create_database: Any, tmp_path: Path
+) -> None:
+    database = create_database("ws_migrate_child")
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from workspace_server.__main__ import upgrade_in_child\n"
+        "from workspace_server.settings import Settings\n"
+        "upgrade_in_child(Settings())\n"
+        "print('alembic loaded' if 'alembic' in sys.modules else 'alembic not loaded')\n"
+    )
+    env = server_env(database, tmp_path / "run", tmp_path / "files")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "alembic not loaded"
+    assert "Running upgrade" in result.stderr  # the child did migrate
+    with psycopg.connect(database) as db:
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(HEAD_REVISION,)]
 
 
 def test_sigterm_stops_cleanly_and_frees_the_runtime_dir(
