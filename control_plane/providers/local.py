@@ -74,8 +74,14 @@ def _libpq_url(params: dict[str, Any]) -> str:
     return f"postgresql://{auth}{netloc}/{dbname}"
 
 
+SERVER_DATABASES = ("postgres", "template1")
+"""Databases every PostgreSQL server has, which ``PUBLIC`` may open by default."""
+
+
 class LocalDatabase:
-    """A role ``ws_<12 hex>`` and a database of the same name, on the control plane's server."""
+    """A role ``ws_<12 hex>`` and a database of the same name, on the control plane's server (one dedicated to
+    Canopy): the role may open its own database and no other (``PUBLIC`` loses ``CONNECT`` on the control
+    database, on every workspace's and on the server's own ``postgres`` and ``template1``)."""
 
     def __init__(self, control_url: str) -> None:
         self._control_url = control_url
@@ -135,16 +141,19 @@ class LocalDatabase:
         return owner is None
 
     def _revoke_public_connect(self, conn: psycopg.Connection[Any], dbname: str) -> None:
-        """``REVOKE CONNECT, TEMPORARY ... FROM PUBLIC`` unless already done.
+        """``REVOKE CONNECT, TEMPORARY ... FROM PUBLIC`` unless already done (or there is no such database).
 
         Concurrent ACL updates of one database fail ("tuple concurrently updated"), and the control
         database is shared by every workspace: check first, and change under a server-wide lock.
         """
-        check = "SELECT has_database_privilege('public', %s, 'CONNECT') OR has_database_privilege('public', %s, 'TEMP')"
-        if not self._one(conn, check, dbname, dbname):
+        check = (
+            "SELECT has_database_privilege('public', datname, 'CONNECT') OR has_database_privilege('public', datname,"
+            " 'TEMP') FROM pg_database WHERE datname = %s"
+        )
+        if not self._one(conn, check, dbname):
             return
         self._advisory_lock(conn, "canopy:database-acl")
-        if self._one(conn, check, dbname, dbname):
+        if self._one(conn, check, dbname):
             conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
 
     def ensure(self, ws: WorkspaceSpec) -> Ensured:
@@ -154,8 +163,8 @@ class LocalDatabase:
             self._advisory_lock(conn, f"canopy:{ws.id}:database")
             created += ["role"] if self._ensure_role(conn, ws) else []
             created += ["database"] if self._ensure_database(conn, name) else []
-            self._revoke_public_connect(conn, name)
-            self._revoke_public_connect(conn, self._control_db)
+            for dbname in (name, self._control_db, *SERVER_DATABASES):
+                self._revoke_public_connect(conn, dbname)
         with self._admin(dbname=name) as conn:
             if self._one(conn, "SELECT has_schema_privilege('public', 'public', 'USAGE')"):
                 conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")

@@ -62,16 +62,18 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
     assert login.json()["username"] == "jane.doe"
     assert _login(port, "wrong password").status_code == 401
 
-    # The workspace role has its own database and cannot open the control-plane database.
+    # The workspace role has its own database and cannot open the control-plane database nor the server's own.
     with plane.admin() as conn:
         row = conn.execute(
             "SELECT has_database_privilege(%s, current_database(), 'CONNECT'),"
+            "       has_database_privilege(%s, 'postgres', 'CONNECT'),"
+            "       has_database_privilege(%s, 'template1', 'CONNECT'),"
             "       has_database_privilege(%s, %s, 'CONNECT'),"
             "       (SELECT rolconnlimit FROM pg_roles WHERE rolname = %s),"
             "       (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s)",
-            [name, name, name, name, name],
+            [name, name, name, name, name, name, name],
         ).fetchone()
-    assert row == (False, True, 20, name)
+    assert row == (False, False, False, True, 20, name)
 
     # Supervisor: a killed server is restarted by the periodic resync.
     os.kill(pid, signal.SIGKILL)
