@@ -122,6 +122,10 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 IAM_PATH: Final = "/canopy/"
 POOLED_PREFIX_ROOT: Final = "workspaces/"
+WORKSPACE_SERVICE_ACCOUNT: Final = "workspace-server"
+"""The Kubernetes service account the workspace server's pods run as (in the workspace's namespace)."""
+STS_AUDIENCE: Final = "sts.amazonaws.com"
+"""The client id of the clusters' IAM OIDC providers: the audience of the pods' projected tokens."""
 
 
 def validate_env(env: str) -> str:
@@ -398,6 +402,16 @@ def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
     }
 
 
+_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+
+
 def prefix_policy(bucket_arn: str, prefix: str, kms_key_arn: str | None = None) -> dict[str, Any]:
     """IAM policy for one pooled workspace: objects under ``prefix`` only, and the bucket key through S3 only.
 
@@ -409,14 +423,7 @@ def prefix_policy(bucket_arn: str, prefix: str, kms_key_arn: str | None = None) 
         {
             "Sid": "ObjectsUnderPrefix",
             "Effect": "Allow",
-            "Action": [
-                "s3:GetObject",
-                "s3:GetObjectVersion",
-                "s3:PutObject",
-                "s3:DeleteObject",
-                "s3:AbortMultipartUpload",
-                "s3:ListMultipartUploadParts",
-            ],
+            "Action": list(_OBJECT_ACTIONS),
             "Resource": f"{bucket_arn}/{prefix}*",
         },
         {
@@ -427,17 +434,61 @@ def prefix_policy(bucket_arn: str, prefix: str, kms_key_arn: str | None = None) 
             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         },
     ]
-    if kms_key_arn:
-        statements.append(
-            {
-                "Sid": "BucketKeyThroughS3",
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": kms_key_arn,
-                "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+    return {"Version": "2012-10-17", "Statement": [*statements, *_key_through_s3(kms_key_arn)]}
+
+
+def bucket_policy(bucket_arn: str, kms_key_arn: str | None = None) -> dict[str, Any]:
+    """IAM policy for an enterprise silo: every object of its own bucket, and its key through S3 only."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ObjectsOfBucket", "Effect": "Allow", "Action": list(_OBJECT_ACTIONS), "Resource": f"{bucket_arn}/*"},
+        {"Sid": "ListBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+    ]
+    return {"Version": "2012-10-17", "Statement": [*statements, *_key_through_s3(kms_key_arn)]}
+
+
+def _key_through_s3(kms_key_arn: str | None) -> list[dict[str, Any]]:
+    if not kms_key_arn:
+        return []
+    return [
+        {
+            "Sid": "BucketKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": kms_key_arn,
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+        }
+    ]
+
+
+def oidc_issuer(oidc_provider_arn: str) -> str:
+    """Host and path of an IAM OIDC provider's issuer (its ARN after ``oidc-provider/``)."""
+    _, found, issuer = oidc_provider_arn.partition(":oidc-provider/")
+    if not found or not issuer:
+        raise ValueError(f"{oidc_provider_arn!r} is not an IAM OIDC provider ARN")
+    return issuer
+
+
+def oidc_provider_arn(partition: str, account_id: str, issuer_url: str) -> str:
+    """The ARN IAM gives the OIDC provider of ``issuer_url`` (``https://`` dropped) in ``account_id``."""
+    return f"arn:{partition}:iam::{account_id}:oidc-provider/{issuer_url.removeprefix('https://')}"
+
+
+def web_identity_trust_policy(oidc_provider_arn: str, namespace: str, service_account: str) -> dict[str, Any]:
+    """Role trust policy of EKS IAM roles for service accounts: only tokens of ``namespace/service_account``
+    issued by the cluster of ``oidc_provider_arn``, for STS, may assume the role."""
+    issuer = oidc_issuer(oidc_provider_arn)
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": oidc_provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {
+            "StringEquals": {
+                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                f"{issuer}:aud": STS_AUDIENCE,
             }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}
+        },
+    }
+    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 # --- Kubernetes (pooled namespaces) ----------------------------------------------------------------
@@ -543,6 +594,7 @@ _ARN_RE = {
     "postgres_admin_secret_arn": re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"),
     "kms_key_arn": re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$"),
     "control_plane_role_arn": re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"),
+    "oidc_provider_arn": re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/.+$"),
 }
 
 
@@ -563,6 +615,7 @@ class CellOutputs:
     zone_id: str
     domain: str
     control_plane_role_arn: str
+    oidc_provider_arn: str
     private_subnet_ids: tuple[str, ...]
     max_workspaces: int
     max_databases: int

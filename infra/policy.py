@@ -88,6 +88,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:route53/zone:Zone",
         "aws:iam/role:Role",
         "aws:iam/policy:Policy",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
         "aws:secretsmanager/secret:Secret",
     }
 )

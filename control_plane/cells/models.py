@@ -38,6 +38,7 @@ class Cell(Base):
     zone_id: Mapped[str] = mapped_column(String(32))
     domain: Mapped[str] = mapped_column(String(253))
     control_plane_role_arn: Mapped[str] = mapped_column(String(300))
+    oidc_provider_arn: Mapped[str] = mapped_column(String(300), server_default="")  # '' = registered before 0004
     private_subnet_ids: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
     max_workspaces: Mapped[int] = mapped_column(Integer)
     max_databases: Mapped[int] = mapped_column(Integer)

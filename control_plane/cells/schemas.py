@@ -28,6 +28,7 @@ class CellRegister(BaseModel):
     zone_id: str
     domain: str
     control_plane_role_arn: str
+    oidc_provider_arn: str
     private_subnet_ids: list[str]
     max_workspaces: int
     max_databases: int

@@ -63,8 +63,9 @@ class KubernetesCompute:
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": APP_NAME, "namespace": namespace}}
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
-        """Apply Namespace (+ quota, limits, network policies when pooled), Secret, ConfigMap, Deployment, Service,
-        Ingress, PDB (+ HPA for enterprise); then wait for the rollout. ``created`` names the objects that are new.
+        """Apply Namespace (+ quota, limits, network policies when pooled), ServiceAccount, Secret, ConfigMap,
+        Deployment, Service, Ingress, PDB (+ HPA for enterprise); then wait for the rollout. ``created`` names the
+        objects that are new.
         """
         client, ns = self._target(ws)
         versions = choose_api_versions(client.served_versions)

@@ -22,6 +22,7 @@ from infra.conventions import (
     TAG_MANAGED_BY,
     TIER_ENTERPRISE,
     TIER_PROFESSIONAL,
+    WORKSPACE_SERVICE_ACCOUNT,
     NamespaceLimits,
     container_security_context,
     default_deny_network_policy,
@@ -43,6 +44,7 @@ CONTAINER_PORT = 8065
 SERVICE_PORT = 80
 PING_PATH = "/api/v4/system/ping"
 CHECKSUM_ANNOTATION = "canopy.dev/config-checksum"
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"  # read by the EKS pod identity webhook when it admits a pod
 ADMIN_ENV = ("WS_INITIAL_ADMIN_EMAIL", "WS_INITIAL_ADMIN_USERNAME", "WS_INITIAL_ADMIN_PASSWORD_HASH")
 
 
@@ -73,6 +75,7 @@ class KubeServerConfig(ServerConfig):
     image: str = ""
     s3: S3Config | None = None
     initial_admin: InitialAdmin | None = None
+    workload_role_arn: str | None = None
 
 
 def kube_server_config(config: ServerConfig) -> KubeServerConfig:
@@ -283,6 +286,18 @@ def render_config_map(ws: WorkspaceSpec, namespace: str, env: Mapping[str, str])
 # --- workload ----------------------------------------------------------------------------------------
 
 
+def render_service_account(ws: WorkspaceSpec, namespace: str, role_arn: str | None) -> JSON:
+    """The pods' service account, annotated with the workspace's IAM role: the EKS pod identity webhook gives its
+    pods a projected token and ``AWS_ROLE_ARN``/``AWS_WEB_IDENTITY_TOKEN_FILE``, which boto3 picks up. No API token.
+
+    The role is not part of the config checksum: its name is deterministic, so it never changes under running pods.
+    """
+    obj = _object("v1", "ServiceAccount", ws, WORKSPACE_SERVICE_ACCOUNT, namespace, automountServiceAccountToken=False)
+    if role_arn:
+        obj["metadata"]["annotations"] = {ROLE_ARN_ANNOTATION: role_arn}
+    return obj
+
+
 def _probe(period: int, failures: int, initial_delay: int = 0) -> JSON:
     # A zero is never rendered: the server drops it (omitempty), and applying it again would not be a no-op.
     delay = {"initialDelaySeconds": initial_delay} if initial_delay else {}
@@ -316,9 +331,11 @@ def _container(image: str, settings: DeploySettings) -> JSON:
 def render_deployment(
     ws: WorkspaceSpec, namespace: str, image: str, replicas: int, checksum: str, settings: DeploySettings
 ) -> JSON:
-    """The workspace server: non-root, read-only root (``/tmp`` is an emptyDir), env from its Secret and ConfigMap."""
+    """The workspace server: non-root, read-only root (``/tmp`` is an emptyDir), env from its Secret and ConfigMap,
+    running as the workspace's service account (its IAM role)."""
     uid = settings.run_as_user
     pod_spec = {
+        "serviceAccountName": WORKSPACE_SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {**pod_security_context(), "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid},
@@ -386,6 +403,7 @@ def render_workspace(
     objects = [render_namespace(ws, ns)]
     objects += render_guardrails(ws, ns, settings) if is_pooled(ws) else []
     objects += [
+        render_service_account(ws, ns, config.workload_role_arn),
         render_secret(ws, ns, secret),
         render_config_map(ws, ns, env),
         render_deployment(ws, ns, config.image or settings.image, replicas, config_checksum(secret, env), settings),
@@ -404,6 +422,7 @@ def managed_kinds(versions: ApiVersions) -> list[tuple[str, str]]:
         ("v1", "ResourceQuota"),
         ("v1", "LimitRange"),
         ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("v1", "ServiceAccount"),
         ("v1", "Secret"),
         ("v1", "ConfigMap"),
         ("apps/v1", "Deployment"),

@@ -118,7 +118,7 @@ class DnsProvider(Protocol):
 
 
 class ResourceProvider(Protocol):
-    """A resource that needs nothing but the workspace (an enterprise silo's key or cluster)."""
+    """A resource that needs nothing but the workspace (an enterprise silo's key or cluster, the pods' IAM role)."""
 
     def ensure(self, ws: WorkspaceSpec) -> Ensured: ...
 
@@ -151,6 +151,7 @@ class Providers:
     dns: DnsProvider
     kms: ResourceProvider | None = None
     cluster: ResourceProvider | None = None
+    identity: ResourceProvider | None = None
     probe: Probe | None = None
     sweep: Sweep | None = None
 
@@ -161,6 +162,7 @@ class Providers:
             *self.dns.leftovers(ws),
             *self.storage.leftovers(ws),
             *self.database.leftovers(ws),
+            *(self.identity.leftovers(ws) if self.identity else []),
             *(self.cluster.leftovers(ws) if self.cluster else []),
             *(self.kms.leftovers(ws) if self.kms else []),
             *(self.sweep.leftovers(ws, outputs) if self.sweep else []),

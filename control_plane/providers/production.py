@@ -27,7 +27,7 @@ from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.eks import ClusterResolver
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
-from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent
+from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent, cell_of
 from control_plane.providers.aws.sets import pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
@@ -174,6 +174,7 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
         dns=silo.dns,
         kms=silo.kms,
         cluster=silo.cluster,
+        identity=silo.identity,
         probe=workload,
         sweep=AwsSweep(aws),
     )
@@ -184,9 +185,7 @@ def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: C
     pooled = pooled_providers(settings, aws, cells)
 
     def target(ws: WorkspaceSpec) -> Target:
-        if not ws.cell:
-            raise ProviderError("a pooled workspace needs a cell")
-        cell = cells(ws.cell)
+        cell = cell_of(cells, ws)
         return Target(cell.cluster_name, cell.domain)
 
     workload = KubeWorkload(
@@ -197,6 +196,7 @@ def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: C
         storage=pooled.storage,
         compute=workload,
         dns=pooled.dns,
+        identity=pooled.identity,
         probe=workload,
         sweep=AwsSweep(aws),
     )

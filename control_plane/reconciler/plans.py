@@ -1,8 +1,11 @@
 """Which steps provision a workspace, per provider and tier, as data.
 
 - local (every tier): database, storage, compute, dns, initial_admin, available (:data:`.steps.STEPS`).
-- aws, enterprise (a silo): kms, storage, database, cluster, compute, initial_admin, dns, available.
-- aws, professional (pooled in a cell): database, storage, compute, initial_admin, dns, available.
+- aws, enterprise (a silo): kms, storage, database, cluster, identity, compute, initial_admin, dns, available.
+- aws, professional (pooled in a cell): database, storage, identity, compute, initial_admin, dns, available.
+
+``identity`` is the IAM role the workspace's pods assume through the cluster's OIDC provider (EKS IAM roles for
+service accounts), carrying the workspace's storage policy; compute annotates the pods' service account with it.
 
 On Kubernetes the control plane cannot call the pods, so the compute step hands the initial admin over in the
 server's Secret (the server creates it at start), and ``initial_admin`` forgets the password hash once that
@@ -57,6 +60,14 @@ def teardown_cluster(ctx: Context) -> None:
     _provided(ctx.providers.cluster, "cluster").teardown(ctx.spec)
 
 
+def ensure_identity(ctx: Context) -> Ensured:
+    return _provided(ctx.providers.identity, "workload identity").ensure(ctx.spec)
+
+
+def teardown_identity(ctx: Context) -> None:
+    _provided(ctx.providers.identity, "workload identity").teardown(ctx.spec)
+
+
 def _initial_admin(ctx: Context) -> InitialAdmin | None:
     if not (ctx.admin_email and ctx.admin_password_hash):
         return None
@@ -64,7 +75,8 @@ def _initial_admin(ctx: Context) -> InitialAdmin | None:
 
 
 def kube_server_config(ctx: Context) -> KubeServerConfig:
-    """The server's whole configuration: database, files in S3 under the workspace's key, the initial admin."""
+    """The server's whole configuration: database, files in S3 under the workspace's key, the IAM role its pods
+    assume, the initial admin."""
     spec, outputs = ctx.spec, ctx.outputs
     return KubeServerConfig(
         database_url=ctx.providers.database.connection_url(spec),
@@ -81,6 +93,7 @@ def kube_server_config(ctx: Context) -> KubeServerConfig:
             region=str(outputs["region"]),
         ),
         initial_admin=_initial_admin(ctx),
+        workload_role_arn=outputs.get("workload_role_arn"),
     )
 
 
@@ -103,6 +116,7 @@ def ensure_serving(ctx: Context) -> Ensured:
     return Ensured()
 
 
+IDENTITY = Step("identity", "IdentityReady", ensure_identity, teardown_identity)
 COMPUTE = Step("compute", "ComputeReady", ensure_kube_compute, teardown_compute)
 HANDOVER = Step("initial_admin", None, ensure_admin_handed_over)
 DNS = Step("dns", "DnsReady", ensure_dns, teardown_dns)
@@ -113,6 +127,7 @@ ENTERPRISE: tuple[Step, ...] = (
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("cluster", "ClusterReady", ensure_cluster, teardown_cluster),
+    IDENTITY,
     COMPUTE,
     HANDOVER,
     DNS,
@@ -122,6 +137,7 @@ ENTERPRISE: tuple[Step, ...] = (
 PROFESSIONAL: tuple[Step, ...] = (
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    IDENTITY,
     COMPUTE,
     HANDOVER,
     DNS,

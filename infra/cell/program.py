@@ -1,5 +1,6 @@
-"""The Pulumi program of a cell: VPC, KMS key, shared EKS cluster, shared Aurora PostgreSQL, shared bucket,
-Route53 zone, and the IAM role the control plane assumes to place workspaces in it.
+"""The Pulumi program of a cell: VPC, KMS key, shared EKS cluster and its IAM OIDC provider (the workspaces' pods
+assume their roles through it), shared Aurora PostgreSQL, shared bucket, Route53 zone, and the IAM role the
+control plane assumes to place workspaces in it.
 
 Per-workspace resources are not here: the control plane creates them through boto3 with the names, tags and
 settings of :mod:`infra.conventions`, which this program uses too.
@@ -25,6 +26,7 @@ from infra.conventions import (
     POOLED_PREFIX_ROOT,
     RDS,
     S3,
+    STS_AUDIENCE,
     TAG_CELL,
     TAG_MANAGED_BY,
     TAG_WORKSPACE,
@@ -323,6 +325,7 @@ def control_plane_policy(
                 "iam:CreateRole",
                 "iam:DeleteRole",
                 "iam:TagRole",
+                "iam:UpdateAssumeRolePolicy",
                 "iam:ListAttachedRolePolicies",
                 "iam:DetachRolePolicy",
                 "iam:GetPolicy",
@@ -330,8 +333,14 @@ def control_plane_policy(
                 "iam:DeletePolicy",
                 "iam:TagPolicy",
                 "iam:ListPolicyVersions",
+                "iam:GetPolicyVersion",
                 "iam:CreatePolicyVersion",
                 "iam:DeletePolicyVersion",
+                "iam:ListEntitiesForPolicy",
+                "iam:ListRoleTags",
+                "iam:ListPolicyTags",
+                "iam:ListRoles",  # the leak sweep lists /canopy/ only: a path-scoped resource limits the listing
+                "iam:ListPolicies",
             ],
             "Resource": [f"{iam}:role{IAM_PATH}*", f"{iam}:policy{IAM_PATH}*"],
         },
@@ -532,6 +541,13 @@ def define_cell(config: CellConfig) -> dict[str, pulumi.Output[Any]]:
         tags=tags,
         opts=opts(depends_on=cluster_attachments),
     )
+    oidc_provider = aws.iam.OpenIdConnectProvider(
+        names.cluster,
+        url=cluster.identities.apply(lambda identities: identities[0].oidcs[0].issuer),
+        client_id_lists=[STS_AUDIENCE],
+        tags=tags,
+        opts=opts(),
+    )
     aws.eks.NodeGroup(
         names.nodegroup,
         cluster_name=cluster.name,
@@ -708,6 +724,7 @@ def define_cell(config: CellConfig) -> dict[str, pulumi.Output[Any]]:
         "zone_id": zone.zone_id,
         "domain": pulumi.Output.from_input(config.domain),
         "control_plane_role_arn": control_plane_role.arn,
+        "oidc_provider_arn": oidc_provider.arn,
         "private_subnet_ids": pulumi.Output.all(*private_ids),
         "max_workspaces": pulumi.Output.from_input(config.max_workspaces),
         "max_databases": pulumi.Output.from_input(config.max_databases),

@@ -23,7 +23,7 @@ from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.sets import PooledProviders, SiloProviders, pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import WorkspaceSpec
-from infra.conventions import CellOutputs, cell_names, cell_tags, s3_tagging
+from infra.conventions import CellOutputs, cell_names, cell_tags, s3_tagging, tag_list
 from tests.harness.moto import ACCOUNT_ID, REGION, MotoServer, moto_server  # noqa: F401
 
 CELL = "cell-a"
@@ -66,6 +66,16 @@ def _admin_secret(admin_url: str, key_arn: str) -> str:
     return str(secret["ARN"])
 
 
+def _oidc_provider() -> str:
+    """The IAM OIDC provider of the cell's shared cluster (whose issuer is made up: the cluster is not in moto)."""
+    iam = boto3.client("iam")
+    issuer = f"https://oidc.eks.{REGION}.amazonaws.com/id/{uuid.uuid4().hex.upper()}"
+    provider = iam.create_open_id_connect_provider(
+        Url=issuer, ClientIDList=["sts.amazonaws.com"], Tags=tag_list(cell_tags(CELL))
+    )
+    return str(provider["OpenIDConnectProviderArn"])
+
+
 def make_cloud_cell(admin_url: str) -> CloudCell:
     """A cell's shared resources in the moto server boto3 points at. The shared bucket has no TLS-only policy:
     moto applies a matching Deny to every object request regardless of its conditions.
@@ -91,6 +101,7 @@ def make_cloud_cell(admin_url: str) -> CloudCell:
         zone_id=_zone(CELL_DOMAIN),
         domain=CELL_DOMAIN,
         control_plane_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{names.control_plane_role}",
+        oidc_provider_arn=_oidc_provider(),
         private_subnet_ids=tuple(_subnets()),
         max_workspaces=100,
         max_databases=100,

@@ -1,5 +1,5 @@
 """Professional (pooled) providers: the database on the real PostgreSQL (the cell's admin secret in moto
-points at it), the bucket prefix and its IAM policy, and the DNS record in the cell's zone.
+points at it), the bucket prefix and its IAM policy, the pods' role, and the DNS record in the cell's zone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import WorkspaceSpec
 from infra.conventions import prefix_policy, tags_from_list, workspace_names, workspace_tags
 from tests.aws.conftest import CELL, CELL_DOMAIN, CloudCell
+from tests.aws.test_silo import _assert_attached, _assert_workload_role
 
 Make = Callable[..., WorkspaceSpec]
 
@@ -125,6 +126,47 @@ def test_pooled_storage_is_a_prefix_with_a_scoped_policy(
     assert len(pooled.storage.leftovers(b)) == 2  # b's objects and policy are untouched
     pooled.storage.teardown(b)
     assert pooled.storage.leftovers(b) == []
+
+
+def test_pooled_role_trusts_the_cells_oidc_provider_and_carries_the_prefix_policy(
+    pooled: PooledProviders, aws_cell: CloudCell, workspace: Make, sweep: LeakSweep
+) -> None:
+    ws = workspace("professional", cell=CELL)
+    names = workspace_names("test", ws.id)
+    tags = workspace_tags(ws.id, ws.organization_id, "professional", CELL)
+    storage = pooled.storage.ensure(ws).outputs["storage_policy_arn"]
+    first = pooled.identity.ensure(ws)
+    assert first.created == ("app_role",)
+    assert first.outputs == {"workload_role_arn": f"arn:aws:iam::123456789012:role/canopy/{names.app_role}"}
+    assert pooled.identity.ensure(ws).created == ()
+    oidc = aws_cell.outputs.oidc_provider_arn
+    _assert_workload_role(names.app_role, oidc, names.namespace, tags)
+    document = prefix_policy(
+        f"arn:aws:s3:::{aws_cell.outputs.bucket_name}", names.pooled_prefix, aws_cell.outputs.kms_key_arn
+    )
+    _assert_attached(names.app_role, document, tags)
+
+    # Someone opened the trust to every service account and attached more: the next ensure converges both.
+    iam = boto3.client("iam")
+    wide = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Federated": oidc}, "Action": "sts:AssumeRoleWithWebIdentity"}],
+    }
+    iam.update_assume_role_policy(RoleName=names.app_role, PolicyDocument=json.dumps(wide))
+    iam.detach_role_policy(RoleName=names.app_role, PolicyArn=storage)
+    iam.attach_role_policy(RoleName=names.app_role, PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")
+    assert pooled.identity.ensure(ws).created == ()
+    _assert_workload_role(names.app_role, oidc, names.namespace, tags)
+    _assert_attached(names.app_role, document, tags)
+
+    assert sweep.leftovers_for(ws.id) == [
+        f"iam role {first.outputs['workload_role_arn']}",
+        f"iam policy {storage}",
+    ]
+    pooled.identity.teardown(ws)
+    pooled.identity.teardown(ws)
+    pooled.storage.teardown(ws)
+    assert pooled.identity.leftovers(ws) == [] and sweep.leftovers_for(ws.id) == []
 
 
 def test_pooled_dns_points_at_the_cell_ingress(

@@ -14,8 +14,9 @@ import pytest
 from control_plane.providers.aws.sets import SiloProviders
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import ProviderError, WorkspaceSpec
-from infra.conventions import RDS, tags_from_list, workspace_names, workspace_tags
+from infra.conventions import RDS, bucket_policy, tags_from_list, workspace_names, workspace_tags
 from tests.aws.conftest import SILO_DOMAIN, CloudCell
+from tests.harness.moto import ACCOUNT_ID
 
 INGRESS = "k8s-ingress-123.elb.eu-west-1.amazonaws.com"
 Make = Callable[..., WorkspaceSpec]
@@ -24,7 +25,7 @@ Make = Callable[..., WorkspaceSpec]
 def provision(silo: SiloProviders, ws: WorkspaceSpec) -> dict[str, tuple[str, ...]]:
     """Ensure every silo resource in step order; what each step created."""
     created = {}
-    for name in ("kms", "storage", "database", "cluster"):
+    for name in ("kms", "storage", "database", "cluster", "identity"):
         created[name] = getattr(silo, name).ensure(ws).created
     created["dns"] = silo.dns.ensure(ws, {"ingress_hostname": INGRESS}).created
     return created
@@ -33,14 +34,15 @@ def provision(silo: SiloProviders, ws: WorkspaceSpec) -> dict[str, tuple[str, ..
 def tear_down(silo: SiloProviders, ws: WorkspaceSpec) -> None:
     """Teardown in reverse step order."""
     silo.dns.teardown(ws)
-    for name in ("cluster", "database", "storage", "kms"):
+    for name in ("identity", "cluster", "database", "storage", "kms"):
         getattr(silo, name).teardown(ws)
 
 
 def inventory(silo: SiloProviders, sweep: LeakSweep, cell: CloudCell, ws: WorkspaceSpec) -> list[str]:
     """Everything that exists for ``ws``: the sweep's view and each provider's own."""
     record = [(cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}")]
-    own = [item for p in (silo.kms, silo.storage, silo.database, silo.cluster, silo.dns) for item in p.leftovers(ws)]
+    providers = (silo.kms, silo.storage, silo.database, silo.cluster, silo.identity, silo.dns)
+    own = [item for p in providers for item in p.leftovers(ws)]
     return sorted(sweep.leftovers_for(ws.id, record)) + sorted(own)
 
 
@@ -58,7 +60,8 @@ def test_silo_resources_are_secure_tagged_and_created_exactly_once(
         "kms": ("kms_key", "kms_alias"),
         "storage": ("bucket",),
         "database": ("db_subnet_group", "db_security_group", "secret", "instance"),
-        "cluster": ("cluster_role", "node_role", "eks_cluster", "eks_nodegroup"),
+        "cluster": ("cluster_role", "node_role", "eks_cluster", "eks_nodegroup", "oidc_provider"),
+        "identity": ("storage_policy", "app_role"),
         "dns": ("dns_record",),
     }
     before = inventory(silo, sweep, aws_cell, ws)
@@ -73,7 +76,54 @@ def test_silo_resources_are_secure_tagged_and_created_exactly_once(
     _assert_bucket(names.bucket, key_arn, tags)
     _assert_database(silo, ws, names.rds_instance, names.secret, key_arn, tags, aws_cell)
     _assert_cluster(names.eks_cluster, names.eks_nodegroup, key_arn, tags, aws_cell)
+    _assert_workload_role(names.app_role, silo_oidc_provider(names.eks_cluster), names.namespace, tags)
+    _assert_attached(names.app_role, bucket_policy(f"arn:aws:s3:::{names.bucket}", key_arn), tags)
     _assert_record(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}")
+
+
+def silo_oidc_provider(cluster: str) -> str:
+    """The ARN of the IAM OIDC provider of ``cluster``'s issuer, asserted to exist for the STS audience."""
+    issuer = boto3.client("eks").describe_cluster(name=cluster)["cluster"]["identity"]["oidc"]["issuer"]
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer.removeprefix('https://')}"
+    provider = boto3.client("iam").get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    assert provider["ClientIDList"] == ["sts.amazonaws.com"]
+    return arn
+
+
+def _assert_workload_role(name: str, oidc_provider: str, namespace: str, tags: dict[str, str]) -> None:
+    """The pods' role: under /canopy/, tagged, assumable only by the namespace's workspace-server service account."""
+    iam = boto3.client("iam")
+    role = iam.get_role(RoleName=name)["Role"]
+    assert role["Path"] == "/canopy/" and tags_from_list(iam.list_role_tags(RoleName=name)["Tags"]) == tags
+    issuer = oidc_provider.split(":oidc-provider/")[1]
+    assert role["AssumeRolePolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:workspace-server",
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def _assert_attached(role: str, document: dict[str, Any], tags: dict[str, str]) -> None:
+    """Exactly one policy on ``role``: ``document``, tagged, under /canopy/."""
+    iam = boto3.client("iam")
+    [attached] = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+    assert (
+        policy["Path"] == "/canopy/" and tags_from_list(iam.list_policy_tags(PolicyArn=policy["Arn"])["Tags"]) == tags
+    )
+    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+    assert version["Document"] == document
 
 
 def _assert_key(alias: str, tags: dict[str, str]) -> str:
@@ -152,6 +202,8 @@ def _assert_cluster(name: str, nodegroup: str, key_arn: str, tags: dict[str, str
         role_name = role_arn.rsplit("/", 1)[1]
         assert iam.get_role(RoleName=role_name)["Role"]["Path"] == "/canopy/"
         assert tags_from_list(iam.list_role_tags(RoleName=role_name)["Tags"]) == tags
+    provider = silo_oidc_provider(name)
+    assert tags_from_list(iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=provider)["Tags"]) == tags
 
 
 def _assert_record(zone_id: str, name: str) -> None:
@@ -214,12 +266,16 @@ def test_the_sweep_reports_what_teardown_left_behind(
     )
     cleanup.append(lambda: eks.delete_cluster(name=names.eks_cluster))
     assert cluster["cluster"]["status"] == "ACTIVE"
+    provider = iam.create_open_id_connect_provider(Url=cluster["cluster"]["identity"]["oidc"]["issuer"], Tags=tags)
+    arn = provider["OpenIDConnectProviderArn"]
+    cleanup.append(lambda: iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn))
 
     found = sweep.leftovers_for(ws.id)
     assert found == [
         f"arn:aws:s3:::{names.bucket}-leak",
         f"eks cluster {names.eks_cluster}",
         f"iam role {role['Role']['Arn']}",
+        f"iam oidc provider {arn}",
     ]
     other = workspace("enterprise")
     assert sweep.leftovers_for(other.id) == []

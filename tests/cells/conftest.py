@@ -38,6 +38,7 @@ def stack_outputs(
         "zone_id": "Z0123456789ABCDEFGHIJ",
         "domain": f"{name}.canopy.example.com",
         "control_plane_role_arn": f"arn:aws:iam::{ACCOUNT}:role/canopy-cell-{name}-control-plane",
+        "oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{region}.amazonaws.com/id/{name.upper()}",
         "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         "max_workspaces": max_workspaces,
         "max_databases": max_databases,

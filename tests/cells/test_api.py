@@ -52,6 +52,8 @@ def test_register_list_get_and_drain(client: TestClient, staff: Staff) -> None:
         ({"max_workspaces": 0, "cluster_endpoint": "http://plain"}, {"max_workspaces", "cluster_endpoint"}),
         ({"surprise": "!"}, {"surprise"}),
         ({"postgres_port": "not-a-port"}, {"postgres_port"}),
+        ({"oidc_provider_arn": None}, {"oidc_provider_arn"}),
+        ({"oidc_provider_arn": "arn:aws:iam::210987654321:role/oidc"}, {"oidc_provider_arn"}),
     ],
 )
 def test_invalid_outputs_are_problems_naming_the_fields(

@@ -1,4 +1,4 @@
-"""The app refuses an unmigrated database and names the fix."""
+"""The app refuses an unmigrated database and names the fix; migrations keep the rows they find."""
 
 from __future__ import annotations
 
@@ -6,9 +6,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import psycopg
 import pytest
+from alembic import command
 
-from control_plane.core.migrate import DatabaseNotMigrated, pending_revision, require_migrated, upgrade
+from control_plane.core.migrate import (
+    DatabaseNotMigrated,
+    alembic_config,
+    pending_revision,
+    require_migrated,
+    upgrade,
+)
 
 
 def test_unmigrated_database_is_refused_with_the_fix(create_database: Callable[[str], str]) -> None:
@@ -27,3 +35,21 @@ def test_unmigrated_database_is_refused_with_the_fix(create_database: Callable[[
     upgrade(url)
     assert pending_revision(url) is None
     require_migrated(url)
+
+
+def test_cells_registered_before_0004_get_an_empty_oidc_provider(create_database: Callable[[str], str]) -> None:
+    url = create_database("cells_0004")
+    command.upgrade(alembic_config(url), "0003")
+    columns = (
+        "id, name, region, cluster_name, cluster_endpoint, cluster_ca, postgres_host, postgres_port,"
+        " postgres_admin_secret_arn, bucket_name, kms_key_arn, zone_id, domain, control_plane_role_arn,"
+        " private_subnet_ids, max_workspaces, max_databases, state"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO cells ({columns}) VALUES (gen_random_uuid(), 'old', 'eu-west-1', 'c', 'https://c', 'ca',"
+            " 'db', 5432, 'arn:s', 'b', 'arn:k', 'Z1', 'old.example.com', 'arn:r', ARRAY['subnet-1'], 1, 1, 'active')"
+        )
+    upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT oidc_provider_arn FROM cells WHERE name = 'old'").fetchone() == ("",)

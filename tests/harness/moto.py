@@ -1,10 +1,11 @@
-"""A moto server in a process of its own: boto3 talks to it over HTTP, nothing is patched.
+"""A moto server in a process of its own: boto3 talks to it over HTTP, nothing in the tests' process is patched.
 
 Use the ``moto_server`` fixture (import it into a conftest.py)::
 
     from tests.harness.moto import moto_server  # noqa: F401
 
-It starts ``moto_server`` once per session on a free loopback port and points boto3 at it through
+It starts ``moto_server`` (:mod:`tests.harness.moto_main`: each EKS cluster gets an OIDC issuer of its own, as
+in AWS) once per session on a free loopback port and points boto3 at it through
 the standard environment (``AWS_ENDPOINT_URL``, fake credentials, ``AWS_DEFAULT_REGION``). State
 is shared by the whole session: name things uniquely, or call :meth:`MotoServer.reset` (about 1 s)
 where a test needs an empty account. Emulator traps are listed in shared/design.md section 8.
@@ -72,10 +73,9 @@ class MotoServer:
 def start_moto_server(timeout: float = 30.0) -> MotoServer:
     """Start ``moto_server`` on 127.0.0.1 and wait until it answers."""
     port = _free_port()
-    executable = Path(sys.executable).with_name("moto_server")
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}  # EKS node roles attach AWS policies
     process = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-P", str(Path(__file__).with_name("moto_main.py")), "-H", "127.0.0.1", "-p", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -30,6 +30,11 @@ def _hex(name: str, length: int) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:length]
 
 
+def oidc_issuer_url(cluster: str) -> str:
+    """The OIDC issuer EKS gives ``cluster`` (under the mocks)."""
+    return f"https://oidc.eks.{REGION}.amazonaws.com/id/{_hex(cluster, 32).upper()}"
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every custom resource; answers like AWS would (ids, ARNs, endpoints of the right shape) and
     answers the data sources the cell program reads."""
@@ -67,7 +72,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "vpcConfig": vpc,
                 "endpoint": endpoint,
                 "certificateAuthority": {"data": CA_DATA},
+                "identities": [{"oidcs": [{"issuer": oidc_issuer_url(name)}]}],
             }
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs['url'].removeprefix('https://')}"
+            return arn, {**outputs, "arn": arn}
         if typ == "aws:rds/cluster:Cluster":
             secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-{_hex(name, 8)}-AbCdEf"
             return inputs["clusterIdentifier"], {

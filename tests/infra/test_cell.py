@@ -16,7 +16,7 @@ import pytest
 from infra.cell.program import CellConfig, control_plane_policy, load_config, subnet_cidrs
 from infra.conventions import CellOutputs, cell_names, cell_tags, tls_only_policy
 from infra.policy import TAGGABLE_TYPES, check_resources
-from tests.infra.mocks import ACCOUNT, AZS, CONFIG, DeclaredCell
+from tests.infra.mocks import ACCOUNT, AZS, CONFIG, DeclaredCell, oidc_issuer_url
 
 NAMES = cell_names(CONFIG.name)
 
@@ -40,6 +40,15 @@ def test_outputs_are_exactly_a_cell_outputs(declared_cell: DeclaredCell) -> None
     assert outputs.control_plane_role_arn == f"arn:aws:iam::{ACCOUNT}:role/{NAMES.control_plane_role}"
     assert (outputs.max_workspaces, outputs.max_databases) == (CONFIG.max_workspaces, CONFIG.max_databases)
     assert not any("password" in key.lower() for key in declared_cell.outputs)
+
+
+def test_the_shared_cluster_has_a_tagged_oidc_provider_for_its_pods(declared_cell: DeclaredCell) -> None:
+    provider = _one(declared_cell, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    issuer = oidc_issuer_url(NAMES.cluster)
+    assert provider["url"] == issuer and provider["clientIdLists"] == ["sts.amazonaws.com"]
+    assert provider["tags"] == cell_tags(CONFIG.name)
+    arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.removeprefix('https://')}"
+    assert CellOutputs.from_stack_outputs(declared_cell.outputs).oidc_provider_arn == arn
 
 
 def test_the_cell_breaks_no_policy(declared_cell: DeclaredCell) -> None:
@@ -149,6 +158,7 @@ def test_control_plane_permissions_are_scoped(declared_cell: DeclaredCell) -> No
     assert by_sid["PooledPrefixes"]["Resource"] == f"{bucket_arn}/workspaces/*"
     assert by_sid["WorkspaceRecords"]["Resource"].endswith(f"hostedzone/{declared_cell.outputs['zone_id']}")
     assert by_sid["CellDatabaseAdminSecret"]["Resource"] == declared_cell.outputs["postgres_admin_secret_arn"]
+    assert "iam:UpdateAssumeRolePolicy" in by_sid["WorkspaceIam"]["Action"]  # the identity step converges trusts
     # Cell resources carry canopy:cell but no canopy:workspace: the control plane can neither manage nor re-tag them.
     assert "canopy:workspace" not in cell_tags(CONFIG.name)
     protect = by_sid["ProtectCellResources"]

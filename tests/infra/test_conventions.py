@@ -273,6 +273,50 @@ def test_prefix_policy_refuses_prefixes_that_leak(prefix: str) -> None:
         c.prefix_policy(BUCKET_ARN, prefix)
 
 
+def test_bucket_policy_allows_the_silo_bucket_only_and_its_key_only_through_s3() -> None:
+    silo = c.bucket_arn("canopy-prod-0123456789ab")
+    policy = c.bucket_policy(silo, kms_key_arn="arn:aws:kms:eu-west-1:1:key/k")
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert _allowed(policy, action, f"{silo}/files/a.png")
+        assert not _allowed(policy, action, f"{BUCKET_ARN}/files/a.png")
+    assert _allowed(policy, "s3:ListBucket", silo) and not _allowed(policy, "s3:ListBucket", BUCKET_ARN)
+    assert not _allowed(policy, "s3:DeleteBucket", silo)
+    pooled = c.prefix_policy(BUCKET_ARN, "w/", "arn:aws:kms:eu-west-1:1:key/k")
+    assert policy["Statement"][-1] == pooled["Statement"][-1]
+    assert all(statement["Resource"] != "*" for statement in policy["Statement"])
+
+
+OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D"
+
+
+def test_web_identity_trust_binds_the_role_to_one_service_account_of_one_cluster() -> None:
+    policy = c.web_identity_trust_policy(OIDC_ARN, "ws-0123456789ab", "workspace-server")
+    issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D"
+    assert policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": OIDC_ARN},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": "system:serviceaccount:ws-0123456789ab:workspace-server",
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+    with pytest.raises(ValueError, match="OIDC provider"):
+        c.web_identity_trust_policy("arn:aws:iam::123456789012:role/x", "ws-0123456789ab", "workspace-server")
+
+
+def test_oidc_provider_arn_is_the_issuer_without_its_scheme() -> None:
+    arn = c.oidc_provider_arn("aws", "123456789012", "https://oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D")
+    assert arn == OIDC_ARN and c.oidc_issuer(arn) == "oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D"
+
+
 def test_tls_only_policy_denies_plain_http_on_bucket_and_objects() -> None:
     policy = c.tls_only_policy(BUCKET_ARN)
     insecure = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
@@ -340,6 +384,7 @@ GOOD = {
     "zone_id": "Z0123456789ABCDEFGHIJ",
     "domain": "euw1-a.canopy.example.com",
     "control_plane_role_arn": "arn:aws:iam::123456789012:role/canopy-cell-euw1-a-control-plane",
+    "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D",
     "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "max_workspaces": 500,
     "max_databases": 400,
@@ -377,6 +422,8 @@ def test_cell_outputs_need_exactly_their_keys() -> None:
         ("zone_id", "/hostedzone/Z1"),
         ("domain", "example"),
         ("control_plane_role_arn", "arn:aws:iam::123456789012:user/bob"),
+        ("oidc_provider_arn", "arn:aws:iam::123456789012:role/oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D"),
+        ("oidc_provider_arn", "oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D"),
         ("private_subnet_ids", ["subnet-0123456789abcdef0"]),
         ("private_subnet_ids", "subnet-0123456789abcdef0,subnet-0123456789abcdef1"),
         ("private_subnet_ids", ["subnet-0123456789abcdef0", "vpc-0123456789abcdef0"]),

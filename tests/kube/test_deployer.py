@@ -26,6 +26,7 @@ POOLED_OBJECTS = [
     "limitrange {ns}/workspace-limits",
     "networkpolicy {ns}/default-deny",
     "networkpolicy {ns}/workspace-server",
+    "serviceaccount {ns}/workspace-server",
     "secret {ns}/workspace-server-secrets",
     "configmap {ns}/workspace-server-config",
     "deployment {ns}/workspace-server",
@@ -77,7 +78,7 @@ def versions_of(kube: KubeClient, ws: WorkspaceSpec) -> dict[str, str]:
     """resourceVersion of every object we apply for ``ws`` (not the pods and ReplicaSets controllers own)."""
     kinds = [
         ("v1", "Namespace"), ("v1", "ResourceQuota"), ("v1", "LimitRange"), ("networking.k8s.io/v1", "NetworkPolicy"),
-        ("v1", "Secret"), ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "Service"),
+        ("v1", "ServiceAccount"), ("v1", "Secret"), ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "Service"),
         ("networking.k8s.io/v1", "Ingress"), ("policy/v1beta1", "PodDisruptionBudget"),
         ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
     ]  # fmt: skip
@@ -166,7 +167,7 @@ def test_ensure_again_creates_and_changes_nothing(
     compute.ensure(ws, server_config())
     settle(kube, ns)
     before = versions_of(kube, ws)
-    assert len(before) == 11
+    assert len(before) == 12
     time.sleep(1.1)  # managedFields times have 1 s resolution: an apply that is not a no-op shows from now on
 
     again = compute.ensure(ws, server_config())

@@ -58,6 +58,7 @@ def test_pooled_workspace_objects_in_apply_order() -> None:
         "LimitRange/workspace-limits",
         "NetworkPolicy/default-deny",
         "NetworkPolicy/workspace-server",
+        "ServiceAccount/workspace-server",
         "Secret/workspace-server-secrets",
         "ConfigMap/workspace-server-config",
         "Deployment/workspace-server",
@@ -71,7 +72,7 @@ def test_pooled_workspace_objects_in_apply_order() -> None:
 def test_enterprise_has_an_hpa_and_no_namespace_guardrails() -> None:
     kinds = [o["kind"] for o in render_workspace(ENTERPRISE, server_config(), SETTINGS, ApiVersions(), 2)]
     assert kinds == [
-        "Namespace", "Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget",
+        "Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
     ]  # fmt: skip
 
@@ -219,6 +220,27 @@ def test_config_checksum_rolls_on_config_changes_but_not_on_forgetting_the_admin
     assert checksum(server_config(initial_admin=admin)) == base
 
 
+ROLE_ARN = "arn:aws:iam::123456789012:role/canopy/canopy-test-0123456789ab-app"
+
+
+@pytest.mark.parametrize("ws", [POOLED, ENTERPRISE], ids=["pooled", "enterprise"])
+def test_pods_run_as_a_service_account_annotated_with_the_workspace_role(ws: Any) -> None:
+    objects = render(ws, server_config(workload_role_arn=ROLE_ARN))
+    account = objects["ServiceAccount/workspace-server"]
+    assert account["metadata"]["namespace"] == f"ws-{ws.short_id}"
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
+    assert account["automountServiceAccountToken"] is False
+    spec = pod_spec(objects)
+    assert spec["serviceAccountName"] == "workspace-server" and spec["automountServiceAccountToken"] is False
+    assert "annotations" not in render(ws)["ServiceAccount/workspace-server"]["metadata"]  # no role: no annotation
+
+
+def test_the_role_does_not_roll_the_pods() -> None:
+    """The role's name is deterministic: it is on the service account only, never in the checksum or pod template."""
+    deployment = render(config=server_config(workload_role_arn=ROLE_ARN))["Deployment/workspace-server"]
+    assert deployment == render()["Deployment/workspace-server"]
+
+
 def test_ingress_routes_the_workspace_host_to_the_service() -> None:
     ingress = render()["Ingress/workspace-server"]
     assert ingress["apiVersion"] == "networking.k8s.io/v1"
@@ -280,7 +302,7 @@ def test_managed_kinds_follow_the_chosen_versions() -> None:
     kinds = dict((kind, version) for version, kind in managed_kinds(choose_api_versions(discovery(KUBE_1_20))))
     assert kinds["PodDisruptionBudget"] == "policy/v1beta1"
     assert kinds["HorizontalPodAutoscaler"] == "autoscaling/v2beta2"
-    assert {"Pod", "ReplicaSet", "Namespace", "Secret"} <= kinds.keys()
+    assert {"Pod", "ReplicaSet", "Namespace", "Secret", "ServiceAccount"} <= kinds.keys()
 
 
 def test_a_plain_server_config_gets_the_default_image() -> None:

@@ -31,7 +31,7 @@ from control_plane.organizations.models import Organization
 from control_plane.workspaces import service
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
-from infra.conventions import TAG_WORKSPACE, tag_filters
+from infra.conventions import TAG_WORKSPACE, tag_filters, tags_from_list
 from tests.aws.conftest import SILO_DOMAIN, CloudCell, aws_cell  # noqa: F401
 from tests.harness.fixtures import kube_cluster  # noqa: F401
 from tests.harness.kubernetes import TestCluster
@@ -173,7 +173,8 @@ def kube_objects(kube: KubeClient, workspace_id: uuid.UUID) -> Counter[str]:
 
 
 def aws_resources(workspace_id: uuid.UUID) -> Counter[str]:
-    """How many resources of each type moto holds for the workspace (by tag; EKS and IAM per service)."""
+    """How many resources of each type moto holds for the workspace (by tag; EKS and IAM per service, OIDC providers
+    by their tags)."""
     pages = boto3.client("resourcegroupstaggingapi").get_paginator("get_resources")
     arns = [
         item["ResourceARN"]
@@ -192,6 +193,9 @@ def aws_resources(workspace_id: uuid.UUID) -> Counter[str]:
     found["iam role"] += sum(sid in r["RoleName"] for r in iam.list_roles(PathPrefix="/canopy/")["Roles"])
     policies = iam.list_policies(Scope="Local", PathPrefix="/canopy/")["Policies"]
     found["iam policy"] += sum(sid in p["PolicyName"] for p in policies)
+    for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+        tags = tags_from_list(iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=provider["Arn"])["Tags"])
+        found["iam oidc-provider"] += tags.get(TAG_WORKSPACE) == str(workspace_id)
     return +found
 
 

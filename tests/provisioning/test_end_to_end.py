@@ -24,6 +24,7 @@ from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import (
+    bucket_policy,
     kubernetes_labels,
     prefix_policy,
     s3_tagging,
@@ -32,27 +33,35 @@ from infra.conventions import (
     workspace_tags,
 )
 from tests.aws.conftest import CELL, CELL_DOMAIN, SILO_DOMAIN, CloudCell
-from tests.aws.test_silo import _assert_bucket, _assert_cluster, _assert_database, _assert_key
+from tests.aws.test_silo import (
+    _assert_attached,
+    _assert_bucket,
+    _assert_cluster,
+    _assert_database,
+    _assert_key,
+    _assert_workload_role,
+    silo_oidc_provider,
+)
 from tests.harness.moto import REGION
 from tests.provisioning.conftest import aws_resources, kube_objects, new_workspace
 from tests.reconciler.conftest import Plane
 
 pytestmark = pytest.mark.slow
 
-CONDITIONS = {"DatabaseReady", "StorageReady", "ComputeReady", "DnsReady", "Available"}
+CONDITIONS = {"DatabaseReady", "StorageReady", "IdentityReady", "ComputeReady", "DnsReady", "Available"}
 KUBE_COMMON = {
-    "Namespace": 1, "Secret": 1, "ConfigMap": 1, "Deployment": 1, "ReplicaSet": 1, "Service": 1, "Ingress": 1,
-    "PodDisruptionBudget": 1,
+    "Namespace": 1, "ServiceAccount": 1, "Secret": 1, "ConfigMap": 1, "Deployment": 1, "ReplicaSet": 1, "Service": 1,
+    "Ingress": 1, "PodDisruptionBudget": 1,
 }  # fmt: skip
 EXPECTED_KUBE = {
     Tier.professional: KUBE_COMMON | {"ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 2, "Pod": 1},
     Tier.enterprise: KUBE_COMMON | {"HorizontalPodAutoscaler": 1, "Pod": 2},
 }
 EXPECTED_AWS = {
-    Tier.professional: {"iam policy": 1},
+    Tier.professional: {"iam policy": 1, "iam role": 1},
     Tier.enterprise: {
         "kms key": 1, "s3 bucket": 1, "rds db": 1, "secretsmanager secret": 1, "eks cluster": 1, "eks nodegroup": 1,
-        "iam role": 2, "ec2 security-group": 1,
+        "iam role": 3, "iam policy": 1, "iam oidc-provider": 1, "ec2 security-group": 1,
     },
 }  # fmt: skip
 
@@ -75,6 +84,8 @@ def test_professional_workspace_end_to_end(plane: Plane, kube: KubeClient, aws_c
         f"arn:aws:s3:::{bucket}", names.pooled_prefix, aws_cell.outputs.kms_key_arn
     )
     assert tags_from_list(iam.list_policy_tags(PolicyArn=arn)["Tags"]) == tags
+    _assert_workload_role(names.app_role, aws_cell.outputs.oidc_provider_arn, names.namespace, tags)
+    _assert_attached(names.app_role, document["Document"], tags)  # the prefix policy, nothing else
     with psycopg.connect(plane.url, autocommit=True) as conn:
         role = conn.execute(
             "SELECT rolconnlimit, rolsuper, rolcreatedb, rolcreaterole,"
@@ -91,11 +102,12 @@ def test_professional_workspace_end_to_end(plane: Plane, kube: KubeClient, aws_c
     assert quota["spec"]["hard"]["pods"] == "20"
     deny = _get(kube, "networking.k8s.io/v1", "NetworkPolicy", "default-deny", ns)["spec"]
     assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress", "Egress"]
-    env = _workload(kube, ns, ws.slug, CELL_DOMAIN, tags)
+    env = _workload(kube, ns, ws.slug, CELL_DOMAIN, tags, ws.outputs["workload_role_arn"])
     assert env["WS_S3_BUCKET"] == bucket and env["WS_S3_PREFIX"] == names.pooled_prefix
     assert env["WS_DATABASE_URL"].startswith(f"postgresql://{names.pooled_database}:")
 
     _delete(plane, kube, ws_id, [(aws_cell.outputs.zone_id, f"{ws.slug}.{CELL_DOMAIN}")])
+    _assert_gone(names.app_role, arn)
     with psycopg.connect(plane.url, autocommit=True) as conn:
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [names.pooled_database]).fetchone() is None
 
@@ -159,16 +171,21 @@ def test_enterprise_silo_end_to_end(plane: Plane, kube: KubeClient, aws_cell: Cl
     assert spec is not None
     _assert_database(silo, spec.spec, names.rds_instance, names.secret, key_arn, tags, aws_cell)
     _assert_cluster(names.eks_cluster, names.eks_nodegroup, key_arn, tags, aws_cell)
+    oidc_provider = silo_oidc_provider(names.eks_cluster)
+    assert ws.outputs["oidc_provider_arn"] == oidc_provider
+    _assert_workload_role(names.app_role, oidc_provider, names.namespace, tags)
+    _assert_attached(names.app_role, bucket_policy(f"arn:aws:s3:::{names.bucket}", key_arn), tags)
     ns = names.namespace
     _assert_record(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}", f"{ns}.elb.example.com")
     assert ws.outputs["ingress_hostname"] == f"{ns}.elb.example.com"
-    env = _workload(kube, ns, ws.slug, SILO_DOMAIN, tags)
+    env = _workload(kube, ns, ws.slug, SILO_DOMAIN, tags, ws.outputs["workload_role_arn"])
     assert env["WS_S3_BUCKET"] == names.bucket and env["WS_S3_KMS_KEY_ID"] == key_arn
     assert env["WS_DATABASE_URL"] == silo.database.connection_url(spec.spec)
     hpa = _get(kube, "autoscaling/v2beta2", "HorizontalPodAutoscaler", "workspace-server", ns)
     assert hpa["spec"]["minReplicas"] == 2
 
     _delete(plane, kube, ws_id, [(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}")])
+    _assert_gone(names.app_role, ws.outputs["storage_policy_arn"], oidc_provider)
     [snapshot] = boto3.client("rds").describe_db_snapshots(DBSnapshotIdentifier=f"{names.rds_instance}-final")[
         "DBSnapshots"
     ]
@@ -203,14 +220,27 @@ def _delete(plane: Plane, kube: KubeClient, ws_id: uuid.UUID, dns: list[tuple[st
     assert kube_objects(kube, ws_id) == {}, "no Kubernetes object labelled with the workspace is left"
 
 
+def _assert_gone(role: str, policy_arn: str, oidc_provider: str | None = None) -> None:
+    """The workspace's role and storage policy (and a silo's OIDC provider) are deleted."""
+    iam = boto3.client("iam")
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role)
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_policy(PolicyArn=policy_arn)
+    if oidc_provider:
+        with pytest.raises(iam.exceptions.NoSuchEntityException):
+            iam.get_open_id_connect_provider(OpenIDConnectProviderArn=oidc_provider)
+
+
 def _get(kube: KubeClient, api_version: str, kind: str, name: str, ns: str) -> dict[str, Any]:
     obj = kube.get(api_version, kind, name, ns)
     assert obj is not None, f"{kind} {ns}/{name} does not exist"
     return obj
 
 
-def _workload(kube: KubeClient, ns: str, slug: str, domain: str, tags: dict[str, str]) -> dict[str, str]:
-    """Assert the Deployment is rolled out, hardened and labelled, the Ingress routes the name; the Secret's env."""
+def _workload(kube: KubeClient, ns: str, slug: str, domain: str, tags: dict[str, str], role_arn: str) -> dict[str, str]:
+    """Assert the Deployment is rolled out, hardened, labelled and runs as the service account of the workspace's
+    IAM role, the Ingress routes the name; the Secret's env."""
     deployment = _get(kube, "apps/v1", "Deployment", "workspace-server", ns)
     assert rollout_status(deployment).done
     labels = deployment["metadata"]["labels"]
@@ -218,6 +248,11 @@ def _workload(kube: KubeClient, ns: str, slug: str, domain: str, tags: dict[str,
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "workspace-server"
+    account = _get(kube, "v1", "ServiceAccount", "workspace-server", ns)
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role_arn
+    assert account["automountServiceAccountToken"] is False
+    assert kubernetes_labels(tags).items() <= account["metadata"]["labels"].items()
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     ingress = _get(kube, "networking.k8s.io/v1", "Ingress", "workspace-server", ns)

@@ -70,6 +70,18 @@ class Expiring(Generic[K, T]):
         return value
 
 
+def cell_name(ws: WorkspaceSpec) -> str:
+    """The cell a pooled workspace was placed in; a ProviderError if it has none."""
+    if not ws.cell:
+        raise ProviderError("a pooled workspace needs a cell")
+    return ws.cell
+
+
+def cell_of(cells: CellLookup, ws: WorkspaceSpec) -> CellOutputs:
+    """The outputs of the cell a pooled workspace was placed in."""
+    return cells(cell_name(ws))
+
+
 def error_code(exc: ClientError) -> str:
     """The AWS error code of ``exc`` (``NoSuchEntity``, ``DBInstanceNotFound``, ...)."""
     return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,4 +1,4 @@
-"""The EKS cluster and nodegroup of an enterprise silo, and their IAM roles."""
+"""The EKS cluster and nodegroup of an enterprise silo, their IAM roles, and the cluster's IAM OIDC provider."""
 
 from __future__ import annotations
 
@@ -6,10 +6,20 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from control_plane.providers.aws.common import Aws, SiloConfig, absent, tags_of, tolerating
+from control_plane.providers.aws.common import Aws, SiloConfig, absent, arn_parts, tags_of, tolerating
 from control_plane.providers.aws.kms import SiloKms
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
-from infra.conventions import EKS, IAM_PATH, WorkspaceNames, eks_tags, tag_list
+from infra.conventions import (
+    EKS,
+    IAM_PATH,
+    STS_AUDIENCE,
+    TAG_WORKSPACE,
+    WorkspaceNames,
+    eks_tags,
+    oidc_provider_arn,
+    tag_list,
+    tags_from_list,
+)
 
 AWS_POLICY = "arn:{partition}:iam::aws:policy/{name}"
 CLUSTER_TRUST = "eks.amazonaws.com"
@@ -27,10 +37,11 @@ def _trust(service: str) -> str:
 class SiloCluster:
     """``canopy-<env>-<short id>``: private API endpoint only, Secrets envelope-encrypted with the tenant key,
     control-plane logs on, access entries (API) authentication; a managed nodegroup ``...-nodes`` in the
-    private subnets; cluster and node roles under ``/canopy/``. Everything tagged.
+    private subnets; cluster and node roles under ``/canopy/``; the IAM OIDC provider of the cluster's issuer (the
+    workspace's pods assume their role through it). Everything tagged.
 
     An ensure waits for ACTIVE (cluster before nodegroup) even where AWS answers at once; a teardown
-    deletes the nodegroup, waits, deletes the cluster, waits, then the roles.
+    deletes the nodegroup, waits, deletes the cluster, waits, then the roles and the OIDC provider.
     """
 
     def __init__(self, aws: Aws, config: SiloConfig, kms: SiloKms) -> None:
@@ -85,8 +96,46 @@ class SiloCluster:
             "cluster_endpoint": cluster["endpoint"],
             "cluster_ca": cluster["certificateAuthority"]["data"],
             "nodegroup_name": names.eks_nodegroup,
+            "oidc_provider_arn": self._ensure_oidc_provider(ws, cluster, created),
         }
         return Ensured(outputs, tuple(created))
+
+    def _ensure_oidc_provider(self, ws: WorkspaceSpec, cluster: dict[str, Any], created: list[str]) -> str:
+        """The ARN of the IAM OIDC provider of the cluster's issuer (its pods' roles trust it); created tagged with
+        the ``sts.amazonaws.com`` audience if missing, its tags and audience converged if not."""
+        issuer = cluster["identity"]["oidc"]["issuer"]
+        partition, account = arn_parts(cluster["arn"])
+        arn = oidc_provider_arn(partition, account, issuer)
+        iam = self._iam()
+        provider = absent(lambda: iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn), "NoSuchEntity")
+        if provider is None:
+            iam.create_open_id_connect_provider(Url=issuer, ClientIDList=[STS_AUDIENCE], Tags=tag_list(tags_of(ws)))
+            created.append("oidc_provider")
+            return arn
+        owner = tags_from_list(provider.get("Tags", [])).get(TAG_WORKSPACE)
+        if owner not in (None, str(ws.id)):
+            raise ProviderError(f"the IAM OIDC provider of {issuer} belongs to workspace {owner}")
+        iam.tag_open_id_connect_provider(OpenIDConnectProviderArn=arn, Tags=tag_list(tags_of(ws)))
+        if STS_AUDIENCE not in provider.get("ClientIDList", []):
+            iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID=STS_AUDIENCE)
+        return arn
+
+    def oidc_provider_arn(self, ws: WorkspaceSpec) -> str:
+        """The ARN of the silo cluster's IAM OIDC provider (the cluster step made it)."""
+        cluster = self._cluster(self._config.names(ws))
+        if cluster is None:
+            raise ProviderError("the workspace's EKS cluster does not exist")
+        partition, account = arn_parts(cluster["arn"])
+        return oidc_provider_arn(partition, account, cluster["identity"]["oidc"]["issuer"])
+
+    def _oidc_providers(self, ws: WorkspaceSpec) -> list[str]:
+        """ARNs of the IAM OIDC providers tagged for ``ws`` (by tag: the cluster naming the issuer may be gone)."""
+        iam = self._iam()
+        return [
+            provider["Arn"]
+            for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+            if oidc_provider_owner(iam, provider["Arn"]) == str(ws.id)
+        ]
 
     def _ensure_role(
         self, ws: WorkspaceSpec, name: str, service: str, policies: tuple[str, ...], created: list[str]
@@ -166,6 +215,9 @@ class SiloCluster:
             waits.until(f"deletion of {names.eks_cluster}", lambda: self._cluster(names) is None)
         for role in (names.node_role, names.cluster_role):
             self._delete_role(role)
+        for arn in self._oidc_providers(ws):
+            with tolerating("NoSuchEntity"):
+                self._iam().delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
 
     def _delete_role(self, name: str) -> None:
         iam = self._iam()
@@ -179,4 +231,11 @@ class SiloCluster:
         names = self._config.names(ws)
         found = [f"eks cluster {names.eks_cluster}"] if self._cluster(names) else []
         found += [f"eks nodegroup {names.eks_nodegroup}"] if found and self._nodegroup(names) else []
-        return found + [f"iam role {role}" for role in (names.cluster_role, names.node_role) if self._role(role)]
+        found += [f"iam role {role}" for role in (names.cluster_role, names.node_role) if self._role(role)]
+        return found + [f"iam oidc provider {arn}" for arn in self._oidc_providers(ws)]
+
+
+def oidc_provider_owner(iam: Any, arn: str) -> str | None:
+    """The ``canopy:workspace`` tag of the IAM OIDC provider ``arn`` (None when untagged or gone)."""
+    tags = absent(lambda: iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn)["Tags"], "NoSuchEntity")
+    return tags_from_list(tags or []).get(TAG_WORKSPACE)

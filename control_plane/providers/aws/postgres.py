@@ -20,8 +20,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from control_plane.core.security import derive_secret
-from control_plane.providers.aws.common import Aws, CellLookup, Expiring
-from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
+from control_plane.providers.aws.common import Aws, CellLookup, Expiring, cell_name
+from control_plane.providers.base import Ensured, WorkspaceSpec
 from infra.conventions import CellOutputs, workspace_names
 
 ACL_LOCK = "canopy:database-acl"
@@ -60,9 +60,7 @@ class PooledDatabase:
 
     def _admin(self, ws: WorkspaceSpec) -> dict[str, Any]:
         """The cell's admin connection parameters (user, password, host, port, dbname)."""
-        if not ws.cell:
-            raise ProviderError("a pooled workspace needs a cell")
-        return self._admins(ws.cell)
+        return self._admins(cell_name(ws))
 
     def _read_admin(self, cell_name: str) -> dict[str, Any]:
         cell: CellOutputs = self._cells(cell_name)

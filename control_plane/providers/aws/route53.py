@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
+from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits, cell_of
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
 from infra.conventions import workspace_hostname
 
@@ -119,9 +119,7 @@ class PooledDns:
 
     def _where(self, ws: WorkspaceSpec) -> tuple[Records, str, str, str]:
         """Records client, zone id, record name and default target of ``ws``."""
-        if not ws.cell:
-            raise ProviderError("a pooled workspace needs a cell")
-        cell = self._cells(ws.cell)
+        cell = cell_of(self._cells, ws)
         records = Records(self._aws, cell.region, self._waits)
         return records, cell.zone_id, workspace_hostname(ws.slug, cell.domain), f"{self._ingress_label}.{cell.domain}"
 

@@ -11,27 +11,24 @@ from control_plane.providers.aws.common import (
     Aws,
     CellLookup,
     SiloConfig,
-    absent,
     arn_parts,
+    cell_of,
     error_code,
     tags_of,
     tolerating,
 )
+from control_plane.providers.aws.iam import delete_policy, ensure_policy, policy_arn, policy_exists
 from control_plane.providers.aws.kms import SiloKms
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
 from infra.conventions import (
-    IAM_PATH,
     S3,
     CellOutputs,
     bucket_arn,
     prefix_policy,
     s3_tagging,
-    tag_list,
     tls_only_policy,
     workspace_names,
 )
-
-MAX_POLICY_VERSIONS = 5
 
 
 def delete_versions(s3: Any, bucket: str, prefix: str = "") -> None:
@@ -122,14 +119,9 @@ class PooledStorage:
         self._env = env
         self._cells = cells
 
-    def _cell(self, ws: WorkspaceSpec) -> CellOutputs:
-        if not ws.cell:
-            raise ProviderError("a pooled workspace needs a cell")
-        return self._cells(ws.cell)
-
     def _policy_arn(self, cell: CellOutputs, name: str) -> str:
         partition, account = arn_parts(cell.control_plane_role_arn)
-        return f"arn:{partition}:iam::{account}:policy{IAM_PATH}{name}"
+        return policy_arn(partition, account, name)
 
     def _document(self, ws: WorkspaceSpec, cell: CellOutputs) -> dict[str, Any]:
         partition, _ = arn_parts(cell.control_plane_role_arn)
@@ -137,22 +129,10 @@ class PooledStorage:
         return prefix_policy(bucket_arn(cell.bucket_name, partition), prefix, cell.kms_key_arn)
 
     def ensure(self, ws: WorkspaceSpec) -> Ensured:
-        cell = self._cell(ws)
+        cell = cell_of(self._cells, ws)
         names = workspace_names(self._env, ws.id)
-        iam = self._aws.client("iam", cell.region)
         arn = self._policy_arn(cell, names.storage_policy)
-        document = self._document(ws, cell)
-        policy = absent(lambda: iam.get_policy(PolicyArn=arn)["Policy"], "NoSuchEntity")
-        if policy is None:
-            iam.create_policy(
-                PolicyName=names.storage_policy,
-                Path=IAM_PATH,
-                PolicyDocument=json.dumps(document),
-                Description=f"Files of Canopy workspace {ws.id}",
-                Tags=tag_list(tags_of(ws)),
-            )
-        else:
-            self._converge(iam, policy, document)
+        created = ensure_policy(self._aws.client("iam", cell.region), ws, arn, self._document(ws, cell))
         outputs = {
             "bucket": cell.bucket_name,
             "bucket_prefix": names.pooled_prefix,
@@ -160,43 +140,19 @@ class PooledStorage:
             "region": cell.region,
             "storage_policy_arn": arn,
         }
-        return Ensured(outputs, () if policy else ("storage_policy",))
-
-    @staticmethod
-    def _converge(iam: Any, policy: dict[str, Any], document: dict[str, Any]) -> None:
-        """Make ``document`` the policy's default version if it is not (dropping the oldest when full)."""
-        arn = policy["Arn"]
-        current = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
-        if current["Document"] == document:
-            return
-        versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-        if len(versions) >= MAX_POLICY_VERSIONS:
-            oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
-            iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
-        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+        return Ensured(outputs, ("storage_policy",) if created else ())
 
     def teardown(self, ws: WorkspaceSpec) -> None:
-        cell = self._cell(ws)
+        cell = cell_of(self._cells, ws)
         names = workspace_names(self._env, ws.id)
         delete_versions(self._aws.client("s3", cell.region), cell.bucket_name, names.pooled_prefix)
-        iam = self._aws.client("iam", cell.region)
-        arn = self._policy_arn(cell, names.storage_policy)
-        if absent(lambda: iam.get_policy(PolicyArn=arn), "NoSuchEntity") is None:
-            return
-        for role in iam.list_entities_for_policy(PolicyArn=arn, EntityFilter="Role")["PolicyRoles"]:
-            iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
-        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
-            if not version["IsDefaultVersion"]:
-                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
-        with tolerating("NoSuchEntity"):
-            iam.delete_policy(PolicyArn=arn)
+        delete_policy(self._aws.client("iam", cell.region), self._policy_arn(cell, names.storage_policy))
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
-        cell = self._cell(ws)
+        cell = cell_of(self._cells, ws)
         names = workspace_names(self._env, ws.id)
-        iam = self._aws.client("iam", cell.region)
         arn = self._policy_arn(cell, names.storage_policy)
-        found = [f"iam policy {arn}"] if absent(lambda: iam.get_policy(PolicyArn=arn), "NoSuchEntity") else []
+        found = [f"iam policy {arn}"] if policy_exists(self._aws.client("iam", cell.region), arn) else []
         if has_objects(self._aws.client("s3", cell.region), cell.bucket_name, names.pooled_prefix):
             found.append(f"objects under s3://{cell.bucket_name}/{names.pooled_prefix}")
         return found

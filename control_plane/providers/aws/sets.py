@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from control_plane.core.settings import Settings
 from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
 from control_plane.providers.aws.eks import SiloCluster
+from control_plane.providers.aws.iam import PooledIdentity, SiloIdentity
 from control_plane.providers.aws.kms import SiloKms
 from control_plane.providers.aws.postgres import PooledDatabase
 from control_plane.providers.aws.rds import SiloDatabase
@@ -16,21 +17,23 @@ from control_plane.providers.aws.s3 import PooledStorage, SiloStorage
 
 @dataclass(frozen=True)
 class SiloProviders:
-    """An enterprise silo, in step order: key, bucket, database, cluster, name."""
+    """An enterprise silo, in step order: key, bucket, database, cluster, the pods' role, name."""
 
     kms: SiloKms
     storage: SiloStorage
     database: SiloDatabase
     cluster: SiloCluster
+    identity: SiloIdentity
     dns: SiloDns
 
 
 @dataclass(frozen=True)
 class PooledProviders:
-    """A professional workspace in its cell: database, bucket prefix, name."""
+    """A professional workspace in its cell: database, bucket prefix, the pods' role, name."""
 
     database: PooledDatabase
     storage: PooledStorage
+    identity: PooledIdentity
     dns: PooledDns
 
 
@@ -38,11 +41,13 @@ def silo_providers(settings: Settings, aws: Aws) -> SiloProviders:
     """Silo providers configured by the ``aws_*`` settings."""
     config = SiloConfig.from_settings(settings)
     kms = SiloKms(aws, config)
+    cluster = SiloCluster(aws, config, kms)
     return SiloProviders(
         kms=kms,
         storage=SiloStorage(aws, config, kms),
         database=SiloDatabase(aws, config, kms),
-        cluster=SiloCluster(aws, config, kms),
+        cluster=cluster,
+        identity=SiloIdentity(aws, config, kms, cluster),
         dns=SiloDns(aws, config),
     )
 
@@ -59,5 +64,6 @@ def pooled_providers(settings: Settings, aws: Aws, cells: CellLookup) -> PooledP
             connection_limit=settings.cell_database_connection_limit,
         ),
         storage=PooledStorage(aws, settings.aws_environment, cells),
+        identity=PooledIdentity(aws, settings.aws_environment, cells),
         dns=PooledDns(aws, cells, settings.cell_ingress_label, waits),
     )

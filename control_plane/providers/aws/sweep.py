@@ -7,7 +7,7 @@
 - EKS (the tagging API misses it): clusters listed and described, reported with all their nodegroups
   when tagged for the workspace.
 - IAM (missed too): roles and policies under ``/canopy/`` whose name holds the workspace's short id,
-  confirmed by their tags.
+  confirmed by their tags, and OIDC providers (a silo cluster's) tagged for the workspace.
 - Route53 (records carry no tags): the ``(zone id, name)`` pairs the caller passes, i.e. the
   ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs.
 """
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from control_plane.providers.aws.common import Aws, absent, tagged_arns
+from control_plane.providers.aws.eks import oidc_provider_owner
 from control_plane.providers.aws.kms import GONE_STATES
 from control_plane.providers.aws.route53 import find_record
 from infra.conventions import IAM_PATH, TAG_WORKSPACE, short_id, tags_from_list
@@ -80,7 +81,8 @@ class LeakSweep:
         return [f"eks nodegroup {cluster}/{name}" for page in pages for name in page["nodegroups"]]
 
     def _iam(self, workspace_id: uuid.UUID) -> list[str]:
-        """Roles and policies under ``/canopy/`` named after the workspace and tagged for it."""
+        """Roles and policies under ``/canopy/`` named after the workspace and tagged for it; OIDC providers tagged
+        for it."""
         iam = self._client("iam")
         sid = short_id(workspace_id)
         found = []
@@ -93,6 +95,9 @@ class LeakSweep:
                 tags = iam.list_policy_tags(PolicyArn=policy["Arn"]) if sid in policy["PolicyName"] else {}
                 if self._owned(tags, workspace_id):
                     found.append(f"iam policy {policy['Arn']}")
+        for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+            if oidc_provider_owner(iam, provider["Arn"]) == str(workspace_id):
+                found.append(f"iam oidc provider {provider['Arn']}")
         return found
 
     @staticmethod
