@@ -31,12 +31,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
 import psycopg
+from botocore.parsers import ResponseParserError
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,13 @@ from control_plane.providers.base import WorkspaceSpec  # noqa: E402
 from control_plane.providers.production import deploy_settings  # noqa: E402
 from control_plane.reconciler.queue import close_sync_app, defer_reconcile  # noqa: E402
 from control_plane.workspaces.models import Tier  # noqa: E402
-from infra.conventions import prefix_policy, tag_list, workspace_tags  # noqa: E402
+from infra.conventions import (  # noqa: E402
+    WORKSPACE_SERVICE_ACCOUNT,
+    prefix_policy,
+    tag_list,
+    web_identity_trust_policy,
+    workspace_tags,
+)
 from tests.aws.conftest import CloudCell, make_cloud_cell  # noqa: E402
 from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir  # noqa: E402
 from tests.harness.moto import REGION, start_moto_server  # noqa: E402
@@ -63,7 +71,7 @@ ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def admin(statement: sql.Composable) -> None:
+def admin(statement: sql.Composed) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(statement)
 
@@ -142,6 +150,19 @@ def provision(ids: list[uuid.UUID], database_url: str, timeout: float) -> float:
     raise SystemExit(f"not every workspace was provisioned within {timeout:g}s")
 
 
+def again_on_emulator_race(call: Callable[[], object], attempts: int = 3) -> None:
+    """``call()``, repeated when moto answers 500: its IAM is not thread-safe (an attach iterating the policies
+    while another thread creates one fails with "dictionary changed size during iteration"). The providers'
+    step fails then and the reconciler retries it; a bare call is simply made again."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except ResponseParserError:
+            if attempt == attempts - 1:
+                raise
+
+
 def raw_creates(cell: CloudCell, kubeconfig: Path, count: int, threads: int) -> tuple[float, list[str]]:
     """The bare creates of ``count`` workspaces with ``threads`` threads; elapsed seconds and the roles made."""
     deploy = deploy_settings(get_settings())
@@ -161,9 +182,14 @@ def raw_creates(cell: CloudCell, kubeconfig: Path, count: int, threads: int) -> 
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
         prefix = f"workspaces/{spec.short_id}/"
         document = prefix_policy(f"arn:aws:s3:::{out.bucket_name}", prefix, out.kms_key_arn)
-        iam.create_policy(
+        policy = iam.create_policy(
             PolicyName=f"raw-{spec.short_id}", Path="/canopy/", PolicyDocument=json.dumps(document), Tags=tag_list(tags)
         )
+        namespace = f"raw-{spec.short_id}"
+        trust = web_identity_trust_policy(out.oidc_provider_arn, namespace, WORKSPACE_SERVICE_ACCOUNT)
+        role = f"raw-{spec.short_id}-app"
+        iam.create_role(RoleName=role, Path="/canopy/", AssumeRolePolicyDocument=json.dumps(trust), Tags=tag_list(tags))
+        again_on_emulator_race(lambda: iam.attach_role_policy(RoleName=role, PolicyArn=policy["Policy"]["Arn"]))
         host = f"{spec.slug}.{out.domain}"
         record = {"Name": host, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": f"ingress.{out.domain}"}]}
         route53.change_resource_record_sets(
