@@ -71,9 +71,9 @@ def test_wedged_server_is_replaced(plane: Plane) -> None:
     pid = ws.outputs["pid"]
 
     os.kill(pid, signal.SIGSTOP)  # holds its lock, answers nothing
-    ws = plane.wait_for(ws_id, lambda w: w.last_error is not None, timeout=30)
+    ws = plane.wait_for(ws_id, lambda w: w.last_error is not None, timeout=60)
     assert ws.last_error is not None and "not ready" in ws.last_error
-    ws = plane.wait_for(ws_id, lambda w: w.outputs.get("pid") not in (None, pid) and w.last_error is None, timeout=40)
+    ws = plane.wait_for(ws_id, lambda w: w.outputs.get("pid") not in (None, pid) and w.last_error is None, timeout=90)
     assert not pid_alive(pid)
     assert server_pids(plane.runtime_dir(ws_id)) == [ws.outputs["pid"]]
     assert {c["status"] for c in ws.conditions} == {"True"}
