@@ -21,14 +21,15 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+import psycopg
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspace_server.app import create_app
-from workspace_server.db import create_engine
-from workspace_server.migrate import migrate_and_bootstrap, upgrade_schema
+from workspace_server.db import CONNECT_TIMEOUT_SECONDS, create_engine
+from workspace_server.migrate import migrate_and_bootstrap, schema_is_current, upgrade_schema
 from workspace_server.runtime import AlreadyRunning, RuntimeDir
 from workspace_server.settings import Settings
 
@@ -114,8 +115,10 @@ async def _upgrade_schema(settings: Settings) -> None:
 
 
 def upgrade_in_child(settings: Settings) -> None:
-    """Apply pending migrations in a forked child and wait for it, so that Alembic (about 9 MB that would stay
-    resident) is never imported by the process that serves. Exits like the server would if they fail."""
+    """Apply pending migrations, if any, in a forked child and wait for it, so that Alembic (about 9 MB that would
+    stay resident) is never imported by the process that serves. Exits like the server would if they fail."""
+    if schema_is_current(settings.database_url.get_secret_value(), CONNECT_TIMEOUT_SECONDS):
+        return
     pid = os.fork()
     if pid == 0:
         status = EXIT_FAILED
@@ -267,7 +270,7 @@ def main() -> None:
         config = _uvicorn_config(settings, engine)
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
             runner.run(_serve(settings, engine, config, runtime))
-    except (OSError, DBAPIError) as exc:
+    except (OSError, DBAPIError, psycopg.Error) as exc:
         log.error("cannot serve: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         sys.exit(EXIT_FAILED)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,6 +39,15 @@ def _upgrade(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def schema_is_current(libpq_url: str, connect_timeout: int) -> bool:
+    """Whether the schema is at :data:`HEAD_REVISION`, asked over one short libpq connection (no pool, no Alembic)."""
+    with psycopg.connect(libpq_url, connect_timeout=connect_timeout, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [VERSION_TABLE]).fetchone()
+        if not (row and row[0]):
+            return False
+        return conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (HEAD_REVISION,)
 
 
 async def upgrade_schema(engine: AsyncEngine) -> None:
