@@ -26,7 +26,7 @@ def get_providers(settings: Settings, tier: str) -> Providers:
     raise ValueError(f"unknown provider {settings.provider!r}")
 
 
-def warm_up(settings: Settings) -> None:
+def warm_up_providers(settings: Settings) -> None:
     """Import and build what the reconciler's jobs use (provider sets, AWS clients), before a worker takes jobs."""
     if settings.provider == "aws":
         from control_plane.providers.production import fleet_of

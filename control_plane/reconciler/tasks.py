@@ -25,7 +25,7 @@ from procrastinate.exceptions import ConnectorException, UniqueViolation
 from control_plane.core.clock import utcnow
 from control_plane.core.settings import get_settings
 from control_plane.providers.base import ProviderError
-from control_plane.providers.factory import get_providers
+from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
 from control_plane.reconciler.queue import RECONCILE_TASK, app, defer_reconcile
@@ -157,6 +157,13 @@ ACTIONS: dict[Lifecycle, Callable[[records.Snapshot], str]] = {
     Lifecycle.pending_verification: nothing,
     Lifecycle.deleted: nothing,
 }
+
+
+def warm_up() -> None:
+    """Build what reconciles use before the worker takes its first job: the provider sets (imports, AWS clients),
+    the ORM and the pool's first connection."""
+    warm_up_providers(get_settings())
+    records.warm_up()
 
 
 def reconcile(workspace_id: uuid.UUID) -> str:

@@ -11,7 +11,6 @@ import sys
 from control_plane.core.db import database_url
 from control_plane.core.migrate import DatabaseNotMigrated, require_migrated
 from control_plane.core.settings import get_settings
-from control_plane.providers.factory import warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"canopy worker: {exc}", file=sys.stderr)
         return 2
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
-    from control_plane.reconciler import records, tasks  # noqa: F401  (tasks registers the tasks on the app)
+    from control_plane.reconciler import tasks  # registers the tasks on the app
     from control_plane.reconciler.queue import app
 
     settings = get_settings()
-    warm_up(settings)
-    records.warm_up()
+    tasks.warm_up()
     app.run_worker(
         concurrency=max(1, args.concurrency),
         name=args.name or f"{socket.gethostname()}-{os.getpid()}",
