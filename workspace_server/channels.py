@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
-from sqlalchemy import RowMapping, and_, delete, or_, select
+from sqlalchemy import RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,14 +19,17 @@ from workspace_server.auth import CurrentSession, Session
 from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.membership import (
+    SchemeRolesBody,
     add_channel_member,
+    admin_in_roles,
     channel_member_json,
     get_channel_member,
     get_team_member,
+    manages_channel,
     team_member_not_found,
 )
 from workspace_server.schema import channel_members, channels, team_members, teams, users
-from workspace_server.users import get_user, resolve_user_id, user_not_found
+from workspace_server.users import RolesBody, get_user, resolve_user_id, user_not_found
 from workspace_server.web import (
     AppError,
     JSONResponse,
@@ -322,11 +325,7 @@ async def get_member(channel_id: str, user_id: str, conn: Conn, session: Current
     channel = await readable_channel(conn, channel_id, session)
     member = await get_channel_member(conn, channel["id"], resolve_user_id(user_id, session))
     if member is None:
-        raise AppError(
-            404,
-            "app.channel.get_member.missing.app_error",
-            "No channel member found for that user ID and channel ID.",
-        )
+        raise member_not_found()
     return JSONResponse(channel_member_json(member))
 
 
@@ -368,6 +367,59 @@ async def remove_member(channel_id: str, user_id: str, conn: Conn, session: Curr
         raise member_not_found()
     await conn.commit()
     await events.publish_user_removed(channel_id, target, session.user_id)
+    return status_ok()
+
+
+async def _set_channel_admin(
+    conn: AsyncConnection, session: Session, channel_id: str, user_id: str, admin: bool
+) -> None:
+    """Make a member of an open or private channel its admin or a plain member (system admins, the team's admins
+    and the channel's may: Mattermost's ``manage_channel_roles``), then tell them with ``channel_member_updated``."""
+    if not is_valid_id(channel_id):
+        raise invalid_url_param("channel_id")
+    target = resolve_user_id(user_id, session)
+    access = await channel_access(conn, session, channels.c.id == channel_id)
+    if access is None:
+        raise channel_not_found()
+    # Those who can see a direct or group channel learn it has no roles; others only that they may not.
+    if access.channel["type"] in (DIRECT, GROUP) and access.can_read:
+        raise AppError(
+            400,
+            "api.channel.update_channel_member_roles.channel_type.app_error",
+            "Members of direct and group message channels have no roles to change.",
+        )
+    if not await manages_channel(conn, session, access.channel):
+        raise permission_error()
+    stmt = (
+        update(channel_members)
+        .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == target)
+        .values(scheme_admin=admin, last_update_at=now_ms())
+        .returning(channel_members)
+    )
+    member = (await conn.execute(stmt)).mappings().first()
+    if member is None:
+        raise member_not_found()
+    await conn.commit()
+    data = {"channelMember": events.dumps(channel_member_json(member))}
+    await events.publish("channel_member_updated", data, events.Broadcast(user_id=target))
+
+
+@router.put("/channels/{channel_id}/members/{user_id}/roles")
+async def update_member_roles(
+    channel_id: str, user_id: str, body: RolesBody, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """Set a channel member's roles: ``channel_user``, or ``channel_user channel_admin``."""
+    admin = admin_in_roles(body.roles, "channel_user", "channel_admin", "roles")
+    await _set_channel_admin(conn, session, channel_id, user_id, admin)
+    return status_ok()
+
+
+@router.put("/channels/{channel_id}/members/{user_id}/schemeRoles")
+async def update_member_scheme_roles(
+    channel_id: str, user_id: str, body: SchemeRolesBody, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """Set a channel member's scheme roles: ``scheme_admin`` on or off (a member stays a user, never a guest)."""
+    await _set_channel_admin(conn, session, channel_id, user_id, body.admin())
     return status_ok()
 
 

@@ -82,7 +82,8 @@ class Broadcast:
     omit_users: frozenset[str] = frozenset()
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """Compact JSON: the envelope's encoding, and that of the JSON strings some events carry in their data."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -96,7 +97,7 @@ def envelope_prefix(event: str, data: dict[str, Any], broadcast: Broadcast) -> s
         "connection_id": "",
         "omit_connection_id": "",
     }
-    return f'{{"event":{_dumps(event)},"data":{_dumps(data)},"broadcast":{_dumps(wire_broadcast)},"seq":'
+    return f'{{"event":{dumps(event)},"data":{dumps(data)},"broadcast":{dumps(wire_broadcast)},"seq":'
 
 
 def _frame_header(length: int) -> bytes:
@@ -232,7 +233,7 @@ class _Routed:
             "u": b.user_id,
             "o": sorted(b.omit_users),
         }
-        return f"{_dumps(header)}\n{self.prefix}"
+        return f"{dumps(header)}\n{self.prefix}"
 
     @classmethod
     def from_wire(cls, message: str, workspace: str) -> _Routed | None:

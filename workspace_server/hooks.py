@@ -26,7 +26,7 @@ from workspace_server.channels import (
 from workspace_server.db import Conn
 from workspace_server.events import flush
 from workspace_server.ids import is_valid_id, new_id, now_ms
-from workspace_server.membership import get_team_member
+from workspace_server.membership import manages_team
 from workspace_server.posts import _RESERVED_PROPS, MESSAGE_MAX_RUNES, insert_post
 from workspace_server.schema import channels, incoming_webhooks, users
 from workspace_server.settings import Settings
@@ -69,13 +69,6 @@ def hook_not_found() -> AppError:
     return AppError(404, "app.webhooks.get_incoming.app_error", "Unable to get the webhook.")
 
 
-async def _manages_team(conn: AsyncConnection, session: Session, team_id: str) -> bool:
-    if session.is_system_admin:
-        return True
-    member = await get_team_member(conn, team_id, session.user_id)
-    return bool(member is not None and member["scheme_admin"])
-
-
 async def _hook_channel(conn: AsyncConnection, session: Session, channel_id: str) -> ChannelAccess:
     """A team channel (open or private) the caller may post in and whose team they manage (Mattermost gives
     ``manage_incoming_webhooks`` to team and system admins)."""
@@ -84,7 +77,7 @@ async def _hook_channel(conn: AsyncConnection, session: Session, channel_id: str
     access = await channel_access(conn, session, channels.c.id == channel_id, channels.c.delete_at == 0)
     if access is None or access.channel["type"] in (DIRECT, GROUP):
         raise channel_not_found()
-    if not access.can_post or not await _manages_team(conn, session, access.channel["team_id"]):
+    if not access.can_post or not await manages_team(conn, session, access.channel["team_id"]):
         raise permission_error()
     return access
 
@@ -96,7 +89,7 @@ async def _managed_hook(conn: AsyncConnection, session: Session, hook_id: str) -
     hook = (await conn.execute(query)).mappings().first()
     if hook is None:
         raise hook_not_found()
-    if hook["user_id"] != session.user_id and not await _manages_team(conn, session, hook["team_id"]):
+    if hook["user_id"] != session.user_id and not await manages_team(conn, session, hook["team_id"]):
         raise hook_not_found()
     return hook
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import RowMapping, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server import events
+from workspace_server.auth import Session
 from workspace_server.ids import now_ms
 from workspace_server.schema import channel_members, channels, team_members
-from workspace_server.web import AppError
+from workspace_server.web import AppError, invalid_body_param
 
 # Mattermost's defaults (model.GetDefaultChannelNotifyProps); stored values override them.
 DEFAULT_CHANNEL_NOTIFY_PROPS = {
@@ -78,6 +80,48 @@ async def get_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> 
         team_members.c.team_id == team_id, team_members.c.user_id == user_id, team_members.c.delete_at == 0
     )
     return (await conn.execute(query)).mappings().first()
+
+
+async def manages_team(conn: AsyncConnection, session: Session, team_id: str) -> bool:
+    """Whether the caller is a system admin or an admin of the team."""
+    if session.is_system_admin:
+        return True
+    member = await get_team_member(conn, team_id, session.user_id)
+    return bool(member is not None and member["scheme_admin"])
+
+
+async def manages_channel(conn: AsyncConnection, session: Session, channel: RowMapping) -> bool:
+    """Whether the caller is a system admin, an admin of ``channel`` or of its team: Mattermost's default roles
+    let them change the channel's member roles and delete others' posts."""
+    if session.is_system_admin:
+        return True
+    member = await get_channel_member(conn, channel["id"], session.user_id)
+    if member is not None and member["scheme_admin"]:
+        return True
+    return bool(channel["team_id"]) and await manages_team(conn, session, channel["team_id"])
+
+
+def admin_in_roles(roles: str, user_role: str, admin_role: str, param: str) -> bool:
+    """Whether the space-separated member ``roles`` make an admin: they hold ``user_role``, perhaps ``admin_role``,
+    and nothing else (no guests here, and other roles are not member roles); else 400 naming ``param``."""
+    names = set(roles.split())
+    if user_role not in names or not names <= {user_role, admin_role}:
+        raise invalid_body_param(param)
+    return admin_role in names
+
+
+class SchemeRolesBody(BaseModel):
+    """``PUT .../members/{user_id}/schemeRoles``, for team and channel members alike."""
+
+    scheme_admin: bool = False
+    scheme_user: bool = False
+    scheme_guest: bool = False
+
+    def admin(self) -> bool:
+        """Whether the member is to be an admin; 400 unless they stay a plain member (there are no guests here)."""
+        if not self.scheme_user or self.scheme_guest:
+            raise invalid_body_param("scheme_roles")
+        return self.scheme_admin
 
 
 async def add_team_member(conn: AsyncConnection, team_id: str, user_id: str, *, admin: bool) -> RowMapping:

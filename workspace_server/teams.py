@@ -18,9 +18,16 @@ from workspace_server.channels import OPEN, create_default_channels, join_defaul
 from workspace_server.db import Conn
 from workspace_server.events import Broadcast
 from workspace_server.ids import is_valid_id, new_id, now_ms
-from workspace_server.membership import add_team_member, get_team_member, team_member_json, team_member_not_found
+from workspace_server.membership import (
+    SchemeRolesBody,
+    add_team_member,
+    admin_in_roles,
+    get_team_member,
+    team_member_json,
+    team_member_not_found,
+)
 from workspace_server.schema import channel_members, channels, team_members, teams
-from workspace_server.users import get_user, resolve_user_id, user_not_found
+from workspace_server.users import RolesBody, get_user, resolve_user_id, user_not_found
 from workspace_server.web import (
     AppError,
     JSONResponse,
@@ -344,4 +351,45 @@ async def remove_member(team_id: str, user_id: str, conn: Conn, session: Current
     data = {"team_id": team_id, "user_id": target}
     await events.publish("leave_team", data, Broadcast(team_id=team_id))
     await events.publish("leave_team", data, Broadcast(user_id=target))
+    return status_ok()
+
+
+async def _set_team_admin(conn: AsyncConnection, session: Session, team_id: str, user_id: str, admin: bool) -> None:
+    """Make a member of the team its admin or a plain member (system and team admins may: Mattermost's
+    ``manage_team_roles``), then tell them with ``memberrole_updated``."""
+    if not is_valid_id(team_id):
+        raise invalid_url_param("team_id")
+    target = resolve_user_id(user_id, session)
+    if not (await _visible_team(conn, session, teams.c.id == team_id)).manages:
+        raise permission_error()
+    stmt = (
+        update(team_members)
+        .where(team_members.c.team_id == team_id, team_members.c.user_id == target, team_members.c.delete_at == 0)
+        .values(scheme_admin=admin)
+        .returning(team_members)
+    )
+    member = (await conn.execute(stmt)).mappings().first()
+    if member is None:
+        raise team_member_not_found()
+    await conn.commit()
+    data = {"member": events.dumps(team_member_json(member))}
+    await events.publish("memberrole_updated", data, Broadcast(user_id=target))
+
+
+@router.put("/teams/{team_id}/members/{user_id}/roles")
+async def update_member_roles(
+    team_id: str, user_id: str, body: RolesBody, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """Set a team member's roles: ``team_user``, or ``team_user team_admin``."""
+    admin = admin_in_roles(body.roles, "team_user", "team_admin", "team_member_roles")
+    await _set_team_admin(conn, session, team_id, user_id, admin)
+    return status_ok()
+
+
+@router.put("/teams/{team_id}/members/{user_id}/schemeRoles")
+async def update_member_scheme_roles(
+    team_id: str, user_id: str, body: SchemeRolesBody, conn: Conn, session: CurrentSession
+) -> JSONResponse:
+    """Set a team member's scheme roles: ``scheme_admin`` on or off (a member stays a user, never a guest)."""
+    await _set_team_admin(conn, session, team_id, user_id, body.admin())
     return status_ok()

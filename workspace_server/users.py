@@ -357,7 +357,7 @@ ASSIGNABLE_ROLES = frozenset({"system_user", "system_admin", "system_user_access
 
 
 class RolesBody(BaseModel):
-    """``PUT /users/{user_id}/roles``."""
+    """``PUT /users/{user_id}/roles``, and the team and channel member ``.../members/{user_id}/roles``."""
 
     roles: str
 
