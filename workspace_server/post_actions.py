@@ -18,7 +18,7 @@ from workspace_server.channels import ChannelAccess, channel_access, readable_ch
 from workspace_server.db import Conn
 from workspace_server.events import Broadcast
 from workspace_server.ids import is_valid_id, now_ms
-from workspace_server.membership import get_channel_member, get_team_member
+from workspace_server.membership import manages_channel
 from workspace_server.post_metadata import add_metadata
 from workspace_server.posts import (
     _RESERVED_PROPS,
@@ -48,11 +48,6 @@ THREAD_MAX_POSTS = 10_000
 def post_not_found() -> AppError:
     """404 for a post id that matches no live post."""
     return AppError(404, "app.post.get.app_error", "Unable to get the post.")
-
-
-def event_post(post: dict[str, Any]) -> str:
-    """A post as Mattermost's events carry it: JSON inside the event's JSON."""
-    return json.dumps(post, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +132,7 @@ async def _edit(conn: AsyncConnection, session: Session, post_id: str, body: Pos
     await conn.execute(update(posts).where(posts.c.id == post["id"]).values(values))
     answer = await _answer(conn, await _reload(conn, post["id"]))
     await conn.commit()
-    await events.publish("post_edited", {"post": event_post(answer)}, Broadcast(channel_id=post["channel_id"]))
+    await events.publish("post_edited", {"post": events.dumps(answer)}, Broadcast(channel_id=post["channel_id"]))
     return JSONResponse(answer)
 
 
@@ -158,27 +153,14 @@ async def patch_post(post_id: str, body: PostPatchBody, conn: Conn, session: Cur
 # --- delete ---------------------------------------------------------------------------------------------------
 
 
-async def _may_delete_others(conn: AsyncConnection, session: Session, access: ChannelAccess) -> bool:
-    """System admins, and the channel's or its team's admins, delete others' posts (Mattermost's defaults)."""
-    if session.is_system_admin:
-        return True
-    channel = access.channel
-    channel_member = await get_channel_member(conn, channel["id"], session.user_id)
-    if channel_member is not None and channel_member["scheme_admin"]:
-        return True
-    if channel["team_id"]:
-        team_member = await get_team_member(conn, channel["team_id"], session.user_id)
-        return bool(team_member is not None and team_member["scheme_admin"])
-    return False
-
-
 @router.delete("/posts/{post_id}")
 async def delete_post(post_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
     """Delete a post (softly: it keeps its row with ``delete_at`` set), and with a thread's root its replies, and
     the files of all of them. Authors delete their own posts; channel, team and system admins anyone's."""
     found = await readable_post(conn, session, post_id)
     post = found.post
-    if not ((found.is_author and found.channel.can_post) or await _may_delete_others(conn, session, found.channel)):
+    own = found.is_author and found.channel.can_post
+    if not (own or await manages_channel(conn, session, found.channel.channel)):
         raise permission_error()
     now = now_ms()
     deleted = (
@@ -201,7 +183,7 @@ async def delete_post(post_id: str, conn: Conn, session: CurrentSession) -> JSON
         )
     answer = post_json(await _reload(conn, post["id"]))
     await conn.commit()
-    data = {"post": event_post(answer), "delete_by": session.user_id}
+    data = {"post": events.dumps(answer), "delete_by": session.user_id}
     await events.publish("post_deleted", data, Broadcast(channel_id=post["channel_id"]))
     return status_ok()
 
@@ -223,7 +205,7 @@ async def _set_pinned(conn: AsyncConnection, session: Session, post_id: str, pin
         answer = await _answer(conn, await _reload(conn, post_id))
         await conn.commit()
         await events.publish(
-            "post_edited", {"post": event_post(answer)}, Broadcast(channel_id=found.post["channel_id"])
+            "post_edited", {"post": events.dumps(answer)}, Broadcast(channel_id=found.post["channel_id"])
         )
     return status_ok()
 

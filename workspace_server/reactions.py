@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
@@ -34,7 +33,7 @@ POSTS_BY_IDS_MAX = 200
 
 
 def _reaction_data(reaction: dict[str, Any]) -> dict[str, Any]:
-    return {"reaction": json.dumps(reaction, ensure_ascii=False, separators=(",", ":"))}
+    return {"reaction": events.dumps(reaction)}
 
 
 def _check_emoji(name: str) -> None:

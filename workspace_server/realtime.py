@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession, Session
 from workspace_server.db import Conn
-from workspace_server.events import Broadcast, defer, flush
+from workspace_server.events import Broadcast, defer, dumps, flush
 from workspace_server.ids import is_valid_id, now_ms
 from workspace_server.membership import DEFAULT_CHANNEL_NOTIFY_PROPS, get_team_member
 from workspace_server.schema import channel_members, channels, team_members
@@ -165,7 +165,7 @@ def posted_data(post: dict[str, Any], context: PostedContext) -> dict[str, Any]:
         "channel_display_name": context.channel_display_name,
         "channel_name": context.channel_name,
         "channel_type": context.channel_type,
-        "post": json.dumps(post, ensure_ascii=False, separators=(",", ":")),
+        "post": dumps(post),
         "sender_name": f"@{sender_name}",
         "set_online": True,
         "team_id": context.team_id,
