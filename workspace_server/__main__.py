@@ -237,7 +237,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def _load_settings() -> Settings:
     try:
-        return Settings()
+        return Settings.from_environment()
     except ValidationError as exc:
         # Report field and reason only: the rejected values may be secrets.
         for error in exc.errors():

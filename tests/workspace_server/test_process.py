@@ -76,7 +76,7 @@ def test_migrations_run_in_a_child_so_the_serving_process_never_loads_alembic(
         "logging.basicConfig(level=logging.INFO)\n"
         "from workspace_server.__main__ import upgrade_in_child\n"
         "from workspace_server.settings import Settings\n"
-        "upgrade_in_child(Settings())\n"
+        "upgrade_in_child(Settings.from_environment())\n"
         "print('alembic loaded' if 'alembic' in sys.modules else 'alembic not loaded')\n"
     )
     env = server_env(database, tmp_path / "run", tmp_path / "files")
