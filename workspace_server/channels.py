@@ -336,17 +336,26 @@ def member_not_found() -> AppError:
     )
 
 
-@router.delete("/channels/{channel_id}/members/{user_id}")
-async def remove_member(channel_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
-    """Leave a channel, or remove someone from it: as Mattermost's default roles allow, any member of an open or
-    private channel may remove others (and system admins anyone). Nobody leaves a team's default channel,
-    nor a direct or group message channel."""
+async def _member_and_channel(
+    conn: AsyncConnection, session: Session, channel_id: str, user_id: str
+) -> tuple[str, ChannelAccess]:
+    """The user id a ``/channels/{channel_id}/members/{user_id}`` path names (``me`` resolved), and the caller's
+    access to that channel: 400 for a malformed channel id, 404 for a channel the caller cannot see."""
     if not is_valid_id(channel_id):
         raise invalid_url_param("channel_id")
     target = resolve_user_id(user_id, session)
     access = await channel_access(conn, session, channels.c.id == channel_id)
     if access is None:
         raise channel_not_found()
+    return target, access
+
+
+@router.delete("/channels/{channel_id}/members/{user_id}")
+async def remove_member(channel_id: str, user_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Leave a channel, or remove someone from it: as Mattermost's default roles allow, any member of an open or
+    private channel may remove others (and system admins anyone). Nobody leaves a team's default channel,
+    nor a direct or group message channel."""
+    target, access = await _member_and_channel(conn, session, channel_id, user_id)
     channel = access.channel
     if target != session.user_id and not access.can_post:
         raise permission_error()
@@ -375,12 +384,7 @@ async def _set_channel_admin(
 ) -> None:
     """Make a member of an open or private channel its admin or a plain member (system admins, the team's admins
     and the channel's may: Mattermost's ``manage_channel_roles``), then tell them with ``channel_member_updated``."""
-    if not is_valid_id(channel_id):
-        raise invalid_url_param("channel_id")
-    target = resolve_user_id(user_id, session)
-    access = await channel_access(conn, session, channels.c.id == channel_id)
-    if access is None:
-        raise channel_not_found()
+    target, access = await _member_and_channel(conn, session, channel_id, user_id)
     # Those who can see a direct or group channel learn it has no roles; others only that they may not.
     if access.channel["type"] in (DIRECT, GROUP) and access.can_read:
         raise AppError(
