@@ -104,8 +104,7 @@ class SiloCluster:
         """The ARN of the IAM OIDC provider of the cluster's issuer (its pods' roles trust it); created tagged with
         the ``sts.amazonaws.com`` audience if missing, its tags and audience converged if not."""
         issuer = cluster["identity"]["oidc"]["issuer"]
-        partition, account = arn_parts(cluster["arn"])
-        arn = oidc_provider_arn(partition, account, issuer)
+        arn = _oidc_provider_of(cluster)
         iam = self._iam()
         provider = absent(lambda: iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn), "NoSuchEntity")
         if provider is None:
@@ -125,8 +124,7 @@ class SiloCluster:
         cluster = self._cluster(self._config.names(ws))
         if cluster is None:
             raise ProviderError("the workspace's EKS cluster does not exist")
-        partition, account = arn_parts(cluster["arn"])
-        return oidc_provider_arn(partition, account, cluster["identity"]["oidc"]["issuer"])
+        return _oidc_provider_of(cluster)
 
     def _oidc_providers(self, ws: WorkspaceSpec) -> list[str]:
         """ARNs of the IAM OIDC providers tagged for ``ws`` (by tag: the cluster naming the issuer may be gone)."""
@@ -233,6 +231,12 @@ class SiloCluster:
         found += [f"eks nodegroup {names.eks_nodegroup}"] if found and self._nodegroup(names) else []
         found += [f"iam role {role}" for role in (names.cluster_role, names.node_role) if self._role(role)]
         return found + [f"iam oidc provider {arn}" for arn in self._oidc_providers(ws)]
+
+
+def _oidc_provider_of(cluster: dict[str, Any]) -> str:
+    """The ARN of the IAM OIDC provider of a described cluster's issuer (in the cluster's account)."""
+    partition, account = arn_parts(cluster["arn"])
+    return oidc_provider_arn(partition, account, cluster["identity"]["oidc"]["issuer"])
 
 
 def oidc_provider_owner(iam: Any, arn: str) -> str | None:

@@ -67,7 +67,7 @@ def ensure_policy(iam: Any, ws: WorkspaceSpec, arn: str, document: dict[str, Any
 
 def delete_policy(iam: Any, arn: str) -> None:
     """Detach the policy from every role, delete its other versions, then the policy (gone already is fine)."""
-    if absent(lambda: iam.get_policy(PolicyArn=arn), "NoSuchEntity") is None:
+    if not policy_exists(iam, arn):
         return
     for role in iam.list_entities_for_policy(PolicyArn=arn, EntityFilter="Role")["PolicyRoles"]:
         with tolerating("NoSuchEntity"):
@@ -94,10 +94,10 @@ class WorkloadRoles:
     def ensure(self, ws: WorkspaceSpec, region: str, oidc_provider_arn: str, policy: str) -> tuple[str, bool]:
         """The role's ARN and whether this call created it; an existing role's trust policy is converged and any
         policy but ``policy`` detached."""
-        name = workspace_names(self._env, ws.id).app_role
+        names = workspace_names(self._env, ws.id)
+        name = names.app_role
         iam = self._aws.client("iam", region)
-        namespace = workspace_names(self._env, ws.id).namespace
-        trust = web_identity_trust_policy(oidc_provider_arn, namespace, WORKSPACE_SERVICE_ACCOUNT)
+        trust = web_identity_trust_policy(oidc_provider_arn, names.namespace, WORKSPACE_SERVICE_ACCOUNT)
         role = absent(lambda: iam.get_role(RoleName=name)["Role"], "NoSuchEntity")
         created = role is None
         if role is None:
