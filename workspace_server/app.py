@@ -27,6 +27,7 @@ from workspace_server import (
     users,
     websocket,
 )
+from workspace_server.post_writer import PostWriter
 from workspace_server.settings import Settings
 from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
 
@@ -34,6 +35,7 @@ from workspace_server.web import JSONResponse, RequestContextMiddleware, install
 def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
     hub = events.Hub(engine, settings.team_name, settings.redis_url)
+    post_writer = PostWriter(settings.database_url.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +44,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
         try:
             yield
         finally:
+            await post_writer.close()
             events.set_hub(None)
             await hub.stop()
 
@@ -58,6 +61,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.hub = hub
+    app.state.post_writer = post_writer
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
     # /users/tokens/... before /users/{user_id}. Routes are matched in this order on every request: posts, the
     # busiest, go first (none of their paths overlaps those of the modules they pass).

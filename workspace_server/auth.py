@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.responses import Response
 
 from workspace_server import session_cache
@@ -208,6 +208,15 @@ async def session_for_token(conn: AsyncConnection, token: str) -> Session | None
     requests authenticated by header)."""
     found = await _token_session(conn, token)
     return found[0] if found is not None else None
+
+
+async def session_for_bearer(engine: AsyncEngine, token: str) -> Session | None:
+    """:func:`session_for_token`, taking a pooled connection only when the session is not cached."""
+    cached: tuple[Session, str] | None = session_cache.get(_token_hash(token), now_ms())
+    if cached is not None:
+        return cached[0]
+    async with engine.connect() as conn:
+        return await session_for_token(conn, token)
 
 
 def request_token(headers: Mapping[str, str], cookies: Mapping[str, str]) -> tuple[str, bool] | None:

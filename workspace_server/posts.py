@@ -7,31 +7,22 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-import psycopg
-from fastapi import APIRouter, Query
-from psycopg.rows import dict_row
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, RowMapping, Select, String, bindparam, func, insert, literal, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import RowMapping, Select, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workspace_server.auth import CurrentSession, Session, session_for_token
+from workspace_server.auth import CurrentSession, Session, session_for_bearer
 from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
-from workspace_server.events import Broadcast, discard, flush, publish
+from workspace_server.events import Broadcast, flush, publish
 from workspace_server.files import attach_files, check_file_ids
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.post_metadata import add_metadata
-from workspace_server.realtime import (
-    count_post_params,
-    count_post_sql,
-    defer_posted,
-    posted_context,
-    posted_data,
-    record_post,
-)
+from workspace_server.post_writer import NewPost, PostWriter, write_posts
+from workspace_server.realtime import defer_posted, parse_mentions, posted_context, posted_data
 from workspace_server.schema import channels, posts
 from workspace_server.web import (
     AppError,
@@ -64,6 +55,8 @@ POST_COLUMNS = [c for c in posts.c if c.name != "message_tsv"]
 
 def parse_hashtags(message: str) -> str:
     """The message's hashtags, space-separated, as Mattermost's ``ParseHashtags`` finds them."""
+    if "#" not in message:
+        return ""
     found = []
     for word in message.split():
         word = _HASHES.sub("#", _PUNCT_END.sub("", _PUNCT_START.sub("", word)))
@@ -132,151 +125,101 @@ class PostCreateBody(BaseModel):
     file_ids: list[str] = []
 
 
-async def insert_post(
-    conn: AsyncConnection, *, channel_id: str, user_id: str, message: str, root_id: str, props: dict[str, Any]
-) -> dict[str, Any]:
-    """Store a post, or a reply when ``root_id`` is set, and count it on its channel, thread and members' unread
-    and mention counts: 400 if ``root_id`` is not a root post of the channel. Answers the post JSON; the caller
-    commits, and the ``posted`` event goes out once it has (see :func:`events.defer`)."""
-    now = now_ms()
-    reply_count = 0
-    if root_id:
-        thread = (
-            update(posts)
-            .where(
-                posts.c.id == root_id, posts.c.channel_id == channel_id, posts.c.root_id == "", posts.c.delete_at == 0
-            )
-            .values(reply_count=posts.c.reply_count + 1, last_reply_at=now)
-            .returning(posts.c.reply_count)
-        )
-        counted = (await conn.execute(thread)).scalar() if is_valid_id(root_id) else None
-        if counted is None:
-            raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
-        reply_count = counted
-    values = {
-        "id": new_id(),
-        "create_at": now,
-        "update_at": now,
-        "user_id": user_id,
-        "channel_id": channel_id,
-        "root_id": root_id,
-        "message": message,
-        "props": props,
-        "hashtags": parse_hashtags(message),
-    }
-    post = post_json((await conn.execute(insert(posts).values(values).returning(*POST_COLUMNS))).mappings().one())
-    if root_id:
-        post["reply_count"], post["last_reply_at"] = reply_count, now
-    # Channel totals, the author's read state and mention counts; then the `posted` event, sent on commit.
-    context = await record_post(
-        conn, channel_id=channel_id, sender_id=user_id, message=message, is_root=not root_id, now=now
+def new_post(
+    *, channel_id: str, user_id: str, message: str, root_id: str, props: dict[str, Any], authorized: bool
+) -> NewPost:
+    """A post to write (see :class:`post_writer.NewPost`), its hashtags and mentions parsed."""
+    mentioned, channel_wide = parse_mentions(message)
+    return NewPost(
+        id=new_id(),
+        channel_id=channel_id,
+        root_id=root_id,
+        message=message,
+        props=props,
+        hashtags=parse_hashtags(message),
+        sender_id=user_id,
+        authorized=authorized,
+        mentioned=mentioned,
+        channel_wide=channel_wide,
+        now=now_ms(),
     )
-    defer_posted(conn, post, context)
-    return post
 
 
-def _create_post_statement() -> Any:
-    """One statement for a new post: check that the author may post to the channel, count the reply on its thread
-    (``:root_id``, a root post of the channel, else nothing is written), insert the post, and count it on the
-    channel and its members (:func:`realtime.count_post_sql`). Run on its own (autocommit), the channel's counter
-    row stays locked only for the statement. Answers one row when the channel exists: ``is_member`` and
-    ``channel_delete_at`` for the checks, the post's columns (NULL when nothing was written), the thread's
-    ``reply_count``, and what the ``posted`` event needs."""
-    counting, result = count_post_sql("(SELECT channel_id FROM p)")
-    columns = ", ".join(c.name for c in POST_COLUMNS)
-    return text(
-        f"""
-WITH acc AS (
-    SELECT c.delete_at,
-        EXISTS (SELECT 1 FROM channel_members cm0 WHERE cm0.channel_id = c.id AND cm0.user_id = :sender) AS is_member
-    FROM channels c WHERE c.id = :channel_id
-), allowed AS (
-    SELECT 1 FROM acc WHERE (acc.is_member OR :is_admin) AND acc.delete_at = 0
-), thread AS (
-    UPDATE posts SET reply_count = reply_count + 1, last_reply_at = :now
-    WHERE :root_id <> '' AND id = :root_id AND channel_id = :channel_id AND root_id = '' AND delete_at = 0
-        AND EXISTS (SELECT 1 FROM allowed)
-    RETURNING reply_count
-), p AS (
-    INSERT INTO posts (id, create_at, update_at, user_id, channel_id, root_id, message, props, hashtags)
-    SELECT :id, :now, :now, :sender, :channel_id, :root_id, :message, CAST(:props AS jsonb), :hashtags
-    FROM allowed WHERE :root_id = '' OR EXISTS (SELECT 1 FROM thread)
-    RETURNING {columns}
-), {counting}
-SELECT acc.is_member, acc.delete_at AS channel_delete_at, (SELECT reply_count FROM thread) AS thread_reply_count,
-    p.*, {result}
-FROM acc LEFT JOIN p ON true LEFT JOIN ch ON true
-"""
-    ).bindparams(bindparam("names", type_=ARRAY(String)))
-
-
-_CREATE_POST = _create_post_statement()
-# In the driver's own parameter style: the statement runs straight on the psycopg connection.
-_CREATE_POST_SQL = str(_CREATE_POST.compile(dialect=PGDialect_psycopg()))  # type: ignore[no-untyped-call]
-
-
-async def _run_alone(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Run one statement in a transaction of its own (autocommit: no BEGIN/COMMIT round trips, no lock held
-    across them) straight on ``conn``'s psycopg connection, skipping SQLAlchemy's execution and result layers (a
-    tenth of a post's CPU); answers its first row as a dict. Whatever ``conn`` had begun is committed first."""
-    if conn.in_transaction():
-        await conn.commit()
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    await driver.set_autocommit(True)
-    try:
-        async with driver.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(sql, params)
-            return await cursor.fetchone()
-    finally:
-        await driver.set_autocommit(False)
-
-
-@router.post("/posts", status_code=201)
-async def create_post(body: PostCreateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
-    """Post a message (or a reply, with ``root_id``) to a channel the caller is in (most requests are served by
-    :class:`CreatePostFastPath`, with the same function)."""
-    return JSONResponse(await new_post(conn, session, body), status_code=201)
-
-
-async def new_post(conn: AsyncConnection, session: Session, body: PostCreateBody) -> dict[str, Any]:
-    """``POST /posts``: the new post's JSON, its ``posted`` event published; :class:`AppError` if refused."""
-    if not is_valid_id(body.channel_id):
-        raise invalid_body_param("channel_id")
-    if len(body.message) > MESSAGE_MAX_RUNES:
-        raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
-    props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
-    props_json = json.dumps(props)
-    if len(props_json) > PROPS_MAX_CHARS:
-        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
-    check_file_ids(body.file_ids)
-    if session.is_bot:
-        props["from_bot"] = "true"
-        props_json = json.dumps(props)
-    if body.file_ids:
-        return await _create_post_with_files(body, conn, session, props)
-    now = now_ms()
-    params = {
-        "id": new_id(),
-        "channel_id": body.channel_id,
-        "root_id": body.root_id,
-        "message": body.message,
-        "props": props_json,
-        "hashtags": parse_hashtags(body.message),
-        "is_admin": session.is_system_admin,
-        **count_post_params(sender_id=session.user_id, message=body.message, is_root=not body.root_id, now=now),
-    }
-    row = await _run_alone(conn, _CREATE_POST_SQL, params)
-    if row is None or not (row["is_member"] or session.is_system_admin):
+def _written_post(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+    """The post JSON of a row of the batch statement; :class:`AppError` if the post was refused."""
+    if not row["may_post"]:
         raise permission_error()
     if row["channel_delete_at"]:
         raise AppError(400, "api.post.create_post.can_not_post_to_deleted.error", "Can not post to deleted channel.")
     if row["id"] is None:
         raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
     post = post_json(row)
-    if body.root_id:
-        post["reply_count"], post["last_reply_at"] = row["thread_reply_count"], now
+    if row["root_id"]:
+        post["reply_count"], post["last_reply_at"] = row["thread_reply_count"], row["create_at"]
+    return post
+
+
+async def insert_post(
+    conn: AsyncConnection, *, channel_id: str, user_id: str, message: str, root_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """Store a post the caller may write (its access checked), or a reply when ``root_id`` is set, and count it on
+    its channel, thread and members' unread and mention counts: 400 if ``root_id`` is not a root post of the
+    channel. Answers the post JSON; the caller commits, and the ``posted`` event goes out once it has (see
+    :func:`events.defer`)."""
+    post = new_post(
+        channel_id=channel_id, user_id=user_id, message=message, root_id=root_id, props=props, authorized=True
+    )
+    (row,) = await write_posts(conn, [post])
+    written = _written_post(row)
+    defer_posted(conn, written, posted_context(row))
+    return written
+
+
+@router.post("/posts", status_code=201)
+async def create_post(body: PostCreateBody, request: Request, conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Post a message (or a reply, with ``root_id``) to a channel the caller is in (most requests are served by
+    :class:`CreatePostFastPath`, with the same functions)."""
+    props = checked_props(body, session)
+    if body.file_ids:
+        post = await _create_post_with_files(body, conn, session, props)
+    else:
+        post = await write_post(request.app.state.post_writer, session, body, props)
+    return JSONResponse(post, status_code=201)
+
+
+def checked_props(body: PostCreateBody, session: Session) -> dict[str, Any]:
+    """The props the new post ``body`` will have; :class:`AppError` if the body is invalid."""
+    if not is_valid_id(body.channel_id):
+        raise invalid_body_param("channel_id")
+    # PostgreSQL text holds no NUL character (JSON escapes it as \u0000).
+    if len(body.message) > MESSAGE_MAX_RUNES or "\x00" in body.message:
+        raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
+    props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
+    if session.is_bot:
+        props["from_bot"] = "true"
+    props_json = json.dumps(props)
+    if len(props_json) > PROPS_MAX_CHARS or "\\u0000" in props_json:
+        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
+    check_file_ids(body.file_ids)
+    return props
+
+
+async def write_post(
+    writer: PostWriter, session: Session, body: PostCreateBody, props: dict[str, Any]
+) -> dict[str, Any]:
+    """A new post without attachments, written by ``writer`` (group commit): its JSON, its ``posted`` event
+    published; :class:`AppError` if refused."""
+    row = await writer.write(
+        new_post(
+            channel_id=body.channel_id,
+            user_id=session.user_id,
+            message=body.message,
+            root_id=body.root_id,
+            props=props,
+            authorized=session.is_system_admin,
+        )
+    )
+    post = _written_post(row)
     post["pending_post_id"] = body.pending_post_id
     await publish("posted", posted_data(post, posted_context(row)), Broadcast(channel_id=body.channel_id))
     return post
@@ -312,12 +255,12 @@ _NO_BODY: Message = {"type": "http.request", "body": b"", "more_body": False}
 
 class CreatePostFastPath:
     """Pure ASGI middleware for the busiest request, ``POST /api/v4/posts`` with a bearer token: it calls
-    :func:`new_post` as the route does, without the framework's routing, dependency injection and response
-    machinery (a third of a post's CPU). Anything off the common path goes on to the app, body replayed, so that
-    the route answers it exactly as before: no token in the ``Authorization`` header (cookies: CSRF), an unknown
-    session, a body that is not a valid ``PostCreateBody``, attachments. Refusals (:class:`AppError`) are answered
-    here with the same body as the app's error handler. Sits inside :class:`web.RequestContextMiddleware` (request
-    id, headers, paths)."""
+    :func:`checked_props` and :func:`write_post` as the route does, without the framework's routing, dependency
+    injection and response machinery (a third of a post's CPU). Anything off the common path goes on to the app,
+    body replayed, so that the route answers it exactly as before: no token in the ``Authorization`` header
+    (cookies: CSRF), an unknown session, a body that is not a valid ``PostCreateBody``, attachments. Refusals
+    (:class:`AppError`) are answered here with the same body as the app's error handler. Sits inside
+    :class:`web.RequestContextMiddleware` (request id, headers, paths)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -354,20 +297,15 @@ class CreatePostFastPath:
             return False
         if body.file_ids:
             return False
-        engine: AsyncEngine = scope["app"].state.engine
-        async with engine.connect() as conn:
-            try:
-                session = await session_for_token(conn, token)
-                if session is None:
-                    return False
-                try:
-                    content: Any = await new_post(conn, session, body)
-                    status = 201
-                except AppError as error:
-                    content, status = app_error_body(scope, error), error.status_code
-                await flush(conn)
-            finally:
-                discard(conn)
+        state = scope["app"].state
+        session = await session_for_bearer(state.engine, token)
+        if session is None:
+            return False
+        try:
+            content: Any = await write_post(state.post_writer, session, body, checked_props(body, session))
+            status = 201
+        except AppError as error:
+            content, status = app_error_body(scope, error), error.status_code
         payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
         response_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, RowMapping, String, and_, bindparam, func, select, text, update
+from sqlalchemy import RowMapping, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession, Session
@@ -60,69 +60,6 @@ def parse_mentions(message: str) -> tuple[list[str], bool]:
     return sorted(names), channel_wide
 
 
-# Counting a post: CTEs ``ch`` (the channel's totals and last post times, for the channel ``{channel}``),
-# ``targets`` and ``cm`` (the author's read state, a mention for each member the post mentions). Parameters:
-# ``:now``, ``:is_root``, ``:sender``, ``:names``, ``:channel_wide``.
-_COUNT_POST_CTES = """
-ch AS (
-    UPDATE channels SET
-        last_post_at = greatest(last_post_at, :now),
-        total_msg_count = total_msg_count + 1,
-        last_root_post_at = CASE WHEN :is_root THEN greatest(last_root_post_at, :now) ELSE last_root_post_at END,
-        total_msg_count_root = total_msg_count_root + CASE WHEN :is_root THEN 1 ELSE 0 END
-    WHERE id = {channel}
-    RETURNING id, team_id, type, name, display_name, total_msg_count, total_msg_count_root
-), targets AS (
-    -- The members whose read state or mention count changes: the author and those mentioned, or every member for
-    -- @channel/@all/@here and in direct and group channels. As an array of keys, so that a post to a channel of
-    -- thousands of members mentioning nobody reads two rows of channel_members, not thousands.
-    SELECT CASE WHEN :channel_wide OR ch.type IN ('D', 'G')
-        THEN ARRAY(SELECT m0.user_id::text FROM channel_members m0 WHERE m0.channel_id = ch.id)
-        ELSE ARRAY(SELECT u.id::text FROM users u WHERE u.username = ANY(:names) AND u.delete_at = 0)
-            || CAST(:sender AS text)
-    END AS user_ids
-    FROM ch
-), cm AS (
-    UPDATE channel_members m SET
-        msg_count = CASE WHEN m.user_id = :sender THEN ch.total_msg_count ELSE m.msg_count END,
-        msg_count_root = CASE WHEN m.user_id = :sender THEN ch.total_msg_count_root ELSE m.msg_count_root END,
-        last_viewed_at = CASE WHEN m.user_id = :sender THEN :now ELSE m.last_viewed_at END,
-        mention_count = CASE WHEN m.user_id = :sender THEN 0 ELSE m.mention_count + 1 END,
-        mention_count_root = CASE
-            WHEN m.user_id = :sender THEN 0
-            WHEN :is_root THEN m.mention_count_root + 1
-            ELSE m.mention_count_root END,
-        last_update_at = :now
-    FROM ch, targets t
-    WHERE m.channel_id = ch.id AND m.user_id = ANY(t.user_ids)
-    RETURNING m.user_id
-)"""
-# What the ``posted`` event needs from those CTEs, as select-list items.
-_COUNT_POST_RESULT = """ch.team_id AS channel_team_id, ch.type AS channel_type, ch.name AS channel_name,
-    ch.display_name AS channel_display_name,
-    (SELECT username FROM users WHERE id = :sender) AS sender_name,
-    ARRAY(SELECT user_id FROM cm WHERE user_id <> :sender ORDER BY user_id) AS mentions"""
-
-
-def count_post_sql(channel: str) -> tuple[str, str]:
-    """The CTEs that count a new post on the channel ``channel`` (an SQL expression) and its members, and the
-    select-list items that :func:`posted_context` reads (see :func:`record_post`)."""
-    return _COUNT_POST_CTES.format(channel=channel), _COUNT_POST_RESULT
-
-
-def count_post_params(*, sender_id: str, message: str, is_root: bool, now: int) -> dict[str, Any]:
-    """The parameters of :func:`count_post_sql`'s SQL."""
-    names, channel_wide = parse_mentions(message)
-    return {"sender": sender_id, "now": now, "is_root": is_root, "names": names, "channel_wide": channel_wide}
-
-
-# One statement per post: count it on the channel, mark it read for its author, and count a mention for each
-# member it mentions. It answers what the ``posted`` event needs.
-_RECORD_POST = text("WITH {} SELECT {} FROM ch".format(*count_post_sql(":channel_id"))).bindparams(
-    bindparam("names", type_=ARRAY(String))
-)
-
-
 @dataclass(frozen=True, slots=True)
 class PostedContext:
     """What counting a post learnt: its channel, its author's name, and who it mentioned."""
@@ -135,19 +72,8 @@ class PostedContext:
     mentions: list[str]
 
 
-async def record_post(
-    conn: AsyncConnection, *, channel_id: str, sender_id: str, message: str, is_root: bool, now: int
-) -> PostedContext:
-    """Count a new post on its channel (totals, last post time), mark the channel read for its author and count
-    a mention for every other member it mentions (all of them for ``@channel``/``@all``/``@here`` and in DMs
-    and group messages), in one statement; the caller commits."""
-    params = count_post_params(sender_id=sender_id, message=message, is_root=is_root, now=now)
-    row = (await conn.execute(_RECORD_POST, {"channel_id": channel_id, **params})).mappings().one()
-    return posted_context(row)
-
-
 def posted_context(row: RowMapping | Mapping[str, Any]) -> PostedContext:
-    """What :func:`count_post_sql`'s select-list items answered."""
+    """What writing a post learnt of its channel, author and mentions (see :mod:`post_writer`)."""
     return PostedContext(
         team_id=row["channel_team_id"] if row["channel_type"] not in _ALWAYS_MENTION_TYPES else "",
         channel_type=row["channel_type"],
