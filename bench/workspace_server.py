@@ -5,6 +5,7 @@ Run (about 3-5 minutes on the 2-core machine; needs the test PostgreSQL, and Red
     .venv/bin/python bench/workspace_server.py                 # everything, one server process
     .venv/bin/python bench/workspace_server.py --workers 2     # two server processes (WS_WORKERS=2, via Redis)
     .venv/bin/python bench/workspace_server.py --phases post,throughput --seconds 10   # a subset, shorter
+    .venv/bin/python bench/workspace_server.py --phases throughput --concurrency 16     # one concurrency
 
 PostgreSQL comes from ``CANOPY_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``); the
 bench creates a database ``bench_ws_<pid>``, starts its own ``python -m workspace_server`` process(es) on it and
@@ -20,10 +21,14 @@ Phases (``--phases``, default all, always in this order):
   sent at its scheduled time whatever happened to the previous ones, and its latency counts from that scheduled
   time, so queueing is not hidden (no coordinated omission). 5 posting users, 20 channels (every poster a member
   of each), posts round-robin over both; ~10% of messages @mention someone. Target p99 <= 50 ms.
-- ``throughput``: the same posts closed loop from ``--concurrency`` (16) keep-alive connections for
-  ``--seconds / 2``: sustained posts/s; then, in the same run, single-row autocommit INSERTs from as many psycopg
-  connections into a table with the same columns and indexes as ``posts`` (``LIKE posts INCLUDING ALL``).
-  Target: posts/s >= 0.4 x INSERT/s.
+- ``throughput``: capacity. The same posts closed loop from 8, 16, 32 and 64 keep-alive connections
+  (``--concurrency``), ``--seconds / 4`` each; after each, single-row autocommit INSERTs from as many psycopg
+  connections into a table with the same columns and indexes as ``posts`` (``LIKE posts INCLUDING ALL``). A table
+  shows both at every level (with the CPU each party spent per operation); the target compares the peaks: the most
+  posts/s the server sustained against the most INSERT/s PostgreSQL took, each at its best concurrency (posts are
+  group-committed, so the server does best with many requests in flight; single-row INSERTs do best with about as
+  many connections as the machine has room for). Target: peak posts/s >= 0.4 x peak INSERT/s. The ratio at each
+  level is printed too.
 - ``websocket``: 1,000 WebSocket connections (20 users) in one channel, 5 posts/s for 10 s; delivery latency
   = event parsed by the client - scheduled send time of the post. Every connection must get every post.
   Target p99 <= 150 ms.
@@ -436,7 +441,39 @@ async def open_loop_posts(port: int, ws: Workspace, rate: int, seconds: float, w
         print(f"    {len(slow)} posts over 50 ms, sent in these seconds of the run: {when}")
 
 
-async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds: float, pids: list[int]) -> float:
+@dataclass
+class Loop:
+    """One closed loop: operations per second, and CPU seconds per operation of each party."""
+
+    rate: float
+    errors: int
+    cpu_ms: list[float]  # per operation: (server,) client, PostgreSQL backends
+    busy_percent: float
+
+    def cpu(self) -> str:
+        return " / ".join(f"{part:.2f}" for part in self.cpu_ms)
+
+
+class _Meter:
+    """CPU of the given processes, this one, PostgreSQL's and the whole machine over a timed stretch."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.backends = pids, postgres_pids()
+        self.before = self._read()
+        self.started = time.perf_counter()
+
+    def _read(self) -> list[float]:
+        return [cpu_seconds(self.pids), own_cpu_seconds(), cpu_seconds(self.backends), machine_busy_seconds()]
+
+    def loop(self, done: int, errors: int = 0) -> Loop:
+        elapsed = time.perf_counter() - self.started
+        spent = [after - before for after, before in zip(self._read(), self.before, strict=True)]
+        parts = spent[:3] if self.pids else spent[1:3]
+        busy = 100 * spent[3] / elapsed / (os.cpu_count() or 1)
+        return Loop(done / elapsed, errors, [1000 * part / max(done, 1) for part in parts], busy)
+
+
+async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds: float, pids: list[int]) -> Loop:
     pool = HttpPool(port, limit=concurrency)
     rng = random.Random(2)
     names = [name for _, name, _ in ws.posters]
@@ -458,32 +495,14 @@ async def closed_loop_posts(port: int, ws: Workspace, concurrency: int, seconds:
     stop_at = time.perf_counter() + 1.0  # warm up the connections
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     done = errors = 0
-    backends = postgres_pids()
-    cpu_before, own_before, busy_before = cpu_seconds(pids), own_cpu_seconds(), machine_busy_seconds()
-    pg_before = cpu_seconds(backends)
-    started = time.perf_counter()
-    stop_at = started + seconds
+    meter = _Meter(pids)
+    stop_at = meter.started + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    cpu, own, pg = cpu_seconds(pids) - cpu_before, own_cpu_seconds() - own_before, cpu_seconds(backends) - pg_before
-    busy = machine_busy_seconds() - busy_before
     pool.close()
-    rate = done / elapsed
-    report(f"sustained posts/s ({concurrency} conns, closed loop)", f"{rate:.0f} /s ({errors} errors)")
-    _cpu_split("post: server/client/PG backends", [cpu, own, pg], busy, done, elapsed)
-    return rate
+    return meter.loop(done, errors)
 
 
-def _cpu_split(what: str, parts: list[float], busy: float, count: int, elapsed: float) -> None:
-    per = 1000 / max(count, 1)
-    report(f"  CPU per {what}", " / ".join(f"{part * per:.2f}" for part in parts) + " ms")
-    print(
-        f"    (machine {100 * busy / elapsed / (os.cpu_count() or 1):.0f}% busy; {(busy - sum(parts)) * per:.2f} ms per"
-        " operation elsewhere: other PostgreSQL processes, the kernel, anything else running)"
-    )
-
-
-async def raw_inserts(database_url: str, ws: Workspace, connections: int, seconds: float) -> float:
+async def raw_inserts(database_url: str, ws: Workspace, connections: int, seconds: float) -> Loop:
     with psycopg.connect(database_url, autocommit=True) as db:
         db.execute("DROP TABLE IF EXISTS bench_raw_posts")
         db.execute("CREATE TABLE bench_raw_posts (LIKE posts INCLUDING ALL)")
@@ -514,22 +533,36 @@ async def raw_inserts(database_url: str, ws: Workspace, connections: int, second
         warm = time.perf_counter() + 1.0
         await asyncio.gather(*(worker(db, warm) for db in conns))
         done = 0
-        backends = postgres_pids()
-        own_before, busy_before, pg_before = own_cpu_seconds(), machine_busy_seconds(), cpu_seconds(backends)
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(db, started + seconds) for db in conns))
-        elapsed = time.perf_counter() - started
-        own, pg = own_cpu_seconds() - own_before, cpu_seconds(backends) - pg_before
-        busy = machine_busy_seconds() - busy_before
+        meter = _Meter([])
+        await asyncio.gather(*(worker(db, meter.started + seconds) for db in conns))
+        loop = meter.loop(done)
     finally:
         for conn in conns:
             await conn.close()
-    rate = done / elapsed
-    report(f"raw single-row INSERT/s ({connections} conns)", f"{rate:.0f} /s")
-    _cpu_split("INSERT: client/PG backends", [own, pg], busy, done, elapsed)
     with psycopg.connect(database_url, autocommit=True) as db:
         db.execute("DROP TABLE bench_raw_posts")
-    return rate
+    return loop
+
+
+def throughput(server: Server, database_url: str, ws: Workspace, levels: list[int], seconds: float) -> None:
+    """Posts and raw INSERTs closed loop at each concurrency, one after the other, then the ratio of the peaks."""
+    print(f"  {'conns':>5}  {'posts/s':>8}  {'CPU ms server/client/PG':>24}  {'busy':>4}  {'INSERT/s':>8}"
+          f"  {'CPU ms client/PG':>16}  {'busy':>4}  {'ratio':>5}")  # fmt: skip
+    posts: dict[int, Loop] = {}
+    raw: dict[int, Loop] = {}
+    for level in levels:
+        posts[level] = asyncio.run(closed_loop_posts(server.port, ws, level, seconds, server.pids()))
+        raw[level] = asyncio.run(raw_inserts(database_url, ws, level, seconds))
+        p, r = posts[level], raw[level]
+        errors = f"  ({p.errors} errors)" if p.errors else ""
+        print(f"  {level:>5}  {p.rate:>8.0f}  {p.cpu():>24}  {p.busy_percent:>3.0f}%  {r.rate:>8.0f}  {r.cpu():>16}"
+              f"  {r.busy_percent:>3.0f}%  {p.rate / r.rate:>5.2f}{errors}", flush=True)  # fmt: skip
+    best_posts = max(posts, key=lambda level: posts[level].rate)
+    best_raw = max(raw, key=lambda level: raw[level].rate)
+    report(f"sustained posts/s (peak, at {best_posts} conns)", f"{posts[best_posts].rate:.0f} /s")
+    report(f"raw single-row INSERT/s (peak, at {best_raw} conns)", f"{raw[best_raw].rate:.0f} /s")
+    ratio = posts[best_posts].rate / raw[best_raw].rate
+    report("posts/s / raw INSERT/s (peak / peak)", f"{ratio:.2f}", ">= 0.4", ratio >= 0.4)
 
 
 _MARK = re.compile(rb"lat:(\d+\.\d+)")
@@ -793,8 +826,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of " + ",".join(PHASES))
     parser.add_argument("--rate", type=int, default=200, help="open-loop posts per second")
-    parser.add_argument("--seconds", type=float, default=20, help="open-loop duration (closed loop: half)")
-    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections (and raw INSERTers)")
+    parser.add_argument("--seconds", type=float, default=20, help="open-loop duration (each closed loop: a quarter)")
+    parser.add_argument(
+        "--concurrency",
+        default="8,16,32,64",
+        help="throughput: the connection counts of the closed loops (comma-separated; the same for raw INSERTs)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="server processes (WS_WORKERS; >1 uses Redis)")
     parser.add_argument("--search-posts", type=int, default=1_000_000)
     parser.add_argument(
@@ -861,17 +898,13 @@ def main() -> None:
                 )
                 asyncio.run(open_loop_posts(server.port, ws, args.rate, args.seconds, warmup=2.0))
             if "throughput" in phases:
+                levels = [int(level) for level in args.concurrency.split(",")]
                 print(
-                    f"closed loop: {args.concurrency} connections for {args.seconds / 2:.0f} s; load average"
-                    f" {uptime()}",
+                    f"throughput: closed loops of posts, then raw INSERTs, {args.seconds / 4:.0f} s each at"
+                    f" {', '.join(map(str, levels))} connections; load average {uptime()}",
                     flush=True,
                 )
-                posts_rate = asyncio.run(
-                    closed_loop_posts(server.port, ws, args.concurrency, args.seconds / 2, server.pids())
-                )
-                raw_rate = asyncio.run(raw_inserts(database_url, ws, args.concurrency, args.seconds / 2))
-                ratio = posts_rate / raw_rate
-                report("posts/s / raw INSERT/s", f"{ratio:.2f}", ">= 0.4", ratio >= 0.4)
+                throughput(server, database_url, ws, levels, args.seconds / 4)
             if "websocket" in phases:
                 print(f"websocket fan-out; load average {uptime()}", flush=True)
                 asyncio.run(websocket_fanout(server.port, ws))

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from workspace_server import (
     bots,
@@ -32,7 +33,7 @@ from workspace_server.settings import Settings
 from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
 
 
-def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
     """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
     hub = events.Hub(engine, settings.team_name, settings.redis_url)
     post_writer = PostWriter(settings.database_url.get_secret_value())
@@ -85,8 +86,6 @@ def create_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
     ):
         app.include_router(module.router)
     install_error_handlers(app)
-    # Innermost first: the fast path for new posts runs inside the request context (ids, headers, paths).
-    app.add_middleware(posts.CreatePostFastPath)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(websocket.RawSendMiddleware)
-    return app
+    # Around the framework: the fast path for new posts runs inside the request context (ids, headers, paths).
+    fast_posts = posts.CreatePostFastPath(app, engine=engine, writer=post_writer)
+    return websocket.RawSendMiddleware(RequestContextMiddleware(fast_posts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -10,14 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, Select, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workspace_server.auth import CurrentSession, Session, session_for_bearer
 from workspace_server.channels import channel_access, readable_channel
 from workspace_server.db import Conn
-from workspace_server.events import Broadcast, flush, publish
+from workspace_server.events import Broadcast, dumps, flush, publish
 from workspace_server.files import attach_files, check_file_ids
 from workspace_server.ids import is_valid_id, new_id, now_ms
 from workspace_server.post_metadata import add_metadata
@@ -28,12 +30,14 @@ from workspace_server.web import (
     AppError,
     JSONResponse,
     app_error_body,
+    internal_error,
     invalid_body_param,
     invalid_url_param,
     permission_error,
 )
 
 router = APIRouter(prefix="/api/v4")
+log = logging.getLogger(__name__)
 
 MESSAGE_MAX_RUNES = 16383
 PROPS_MAX_CHARS = 800_000
@@ -176,15 +180,14 @@ async def insert_post(
 
 
 @router.post("/posts", status_code=201)
-async def create_post(body: PostCreateBody, request: Request, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def create_post(body: PostCreateBody, request: Request, conn: Conn, session: CurrentSession) -> Response:
     """Post a message (or a reply, with ``root_id``) to a channel the caller is in (most requests are served by
     :class:`CreatePostFastPath`, with the same functions)."""
     props = checked_props(body, session)
     if body.file_ids:
-        post = await _create_post_with_files(body, conn, session, props)
-    else:
-        post = await write_post(request.app.state.post_writer, session, body, props)
-    return JSONResponse(post, status_code=201)
+        return JSONResponse(await _create_post_with_files(body, conn, session, props), status_code=201)
+    encoded = await write_post(request.app.state.post_writer, session, body, props)
+    return Response(encoded, status_code=201, media_type=JSONResponse.media_type)
 
 
 def checked_props(body: PostCreateBody, session: Session) -> dict[str, Any]:
@@ -204,11 +207,9 @@ def checked_props(body: PostCreateBody, session: Session) -> dict[str, Any]:
     return props
 
 
-async def write_post(
-    writer: PostWriter, session: Session, body: PostCreateBody, props: dict[str, Any]
-) -> dict[str, Any]:
-    """A new post without attachments, written by ``writer`` (group commit): its JSON, its ``posted`` event
-    published; :class:`AppError` if refused."""
+async def write_post(writer: PostWriter, session: Session, body: PostCreateBody, props: dict[str, Any]) -> str:
+    """A new post without attachments, written by ``writer`` (group commit), its ``posted`` event published: the
+    post's JSON (the answer, and what the event carries); :class:`AppError` if refused."""
     row = await writer.write(
         new_post(
             channel_id=body.channel_id,
@@ -221,8 +222,9 @@ async def write_post(
     )
     post = _written_post(row)
     post["pending_post_id"] = body.pending_post_id
-    await publish("posted", posted_data(post, posted_context(row)), Broadcast(channel_id=body.channel_id))
-    return post
+    encoded = dumps(post)
+    await publish("posted", posted_data(post, posted_context(row), encoded), Broadcast(channel_id=body.channel_id))
+    return encoded
 
 
 async def _create_post_with_files(
@@ -255,15 +257,17 @@ _NO_BODY: Message = {"type": "http.request", "body": b"", "more_body": False}
 
 class CreatePostFastPath:
     """Pure ASGI middleware for the busiest request, ``POST /api/v4/posts`` with a bearer token: it calls
-    :func:`checked_props` and :func:`write_post` as the route does, without the framework's routing, dependency
-    injection and response machinery (a third of a post's CPU). Anything off the common path goes on to the app,
-    body replayed, so that the route answers it exactly as before: no token in the ``Authorization`` header
-    (cookies: CSRF), an unknown session, a body that is not a valid ``PostCreateBody``, attachments. Refusals
-    (:class:`AppError`) are answered here with the same body as the app's error handler. Sits inside
-    :class:`web.RequestContextMiddleware` (request id, headers, paths)."""
+    :func:`checked_props` and :func:`write_post` as the route does, without the framework (its middleware,
+    routing, dependency injection and response machinery cost as much CPU as writing the post). Anything off the
+    common path goes on to the app, body replayed, so that the route answers it exactly as before: no token in the
+    ``Authorization`` header (cookies: CSRF), an unknown session, a body that is not a valid ``PostCreateBody``,
+    attachments. Errors are answered here with the same bodies as the app's error handlers. Sits inside
+    :class:`web.RequestContextMiddleware` (request id, headers, paths), outside the framework."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, engine: AsyncEngine, writer: PostWriter) -> None:
         self.app = app
+        self.engine = engine
+        self.writer = writer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``POST /api/v4/posts`` or pass the request on."""
@@ -297,16 +301,17 @@ class CreatePostFastPath:
             return False
         if body.file_ids:
             return False
-        state = scope["app"].state
-        session = await session_for_bearer(state.engine, token)
-        if session is None:
-            return False
         try:
-            content: Any = await write_post(state.post_writer, session, body, checked_props(body, session))
+            session = await session_for_bearer(self.engine, token)
+            if session is None:
+                return False
+            payload = (await write_post(self.writer, session, body, checked_props(body, session))).encode()
             status = 201
         except AppError as error:
-            content, status = app_error_body(scope, error), error.status_code
-        payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+            payload, status = dumps(app_error_body(scope, error)).encode(), error.status_code
+        except Exception:
+            log.exception("POST /api/v4/posts failed")
+            payload, status = dumps(app_error_body(scope, internal_error())).encode(), 500
         response_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})

@@ -84,14 +84,14 @@ def posted_context(row: RowMapping | Mapping[str, Any]) -> PostedContext:
     )
 
 
-def posted_data(post: dict[str, Any], context: PostedContext) -> dict[str, Any]:
-    """The data of Mattermost's ``posted`` event for ``post``."""
+def posted_data(post: dict[str, Any], context: PostedContext, encoded: str = "") -> dict[str, Any]:
+    """The data of Mattermost's ``posted`` event for ``post`` (``encoded``: its JSON, when the caller has it)."""
     sender_name = post.get("props", {}).get("override_username") or context.sender_name
     body: dict[str, Any] = {
         "channel_display_name": context.channel_display_name,
         "channel_name": context.channel_name,
         "channel_type": context.channel_type,
-        "post": dumps(post),
+        "post": encoded or dumps(post),
         "sender_name": f"@{sender_name}",
         "set_online": True,
         "team_id": context.team_id,

@@ -70,6 +70,11 @@ def session_expired() -> AppError:
     return AppError(401, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
 
 
+def internal_error() -> AppError:
+    """500 for anything unexpected (logged with its traceback where it is caught)."""
+    return AppError(500, "api.context.internal_error.app_error", "An internal error occurred.")
+
+
 def app_error_body(scope: Scope, error: AppError) -> dict[str, Any]:
     """The JSON body of ``error`` in answer to the request of ``scope``."""
     return {
@@ -111,8 +116,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
 
 async def _internal_error_handler(request: Request, exc: Exception) -> Response:
     # Starlette re-raises the exception after this response, and uvicorn logs it with its traceback.
-    error = AppError(500, "api.context.internal_error.app_error", "An internal error occurred.")
-    return _error_response(request, error)
+    return _error_response(request, internal_error())
 
 
 def install_error_handlers(app: FastAPI) -> None:
