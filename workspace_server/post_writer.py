@@ -4,7 +4,9 @@ by one statement (one transaction), when it ends.
 A post costs PostgreSQL far more as a statement and a transaction of its own than as a row of a bigger one: parse,
 executor start, commit record and WAL flush are paid once per batch. So :class:`PostWriter` keeps one batch in
 flight per process, on a connection of its own; posts that arrive meanwhile queue, and go together as the next
-batch (at most :data:`MAX_BATCH`). An idle server writes a lone post at once: nothing waits for a batch to fill.
+batch (at most :data:`MAX_BATCH`). A second batch goes alongside only when :data:`PARALLEL_BATCH` posts wait
+(under heavy load, or behind a batch held up by a lock). An idle server writes a lone post at once: nothing waits
+for a batch to fill.
 Requests that write posts with other rows in one transaction (attachments, webhooks) run the same statement in
 their own transaction (:func:`write_posts`).
 
@@ -18,7 +20,6 @@ only once it is written.)
 Locks: a batch locks its channels' rows, in id order, before anything else, so that batches of several server
 processes never deadlock with each other. If a batch fails as a whole (a deadlock with some other transaction, a
 value PostgreSQL refuses), each of its posts is written alone, so that one bad post fails only its own request.
-A batch waiting for a lock (a channel being updated) holds up the posts queued behind it in that process.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH: Final = 100
 """Posts written by one statement at most (bounds how long a batch holds its channels' locks)."""
+MAX_IN_FLIGHT: Final = 2
+"""Batches written at once, on as many connections."""
+PARALLEL_BATCH: Final = 16
+"""Posts queued behind a batch in flight that are worth a second batch alongside it (smaller batches cost
+PostgreSQL more per post than the wait does)."""
 
 _POST_COLUMNS: Final = ", ".join(c.name for c in posts.c if c.name != "message_tsv")
 
@@ -133,15 +139,19 @@ WITH b AS (
     FROM per_member a
     WHERE m.channel_id = a.channel_id AND m.user_id = a.user_id
     RETURNING m.channel_id, m.user_id
+), mentioned AS (
+    -- Each post's mentioned members (the author's own row is their read state, not a mention).
+    SELECT t.ord, array_agg(t.user_id ORDER BY t.user_id) AS user_ids
+    FROM targets t JOIN cm ON cm.channel_id = t.channel_id AND cm.user_id = t.user_id
+    WHERE NOT t.is_sender GROUP BY t.ord
 )
 SELECT b.ord, acc.may_post, acc.channel_delete_at, k.thread_reply_count, p.*,
     ch.team_id AS channel_team_id, ch.type AS channel_type, ch.name AS channel_name,
-    ch.display_name AS channel_display_name,
-    (SELECT username FROM users WHERE id = b.sender) AS sender_name,
-    ARRAY(SELECT t.user_id FROM targets t JOIN cm ON cm.channel_id = t.channel_id AND cm.user_id = t.user_id
-        WHERE t.ord = b.ord AND NOT t.is_sender ORDER BY t.user_id) AS mentions
+    ch.display_name AS channel_display_name, u.username AS sender_name,
+    coalesce(mentioned.user_ids, ARRAY[]::text[]) AS mentions
 FROM b LEFT JOIN acc ON acc.ord = b.ord LEFT JOIN kept k ON k.ord = b.ord LEFT JOIN p ON p.id = k.id
-    LEFT JOIN ch ON ch.id = k.channel_id
+    LEFT JOIN ch ON ch.id = k.channel_id LEFT JOIN mentioned ON mentioned.ord = b.ord
+    LEFT JOIN users u ON u.id = b.sender
 ORDER BY b.ord
 """
 # The same with PostgreSQL's own placeholder, for a raw cursor: psycopg re-parses statements this long for
@@ -203,32 +213,37 @@ async def write_posts(conn: AsyncConnection, batch: Sequence[NewPost]) -> list[R
 
 
 class PostWriter:
-    """Writes the posts of one server process in batches (see the module docstring), one batch at a time, each a
-    single autocommit statement on a connection of its own. That connection plans the statement once (a generic
+    """Writes the posts of one server process in batches (see the module docstring), each a single autocommit
+    statement on a connection of the writer's own: one batch at a time, and a second one alongside only when
+    :data:`PARALLEL_BATCH` posts are queued behind the first. Its connections plan the statement once (a generic
     plan: planning it for every batch would cost more than running it)."""
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
         self._queue: list[_Pending] = []
-        self._writing: asyncio.Task[None] | None = None
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
 
     async def write(self, post: NewPost) -> dict[str, Any]:
         """Write ``post`` with whatever else is queued: its row of the batch statement (see ``_WRITE_POSTS``).
         Raises what PostgreSQL answered when the post, written alone, fails."""
         pending = _Pending(post)
         self._queue.append(pending)
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._drain())
+        if self._in_flight == 0 or (self._in_flight < MAX_IN_FLIGHT and len(self._queue) >= PARALLEL_BATCH):
+            self._in_flight += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await pending.answer
 
     async def close(self) -> None:
-        """Wait for the batch in flight, then close the connection."""
-        if self._writing is not None:
-            await self._writing
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        """Wait for the batches in flight, then close the connections."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+        for conn in self._idle:
+            await conn.close()
+        self._idle.clear()
 
     async def _drain(self) -> None:
         """Write batches while posts are queued."""
@@ -237,7 +252,7 @@ class PostWriter:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 await self._write_batch(batch)
         finally:
-            self._writing = None
+            self._in_flight -= 1
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -254,19 +269,21 @@ class PostWriter:
             _answer(pending, row)
 
     async def _execute(self, batch: list[NewPost]) -> list[dict[str, Any]]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await self._connect()
-        conn = self._conn
+        conn = self._idle.pop() if self._idle else await self._connect()
         try:
             cursor = psycopg.AsyncRawCursor(conn, row_factory=dict_row)
-            return await (await cursor.execute(_WRITE_POSTS_RAW, [_posts_json(batch)])).fetchall()
+            rows = await (await cursor.execute(_WRITE_POSTS_RAW, [_posts_json(batch)])).fetchall()
         except psycopg.Error:
             if conn.broken:
                 await conn.close()
+            else:
+                self._idle.append(conn)
             raise
         except BaseException:  # interrupted with the statement in flight: the connection's state is unknown
             await conn.close()
             raise
+        self._idle.append(conn)
+        return rows
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(

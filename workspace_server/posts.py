@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, Select, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -290,13 +289,13 @@ class CreatePostFastPath:
 
     async def _serve(self, scope: Scope, raw: bytes, send: Send) -> bool:
         """Answer the request, or ``False`` (having sent nothing) to leave it to the app."""
-        headers = Headers(scope=scope)
-        scheme, _, token = headers.get("authorization", "").partition(" ")
+        authorization = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() not in ("bearer", "token") or not token:
             return False
         try:
-            body = PostCreateBody.model_validate(json.loads(raw))
+            body = PostCreateBody.model_validate_json(raw)
         except ValueError:  # not JSON, or not a valid body (pydantic's ValidationError is a ValueError)
             return False
         if body.file_ids:

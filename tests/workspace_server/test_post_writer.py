@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.workspace_server.wsclient import User, create_user, login, ok
-from workspace_server.post_writer import NewPost, PostWriter, write_posts
+from workspace_server.post_writer import PARALLEL_BATCH, NewPost, PostWriter, write_posts
 from workspace_server.posts import new_post
 from workspace_server.settings import sqlalchemy_url
 
@@ -257,3 +257,29 @@ def test_a_batch_locks_its_channels_in_id_order_before_writing(world: World) -> 
 
         rows = asyncio.run(observe_then_release())
     assert [row["id"] is not None for row in rows] == [True, True]
+
+
+def test_a_second_batch_goes_alongside_one_held_up(world: World) -> None:
+    """A batch waiting for a lock (its channel being changed) does not hold up a full batch queued behind it."""
+    with psycopg.connect(world.database_url) as holder:
+        holder.execute("SELECT 1 FROM channels WHERE id = %s FOR UPDATE", (world.channels["private"],))
+
+        def post(label: str) -> NewPost:
+            return new_post(channel_id=world.channels[label], user_id=world.users["bob"], message=label, root_id="",
+                            props={}, authorized=False)  # fmt: skip
+
+        async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            writer = PostWriter(world.database_url)
+            try:
+                held_up = asyncio.create_task(writer.write(post("private")))
+                await asyncio.sleep(0.3)
+                behind = [writer.write(post("open")) for _ in range(PARALLEL_BATCH)]
+                written = await asyncio.wait_for(asyncio.gather(*behind), timeout=10)
+                assert not held_up.done()
+            finally:
+                holder.rollback()
+                await writer.close()
+            return written, await held_up
+
+        written, first = asyncio.run(scenario())
+    assert all(row["id"] is not None for row in written) and first["id"] is not None
