@@ -43,6 +43,8 @@ _CONFIG: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
 PER_PAGE_DEFAULT = 60
 PER_PAGE_MAX = 200
 TERMS_MAX_CHARS = 1000
+RARE_MATCHES = 1000
+"""Below this many matching posts in the workspace, a search reads every match through the full-text index."""
 _TOKEN = re.compile(r'(-)?(?:(from|in|channel|before|after|on):)?(?:"([^"]*)"?|(\S+))', re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 _LEXEME = re.compile(r"'((?:[^']|'')+)'(:\*)?")
@@ -190,9 +192,12 @@ class Scope:
     """What a search looks for, resolved in one round trip before the search itself: the tsquery as PostgreSQL
     prints it (``""`` for none) and its positive lexemes, the channels searched, and the ``from:``/``-from:``
     authors. With these as constants, the planner sees how many posts the caller's channels and the terms
-    select, and picks between the full-text index and walking posts newest first."""
+    select, and picks between the full-text index and walking posts newest first. ``rare``: fewer than
+    :data:`RARE_MATCHES` posts of the workspace match the terms (then the search reads them all through the
+    full-text index, whatever the planner estimates)."""
 
     tsquery: str
+    rare: bool
     lexemes: list[tuple[str, bool]]
     channel_ids: list[str]
     author_ids: list[str]
@@ -227,11 +232,15 @@ async def resolve_scope(
         )
         if unwanted is not None:
             whole = func.tsquery_and(wanted, func.tsquery_not(unwanted))
-        columns += [cast(wanted, Text).label("wanted"), cast(whole, Text).label("whole")]
+        matching = posts.c.message_tsv.op("@@")(whole)
+        matches: Select[Any] = select(literal_column("1")).where(matching).limit(RARE_MATCHES)
+        rare = select(func.count()).select_from(matches.subquery()).scalar_subquery() < RARE_MATCHES
+        columns += [cast(wanted, Text).label("wanted"), cast(whole, Text).label("whole"), rare.label("rare")]
     row = (await conn.execute(select(*columns))).mappings().one()
     wanted_text = row.get("wanted") or ""
     return Scope(
         tsquery=row.get("whole") or "",
+        rare=bool(row.get("rare")),
         lexemes=[(m[1].replace("''", "'"), bool(m[2])) for m in _LEXEME.finditer(wanted_text)],
         channel_ids=list(row["channel_ids"]),
         author_ids=list(row["author_ids"]),
@@ -270,6 +279,12 @@ def search_query(
             conditions.append(posts.c.create_at >= start + DAY_MS)
         else:
             conditions.append(and_(posts.c.create_at >= start, posts.c.create_at < start + DAY_MS))
+    if scope.rare:
+        # Estimates of how many posts a phrase or a rare word matches can be far too high, and then walking posts
+        # newest first (to stop at the page) reads most of the table; the matches themselves are few.
+        matching = select(*POST_COLUMNS).where(*conditions).cte("matching").prefix_with("MATERIALIZED")
+        newest_first = (matching.c.create_at.desc(), matching.c.id.desc())
+        return select(matching).order_by(*newest_first).offset(page * per_page).limit(per_page + 1)
     return (
         select(*POST_COLUMNS)
         .where(*conditions)

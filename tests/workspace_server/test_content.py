@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from mattermostdriver import Driver
 from mattermostdriver.exceptions import NotEnoughPermissions, ResourceNotFound
@@ -218,3 +219,34 @@ def test_search_dates_and_stop_words(server: Any, team: dict[str, Any], alice: D
     # Only stop words: nothing to look for, and no error.
     assert search(alice, team["id"], "the") == []
     assert search(alice, team["id"], "in:almanac") == [post["id"]]
+
+
+def test_search_both_ways_to_read_matches(server: Any, team: dict[str, Any], alice: Driver, bob: Driver) -> None:
+    """A word in more posts than ``search.RARE_MATCHES`` is read newest first; a rarer one and a phrase through
+    the full-text index alone. Both answer the same: the caller's channels only, newest first, in pages."""
+    mine = alice.channels.create_channel({"team_id": team["id"], "name": "hive", "display_name": "Hive", "type": "O"})
+    theirs = bob.channels.create_channel({"team_id": team["id"], "name": "nest", "display_name": "Nest", "type": "P"})
+    alice_id = alice.users.get_user("me")["id"]
+    bob_id = bob.users.get_user("me")["id"]
+    with psycopg.connect(server.database_url, autocommit=True) as db:
+        # 1,200 posts saying "buzzword", a few of them "quiet queen"; bob's private channel has the same words.
+        for channel_id, user_id, count in ((mine["id"], alice_id, 1200), (theirs["id"], bob_id, 50)):
+            db.execute(
+                "INSERT INTO posts (id, create_at, update_at, user_id, channel_id, message)"
+                " SELECT substr(md5(%s || g::text), 1, 26), 1000 + g, 1000 + g, %s, %s,"
+                " CASE WHEN g %% 300 = 0 THEN 'buzzword quiet queen' ELSE 'buzzword hum' END"
+                " FROM generate_series(1, %s) AS g",
+                (channel_id, user_id, channel_id, count),
+            )
+        newest = [r[0] for r in db.execute(
+            "SELECT id FROM posts WHERE channel_id = %s ORDER BY create_at DESC, id DESC", (mine["id"],)
+        )]  # fmt: skip
+        queens = [r[0] for r in db.execute(
+            "SELECT id FROM posts WHERE channel_id = %s AND message LIKE '%%queen%%' ORDER BY create_at DESC",
+            (mine["id"],),
+        )]  # fmt: skip
+    assert search(alice, team["id"], "buzzword", per_page=30) == newest[:30]
+    assert search(alice, team["id"], "buzzword", per_page=30, page=2) == newest[60:90]
+    assert search(alice, team["id"], "queen") == queens
+    assert search(alice, team["id"], '"quiet queen"') == queens
+    assert len(queens) == 4 and set(queens).isdisjoint(search(bob, team["id"], "queen"))
