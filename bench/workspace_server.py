@@ -22,8 +22,9 @@ Phases (``--phases``, default all, always in this order):
   time, so queueing is not hidden (no coordinated omission). 5 posting users, 20 channels (every poster a member
   of each), posts round-robin over both; ~10% of messages @mention someone. Target p99 <= 50 ms.
 - ``throughput``: capacity. The same posts closed loop from 8, 16, 32 and 64 keep-alive connections
-  (``--concurrency``), ``--seconds / 4`` each; after each, single-row autocommit INSERTs from as many psycopg
-  connections into a table with the same columns and indexes as ``posts`` (``LIKE posts INCLUDING ALL``). A table
+  (``--concurrency``), and single-row autocommit INSERTs from as many psycopg connections into a table with the
+  same columns and indexes as ``posts`` (``LIKE posts INCLUDING ALL``): at each level posts, INSERTs, INSERTs,
+  posts, ``--seconds / 8`` each, so that the machine's drift weighs on both sides alike. A table
   shows both at every level (with the CPU each party spent per operation); the target compares the peaks: the most
   posts/s the server sustained against the most INSERT/s PostgreSQL took, each at its best concurrency (posts are
   group-committed, so the server does best with many requests in flight; single-row INSERTs do best with about as
@@ -453,6 +454,16 @@ class Loop:
     def cpu(self) -> str:
         return " / ".join(f"{part:.2f}" for part in self.cpu_ms)
 
+    @staticmethod
+    def mean(first: Loop, second: Loop) -> Loop:
+        """Two equally long loops of the same kind as one."""
+        return Loop(
+            (first.rate + second.rate) / 2,
+            first.errors + second.errors,
+            [(a + b) / 2 for a, b in zip(first.cpu_ms, second.cpu_ms, strict=True)],
+            (first.busy_percent + second.busy_percent) / 2,
+        )
+
 
 class _Meter:
     """CPU of the given processes, this one, PostgreSQL's and the whole machine over a timed stretch."""
@@ -545,14 +556,23 @@ async def raw_inserts(database_url: str, ws: Workspace, connections: int, second
 
 
 def throughput(server: Server, database_url: str, ws: Workspace, levels: list[int], seconds: float) -> None:
-    """Posts and raw INSERTs closed loop at each concurrency, one after the other, then the ratio of the peaks."""
+    """Posts and raw INSERTs closed loop at each concurrency, then the ratio of the peaks. Each level runs posts,
+    raw, raw, posts (half of ``seconds`` each): a machine that speeds up or slows down during a level then
+    weighs on both sides alike."""
     print(f"  {'conns':>5}  {'posts/s':>8}  {'CPU ms server/client/PG':>24}  {'busy':>4}  {'INSERT/s':>8}"
           f"  {'CPU ms client/PG':>16}  {'busy':>4}  {'ratio':>5}")  # fmt: skip
     posts: dict[int, Loop] = {}
     raw: dict[int, Loop] = {}
     for level in levels:
-        posts[level] = asyncio.run(closed_loop_posts(server.port, ws, level, seconds, server.pids()))
-        raw[level] = asyncio.run(raw_inserts(database_url, ws, level, seconds))
+        def run_posts(level: int = level) -> Loop:
+            return asyncio.run(closed_loop_posts(server.port, ws, level, seconds / 2, server.pids()))
+
+        def run_raw(level: int = level) -> Loop:
+            return asyncio.run(raw_inserts(database_url, ws, level, seconds / 2))
+
+        first_posts, first_raw = run_posts(), run_raw()
+        raw[level] = Loop.mean(first_raw, run_raw())
+        posts[level] = Loop.mean(first_posts, run_posts())
         p, r = posts[level], raw[level]
         errors = f"  ({p.errors} errors)" if p.errors else ""
         print(f"  {level:>5}  {p.rate:>8.0f}  {p.cpu():>24}  {p.busy_percent:>3.0f}%  {r.rate:>8.0f}  {r.cpu():>16}"
@@ -900,7 +920,7 @@ def main() -> None:
             if "throughput" in phases:
                 levels = [int(level) for level in args.concurrency.split(",")]
                 print(
-                    f"throughput: closed loops of posts, then raw INSERTs, {args.seconds / 4:.0f} s each at"
+                    f"throughput: posts, raw INSERTs, raw INSERTs, posts ({args.seconds / 8:.1f} s each) closed loop at"
                     f" {', '.join(map(str, levels))} connections; load average {uptime()}",
                     flush=True,
                 )
