@@ -25,7 +25,6 @@ value PostgreSQL refuses), each of its posts is written alone, so that one bad p
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.db import CONNECT_TIMEOUT_SECONDS
+from workspace_server.events import dumps
 from workspace_server.schema import posts
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def _posts_json(batch: Sequence[NewPost]) -> str:
         }
         for position, p in enumerate(batch, 1)
     ]
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return dumps(rows)
 
 
 async def write_posts(conn: AsyncConnection, batch: Sequence[NewPost]) -> list[RowMapping]:
