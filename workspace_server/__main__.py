@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspace_server.app import create_app
 from workspace_server.db import CONNECT_TIMEOUT_SECONDS, create_engine
+from workspace_server.http_protocol import HttpProtocol
 from workspace_server.migrate import migrate_and_bootstrap, schema_is_current, upgrade_schema
 from workspace_server.runtime import AlreadyRunning, RuntimeDir
 from workspace_server.settings import Settings
@@ -88,6 +89,7 @@ def _uvicorn_config(settings: Settings, engine: AsyncEngine) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(settings, engine),
         lifespan="on",
+        http=HttpProtocol,
         ws="websockets-sansio",
         # Events are serialised once for all connections; per-connection compression would undo that.
         ws_per_message_deflate=False,
