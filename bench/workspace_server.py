@@ -42,7 +42,9 @@ The HTTP client is a minimal asyncio HTTP/1.1 keep-alive pool (no per-request li
 figures are the server's as far as a shared 2-core machine allows. Every post waits for PostgreSQL's WAL flush at
 commit: on a disk that other work keeps busy (checkpoints forced by databases being dropped, bulk loads), fsyncs
 of 100-200 ms show up in the open-loop p99 as posts "sent in these seconds"; ``--synchronous-commit off`` runs
-the same bench without those waits, to tell them from the server's own delays.
+the same bench without those waits, to tell them from the server's own delays. So that what earlier work left
+unwritten (another run's posts, say) is not flushed during the open loop, the bench asks PostgreSQL for a
+``CHECKPOINT`` just before it.
 """
 
 from __future__ import annotations
@@ -911,6 +913,8 @@ def main() -> None:
                     mb = rss_mb(pid)
                     report(f"idle RSS (pid {pid})", f"{mb:.1f} MB", "<= 90 MB", mb <= 90)
             if "post" in phases:
+                with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                    admin.execute("CHECKPOINT")
                 print(
                     f"open loop: {args.rate} posts/s for {args.seconds:.0f} s (+2 s warm-up), {CHANNELS} channels,"
                     f" {POSTERS} posting users; load average {uptime()}",
