@@ -566,6 +566,7 @@ def throughput(server: Server, database_url: str, ws: Workspace, levels: list[in
     posts: dict[int, Loop] = {}
     raw: dict[int, Loop] = {}
     for level in levels:
+
         def run_posts(level: int = level) -> Loop:
             return asyncio.run(closed_loop_posts(server.port, ws, level, seconds / 2, server.pids()))
 

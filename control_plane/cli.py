@@ -52,9 +52,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     except DatabaseNotMigrated as exc:
         log.error("%s", exc)
         return 2
-    uvicorn.run(
-        app, host=args.host or settings.listen_host, port=args.port or settings.listen_port, log_level="info"
-    )
+    uvicorn.run(app, host=args.host or settings.listen_host, port=args.port or settings.listen_port, log_level="info")
     return 0
 
 

@@ -121,9 +121,7 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            await upstream.send(
-                message.get("text") if message.get("text") is not None else message.get("bytes")
-            )
+            await upstream.send(message.get("text") if message.get("text") is not None else message.get("bytes"))
 
     async def upstream_to_client() -> None:
         async for data in upstream:
@@ -142,9 +140,7 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
 
 
 async def _plain(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
-    )
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": text})
 
 

@@ -45,9 +45,7 @@ def account_by_email(session: Session, email: str) -> Account | None:
     return session.scalars(select(Account).where(Account.email == normalize_email(email))).one_or_none()
 
 
-def signup(
-    session: Session, *, email: str, password: str, slug: str, display_name: str | None
-) -> SignupResult:
+def signup(session: Session, *, email: str, password: str, slug: str, display_name: str | None) -> SignupResult:
     """Record a signup: account, organization, workspace waiting for verification, and the email.
 
     Not committed: the caller commits (idempotency records ride in the same transaction).
@@ -55,9 +53,7 @@ def signup(
     email = normalize_email(email)
     slug = workspaces.claim_slug(session, slug, field="workspace")
     if account_by_email(session, email) is not None:
-        raise Conflict(
-            "email-taken", "An account with this email already exists; sign in instead", field="email"
-        )
+        raise Conflict("email-taken", "An account with this email already exists; sign in instead", field="email")
     account = Account(email=email, password_hash=hash_password(password))
     session.add(account)
     session.flush()
@@ -111,14 +107,10 @@ def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]
     Using a link twice is harmless: the account stays verified and nothing is provisioned twice.
     """
     record = session.scalars(
-        select(EmailVerification)
-        .where(EmailVerification.token_digest == token_digest(token))
-        .with_for_update()
+        select(EmailVerification).where(EmailVerification.token_digest == token_digest(token)).with_for_update()
     ).one_or_none()
     now = utcnow()
-    if record is None or (
-        record.used_at is None and record.expires_at is not None and record.expires_at < now
-    ):
+    if record is None or (record.used_at is None and record.expires_at is not None and record.expires_at < now):
         raise VerificationInvalid()
     account = session.get(Account, record.account_id)
     assert account is not None
@@ -129,9 +121,7 @@ def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]
             session, actor=f"account:{account.id}", action="account.verify_email", target_type="account",
             target_id=account.id,
         )  # fmt: skip
-    org_ids = list(
-        session.scalars(select(Membership.organization_id).where(Membership.account_id == account.id))
-    )
+    org_ids = list(session.scalars(select(Membership.organization_id).where(Membership.account_id == account.id)))
     waiting = workspaces_repo.pending_verification_of(session, org_ids)
     for ws in waiting:
         workspaces.transition(session, ws, Lifecycle.provisioning, f"account:{account.id}")
@@ -142,11 +132,7 @@ def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]
 def authenticate(session: Session, email: str, password: str) -> Account:
     """The verified account with these credentials, or 401 (same answer for every failure)."""
     account = account_by_email(session, email)
-    if (
-        account is None
-        or not verify_password(account.password_hash, password)
-        or not account.email_verified_at
-    ):
+    if account is None or not verify_password(account.password_hash, password) or not account.email_verified_at:
         raise Unauthorized("Email or password is wrong, or the email is not confirmed yet")
     return account
 
@@ -155,9 +141,7 @@ def owner_organization(session: Session, account: Account) -> uuid.UUID | None:
     """The organization the account owns, when it owns exactly one."""
     rows = list(
         session.scalars(
-            select(Membership.organization_id).where(
-                Membership.account_id == account.id, Membership.role == Role.owner
-            )
+            select(Membership.organization_id).where(Membership.account_id == account.id, Membership.role == Role.owner)
         )
     )
     return rows[0] if len(rows) == 1 else None
@@ -167,9 +151,7 @@ def open_web_session(session: Session, account: Account) -> str:
     """Start a browser session; returns the cookie secret (not committed)."""
     secret = new_token("web")
     session.add(
-        WebSession(
-            account_id=account.id, token_digest=token_digest(secret), expires_at=utcnow() + WEB_SESSION_TTL
-        )
+        WebSession(account_id=account.id, token_digest=token_digest(secret), expires_at=utcnow() + WEB_SESSION_TTL)
     )
     return secret
 
@@ -178,9 +160,7 @@ def account_for_web_session(session: Session, secret: str | None) -> Account | N
     """The account of a browser session cookie, if valid."""
     if not secret:
         return None
-    row = session.scalars(
-        select(WebSession).where(WebSession.token_digest == token_digest(secret))
-    ).one_or_none()
+    row = session.scalars(select(WebSession).where(WebSession.token_digest == token_digest(secret))).one_or_none()
     if row is None or (row.expires_at is not None and row.expires_at < utcnow()):
         return None
     return session.get(Account, row.account_id)

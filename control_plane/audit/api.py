@@ -60,6 +60,4 @@ def list_audit(
         query = query.where(AuditEntry.id < before_id)
     rows = list(session.scalars(query))
     next_before = rows[limit - 1].id if len(rows) > limit else None
-    return AuditPage(
-        items=[AuditEntryOut.model_validate(r) for r in rows[:limit]], next_before_id=next_before
-    )
+    return AuditPage(items=[AuditEntryOut.model_validate(r) for r in rows[:limit]], next_before_id=next_before)

@@ -63,9 +63,7 @@ def run_once(
     if existing is not None:
         return _replay(existing, digest)
     status, body = create()
-    session.add(
-        IdempotencyRecord(scope=scope, key=key, request_digest=digest, status_code=status, response_body=body)
-    )
+    session.add(IdempotencyRecord(scope=scope, key=key, request_digest=digest, status_code=status, response_body=body))
     try:
         session.commit()
     except IntegrityError:

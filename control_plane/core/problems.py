@@ -72,14 +72,10 @@ class InvalidInput(Problem):
     """Input that is well-formed but not acceptable, reported per field."""
 
     def __init__(self, field: str, detail: str) -> None:
-        super().__init__(
-            422, "invalid-input", "Invalid input", detail, errors=[{"field": field, "detail": detail}]
-        )
+        super().__init__(422, "invalid-input", "Invalid input", detail, errors=[{"field": field, "detail": detail}])
 
 
-def problem_response(
-    problem: Problem, request: Request, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def problem_response(problem: Problem, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     """Render ``problem`` for ``request``."""
     body = problem.body(request.url.path)
     request_id = getattr(request.state, "request_id", None)
@@ -103,9 +99,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_name(e["loc"]), "detail": e["msg"]} for e in exc.errors()]
-        problem = Problem(
-            422, "invalid-input", "Invalid input", "The request has invalid fields", errors=errors
-        )
+        problem = Problem(422, "invalid-input", "Invalid input", "The request has invalid fields", errors=errors)
         return problem_response(problem, request)
 
     @app.exception_handler(StarletteHTTPException)

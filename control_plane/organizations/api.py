@@ -25,9 +25,7 @@ def create_organization(
         org = service.create_for_owner_email(session, principal, body.name, body.owner_email)
         return 201, OrganizationOut.model_validate(org).model_dump(mode="json")
 
-    outcome = run_once(
-        session, f"organizations:{principal.account_id}", key, body.model_dump(mode="json"), create
-    )
+    outcome = run_once(session, f"organizations:{principal.account_id}", key, body.model_dump(mode="json"), create)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
@@ -38,8 +36,6 @@ def list_organizations(session: DbSession, principal: CurrentPrincipal) -> list[
 
 
 @router.get("/{organization_id}", response_model=OrganizationOut)
-def get_organization(
-    organization_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal
-) -> OrganizationOut:
+def get_organization(organization_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> OrganizationOut:
     """One organization."""
     return OrganizationOut.model_validate(service.visible(session, principal, organization_id))

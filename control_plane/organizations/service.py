@@ -34,9 +34,7 @@ def add(session: Session, name: str, owner: Account, actor: str) -> Organization
     return org
 
 
-def create_for_owner_email(
-    session: Session, principal: Principal, name: str, owner_email: str
-) -> Organization:
+def create_for_owner_email(session: Session, principal: Principal, name: str, owner_email: str) -> Organization:
     """Sales flow: an organization whose owner account is made (unverified) if it does not exist."""
     principal.require(Permission.create_organization)
     email = owner_email.strip().lower()

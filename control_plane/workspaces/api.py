@@ -60,9 +60,7 @@ def create_workspace(
         )
         return 201, workspace_out(ws).model_dump(mode="json")
 
-    outcome = run_once(
-        session, f"workspaces:{principal.account_id}", key, body.model_dump(mode="json"), create
-    )
+    outcome = run_once(session, f"workspaces:{principal.account_id}", key, body.model_dump(mode="json"), create)
     if not outcome.replayed:
         defer_reconcile(uuid.UUID(outcome.body["id"]))
     return JSONResponse(outcome.body, status_code=outcome.status_code)

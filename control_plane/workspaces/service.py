@@ -124,9 +124,7 @@ def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str) -
     )
 
 
-def visible(
-    session: Session, principal: Principal, workspace_id: uuid.UUID, *, for_update: bool = False
-) -> Workspace:
+def visible(session: Session, principal: Principal, workspace_id: uuid.UUID, *, for_update: bool = False) -> Workspace:
     """The workspace if the caller may see it; another organization's is a 404."""
     ws = repository.get(session, workspace_id, for_update=for_update)
     if ws is None or not principal.can_see(ws.organization_id):

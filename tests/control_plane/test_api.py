@@ -44,9 +44,7 @@ def test_verification_link_is_single_purpose(client: TestClient) -> None:
 
 
 def test_unverified_account_cannot_get_a_token(client: TestClient) -> None:
-    client.post(
-        "/api/v1/signup", json={"email": "late@example.com", "workspace": "late", "password": PASSWORD}
-    )
+    client.post("/api/v1/signup", json={"email": "late@example.com", "workspace": "late", "password": PASSWORD})
     r = client.post("/api/v1/auth/token", json={"email": "late@example.com", "password": PASSWORD})
     assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
 
@@ -84,9 +82,7 @@ def test_slug_rules_and_availability(client: TestClient, sign_up: Callable[[str]
         assert body["slug"] == slug.casefold()
         if reason:
             assert body["reason"] == reason
-    r = client.post(
-        "/api/v1/signup", json={"email": "dup@example.com", "workspace": "TAKEN-ONE", "password": PASSWORD}
-    )
+    r = client.post("/api/v1/signup", json={"email": "dup@example.com", "workspace": "TAKEN-ONE", "password": PASSWORD})
     assert r.status_code == 409 and r.json()["type"].endswith("/slug-taken")
 
 
@@ -110,13 +106,9 @@ def test_another_organizations_workspace_is_404(client: TestClient, sign_up: Cal
     assert r.status_code == 404 and r.headers["content-type"] == PROBLEM
     r = client.delete(f"/api/v1/workspaces/{their_ws['id']}", headers=mine.headers)
     assert r.status_code == 404
-    listed = client.get(
-        "/api/v1/workspaces", params={"organization_id": theirs.organization_id}, headers=mine.headers
-    )
+    listed = client.get("/api/v1/workspaces", params={"organization_id": theirs.organization_id}, headers=mine.headers)
     assert listed.json()["items"] == []
-    assert (
-        client.get(f"/api/v1/organizations/{theirs.organization_id}", headers=mine.headers).status_code == 404
-    )
+    assert client.get(f"/api/v1/organizations/{theirs.organization_id}", headers=mine.headers).status_code == 404
 
 
 def test_requests_without_valid_token_are_401(client: TestClient) -> None:
@@ -159,9 +151,7 @@ def test_staff_lists_with_cursor_pagination_and_filters(
     assert len(seen) == len(set(seen))
     assert client.get("/api/v1/workspaces", params={"cursor": "garbage!"}, headers=headers).status_code == 422
     # Operators may not create organizations (sales and admins do).
-    r = client.post(
-        "/api/v1/organizations", json={"name": "X", "owner_email": "x@example.com"}, headers=headers
-    )
+    r = client.post("/api/v1/organizations", json={"name": "X", "owner_email": "x@example.com"}, headers=headers)
     assert r.status_code == 403
 
 
@@ -184,9 +174,7 @@ def test_mutations_are_audited_with_request_id(client: TestClient, sign_up: Call
     owner = sign_up("audited")
     ws = client.get("/api/v1/workspaces", headers=owner.headers).json()["items"][0]
     client.delete(f"/api/v1/workspaces/{ws['id']}", headers={**owner.headers, "X-Request-ID": "req-audit-1"})
-    entries = client.get("/api/v1/audit", params={"target_id": ws["id"]}, headers=owner.headers).json()[
-        "items"
-    ]
+    entries = client.get("/api/v1/audit", params={"target_id": ws["id"]}, headers=owner.headers).json()["items"]
     actions = [e["action"] for e in entries]
     assert actions == ["workspace.pending_deletion", "workspace.provisioning", "workspace.create"]
     deletion = entries[0]

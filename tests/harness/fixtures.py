@@ -29,8 +29,9 @@ def kube_cluster() -> Iterator[TestCluster]:
         try:
             bin_dir = build_binaries()
         except ClusterError as e:
-            pytest.fail(f"cannot build the Kubernetes test binaries (tests/harness/build_kubernetes.sh):\n{e}",
-                        pytrace=False)
+            pytest.fail(
+                f"cannot build the Kubernetes test binaries (tests/harness/build_kubernetes.sh):\n{e}", pytrace=False
+            )
     cluster = TestCluster(bin_dir)
     try:
         cluster.start()

@@ -103,8 +103,11 @@ def _sweep_stale(parent: Path, prefix: str) -> None:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     path.chmod(0o600)
 
 
@@ -116,27 +119,48 @@ def make_pki(directory: Path) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "canopy-test-ca")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
-        x509.DNSName("kubernetes.default.svc"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
     ]
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -149,8 +173,9 @@ def make_pki(directory: Path) -> None:
     (directory / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     sa_key = ec.generate_private_key(ec.SECP256R1())
     _write_key(directory / "sa.key", sa_key)
-    (directory / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (directory / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 class TestCluster:
@@ -162,8 +187,9 @@ class TestCluster:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, bin_dir: Path | None = None, *, etcd: str | None = None, keep: bool = False,
-                 start_timeout: float = 90.0) -> None:
+    def __init__(
+        self, bin_dir: Path | None = None, *, etcd: str | None = None, keep: bool = False, start_timeout: float = 90.0
+    ) -> None:
         self.bin_dir = bin_dir or default_bin_dir()
         self.etcd = etcd or shutil.which("etcd") or "/usr/bin/etcd"
         self.keep = keep or os.environ.get("CANOPY_KUBE_KEEP") == "1"
@@ -186,8 +212,9 @@ class TestCluster:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -224,44 +251,87 @@ class TestCluster:
         self.server = f"https://127.0.0.1:{api_port}"
         self._write_kubeconfig()
 
-        self._spawn("etcd", [
-            self.etcd, "--name=canopy", f"--data-dir={self.etcd_dir / 'data'}",
-            f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
-            f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
-            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-cluster=canopy=http://127.0.0.1:{etcd_peer}", "--initial-cluster-state=new",
-            "--logger=zap", "--log-outputs=stderr", "--log-level=warn",
-        ])
-        self._spawn("kube-apiserver", [
-            str(self.bin_dir / "kube-apiserver"),
-            "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", f"--secure-port={api_port}",
-            "--insecure-port=0", f"--cert-dir={d}", f"--tls-cert-file={d / 'apiserver.crt'}",
-            f"--tls-private-key-file={d / 'apiserver.key'}", f"--client-ca-file={d / 'ca.crt'}",
-            f"--token-auth-file={d / 'tokens.csv'}", "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-            "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,"
-            "DefaultTolerationSeconds,DefaultIngressClass,ResourceQuota,Priority,TaintNodesByCondition,"
-            "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-            "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false", "--v=1",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                self.etcd,
+                "--name=canopy",
+                f"--data-dir={self.etcd_dir / 'data'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=canopy=http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster-state=new",
+                "--logger=zap",
+                "--log-outputs=stderr",
+                "--log-level=warn",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                "--advertise-address=127.0.0.1",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                "--insecure-port=0",
+                f"--cert-dir={d}",
+                f"--tls-cert-file={d / 'apiserver.crt'}",
+                f"--tls-private-key-file={d / 'apiserver.key'}",
+                f"--client-ca-file={d / 'ca.crt'}",
+                f"--token-auth-file={d / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={d / 'sa.pub'}",
+                f"--service-account-signing-key-file={d / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,"
+                "DefaultTolerationSeconds,DefaultIngressClass,ResourceQuota,Priority,TaintNodesByCondition,"
+                "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         self._wait("kube-apiserver /readyz", self._api_ready)
 
-        self._spawn("kube-controller-manager", [
-            str(self.bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={self.kubeconfig}", "--leader-elect=false", "--use-service-account-credentials=false",
-            f"--root-ca-file={d / 'ca.crt'}", f"--service-account-private-key-file={d / 'sa.key'}",
-            f"--cluster-signing-cert-file={d / 'ca.crt'}", f"--cluster-signing-key-file={d / 'ca.key'}",
-            "--controllers=*", "--cluster-name=canopy-test", "--port=0", "--secure-port=0",
-            "--bind-address=127.0.0.1", f"--flex-volume-plugin-dir={d / 'flexvolume'}", "--profiling=false",
-            "--kube-api-qps=500", "--kube-api-burst=1000", "--v=1",
-        ])
-        self._spawn("test-kubelet", [
-            sys.executable, str(KUBELET_SCRIPT), f"--server={self.server}", f"--ca-file={self.ca_file}",
-            f"--token-file={d / 'token'}", f"--node={self.node_name}",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                f"--root-ca-file={d / 'ca.crt'}",
+                f"--service-account-private-key-file={d / 'sa.key'}",
+                f"--cluster-signing-cert-file={d / 'ca.crt'}",
+                f"--cluster-signing-key-file={d / 'ca.key'}",
+                "--controllers=*",
+                "--cluster-name=canopy-test",
+                "--port=0",
+                "--secure-port=0",
+                "--bind-address=127.0.0.1",
+                f"--flex-volume-plugin-dir={d / 'flexvolume'}",
+                "--profiling=false",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "test-kubelet",
+            [
+                sys.executable,
+                str(KUBELET_SCRIPT),
+                f"--server={self.server}",
+                f"--ca-file={self.ca_file}",
+                f"--token-file={d / 'token'}",
+                f"--node={self.node_name}",
+            ],
+        )
         self._wait("node Ready", self._node_ready)
         self._wait("default service account token", self._default_token_ready)
 
@@ -291,7 +361,8 @@ class TestCluster:
     def api_client(self) -> kubernetes.client.ApiClient:
         """A new ApiClient for the admin user, configured from ``kubeconfig``."""
         client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.kubeconfig))
+            config_file=str(self.kubeconfig)
+        )
         return client
 
     def dynamic_client(self) -> kubernetes.dynamic.DynamicClient:
@@ -321,16 +392,23 @@ class TestCluster:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.workdir / "logs" / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._log_files.append(log)
-        self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=self.workdir, preexec_fn=_die_with_parent)
+        self.procs[name] = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            preexec_fn=_die_with_parent,
+        )
 
     def _wait(self, what: str, check: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
             for name, p in self.procs.items():
                 if p.poll() is not None:
-                    raise ClusterError(f"{name} exited with {p.returncode} while waiting for {what}:\n"
-                                       + self.log_tail(name))
+                    raise ClusterError(
+                        f"{name} exited with {p.returncode} while waiting for {what}:\n" + self.log_tail(name)
+                    )
             try:
                 if check():
                     self.timings[what] = round(time.monotonic() - self._t0, 2)
@@ -368,9 +446,12 @@ class TestCluster:
     def _write_kubeconfig(self) -> None:
         self.kubeconfig = self.workdir / "kubeconfig"
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "canopy-test",
-            "clusters": [{"name": "canopy-test",
-                          "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "canopy-test",
+            "clusters": [
+                {"name": "canopy-test", "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}
+            ],
             "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
             "contexts": [{"name": "canopy-test", "context": {"cluster": "canopy-test", "user": ADMIN_USER}}],
         }

@@ -36,8 +36,9 @@ def rollout_status(deployment: Any) -> tuple[bool, str]:
     return True, f"deployment {name!r} successfully rolled out"
 
 
-def wait_for_rollout(apps_api: kubernetes.client.AppsV1Api, namespace: str, name: str,
-                     timeout: float = 60.0, interval: float = 0.2) -> Any:
+def wait_for_rollout(
+    apps_api: kubernetes.client.AppsV1Api, namespace: str, name: str, timeout: float = 60.0, interval: float = 0.2
+) -> Any:
     """Polls the Deployment until rolled out and returns it; TimeoutError (last message) or RolloutFailed."""
     deadline = time.monotonic() + timeout
     while True:

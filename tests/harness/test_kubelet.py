@@ -70,8 +70,7 @@ class Api:
     def _connect(self, timeout: float) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=timeout)
 
-    def request(self, method: str, path: str, body: JSON | None = None,
-                content_type: str = "application/json") -> JSON:
+    def request(self, method: str, path: str, body: JSON | None = None, content_type: str = "application/json") -> JSON:
         """Sends one request and returns the decoded answer; raises ApiError for non-2xx."""
         headers = dict(self.headers)
         data = None
@@ -138,21 +137,33 @@ def container_status(pod: JSON, container: JSON, mode: str, started_at: str) -> 
         "lastState": {},
     }
     if mode == "run":
-        status.update(containerID=f"canopy-test://{_digest(uid, container['name'])}", ready=True, started=True,
-                      state={"running": {"startedAt": started_at}})
+        status.update(
+            containerID=f"canopy-test://{_digest(uid, container['name'])}",
+            ready=True,
+            started=True,
+            state={"running": {"startedAt": started_at}},
+        )
     elif mode == "fail":
         status.update(
             containerID=f"canopy-test://{_digest(uid, container['name'])}",
             restartCount=1,
-            state={"waiting": {"reason": "CrashLoopBackOff",
-                               "message": "back-off 10s restarting failed container (canopy test kubelet)"}},
-            lastState={"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at,
-                                      "finishedAt": started_at}},
+            state={
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": "back-off 10s restarting failed container (canopy test kubelet)",
+                }
+            },
+            lastState={
+                "terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": started_at}
+            },
         )
     elif mode == "succeed":
-        status.update(containerID=f"canopy-test://{_digest(uid, container['name'])}",
-                      state={"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started_at,
-                                            "finishedAt": started_at}})
+        status.update(
+            containerID=f"canopy-test://{_digest(uid, container['name'])}",
+            state={
+                "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started_at, "finishedAt": started_at}
+            },
+        )
     else:
         status["state"] = {"waiting": {"reason": "ContainerCreating"}}
     return status
@@ -162,12 +173,18 @@ def pod_status(pod: JSON, mode: str, pod_ip: str, started_at: str) -> JSON:
     """The whole Pod status this kubelet reports for the Pod."""
     ready = mode == "run"
     phase = {"run": "Running", "fail": "Running", "succeed": "Succeeded", "pending": "Pending"}[mode]
-    init = [container_status(pod, c, "succeed" if mode != "pending" else "pending", started_at)
-            for c in pod["spec"].get("initContainers", [])]
+    init = [
+        container_status(pod, c, "succeed" if mode != "pending" else "pending", started_at)
+        for c in pod["spec"].get("initContainers", [])
+    ]
 
     def condition(kind: str, ok: bool) -> JSON:
-        cond: JSON = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
-                      "lastTransitionTime": started_at}
+        cond: JSON = {
+            "type": kind,
+            "status": "True" if ok else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": started_at,
+        }
         if not ok:
             cond["reason"] = "ContainersNotReady" if mode != "succeed" else "PodCompleted"
         return cond
@@ -212,8 +229,14 @@ class Kubelet:
         resources = {"cpu": "64", "memory": "256Gi", "pods": "1000", "ephemeral-storage": "1Ti"}
 
         def cond(kind: str, status: str, reason: str) -> JSON:
-            return {"type": kind, "status": status, "reason": reason, "message": "canopy test kubelet",
-                    "lastHeartbeatTime": t, "lastTransitionTime": self.registered_at}
+            return {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": "canopy test kubelet",
+                "lastHeartbeatTime": t,
+                "lastTransitionTime": self.registered_at,
+            }
 
         return {
             "capacity": resources,
@@ -227,11 +250,16 @@ class Kubelet:
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.node}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
-                "machineID": _digest("machine", self.node)[:32], "systemUUID": _digest("uuid", self.node)[:32],
-                "bootID": _digest("boot", self.node)[:32], "kernelVersion": "canopy-test",
-                "osImage": "canopy test kubelet", "containerRuntimeVersion": "canopy-test://0",
-                "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
-                "operatingSystem": "linux", "architecture": "amd64",
+                "machineID": _digest("machine", self.node)[:32],
+                "systemUUID": _digest("uuid", self.node)[:32],
+                "bootID": _digest("boot", self.node)[:32],
+                "kernelVersion": "canopy-test",
+                "osImage": "canopy test kubelet",
+                "containerRuntimeVersion": "canopy-test://0",
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": KUBELET_VERSION,
+                "operatingSystem": "linux",
+                "architecture": "amd64",
             },
         }
 
@@ -239,8 +267,11 @@ class Kubelet:
         """Creates the Node (if missing), reports it Ready and creates its Lease."""
         labels = {"kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
         try:
-            self.api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
-                                                       "metadata": {"name": self.node, "labels": labels}})
+            self.api.request(
+                "POST",
+                "/api/v1/nodes",
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node, "labels": labels}},
+            )
         except ApiError as e:
             if e.status != 409:
                 raise
@@ -248,8 +279,9 @@ class Kubelet:
 
     def heartbeat(self, api: Api) -> None:
         """Renews the NodeStatus and the node Lease."""
-        api.request("PATCH", f"/api/v1/nodes/{self.node}/status", {"status": self.node_status()},
-                    "application/merge-patch+json")
+        api.request(
+            "PATCH", f"/api/v1/nodes/{self.node}/status", {"status": self.node_status()}, "application/merge-patch+json"
+        )
         lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node}"
         spec = {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": now_micro()}
         try:
@@ -257,9 +289,16 @@ class Kubelet:
         except ApiError as e:
             if e.status != 404:
                 raise
-            api.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                        {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                         "metadata": {"name": self.node, "namespace": "kube-node-lease"}, "spec": spec})
+            api.request(
+                "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": self.node, "namespace": "kube-node-lease"},
+                    "spec": spec,
+                },
+            )
 
     def heartbeats(self) -> None:
         """Thread body: heartbeats every HEARTBEAT_SECONDS until stopped."""
@@ -289,14 +328,29 @@ class Kubelet:
         node = spec.get("nodeName")
         if meta.get("deletionTimestamp"):
             if node == self.node:
-                self.api.request("DELETE", path, {"apiVersion": "v1", "kind": "DeleteOptions",
-                                                  "gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+                self.api.request(
+                    "DELETE",
+                    path,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "DeleteOptions",
+                        "gracePeriodSeconds": 0,
+                        "preconditions": {"uid": uid},
+                    },
+                )
             return
         if not node:
             if spec.get("schedulerName", "default-scheduler") == "default-scheduler":
-                self.api.request("POST", f"{path}/binding", {
-                    "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "uid": uid},
-                    "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}})
+                self.api.request(
+                    "POST",
+                    f"{path}/binding",
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Binding",
+                        "metadata": {"name": name, "uid": uid},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+                    },
+                )
             return
         if node != self.node:
             return
@@ -310,8 +364,9 @@ class Kubelet:
             return  # terminal phases may not change
         started_at = self.started.setdefault(uid, now())
         status = pod_status(pod, mode, self.pod_ip(uid), started_at)
-        self.api.request("PATCH", f"{path}/status", {"metadata": {"uid": uid}, "status": status},
-                         "application/merge-patch+json")
+        self.api.request(
+            "PATCH", f"{path}/status", {"metadata": {"uid": uid}, "status": status}, "application/merge-patch+json"
+        )
         self.reported[uid] = fingerprint
 
     def run(self) -> None:
@@ -326,8 +381,11 @@ class Kubelet:
                     self.safe_handle("ADDED", pod)
                 version = listing["metadata"]["resourceVersion"]
                 while True:
-                    params = {"resourceVersion": version, "allowWatchBookmarks": "true",
-                              "timeoutSeconds": str(int(HEARTBEAT_SECONDS * 25))}
+                    params = {
+                        "resourceVersion": version,
+                        "allowWatchBookmarks": "true",
+                        "timeoutSeconds": str(int(HEARTBEAT_SECONDS * 25)),
+                    }
                     for event in self.api.watch("/api/v1/pods", params):
                         obj = event["object"]
                         if event["type"] == "ERROR":

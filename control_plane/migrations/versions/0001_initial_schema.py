@@ -47,9 +47,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
     )
-    op.create_index(
-        op.f("ix_audit_entries_organization_id"), "audit_entries", ["organization_id"], unique=False
-    )
+    op.create_index(op.f("ix_audit_entries_organization_id"), "audit_entries", ["organization_id"], unique=False)
     op.create_index(op.f("ix_audit_entries_target_id"), "audit_entries", ["target_id"], unique=False)
     op.create_table(
         "idempotency_records",
@@ -136,9 +134,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_verifications")),
         sa.UniqueConstraint("token_digest", name=op.f("uq_email_verifications_token_digest")),
     )
-    op.create_index(
-        op.f("ix_email_verifications_account_id"), "email_verifications", ["account_id"], unique=False
-    )
+    op.create_index(op.f("ix_email_verifications_account_id"), "email_verifications", ["account_id"], unique=False)
     op.create_table(
         "memberships",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -235,9 +231,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_workspaces_lifecycle_state"), "workspaces", ["lifecycle_state"], unique=False)
     op.create_index("ix_workspaces_next_attempt", "workspaces", ["next_attempt_at"], unique=False)
-    op.create_index(
-        "ix_workspaces_org_created", "workspaces", ["organization_id", "created_at", "id"], unique=False
-    )
+    op.create_index("ix_workspaces_org_created", "workspaces", ["organization_id", "created_at", "id"], unique=False)
     op.create_index(
         "uq_workspaces_live_slug",
         "workspaces",

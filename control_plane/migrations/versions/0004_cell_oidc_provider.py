@@ -22,9 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "cells", sa.Column("oidc_provider_arn", sa.String(length=300), server_default="", nullable=False)
-    )
+    op.add_column("cells", sa.Column("oidc_provider_arn", sa.String(length=300), server_default="", nullable=False))
 
 
 def downgrade() -> None:
