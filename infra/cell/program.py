@@ -135,9 +135,10 @@ def control_plane_policy(
     """What the control plane may do in the cell's account: create resources only with canopy workspace tags,
     change, tag or delete only resources carrying them (never the cell's own), read the database admin secret,
     use only the cell's zone and the workspaces' prefixes of the shared bucket, and manage IAM only under the
-    canopy path.
+    canopy path, plus the OIDC providers of silo clusters (tagged for a workspace, never the cell's).
     """
     iam = f"arn:{partition}:iam::{account_id}"
+    eks_oidc_providers = f"{iam}:oidc-provider/oidc.eks.{region}.amazonaws.com*/id/*"  # .com.cn in China
     managed = {f"aws:RequestTag/{TAG_MANAGED_BY}": MANAGED_BY}
     creating = {"StringEquals": managed, "Null": {f"aws:RequestTag/{TAG_WORKSPACE}": "false"}}
     owned = {
@@ -167,6 +168,7 @@ def control_plane_policy(
                 "secretsmanager:ListSecrets",
                 "route53:GetChange",
                 "tag:GetResources",
+                "iam:ListOpenIDConnectProviders",  # no resource-level scoping exists for this listing
             ],
             "Resource": "*",
         },
@@ -343,6 +345,31 @@ def control_plane_policy(
                 "iam:ListPolicies",
             ],
             "Resource": [f"{iam}:role{IAM_PATH}*", f"{iam}:policy{IAM_PATH}*"],
+        },
+        {
+            "Sid": "ReadEksOidcProviders",
+            "Effect": "Allow",
+            "Action": ["iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviderTags"],
+            "Resource": eks_oidc_providers,
+        },
+        {
+            # A silo's cluster step creates its issuer's provider tagged for the workspace, or converges its tags;
+            # never those of a provider of the cell.
+            "Sid": "TagSiloOidcProviders",
+            "Effect": "Allow",
+            "Action": ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"],
+            "Resource": eks_oidc_providers,
+            "Condition": {
+                "StringEquals": managed,
+                "Null": {f"aws:RequestTag/{TAG_WORKSPACE}": "false", f"aws:ResourceTag/{TAG_CELL}": "true"},
+            },
+        },
+        {
+            "Sid": "ManageSiloOidcProviders",
+            "Effect": "Allow",
+            "Action": ["iam:AddClientIDToOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider"],
+            "Resource": eks_oidc_providers,
+            "Condition": owned,
         },
         {
             "Sid": "AttachOnlyKnownPolicies",

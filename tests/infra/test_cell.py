@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import importlib
 import inspect
 import ipaddress
@@ -144,8 +145,11 @@ def test_control_plane_permissions_are_scoped(declared_cell: DeclaredCell) -> No
         assert "*" not in actions and not any(a.endswith(":*") for a in actions)
         if statement["Resource"] == "*" and statement["Sid"] != "Read":
             assert statement["Condition"], f"{statement['Sid']} is unconditioned on every resource"
-        if any(a.startswith("iam:") for a in actions):
-            assert all(":role/canopy/" in r or ":policy/canopy/" in r for r in _listed(statement["Resource"]))
+        if any(a.startswith("iam:") for a in actions) and statement["Sid"] != "Read":
+            assert all(
+                ":role/canopy/" in r or ":policy/canopy/" in r or ":oidc-provider/oidc.eks." in r
+                for r in _listed(statement["Resource"])
+            )
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert by_sid["Read"]["Action"] and all(
         a.split(":")[1].startswith(("Describe", "List", "Get")) for a in by_sid["Read"]["Action"]
@@ -168,6 +172,37 @@ def test_control_plane_permissions_are_scoped(declared_cell: DeclaredCell) -> No
     }
     taggers = {a for s in policy["Statement"] if s["Effect"] == "Allow" for a in _listed(s["Action"]) if "Tag" in a}
     assert {a for a in taggers if not a.startswith(("iam:", "s3:", "rds:List"))} <= set(protect["Action"])
+
+
+def test_the_control_plane_manages_silo_oidc_providers_but_not_the_cells(declared_cell: DeclaredCell) -> None:
+    (inline,) = [
+        r for r in declared_cell.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == NAMES.control_plane_role
+    ]
+    statements = json.loads(inline.inputs["policy"])["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    # What the silo cluster step, its teardown and the leak sweep call (control_plane/providers/aws/eks.py, sweep.py).
+    called = {
+        "iam:ListOpenIDConnectProviders",
+        "iam:GetOpenIDConnectProvider",
+        "iam:ListOpenIDConnectProviderTags",
+        "iam:CreateOpenIDConnectProvider",
+        "iam:TagOpenIDConnectProvider",
+        "iam:AddClientIDToOpenIDConnectProvider",
+        "iam:DeleteOpenIDConnectProvider",
+    }
+    assert called <= {a for s in statements if s["Effect"] == "Allow" for a in _listed(s["Action"])}
+    silo_provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{CONFIG.region}.amazonaws.com/id/0A1B2C3D4E"
+    cell_provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{oidc_issuer_url(NAMES.cluster).removeprefix('https://')}"
+    for sid in ("ReadEksOidcProviders", "TagSiloOidcProviders", "ManageSiloOidcProviders"):
+        assert fnmatch.fnmatchcase(silo_provider, by_sid[sid]["Resource"])
+    assert fnmatch.fnmatchcase(cell_provider, by_sid["ReadEksOidcProviders"]["Resource"])
+    # Changes need the workspace's tags: the cell's provider carries the cell's, so it is never changed or re-tagged.
+    tagging = by_sid["TagSiloOidcProviders"]["Condition"]
+    assert tagging["StringEquals"] == {"aws:RequestTag/canopy:managed-by": "canopy"}
+    assert tagging["Null"] == {"aws:RequestTag/canopy:workspace": "false", "aws:ResourceTag/canopy:cell": "true"}
+    assert by_sid["ManageSiloOidcProviders"]["Condition"]["Null"] == {"aws:ResourceTag/canopy:workspace": "false"}
+    cell_provider_tags = _one(declared_cell, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")["tags"]
+    assert "canopy:cell" in cell_provider_tags and "canopy:workspace" not in cell_provider_tags
 
 
 def test_control_plane_policy_follows_the_partition() -> None:
