@@ -2,8 +2,9 @@
 
 uvicorn writes a response's head and its body with a ``transport.write`` each: two system calls, and on a
 keep-alive connection two wake-ups of the reader, the first for a head it cannot use yet. Here the writes made in
-one turn of the event loop go out together, once the turn ends, which for every response this server gives
-(Starlette and :class:`posts.CreatePostFastPath` send head and body in one step) means one write per response.
+one turn of the event loop go out together, once the turn ends: one write per response whose body is in memory
+(Starlette's responses and :class:`posts.CreatePostFastPath` send head and body in one step); a streamed body (a
+file download) goes out as before, a write per chunk, flow control included.
 """
 
 from __future__ import annotations
