@@ -44,6 +44,10 @@ class _CoalescedWrites:
         self.flush()
         self.transport.close()
 
+    def is_closing(self) -> bool:
+        # Asked after every response: answered here rather than through __getattr__'s slower fallback.
+        return self.transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
 
