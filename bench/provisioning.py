@@ -48,11 +48,12 @@ sys.path.insert(0, str(ROOT))
 from control_plane.core.db import reset_engine  # noqa: E402
 from control_plane.core.migrate import upgrade  # noqa: E402
 from control_plane.core.settings import get_settings  # noqa: E402
+from control_plane.core.task_queue import close_sync_app  # noqa: E402
 from control_plane.kube.client import KubeClient  # noqa: E402
 from control_plane.kube.render import KubeServerConfig, S3Config, choose_api_versions, render_workspace  # noqa: E402
+from control_plane.providers.aws.fleet import deploy_settings  # noqa: E402
 from control_plane.providers.base import WorkspaceSpec  # noqa: E402
-from control_plane.providers.production import deploy_settings  # noqa: E402
-from control_plane.reconciler.queue import close_sync_app, defer_reconcile  # noqa: E402
+from control_plane.reconciler.queue import defer_reconcile  # noqa: E402
 from control_plane.workspaces.models import Tier  # noqa: E402
 from infra.conventions import (  # noqa: E402
     WORKSPACE_SERVICE_ACCOUNT,

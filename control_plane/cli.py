@@ -118,7 +118,8 @@ def _stop_local_workspaces() -> None:
 
 def cmd_create_account(args: argparse.Namespace) -> int:
     """Create a verified staff account and print a token for it (shown once)."""
-    from control_plane.accounts.models import Account, Role
+    from control_plane.accounts.models import Account
+    from control_plane.core.authz import Role
     from control_plane.core.clock import utcnow
     from control_plane.core.db import session_scope
     from control_plane.core.security import hash_password

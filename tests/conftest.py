@@ -53,7 +53,7 @@ def configured_control_plane(database_url: str, **env: str) -> Iterator[str]:
     from control_plane.core.db import reset_engine
     from control_plane.core.migrate import upgrade
     from control_plane.core.settings import get_settings
-    from control_plane.reconciler.queue import close_sync_app
+    from control_plane.core.task_queue import close_sync_app
 
     upgrade(database_url)
     patch = pytest.MonkeyPatch()

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from control_plane.core.authz import Role, role_enum
 from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
-
-
-class Role(enum.StrEnum):
-    """Roles an account or token can hold. ``owner``/``billing`` are per organization; the rest are staff."""
-
-    owner = "owner"
-    billing = "billing"
-    sales = "sales"
-    operator = "operator"
-    support = "support"
-    admin = "admin"
-
-
-STAFF_ROLES = frozenset({Role.sales, Role.operator, Role.support, Role.admin})
-ORG_ROLES = frozenset({Role.owner, Role.billing})
-
-
-def role_enum() -> Enum:
-    """The PostgreSQL enum type of roles."""
-    return Enum(Role, name="role", values_callable=lambda e: [m.value for m in e])
 
 
 class Account(Base):

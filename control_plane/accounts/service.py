@@ -9,8 +9,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, EmailVerification, Membership, Role, WebSession
+from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
 from control_plane.audit import service as audit
+from control_plane.core.authz import Role
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, Problem, Unauthorized
 from control_plane.core.security import hash_password, new_token, token_digest, verify_password

@@ -1,4 +1,4 @@
-"""Who is calling, and what each role may do (permissions declared as data)."""
+"""Roles, who is calling, and what each role may do (permissions declared as data)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,29 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from control_plane.accounts.models import ORG_ROLES, Role
+from sqlalchemy import Enum
+
 from control_plane.core.problems import Forbidden, NotFound
+
+
+class Role(enum.StrEnum):
+    """Roles an account or token can hold. ``owner``/``billing`` are per organization; the rest are staff."""
+
+    owner = "owner"
+    billing = "billing"
+    sales = "sales"
+    operator = "operator"
+    support = "support"
+    admin = "admin"
+
+
+STAFF_ROLES = frozenset({Role.sales, Role.operator, Role.support, Role.admin})
+ORG_ROLES = frozenset({Role.owner, Role.billing})
+
+
+def role_enum() -> Enum:
+    """The PostgreSQL enum type of roles."""
+    return Enum(Role, name="role", values_callable=lambda e: [m.value for m in e])
 
 
 class Permission(enum.StrEnum):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from control_plane.core.db import session_scope
+from control_plane.core.task_queue import app
 from control_plane.mail.service import deliver_pending
-from control_plane.reconciler.queue import app
 
 DELIVER_TASK = "deliver_mail"
 

@@ -8,9 +8,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, Membership, Role
+from control_plane.accounts.models import Account, Membership
 from control_plane.audit import service as audit
-from control_plane.core.authz import Permission, Principal
+from control_plane.core.authz import Permission, Principal, Role
 from control_plane.core.problems import NotFound
 from control_plane.core.security import hash_password
 from control_plane.organizations.models import Organization

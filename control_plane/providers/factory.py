@@ -20,7 +20,7 @@ def get_providers(settings: Settings, tier: str) -> Providers:
             dns=local.LocalDns(settings.base_domain, settings.public_url),
         )
     if settings.provider == "aws":
-        from control_plane.providers.production import aws_providers
+        from control_plane.providers.aws.fleet import aws_providers
 
         return aws_providers(settings, tier)
     raise ValueError(f"unknown provider {settings.provider!r}")
@@ -29,7 +29,7 @@ def get_providers(settings: Settings, tier: str) -> Providers:
 def warm_up_providers(settings: Settings) -> None:
     """Import and build what the reconciler's jobs use (provider sets, AWS clients), before a worker takes jobs."""
     if settings.provider == "aws":
-        from control_plane.providers.production import fleet_of
+        from control_plane.providers.aws.fleet import fleet_of
 
         fleet_of(settings).warm(settings)
     else:

@@ -24,11 +24,12 @@ from procrastinate.exceptions import ConnectorException, UniqueViolation
 
 from control_plane.core.clock import utcnow
 from control_plane.core.settings import get_settings
+from control_plane.core.task_queue import app
 from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
-from control_plane.reconciler.queue import RECONCILE_TASK, app, defer_reconcile
+from control_plane.reconciler.queue import RECONCILE_TASK, defer_reconcile
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle

@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatabaseNotMigrated, RuntimeError) as exc:
         print(f"canopy worker: {exc}", file=sys.stderr)
         return 2
+    from control_plane.core.task_queue import app
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # registers the tasks on the app
-    from control_plane.reconciler.queue import app
 
     settings = get_settings()
     tasks.warm_up()

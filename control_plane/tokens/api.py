@@ -8,8 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from control_plane.accounts import service as accounts
-from control_plane.accounts.models import ORG_ROLES, Role
-from control_plane.core.authz import Permission
+from control_plane.core.authz import ORG_ROLES, Permission, Role
 from control_plane.core.deps import CurrentPrincipal, DbSession
 from control_plane.core.problems import Forbidden, InvalidInput
 from control_plane.tokens import repository, service

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.accounts.models import Role, role_enum
+from control_plane.core.authz import Role, role_enum
 from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_plane.accounts.models import Role
+from control_plane.core.authz import Role
 
 
 class TokenCreate(BaseModel):

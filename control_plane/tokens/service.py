@@ -7,9 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import ORG_ROLES, Role
 from control_plane.audit import service as audit
-from control_plane.core.authz import Principal
+from control_plane.core.authz import ORG_ROLES, Principal, Role
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Forbidden, NotFound, Unauthorized
 from control_plane.core.security import new_token, token_digest

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.accounts.models import Account, Role
+from control_plane.accounts.models import Account
+from control_plane.core.authz import Role
 from control_plane.core.db import session_scope
 from control_plane.organizations.models import Organization
 from control_plane.tokens import service as tokens

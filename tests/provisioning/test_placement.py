@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
-from control_plane.accounts.models import Account, Role
+from control_plane.accounts.models import Account
 from control_plane.app import create_app
 from control_plane.cells import service as cells
+from control_plane.core.authz import Role
 from control_plane.core.db import session_scope
 from control_plane.organizations.models import Organization
 from control_plane.tokens import service as tokens

@@ -29,8 +29,8 @@ from control_plane.core import db as core_db
 from control_plane.core.migrate import upgrade
 from control_plane.core.security import hash_password
 from control_plane.core.settings import get_settings
+from control_plane.core.task_queue import close_sync_app
 from control_plane.organizations.models import Organization
-from control_plane.reconciler.queue import close_sync_app
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 

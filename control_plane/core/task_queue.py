@@ -1,0 +1,43 @@
+"""The procrastinate app: the control plane's one task queue, shared by every domain's tasks.
+
+One ``App`` serves both sides:
+
+- API processes are synchronous (FastAPI sync endpoints in a threadpool). The first sync defer
+  opens procrastinate's ``SyncPsycopgConnector`` (a small ``psycopg_pool.ConnectionPool``).
+- Worker processes open the app asynchronously (``App.run_worker``); sync tasks then run in
+  threads and their defers are routed to the worker's event loop by procrastinate itself.
+
+The connection string is resolved when a pool opens (psycopg_pool accepts a callable), so the
+module can be imported before ``CANOPY_DATABASE_URL`` is known.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from procrastinate import App, PsycopgConnector
+
+from control_plane.core.db import database_url
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 8
+
+app = App(connector=PsycopgConnector(conninfo=database_url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE))
+
+_open_lock = threading.Lock()
+
+
+def ensure_sync_open() -> None:
+    """Open the sync connector once per process (no-op inside a worker, whose app is open async)."""
+    with _open_lock:
+        connector = app.connector.get_sync_connector()
+        if connector is not app.connector:  # else the async pool is open (worker): nothing to do
+            connector.open()
+
+
+def close_sync_app() -> None:
+    """Close the sync pool (tests switch databases; the CLI closes before exiting)."""
+    with _open_lock:
+        connector = app.connector.get_sync_connector()
+        if connector is not app.connector:
+            connector.close()
