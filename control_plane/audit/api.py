@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
+from control_plane.audit.auth import AuditReader
 from control_plane.audit.models import AuditEntry
-from control_plane.core.authz import Permission
-from control_plane.core.deps import CurrentPrincipal, DbSession
+from control_plane.core.deps import DbSession
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -44,13 +44,12 @@ class AuditPage(BaseModel):
 @router.get("/audit", response_model=AuditPage)
 def list_audit(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: AuditReader,
     target_id: str | None = None,
     before_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Audit entries the caller may see (an owner sees its organization's)."""
-    principal.require(Permission.read_audit)
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if not principal.is_staff:
         query = query.where(AuditEntry.organization_id == principal.organization_id)

@@ -6,20 +6,17 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from control_plane.cells import service
+from control_plane.cells.auth import CellManager
 from control_plane.cells.schemas import CellOut, CellRegister, CellStateChange
-from control_plane.core.authz import Permission
-from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
+from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 
 router = APIRouter(prefix="/api/v1/cells", tags=["cells"])
 
 
 @router.post("", status_code=201, response_model=CellOut)
-def register_cell(
-    body: CellRegister, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
-) -> JSONResponse:
+def register_cell(body: CellRegister, session: DbSession, principal: CellManager, key: IdempotencyKey) -> JSONResponse:
     """Register a cell from its stack outputs (``pulumi stack output --json``)."""
-    principal.require(Permission.manage_cells)
     payload = body.model_dump(mode="json")
 
     def create() -> tuple[int, object]:
@@ -31,21 +28,18 @@ def register_cell(
 
 
 @router.get("", response_model=list[CellOut])
-def list_cells(session: DbSession, principal: CurrentPrincipal) -> list[CellOut]:
+def list_cells(session: DbSession, principal: CellManager) -> list[CellOut]:
     """Every cell with its usage."""
-    principal.require(Permission.manage_cells)
     return service.listing(session)
 
 
 @router.get("/{name}", response_model=CellOut)
-def get_cell(name: str, session: DbSession, principal: CurrentPrincipal) -> CellOut:
+def get_cell(name: str, session: DbSession, principal: CellManager) -> CellOut:
     """One cell with its usage."""
-    principal.require(Permission.manage_cells)
     return service.one(session, name)
 
 
 @router.patch("/{name}", response_model=CellOut)
-def change_cell_state(name: str, body: CellStateChange, session: DbSession, principal: CurrentPrincipal) -> CellOut:
+def change_cell_state(name: str, body: CellStateChange, session: DbSession, principal: CellManager) -> CellOut:
     """Drain a cell (it takes no new workspaces) or make it active again."""
-    principal.require(Permission.manage_cells)
     return service.set_state(session, name, body.state, principal.actor)

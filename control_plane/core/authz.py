@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Enum
 
-from control_plane.core.problems import Forbidden, NotFound
+from control_plane.core.problems import Forbidden
 
 
 class Role(enum.StrEnum):
@@ -34,7 +34,6 @@ def role_enum() -> Enum:
 class Permission(enum.StrEnum):
     """Actions checked by the API."""
 
-    read = "read"
     create_organization = "create_organization"
     create_workspace = "create_workspace"
     delete_workspace = "delete_workspace"
@@ -45,7 +44,6 @@ class Permission(enum.StrEnum):
 
 R = Role
 GRANTS: dict[Permission, frozenset[Role]] = {
-    Permission.read: frozenset(Role),
     Permission.create_organization: frozenset({R.sales, R.admin}),
     Permission.create_workspace: frozenset({R.owner, R.sales, R.admin}),
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
@@ -83,9 +81,3 @@ class Principal:
         """Raise 403 unless the caller's role grants ``permission``."""
         if self.role not in GRANTS[permission]:
             raise Forbidden(f"The {self.role.value} role may not {permission.value.replace('_', ' ')}")
-
-    def require_in(self, organization_id: uuid.UUID, permission: Permission, what: str) -> None:
-        """404 for another organization's resource (no leak), 403 for a missing grant."""
-        if not self.can_see(organization_id):
-            raise NotFound(what)
-        self.require(permission)

@@ -1,14 +1,14 @@
-"""FastAPI dependencies: database session, authenticated principal, idempotency key."""
+"""FastAPI dependencies: database session, authenticated principal, role grants, idempotency key."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
 from sqlalchemy.orm import Session
 
-from control_plane.core.authz import Principal
+from control_plane.core.authz import Permission, Principal
 from control_plane.core.db import new_session
 from control_plane.core.problems import InvalidInput, Unauthorized
 
@@ -39,6 +39,19 @@ def current_principal(session: DbSession, authorization: Annotated[str | None, H
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def authorized(permission: Permission) -> Any:
+    """A route dependency: the caller, once their role grants ``permission`` (403 otherwise).
+
+    Each domain's ``auth.py`` names its actions with it, so a route's signature says who may call it.
+    """
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return Depends(dependency)
 
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:

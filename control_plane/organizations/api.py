@@ -7,9 +7,10 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
+from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.organizations import service
+from control_plane.organizations.auth import OrganizationCreator, OrganizationReader
 from control_plane.organizations.schemas import OrganizationCreate, OrganizationOut
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 
 @router.post("", status_code=201, response_model=OrganizationOut)
 def create_organization(
-    body: OrganizationCreate, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
+    body: OrganizationCreate, session: DbSession, principal: OrganizationCreator, key: IdempotencyKey
 ) -> JSONResponse:
     """Create a customer organization (sales, admin)."""
 
@@ -30,12 +31,12 @@ def create_organization(
 
 
 @router.get("", response_model=list[OrganizationOut])
-def list_organizations(session: DbSession, principal: CurrentPrincipal) -> list[OrganizationOut]:
+def list_organizations(session: DbSession, principal: OrganizationReader) -> list[OrganizationOut]:
     """Organizations the caller may see."""
     return [OrganizationOut.model_validate(o) for o in service.list_visible(session, principal)]
 
 
 @router.get("/{organization_id}", response_model=OrganizationOut)
-def get_organization(organization_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> OrganizationOut:
+def get_organization(organization_id: uuid.UUID, session: DbSession, principal: OrganizationReader) -> OrganizationOut:
     """One organization."""
     return OrganizationOut.model_validate(service.visible(session, principal, organization_id))

@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from control_plane.accounts import service as accounts
-from control_plane.core.authz import ORG_ROLES, Permission, Role
-from control_plane.core.deps import CurrentPrincipal, DbSession
+from control_plane.core.authz import ORG_ROLES, Role
+from control_plane.core.deps import DbSession
 from control_plane.core.problems import Forbidden, InvalidInput
 from control_plane.tokens import repository, service
+from control_plane.tokens.auth import TokenManager
 from control_plane.tokens.schemas import PasswordTokenCreate, TokenCreate, TokenCreated, TokenOut
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
@@ -47,9 +48,8 @@ def token_from_password(body: PasswordTokenCreate, session: DbSession) -> JSONRe
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated)
-def create_token(body: TokenCreate, session: DbSession, principal: CurrentPrincipal) -> JSONResponse:
+def create_token(body: TokenCreate, session: DbSession, principal: TokenManager) -> JSONResponse:
     """A new token for the caller's account, with the caller's role or a lesser org role."""
-    principal.require(Permission.manage_tokens)
     role = body.role or principal.role
     if role != principal.role and not (principal.role == Role.owner and role in ORG_ROLES):
         raise Forbidden("A token can only carry the role of the token that creates it")
@@ -67,13 +67,13 @@ def create_token(body: TokenCreate, session: DbSession, principal: CurrentPrinci
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(session: DbSession, principal: CurrentPrincipal) -> list[TokenOut]:
+def list_tokens(session: DbSession, principal: TokenManager) -> list[TokenOut]:
     """The caller's tokens (never their secrets)."""
     return [TokenOut.model_validate(t) for t in repository.list_for_account(session, principal.account_id)]
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> TokenOut:
+def revoke_token(token_id: uuid.UUID, session: DbSession, principal: TokenManager) -> TokenOut:
     """Revoke a token."""
     token = service.revoke(session, principal, token_id)
     session.commit()

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from control_plane.accounts.models import Account
-from control_plane.core.authz import Permission
-from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
+from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
-from control_plane.core.problems import InvalidInput
+from control_plane.core.problems import InvalidInput, NotFound
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import service
+from control_plane.workspaces.auth import WorkspaceCreator, WorkspaceDeleter, WorkspaceReader
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from control_plane.workspaces.schemas import (
@@ -36,13 +36,14 @@ def slug_availability(slug: str, session: DbSession) -> SlugAvailability:
 
 @router.post("/workspaces", status_code=201, response_model=WorkspaceOut)
 def create_workspace(
-    body: WorkspaceCreate, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
+    body: WorkspaceCreate, session: DbSession, principal: WorkspaceCreator, key: IdempotencyKey
 ) -> JSONResponse:
     """Create a workspace and start provisioning it."""
     organization_id = body.organization_id if principal.is_staff else principal.organization_id
     if organization_id is None:
         raise InvalidInput("organization_id", "is required for staff tokens")
-    principal.require_in(organization_id, Permission.create_workspace, "Organization")
+    if not principal.can_see(organization_id):
+        raise NotFound("Organization")
     account = session.get(Account, principal.account_id)
     assert account is not None
 
@@ -69,7 +70,7 @@ def create_workspace(
 @router.get("/workspaces", response_model=WorkspacePage)
 def list_workspaces(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: WorkspaceReader,
     organization_id: uuid.UUID | None = None,
     state: Lifecycle | None = None,
     tier: Tier | None = None,
@@ -90,14 +91,14 @@ def list_workspaces(
 
 
 @router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut)
-def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> WorkspaceOut:
+def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceReader) -> WorkspaceOut:
     """One workspace with its conditions and reconcile status."""
     return workspace_out(service.visible(session, principal, workspace_id))
 
 
 @router.delete("/workspaces/{workspace_id}", status_code=202, response_model=WorkspaceOut)
 def delete_workspace(
-    workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, response: Response
+    workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter, response: Response
 ) -> WorkspaceOut:
     """Request deletion; the reconciler tears the workspace down and marks it deleted."""
     ws = service.request_deletion(session, principal, workspace_id)

