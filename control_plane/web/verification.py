@@ -28,7 +28,10 @@ def _verify_failed(request: Request, settings: Settings, viewer: Account | None,
 
 @router.get("/signup/verify")
 def verify(request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer, token: str = "") -> Response:
-    """Confirm the email and, on the link's first use only, open a browser session and show the workspace."""
+    """Confirm the email and show the workspace; only the link's first use opens a browser session.
+
+    A later use leads on only a browser already signed in to that account; any other gets no session.
+    """
     if not token or len(token) > 200:
         return _verify_failed(request, settings, viewer, "The link is incomplete. Copy the whole link from the mail.")
     try:
@@ -39,15 +42,17 @@ def verify(request: Request, session: DbSession, settings: SettingsDep, viewer: 
         )
     for ws in verified.started:
         defer_reconcile(ws.id)
-    if not verified.first_use:  # a used link (in a mailbox, a history, a log) signs nobody in
-        text = "Your email is already confirmed. Sign in to see your workspaces."
-        return message(request, settings, "Email confirmed", text, viewer=viewer, login_link=True)
     account = verified.account
     target: Workspace | None = next(iter(verified.started), None) or next(iter(workspaces_of(session, account)), None)
+    signed_in = viewer is not None and viewer.id == account.id
+    if not verified.first_use and not signed_in:  # a used link (in a mailbox, a history, a log) signs nobody in
+        text = "Your email is already confirmed. Sign in to see your workspaces."
+        return message(request, settings, "Email confirmed", text, viewer=viewer, login_link=True)
     response: Response
     if target is None:
         response = message(request, settings, "Email confirmed", "Your email is confirmed.", viewer=account)
     else:
         response = redirect(progress_path(target))
-    start_session(session, request, response, account, settings)
+    if verified.first_use:
+        start_session(session, request, response, account, settings)
     return response
