@@ -22,7 +22,6 @@ class RateLimited(Problem):
             f"Try again in {retry_after} seconds",
             retry_after=retry_after,
         )
-        self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
 
 
