@@ -12,6 +12,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from control_plane.core.settings import Settings
 
 log = logging.getLogger("canopy")
 
@@ -38,6 +45,25 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def uvicorn_config(app: FastAPI, settings: Settings, host: str | None, port: int | None) -> uvicorn.Config:
+    """How the API is served (the one place): ``X-Forwarded-*`` headers count only from trusted proxies.
+
+    With no ``CANOPY_TRUSTED_PROXIES`` the client address is the TCP peer, whatever headers say, so
+    per-address rate limits cannot be dodged by forging ``X-Forwarded-For``.
+    """
+    import uvicorn
+
+    trusted = settings.trusted_proxies
+    return uvicorn.Config(
+        app,
+        host=host or settings.listen_host,
+        port=port or settings.listen_port,
+        log_level="info",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API and web pages."""
     import uvicorn
@@ -52,8 +78,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     except DatabaseNotMigrated as exc:
         log.error("%s", exc)
         return 2
-    uvicorn.run(app, host=args.host or settings.listen_host, port=args.port or settings.listen_port, log_level="info")
-    return 0
+    server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port))
+    server.run()
+    return 0 if server.started else 3
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

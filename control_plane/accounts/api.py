@@ -37,11 +37,7 @@ def signup(body: SignupRequest, request: Request, session: DbSession, key: Idemp
             slug=body.workspace,
             display_name=body.display_name,
         )
-        accepted = SignupAccepted(
-            account_id=result.account.id,
-            organization_id=result.organization_id,
-            workspace=workspace_out(result.workspace),
-        )
+        accepted = SignupAccepted(email=result.email, workspace=result.slug)
         return 202, accepted.model_dump(mode="json")
 
     # The password is part of the digest only, never stored: the record keeps the response.
@@ -52,7 +48,7 @@ def signup(body: SignupRequest, request: Request, session: DbSession, key: Idemp
 @router.post("/signup/verify", response_model=Verified)
 def verify(body: VerifyRequest, session: DbSession) -> Verified:
     """Confirm an email; its workspaces start provisioning."""
-    account, started = service.verify_email(session, body.token)
-    for ws in started:
+    verified = service.verify_email(session, body.token)
+    for ws in verified.started:
         defer_reconcile(ws.id)
-    return Verified(account_id=account.id, workspaces=[workspace_out(ws) for ws in started])
+    return Verified(account_id=verified.account.id, workspaces=[workspace_out(ws) for ws in verified.started])

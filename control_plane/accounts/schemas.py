@@ -21,12 +21,15 @@ class SignupRequest(BaseModel):
 
 
 class SignupAccepted(BaseModel):
-    """Signup recorded; the workspace waits for the email to be confirmed."""
+    """Signup recorded; the workspace waits for the email to be confirmed.
 
-    account_id: uuid.UUID
-    organization_id: uuid.UUID
-    workspace: WorkspaceOut
-    next_step: str = "Confirm your email with the link we sent you"
+    The answer is the same whether the email was new or already had an account (whose holder gets
+    a mail about the attempt instead), so it carries no ids: they come with the verification.
+    """
+
+    email: str = Field(description="Where the mail went (normalized).")
+    workspace: str = Field(description="The workspace address (normalized).")
+    next_step: str = "Follow the link in the mail we sent you"
 
 
 class VerifyRequest(BaseModel):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
+from control_plane.accounts import repository
+from control_plane.accounts.models import Account, EmailVerification, WebSession
 from control_plane.audit import service as audit
-from control_plane.core.authz import Role
 from control_plane.core.clock import utcnow
-from control_plane.core.problems import Conflict, Problem, Unauthorized
+from control_plane.core.problems import Problem, Unauthorized
+from control_plane.core.ratelimit import hit
 from control_plane.core.security import hash_password, new_token, token_digest, verify_password
 from control_plane.core.settings import get_settings
 from control_plane.mail import service as mail
@@ -25,15 +26,9 @@ from control_plane.workspaces.models import Tier, Workspace
 
 VERIFICATION_TTL = timedelta(days=2)
 WEB_SESSION_TTL = timedelta(days=14)
-
-
-@dataclass(frozen=True)
-class SignupResult:
-    """What a signup made."""
-
-    account: Account
-    organization_id: uuid.UUID
-    workspace: Workspace
+SIGN_IN_WINDOW_SECONDS = 900
+SIGN_IN_ADDRESS_LIMIT = 50  # credential checks per client address per window (offices share an address)
+SIGN_IN_EMAIL_LIMIT = 10  # credential checks per email per window
 
 
 def normalize_email(email: str) -> str:
@@ -46,21 +41,34 @@ def account_by_email(session: Session, email: str) -> Account | None:
     return session.scalars(select(Account).where(Account.email == normalize_email(email))).one_or_none()
 
 
-def signup(session: Session, *, email: str, password: str, slug: str, display_name: str | None) -> SignupResult:
+@dataclass(frozen=True)
+class SignupRecorded:
+    """What a signup answers, alike whether the email was new or already registered."""
+
+    email: str
+    slug: str
+
+
+def signup(session: Session, *, email: str, password: str, slug: str, display_name: str | None) -> SignupRecorded:
     """Record a signup: account, organization, workspace waiting for verification, and the email.
 
-    Not committed: the caller commits (idempotency records ride in the same transaction).
+    An email that already has an account only gets a mail about the attempt: nothing else is made, and
+    the caller's answer (and the work done) is the same, so signup does not tell which emails are
+    registered. Not committed: the caller commits (idempotency records ride in the same transaction).
     """
     email = normalize_email(email)
     slug = workspaces.claim_slug(session, slug, field="workspace")
-    if account_by_email(session, email) is not None:
-        raise Conflict("email-taken", "An account with this email already exists; sign in instead", field="email")
-    account = Account(email=email, password_hash=hash_password(password))
+    password_hash = hash_password(password)  # before the lookup: both outcomes cost one hash
+    existing = account_by_email(session, email)
+    if existing is not None:
+        _mail_signup_attempt(session, existing)
+        return SignupRecorded(email, slug)
+    account = Account(email=email, password_hash=password_hash)
     session.add(account)
     session.flush()
     actor = f"signup:{account.id}"
     org = organizations.add(session, display_name or slug, account, actor)
-    ws = workspaces.new_workspace(
+    workspaces.new_workspace(
         session,
         organization_id=org.id,
         slug=slug,
@@ -72,10 +80,25 @@ def signup(session: Session, *, email: str, password: str, slug: str, display_na
         initial_admin=(email, account.password_hash),
     )
     send_verification(session, account)
-    return SignupResult(account, org.id, ws)
+    return SignupRecorded(email, slug)
 
 
-def send_verification(session: Session, account: Account) -> None:
+def _mail_signup_attempt(session: Session, account: Account) -> None:
+    """Tell an account holder that someone signed up with their email; a still unconfirmed account gets a new link."""
+    notice = "Someone tried to sign up for Canopy with this email address, which already has an account."
+    if account.email_verified_at is None:
+        send_verification(session, account, intro=notice)
+        return
+    mail.queue(
+        session,
+        account.email,
+        "Sign in to Canopy",
+        f"{notice}\n\nIf it was you, sign in instead:\n\n{get_settings().public_url}/login\n\n"
+        "If it was not you, ignore this message: nothing was changed.\n",
+    )
+
+
+def send_verification(session: Session, account: Account, intro: str = "Welcome to Canopy!") -> None:
     """Mail a one-time verification link (only its digest is stored)."""
     token = new_token("verify")
     session.add(
@@ -88,7 +111,7 @@ def send_verification(session: Session, account: Account) -> None:
         session,
         account.email,
         "Confirm your email for Canopy",
-        f"Welcome to Canopy!\n\nConfirm your email to create your workspace:\n\n{link}\n\n"
+        f"{intro}\n\nConfirm your email to create your workspace:\n\n{link}\n\n"
         "The link is valid for 48 hours. If you did not sign up, ignore this message.\n",
     )
 
@@ -102,10 +125,20 @@ class VerificationInvalid(Problem):
         )
 
 
-def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]]:
+@dataclass(frozen=True)
+class EmailVerified:
+    """What following a verification link did."""
+
+    account: Account
+    started: list[Workspace]  # workspaces that began provisioning now
+    first_use: bool  # only the first use of a link may sign a browser in
+
+
+def verify_email(session: Session, token: str) -> EmailVerified:
     """Confirm an email and start provisioning the account's waiting workspaces (committed).
 
-    Using a link twice is harmless: the account stays verified and nothing is provisioned twice.
+    Using a link twice is harmless: the account stays verified, nothing is provisioned twice, and
+    the later use is reported as such (it must not open a session).
     """
     record = session.scalars(
         select(EmailVerification).where(EmailVerification.token_digest == token_digest(token)).with_for_update()
@@ -115,6 +148,7 @@ def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]
         raise VerificationInvalid()
     account = session.get(Account, record.account_id)
     assert account is not None
+    first_use = record.used_at is None
     record.used_at = record.used_at or now
     if account.email_verified_at is None:
         account.email_verified_at = now
@@ -122,30 +156,43 @@ def verify_email(session: Session, token: str) -> tuple[Account, list[Workspace]
             session, actor=f"account:{account.id}", action="account.verify_email", target_type="account",
             target_id=account.id,
         )  # fmt: skip
-    org_ids = list(session.scalars(select(Membership.organization_id).where(Membership.account_id == account.id)))
+    org_ids = [m.organization_id for m in repository.memberships(session, account.id)]
     waiting = workspaces_repo.pending_verification_of(session, org_ids)
     for ws in waiting:
         workspaces.transition(session, ws, Lifecycle.provisioning, f"account:{account.id}")
     session.commit()
-    return account, waiting
+    return EmailVerified(account, waiting, first_use)
 
 
-def authenticate(session: Session, email: str, password: str) -> Account:
-    """The verified account with these credentials, or 401 (same answer for every failure)."""
+def limit_sign_ins(session: Session, client_address: str, email: str) -> None:
+    """Count one credential check per client address and per email; raise RateLimited past either limit.
+
+    The email is counted by its digest, so the counter table holds no addresses people typed.
+    """
+    hit(session, f"login-addr:{client_address}", SIGN_IN_ADDRESS_LIMIT, SIGN_IN_WINDOW_SECONDS)
+    email_key = token_digest(normalize_email(email))
+    hit(session, f"login-email:{email_key}", SIGN_IN_EMAIL_LIMIT, SIGN_IN_WINDOW_SECONDS)
+
+
+def sign_in(session: Session, *, email: str, password: str, client_address: str) -> Account:
+    """The verified account with these credentials: every password check (web or API) goes through here.
+
+    Rate limited before the password is checked (RateLimited). Every failure is the same 401 after the
+    same work: an unknown email is checked against a dummy hash, an unconfirmed account's password is
+    checked too, so neither the answer nor its timing tells which emails exist.
+    """
+    limit_sign_ins(session, client_address, email)
     account = account_by_email(session, email)
-    if account is None or not verify_password(account.password_hash, password) or not account.email_verified_at:
+    password_ok = verify_password(account.password_hash if account else _dummy_password_hash(), password)
+    if account is None or not password_ok or account.email_verified_at is None:
         raise Unauthorized("Email or password is wrong, or the email is not confirmed yet")
     return account
 
 
-def owner_organization(session: Session, account: Account) -> uuid.UUID | None:
-    """The organization the account owns, when it owns exactly one."""
-    rows = list(
-        session.scalars(
-            select(Membership.organization_id).where(Membership.account_id == account.id, Membership.role == Role.owner)
-        )
-    )
-    return rows[0] if len(rows) == 1 else None
+@cache
+def _dummy_password_hash() -> str:
+    """A hash no password matches, made with the same parameters as real ones."""
+    return hash_password(new_token("dummy"))
 
 
 def open_web_session(session: Session, account: Account) -> str:

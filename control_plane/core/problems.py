@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
-    """An error the API reports as ``application/problem+json``."""
+    """An error the API reports as ``application/problem+json``; ``headers`` go along with the response."""
 
     def __init__(self, status: int, slug: str, title: str, detail: str = "", **extra: Any) -> None:
         super().__init__(detail or title)
@@ -25,6 +25,7 @@ class Problem(Exception):
         self.title = title
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def body(self, instance: str) -> dict[str, Any]:
         """The problem document."""
@@ -76,12 +77,13 @@ class InvalidInput(Problem):
 
 
 def problem_response(problem: Problem, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Render ``problem`` for ``request``."""
+    """Render ``problem`` for ``request`` with its own headers (and ``headers``)."""
     body = problem.body(request.url.path)
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["request_id"] = request_id
-    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    all_headers = {**problem.headers, **(headers or {})}
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -12,7 +12,7 @@ from control_plane.core.problems import Problem
 
 
 class RateLimited(Problem):
-    """Too many requests in the current window."""
+    """Too many requests in the current window; answered with a ``Retry-After`` header."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
@@ -22,6 +22,7 @@ class RateLimited(Problem):
             f"Try again in {retry_after} seconds",
             retry_after=retry_after,
         )
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 def client_address(request: Request) -> str:

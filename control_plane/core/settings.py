@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     base_domain: str = Field(default="localhost", description="Workspaces live at <slug>.<base_domain>.")
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses/CIDRs (JSON list) whose X-Forwarded-For/-Proto are believed; empty = none.",
+    )
     provider: Literal["local", "aws"] = Field(
         default="local", description="local = embedded default; aws = silos and cells on AWS and Kubernetes."
     )
@@ -99,6 +104,13 @@ class Settings(BaseSettings):
         default=None,
         description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a ValueError names the bad entry
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,8 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, Membership
+from control_plane.accounts import repository as accounts_repo
+from control_plane.accounts.models import Account
 from control_plane.audit import service as audit
 from control_plane.core.authz import Principal, Role
 from control_plane.core.problems import NotFound
@@ -21,7 +22,7 @@ def add(session: Session, name: str, owner: Account, actor: str) -> Organization
     org = Organization(name=name)
     session.add(org)
     session.flush()
-    session.add(Membership(organization_id=org.id, account_id=owner.id, role=Role.owner))
+    accounts_repo.add_membership(session, org.id, owner.id, Role.owner)
     audit.record(
         session,
         actor=actor,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from control_plane.accounts import service as accounts
 from control_plane.core.authz import ORG_ROLES, Role
 from control_plane.core.deps import DbSession
-from control_plane.core.problems import Forbidden, InvalidInput
+from control_plane.core.problems import Forbidden
+from control_plane.core.ratelimit import client_address
 from control_plane.tokens import repository, service
 from control_plane.tokens.auth import TokenManager
 from control_plane.tokens.schemas import PasswordTokenCreate, TokenCreate, TokenCreated, TokenOut
@@ -24,16 +25,11 @@ def _created(token: object, secret: str) -> JSONResponse:
 
 
 @router.post("/auth/token", status_code=201, response_model=TokenCreated)
-def token_from_password(body: PasswordTokenCreate, session: DbSession) -> JSONResponse:
-    """Exchange a verified account's email and password for a token (staff role, or owner of one org)."""
-    account = accounts.authenticate(session, body.email, body.password)
-    if account.staff_role is not None:
-        role, organization_id = account.staff_role, None
-    else:
-        organization_id = body.organization_id or accounts.owner_organization(session, account)
-        if organization_id is None:
-            raise InvalidInput("organization_id", "is required: the account owns several organizations")
-        role = Role.owner
+def token_from_password(body: PasswordTokenCreate, request: Request, session: DbSession) -> JSONResponse:
+    """Exchange a verified account's email and password for a token with its role (rate limited)."""
+    address = client_address(request)
+    account = accounts.sign_in(session, email=body.email, password=body.password, client_address=address)
+    role, organization_id = service.sign_in_grant(session, account, body.organization_id)
     token, secret = service.issue(
         session,
         account_id=account.id,

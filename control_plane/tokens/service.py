@@ -7,10 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from control_plane.accounts import repository as accounts_repo
+from control_plane.accounts.models import Account
 from control_plane.audit import service as audit
 from control_plane.core.authz import ORG_ROLES, Principal, Role
 from control_plane.core.clock import utcnow
-from control_plane.core.problems import Forbidden, NotFound, Unauthorized
+from control_plane.core.problems import Forbidden, InvalidInput, NotFound, Unauthorized
 from control_plane.core.security import new_token, token_digest
 from control_plane.tokens import repository
 from control_plane.tokens.models import ApiToken
@@ -54,6 +56,27 @@ def issue(
         after={"name": name, "role": role.value},
     )
     return token, secret
+
+
+def sign_in_grant(
+    session: Session, account: Account, organization_id: uuid.UUID | None
+) -> tuple[Role, uuid.UUID | None]:
+    """The role and organization a password sign-in may carry: the staff role, or the account's own role
+    (``Membership.role``) in an organization it belongs to; any other organization is 404.
+
+    Without ``organization_id`` the account's only organization is meant.
+    """
+    if account.staff_role is not None:
+        return account.staff_role, None
+    if organization_id is None:
+        memberships = accounts_repo.memberships(session, account.id)
+        if len(memberships) != 1:
+            raise InvalidInput("organization_id", "is required: the account belongs to several organizations or none")
+        return memberships[0].role, memberships[0].organization_id
+    role = accounts_repo.membership_role(session, account.id, organization_id)
+    if role is None:
+        raise NotFound("Organization")
+    return role, organization_id
 
 
 def resolve(session: Session, secret: str) -> Principal:

@@ -1,8 +1,8 @@
 """Sign-in, sign-out and the list of the signed-in account's workspaces.
 
-Sign-in is rate limited twice, before the password is checked: per client address
-(``login-addr:<address>``) and per email (``login-email:<sha256 of the normalized email>``, so
-the counter table holds no addresses people typed). Every failure gets the same 401 answer.
+Sign-in goes through :func:`control_plane.accounts.service.sign_in`, the one credential check that
+the API token exchange uses too: rate limited per client address and per email before the password
+is checked, and every failure gets the same 401 answer.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from control_plane.accounts import service as accounts
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Unauthorized
-from control_plane.core.ratelimit import RateLimited, client_address, hit
-from control_plane.core.security import token_digest
+from control_plane.core.ratelimit import RateLimited, client_address
 from control_plane.core.settings import Settings
 from control_plane.web.access import progress_path, ready_path, workspaces_of
 from control_plane.web.progress import is_ready, is_setting_up
@@ -37,10 +35,6 @@ from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 
 router = APIRouter(include_in_schema=False)
-
-LOGIN_WINDOW_SECONDS = 900
-LOGIN_ADDRESS_LIMIT = 50  # attempts per client address per window (offices share an address)
-LOGIN_EMAIL_LIMIT = 10  # attempts per email per window
 
 STATE_LABELS = {
     Lifecycle.pending_verification: "Waiting for email confirmation",
@@ -71,13 +65,6 @@ def _login_form(
     return render(
         request, settings, "login.html", context, viewer=viewer, form=True, status_code=status_code, headers=headers
     )
-
-
-def limit_logins(session: Session, request: Request, email: str) -> None:
-    """Count one sign-in attempt per client address and per email; raise RateLimited past either limit."""
-    hit(session, f"login-addr:{client_address(request)}", LOGIN_ADDRESS_LIMIT, LOGIN_WINDOW_SECONDS)
-    email_key = token_digest(accounts.normalize_email(email))
-    hit(session, f"login-email:{email_key}", LOGIN_EMAIL_LIMIT, LOGIN_WINDOW_SECONDS)
 
 
 @router.get("/login")
@@ -123,13 +110,11 @@ def login_submit(
     if not form_token_ok(request, settings, csrf_token):
         return form(FORM_EXPIRED, 403)
     try:
-        limit_logins(session, request, email)
+        account = accounts.sign_in(session, email=email, password=password, client_address=client_address(request))
     except RateLimited as exc:
         seconds, minutes = retry_after(exc)
         alert = f"Too many sign-in attempts. Please try again in {minutes} minutes."
         return form(alert, 429, {"Retry-After": str(seconds)})
-    try:
-        account = accounts.authenticate(session, email, password)
     except Unauthorized as exc:
         return form(f"{exc.detail}.", 401)
     response = redirect(target or DEFAULT_NEXT)

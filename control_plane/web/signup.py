@@ -112,7 +112,11 @@ def signup_submit(
     password: Annotated[str, Form(max_length=400)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Validate, rate-limit and record a signup; the service mails the verification link."""
+    """Validate, rate-limit and record a signup; the service mails the verification link.
+
+    An email that already has an account gets the same "check your email" answer (its holder is mailed
+    a sign-in link instead), so the form does not tell which emails are registered.
+    """
     values = {"email": email, "workspace": workspace, "password": password}
     if not form_token_ok(request, settings, csrf_token):
         return _signup_form(request, settings, viewer, values=values, alert=FORM_EXPIRED, status_code=403)
@@ -161,7 +165,7 @@ def signup_submit(
         taken = "workspace" if "workspaces" in str(exc.orig) else "email"
         text = "This address was just taken." if taken == "workspace" else "An account with this email exists."
         return _signup_form(request, settings, viewer, values=values, errors={taken: text}, status_code=409)
-    return redirect(f"/signup/check-email?email={quote(result.account.email)}")
+    return redirect(f"/signup/check-email?email={quote(result.email)}")
 
 
 @router.get("/signup/check-email")

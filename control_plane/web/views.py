@@ -78,9 +78,10 @@ def message(
     viewer: Account | None,
     status_code: int = 200,
     signup_link: bool = False,
+    login_link: bool = False,
 ) -> Response:
-    """A page saying one thing."""
-    context = {"title": title, "message": text, "signup_link": signup_link}
+    """A page saying one thing (with a link to the signup or sign-in page)."""
+    context = {"title": title, "message": text, "signup_link": signup_link, "login_link": login_link}
     return render(request, settings, "message.html", context, viewer=viewer, status_code=status_code)
 
 

@@ -61,12 +61,11 @@ def sign_up(client: TestClient) -> Callable[[str], Owner]:
         email = f"owner@{slug}.example.com"
         r = client.post("/api/v1/signup", json={"email": email, "workspace": slug, "password": PASSWORD})
         assert r.status_code == 202, r.text
-        accepted = r.json()
         r = client.post("/api/v1/signup/verify", json={"token": verification_token(email)})
         assert r.status_code == 200, r.text
         r = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
         assert r.status_code == 201, r.text
         headers = {"Authorization": f"Bearer {r.json()['token']}"}
-        return Owner(email, accepted["organization_id"], r.json(), headers)
+        return Owner(email, r.json()["organization_id"], r.json(), headers)
 
     return make
