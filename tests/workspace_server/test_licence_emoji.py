@@ -1,5 +1,5 @@
-"""The client licence (``/api/v4/license/client``) and custom emoji (``/api/v4/emoji``) routes that Mattermost
-clients call while starting, against the real server."""
+"""The client licence (``/api/v4/license/client``), server limits (``/api/v4/limits/server``) and custom emoji
+(``/api/v4/emoji``) routes that Mattermost clients call while starting, against the real server."""
 
 from __future__ import annotations
 
@@ -61,3 +61,17 @@ def test_custom_emoji_by_name_is_404_and_by_names_empty(admin_user: User) -> Non
     assert error_id(admin_user.api.post("/emoji/names", json=[]), 400) == "api.context.invalid_body_param.app_error"
     too_many = admin_user.api.post("/emoji/names", json=[f"e{i}" for i in range(201)])
     assert error_id(too_many, 400) == "api.emoji.get_multiple_by_name.too_many_names.app_error"
+
+
+def test_server_limits_are_none_and_the_user_count_is_for_admins(server: Any, admin_user: User) -> None:
+    limits = ok(admin_user.api.get("/limits/server"))
+    assert limits["maxUsersLimit"] == 0 and limits["maxUsersHardLimit"] == 0 and limits["postHistoryLimit"] == 0
+    assert limits["activeUserCount"] >= 1
+    body = {"email": "limits@acme.test", "username": "limits", "password": "password-123"}
+    ok(admin_user.api.post("/users", json=body), 201)
+    assert ok(admin_user.api.get("/limits/server"))["activeUserCount"] == limits["activeUserCount"] + 1
+    member = login(server.base_url, "limits", "password-123")
+    assert ok(member.api.get("/limits/server"))["activeUserCount"] == 0
+    assert (
+        error_id(httpx.get(f"{server.base_url}/api/v4/limits/server"), 401) == "api.context.session_expired.app_error"
+    )
