@@ -141,9 +141,7 @@ async def update_user_status(user_id: str, body: StatusBody, conn: Conn, session
     current = (await conn.execute(select(statuses).where(statuses.c.user_id == target))).mappings().first()
     row = _new_row(target, body, current)
     statement = insert(statuses).values(row)
-    await conn.execute(
-        statement.on_conflict_do_update(index_elements=[statuses.c.user_id], set_={**row, "user_id": target})
-    )
+    await conn.execute(statement.on_conflict_do_update(index_elements=[statuses.c.user_id], set_=row))
     defer(conn, "status_change", {"status": row["status"], "user_id": target}, Broadcast(user_id=target))
     await conn.commit()
     return JSONResponse(status_json(target, row))

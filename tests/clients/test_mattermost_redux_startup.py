@@ -125,7 +125,7 @@ def test_the_store_has_statuses(startup: dict[str, Any], world: dict[str, Any]) 
     users = startup["store"]["users"]
     colleague = world["colleague"].id
     assert users["statuses"][colleague] == "dnd" and users["is_manual_status"][colleague] is True
-    # The app holds no WebSocket in this test, so its user reads as offline, as Mattermost would say.
+    # The app opens no WebSocket in this test, and presence follows WebSockets: its user reads as offline.
     assert users["statuses"][world["me"].id] == "offline"
 
 
