@@ -324,10 +324,6 @@ class Hub:
             if not conns:
                 del self._by_user[conn.user_id]
 
-    def online_users(self) -> list[str]:
-        """The users with a connection open on this replica."""
-        return list(self._by_user)
-
     def is_online(self, user_id: str) -> bool:
         """Whether the user has a connection open on this replica."""
         return user_id in self._by_user

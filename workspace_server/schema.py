@@ -248,3 +248,25 @@ user_access_tokens = Table(
     Column("is_active", Boolean, nullable=False, server_default="true"),
     _millis("create_at"),
 )
+
+preferences = Table(
+    "preferences",
+    metadata,
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False, server_default=""),
+)
+
+statuses = Table(
+    "statuses",
+    metadata,
+    _id("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(32), nullable=False),
+    # Set by the user (PUT /users/{id}/status): connecting and disconnecting no longer change it.
+    Column("manual", Boolean, nullable=False, server_default="false"),
+    _millis("last_activity_at"),
+    # Unix seconds at which a timed "dnd" ends (0: until changed), and the status it then returns to.
+    Column("dnd_end_time", BigInteger, nullable=False, server_default="0"),
+    Column("prev_status", String(32), nullable=False, server_default=""),
+)

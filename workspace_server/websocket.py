@@ -28,6 +28,7 @@ from typing import Any, Final, cast
 from fastapi import APIRouter, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from workspace_server import statuses
 from workspace_server.auth import Session, request_token, session_for_token
 from workspace_server.events import Broadcast, Connection, Hub, envelope_prefix, publish
 from workspace_server.ids import is_valid_id, new_id, now_ms
@@ -41,8 +42,6 @@ AUTH_TIMEOUT_SECONDS: Final = 30.0
 MAX_MESSAGE_CHARS: Final = 64 * 1024
 SERVER_VERSION: Final = f"{MATTERMOST_VERSION}.0.canopy.false"
 CLOSE_POLICY: Final = 1008
-STATUS_ONLINE: Final = "online"
-STATUS_OFFLINE: Final = "offline"
 # Client notices this server has no use for (active channel, activity, delivery receipts): answered OK.
 _ACKNOWLEDGED_ACTIONS: Final = frozenset({"presence", "user_update_active_status", "posted_ack"})
 
@@ -82,7 +81,10 @@ class _Socket:
         self.conn.user_id, self.conn.session_id = session.user_id, session.id
         hello = {"connection_id": self.conn.connection_id, "server_version": SERVER_VERSION}
         self.conn.send_event(envelope_prefix("hello", hello, Broadcast(user_id=session.user_id)))
+        first = not self.hub.is_online(session.user_id)
         self.hub.register(self.conn)
+        if first:
+            await statuses.presence_changed(self.hub, session.user_id)
         return True
 
     async def read_loop(self) -> None:
@@ -140,15 +142,16 @@ class _Socket:
         elif name == "user_typing":
             await self.typing(seq, data)
         elif name == "get_statuses":
-            # Presence is what this replica sees: connected users are online.
-            self.conn.send_raw(_reply(seq, {user_id: STATUS_ONLINE for user_id in self.hub.online_users()}))
+            async with self.hub.engine.connect() as db:
+                self.conn.send_raw(_reply(seq, await statuses.active_statuses(db)))
         elif name == "get_statuses_by_ids":
             user_ids = data.get("user_ids")
-            if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
+            if not isinstance(user_ids, list) or not all(isinstance(u, str) and is_valid_id(u) for u in user_ids):
                 self.conn.send_raw(_error(seq, "api.websocket_handler.invalid_param.app_error", "Invalid user_ids."))
                 return
-            statuses = {u: STATUS_ONLINE if self.hub.is_online(u) else STATUS_OFFLINE for u in user_ids[:1000]}
-            self.conn.send_raw(_reply(seq, statuses))
+            async with self.hub.engine.connect() as db:
+                found = await statuses.statuses_of(db, user_ids[: statuses.IDS_PER_REQUEST_MAX])
+            self.conn.send_raw(_reply(seq, {s["user_id"]: s["status"] for s in found}))
         elif name in _ACKNOWLEDGED_ACTIONS:
             self.conn.send_raw(_reply(seq))
         else:
@@ -237,6 +240,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         socket.conn.close()
         hub.unregister(socket.conn)
+        if socket.session is not None and not hub.is_online(socket.session.user_id):
+            await statuses.presence_changed(hub, socket.session.user_id)
         for task in (reader, writer):
             task.cancel()
         for task in (reader, writer):
