@@ -28,7 +28,7 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.core.db import new_session
-from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound
+from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
 from control_plane.workspaces.lifecycle import RUNNING_STATES
 from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
@@ -40,6 +40,7 @@ PATH_PREFIX = b"/w/"
 PREFIX_HEADER = b"x-forwarded-prefix"
 # Percent-encoded slash, backslash, dot and NUL, and a raw backslash: never needed by the Mattermost API.
 _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
+UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
 
 
@@ -91,16 +92,26 @@ def _without_control_plane_cookies(header: bytes) -> bytes:
     return ";".join(p for p in pairs if p.strip() and not _CONTROL_PLANE_COOKIE.match(p)).strip().encode("latin-1")
 
 
-def returned_headers(headers: list[tuple[bytes, bytes]], prefix: str) -> list[tuple[bytes, bytes]]:
-    """The response headers a client gets: no hop-by-hop ones, no cookie in the control plane's names; path-form
-    responses are sandboxed, as they share the control plane's origin."""
-    out = [
-        (key, value)
-        for key, value in headers
-        if key.lower() not in HOP_BY_HOP
-        and not (key.lower() == b"set-cookie" and _CONTROL_PLANE_COOKIE.match(value.decode("latin-1")))
-    ]
+def returned_headers(headers: list[tuple[bytes, bytes]], prefix: str, upstream: str) -> list[tuple[bytes, bytes]]:
+    """The response headers a client gets: no hop-by-hop ones, no cookie in the control plane's names, redirects
+    to the workspace server's own origin (``upstream``) or path made public; path-form responses are sandboxed, as
+    they share the control plane's origin."""
+    out = []
+    for key, value in headers:
+        name = key.lower()
+        if name in HOP_BY_HOP or (name == b"set-cookie" and _CONTROL_PLANE_COOKIE.match(value.decode("latin-1"))):
+            continue
+        out.append((key, _public_location(value.decode("latin-1"), prefix, upstream) if name == b"location" else value))
     return out + ([(b"content-security-policy", b"sandbox")] if prefix else [])
+
+
+def _public_location(location: str, prefix: str, upstream: str) -> bytes:
+    """``location`` as the client must follow it: the upstream origin dropped, absolute paths under ``prefix``."""
+    if location == upstream or location.startswith(upstream + "/"):
+        location = location[len(upstream) :] or "/"
+    if location.startswith("/") and not location.startswith("//"):
+        location = prefix + location
+    return location.encode("latin-1")
 
 
 class WorkspaceProxy:
@@ -167,17 +178,18 @@ class WorkspaceProxy:
                     break
 
         headers = forwarded_headers(scope["headers"], route.prefix)
-        url = httpx.URL(f"http://127.0.0.1:{port}{route.path.decode('latin-1')}")
+        upstream = f"http://127.0.0.1:{port}"
+        url = httpx.URL(upstream + route.path.decode("latin-1"))
         if scope.get("query_string"):
             url = url.copy_with(query=scope["query_string"])
         request = self.client.build_request(scope["method"], url, headers=headers, content=body())
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError:
-            await _plain(send, 502, b"The workspace server is not answering")
+            await _problem(scope, send, UNANSWERED)
             return
         try:
-            out = returned_headers(response.headers.raw, route.prefix)
+            out = returned_headers(response.headers.raw, route.prefix, upstream)
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -226,9 +238,11 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
             await upstream.close()
 
 
-async def _plain(send: Send, status: int, text: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": text})
+async def _problem(scope: Scope, send: Send, problem: Problem) -> None:
+    body = json.dumps(problem.body(scope["raw_path"].decode("latin-1"))).encode()
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -237,8 +251,4 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "websocket.close", "code": 1008})
         return
-    problem = NotFound("A running workspace at this address")
-    body = json.dumps(problem.body(scope["raw_path"].decode("latin-1"))).encode()
-    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _problem(scope, send, NotFound("A running workspace at this address"))

@@ -134,8 +134,11 @@ class DriverSocket:
             assert time.monotonic() < deadline, f"no matching event in {EVENT_TIMEOUT:g}s: {self.events}"
             time.sleep(0.05)
 
-    def close(self) -> None:
+    def close(self, channel_id: str) -> None:
+        """Stop the driver's loop: it looks at its flag after each event, so post one more."""
         self.driver.websocket.disconnect()
+        self.driver.posts.create_post({"channel_id": channel_id, "message": "bye"})
+        self.thread.join(EVENT_TIMEOUT)
 
 
 def test_the_ready_page_and_the_api_show_the_path_address(plane: Provisioned) -> None:
@@ -159,11 +162,11 @@ def test_the_ready_page_and_the_api_show_the_path_address(plane: Provisioned) ->
 def test_mattermostdriver_logs_in_posts_and_gets_the_websocket_event(plane: Provisioned) -> None:
     driver = driver_for(plane, plane.email)
     driver.login()
+    [team] = driver.teams.get_user_teams("me")
+    channel = driver.channels.get_channel_by_name(team["id"], "town-square")
     socket = DriverSocket(driver)
     try:
         socket.wait_for(lambda event: event.get("event") == "hello")
-        [team] = driver.teams.get_user_teams("me")
-        channel = driver.channels.get_channel_by_name(team["id"], "town-square")
         message = f"hello at the path address {uuid.uuid4().hex[:6]}"
         post = driver.posts.create_post({"channel_id": channel["id"], "message": message})
         event = socket.wait_for(
@@ -171,9 +174,9 @@ def test_mattermostdriver_logs_in_posts_and_gets_the_websocket_event(plane: Prov
         )
         assert json.loads(event["data"]["post"])["message"] == message
     finally:
-        socket.close()
+        socket.close(channel["id"])
         driver.logout()
-    socket.thread.join(EVENT_TIMEOUT)
+    assert not socket.thread.is_alive()
 
 
 def test_mattermost_client_in_node_works_at_the_path_address(plane: Provisioned) -> None:
@@ -227,6 +230,9 @@ def test_login_cookies_are_scoped_to_the_workspace_path_and_responses_sandboxed(
     )
     assert by_host.status_code == 200, by_host.text
     assert all("Path=/;" in c or c.endswith("Path=/") for c in by_host.headers.get_list("set-cookie"))
+    # A redirect of the workspace server (a trailing slash) stays under the prefix.
+    redirect = httpx.get(f"{plane.address}/api/v4/users/me/", timeout=10)
+    assert redirect.status_code == 307 and redirect.headers["location"] == f"/w/{plane.slug}/api/v4/users/me"
     # The cookies authenticate requests under the prefix.
     token = login.cookies["MMAUTHTOKEN"]
     me = httpx.get(f"{plane.address}/api/v4/users/me", cookies={"MMAUTHTOKEN": token}, timeout=10)
@@ -298,9 +304,23 @@ def test_the_control_planes_cookies_never_cross_the_proxy() -> None:
         (b"set-cookie", b"MMAUTHTOKEN=tok; Path=/w/acme"),
         (b"content-type", b"application/json"),
     ]
-    assert returned_headers(response, "/w/acme") == [
+    assert returned_headers(response, "/w/acme", "http://127.0.0.1:5000") == [
         (b"set-cookie", b"MMAUTHTOKEN=tok; Path=/w/acme"),
         (b"content-type", b"application/json"),
         (b"content-security-policy", b"sandbox"),
     ]
-    assert returned_headers(response, "") == response[1:]
+    assert returned_headers(response, "", "http://127.0.0.1:5000") == response[1:]
+
+
+def test_redirects_of_a_workspace_server_stay_at_the_address_the_client_used() -> None:
+    def location(value: bytes, prefix: str) -> bytes:
+        [(_, out), *_] = returned_headers([(b"location", value)], prefix, "http://127.0.0.1:5000")
+        return out
+
+    assert location(b"http://127.0.0.1:5000/api/v4/users/me", "/w/acme") == b"/w/acme/api/v4/users/me"
+    assert location(b"http://127.0.0.1:5000", "/w/acme") == b"/w/acme/"
+    assert location(b"/api/v4/users/me?x=1", "/w/acme") == b"/w/acme/api/v4/users/me?x=1"
+    assert location(b"http://127.0.0.1:5000/api/v4/users/me", "") == b"/api/v4/users/me"
+    assert location(b"http://127.0.0.1:50000/elsewhere", "/w/acme") == b"http://127.0.0.1:50000/elsewhere"
+    assert location(b"https://example.com/x", "/w/acme") == b"https://example.com/x"
+    assert location(b"//example.com/x", "/w/acme") == b"//example.com/x"
