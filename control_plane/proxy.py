@@ -63,7 +63,8 @@ def path_route(raw_path: bytes) -> Route | None:
         return None
     slug_bytes, slash, rest = raw_path[len(PATH_PREFIX) :].partition(b"/")
     slug = slug_bytes.decode("latin-1")
-    if not check_format(slug).valid or check_format(slug).slug != slug:
+    verdict = check_format(slug)
+    if not verdict.valid or verdict.slug != slug:
         raise Refused(slug)
     path = slash + rest or b"/"
     if _SMUGGLING.search(path) or any(segment in (b".", b"..") for segment in path.split(b"/")):

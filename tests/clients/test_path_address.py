@@ -25,11 +25,13 @@ import httpx
 import pytest
 import websockets
 from mattermostdriver import Driver
+from starlette.requests import Request
 
 from control_plane.proxy import forwarded_headers, returned_headers
 from tests.clients.test_mattermost_client_js import HERE, install_node_packages
 from tests.web.conftest import Server, start_server, stop_server
 from tests.web.pages import PASSWORD, Page, new_client, post_signup, sign_up_and_verify
+from workspace_server.auth import cookie_path
 
 pytestmark = pytest.mark.slow
 
@@ -324,3 +326,23 @@ def test_redirects_of_a_workspace_server_stay_at_the_address_the_client_used() -
     assert location(b"http://127.0.0.1:50000/elsewhere", "/w/acme") == b"http://127.0.0.1:50000/elsewhere"
     assert location(b"https://example.com/x", "/w/acme") == b"https://example.com/x"
     assert location(b"//example.com/x", "/w/acme") == b"//example.com/x"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path"),
+    [
+        ("/w/acme", "/w/acme"),
+        ("/team/chat-1", "/team/chat-1"),
+        ("", "/"),
+        ("/", "/"),
+        ("/w/acme/", "/"),
+        ("/w/..", "/"),
+        ("/w/acme; Domain=evil.example", "/"),
+        ("//evil.example", "/"),
+        ("w/acme", "/"),
+        ("/w/acme\r\nSet-Cookie: x=1", "/"),
+    ],
+)
+def test_the_workspace_server_scopes_cookies_only_to_a_clean_prefix(prefix: str, path: str) -> None:
+    headers = [(b"x-forwarded-prefix", prefix.encode())] if prefix else []
+    assert cookie_path(Request({"type": "http", "headers": headers})) == path
