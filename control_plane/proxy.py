@@ -1,6 +1,14 @@
-"""Routes ``<slug>.<base domain>`` to that workspace's local server (embedded default).
+"""Routes workspace addresses to the workspaces' local servers (embedded default).
 
-HTTP requests are streamed through httpx; WebSocket sessions are relayed frame by frame.
+Two forms reach a workspace:
+
+- ``/w/<slug>/...`` on the control plane's own host: every client reaches it (no name to resolve). The prefix is
+  stripped and sent as ``X-Forwarded-Prefix``, which the workspace server scopes its cookies to.
+- ``<slug>.<base domain>``: browsers resolve ``*.localhost`` themselves; other clients on a stock system do not.
+
+HTTP requests are streamed through httpx; WebSocket sessions are relayed frame by frame. The control plane's own
+cookies (``canopy_*``) are never forwarded to a workspace server, nor accepted from one, and path-form responses
+are sandboxed (``Content-Security-Policy: sandbox``): they share the control plane's origin.
 In production an ingress does this job and the middleware is not installed.
 """
 
@@ -8,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,16 +28,95 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.core.db import new_session
+from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
 from control_plane.workspaces.lifecycle import RUNNING_STATES
 from control_plane.workspaces.models import Workspace
+from control_plane.workspaces.slugs import check_format
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
 CACHE_SECONDS = 2.0  # how long a known port is trusted
 MISS_CACHE_SECONDS = 0.2  # short, so a workspace is reachable as soon as it is provisioned
+PATH_PREFIX = b"/w/"
+PREFIX_HEADER = b"x-forwarded-prefix"
+# Percent-encoded slash, backslash, dot and NUL, and a raw backslash: never needed by the Mattermost API.
+_SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
+UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
+_CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request goes: the workspace, the path its server sees, the public prefix ("" for the host form)."""
+
+    slug: str
+    path: bytes
+    prefix: str
+
+
+class Refused(Exception):
+    """A ``/w/...`` path that names no workspace route (bad slug, traversal, encoded separators)."""
+
+
+def path_route(raw_path: bytes) -> Route | None:
+    """The route of a ``/w/<slug>[/rest]`` path; None for other paths. Raises :class:`Refused` for odd ones."""
+    if raw_path != PATH_PREFIX[:-1] and not raw_path.startswith(PATH_PREFIX):
+        return None
+    slug_bytes, slash, rest = raw_path[len(PATH_PREFIX) :].partition(b"/")
+    slug = slug_bytes.decode("latin-1")
+    verdict = check_format(slug)
+    if not verdict.valid or verdict.slug != slug:
+        raise Refused(slug)
+    path = slash + rest or b"/"
+    if _SMUGGLING.search(path) or any(segment in (b".", b"..") for segment in path.split(b"/")):
+        raise Refused(slug)
+    return Route(slug, path, f"/w/{slug}")
+
+
+def forwarded_headers(headers: list[tuple[bytes, bytes]], prefix: str) -> list[tuple[bytes, bytes]]:
+    """The request headers a workspace server gets: no hop-by-hop ones, no client-set prefix, no control-plane
+    cookie; ``X-Forwarded-Prefix`` for the path form."""
+    out = []
+    for key, value in headers:
+        name = key.lower()
+        if name in HOP_BY_HOP or name == PREFIX_HEADER:
+            continue
+        if name == b"cookie":
+            value = _without_control_plane_cookies(value)
+            if not value:
+                continue
+        out.append((key, value))
+    return out + ([(PREFIX_HEADER, prefix.encode())] if prefix else [])
+
+
+def _without_control_plane_cookies(header: bytes) -> bytes:
+    pairs = header.decode("latin-1").split(";")
+    return ";".join(p for p in pairs if p.strip() and not _CONTROL_PLANE_COOKIE.match(p)).strip().encode("latin-1")
+
+
+def returned_headers(headers: list[tuple[bytes, bytes]], prefix: str, upstream: str) -> list[tuple[bytes, bytes]]:
+    """The response headers a client gets: no hop-by-hop ones, no cookie in the control plane's names, redirects
+    to the workspace server's own origin (``upstream``) or path made public; path-form responses are sandboxed, as
+    they share the control plane's origin."""
+    out = []
+    for key, value in headers:
+        name = key.lower()
+        if name in HOP_BY_HOP or (name == b"set-cookie" and _CONTROL_PLANE_COOKIE.match(value.decode("latin-1"))):
+            continue
+        out.append((key, _public_location(value.decode("latin-1"), prefix, upstream) if name == b"location" else value))
+    return out + ([(b"content-security-policy", b"sandbox")] if prefix else [])
+
+
+def _public_location(location: str, prefix: str, upstream: str) -> bytes:
+    """``location`` as the client must follow it: the upstream origin dropped, absolute paths under ``prefix``."""
+    if location == upstream or location.startswith(upstream + "/"):
+        location = location[len(upstream) :] or "/"
+    if location.startswith("/") and not location.startswith("//"):
+        location = prefix + location
+    return location.encode("latin-1")
 
 
 class WorkspaceProxy:
-    """ASGI middleware: requests for a workspace host go to its server, the rest to ``app``."""
+    """ASGI middleware: requests for a workspace address go to its server, the rest to ``app``."""
 
     def __init__(self, app: ASGIApp, base_domain: str) -> None:
         self.app = app
@@ -34,12 +124,13 @@ class WorkspaceProxy:
         self.ports: dict[str, tuple[float, int | None]] = {}
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
 
-    def _slug(self, scope: Scope) -> str | None:
+    def _route(self, scope: Scope) -> Route | None:
+        """The workspace route of a request (host form first), None for the control plane's own."""
         raw: bytes = dict(scope.get("headers", [])).get(b"host", b"")
         host = raw.decode("latin-1").split(":")[0].lower()
         if host.endswith(self.suffix) and host != self.suffix[1:]:
-            return host[: -len(self.suffix)]
-        return None
+            return Route(host[: -len(self.suffix)], scope["raw_path"], "")
+        return path_route(scope["raw_path"])
 
     def _lookup_port(self, slug: str) -> int | None:
         with new_session() as session:
@@ -60,19 +151,26 @@ class WorkspaceProxy:
         return port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        slug = self._slug(scope) if scope["type"] in ("http", "websocket") else None
-        if slug is None:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        port = await self._port(slug)
+        try:
+            route = self._route(scope)
+        except Refused:
+            await _not_found(scope, receive, send)
+            return
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        port = await self._port(route.slug)
         if port is None:
-            await _not_found(scope, receive, send, slug)
+            await _not_found(scope, receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send, port)
+            await self._http(scope, receive, send, port, route)
         else:
-            await self._websocket(scope, receive, send, port)
+            await self._websocket(scope, receive, send, port, route)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, port: int, route: Route) -> None:
         async def body() -> Any:
             while True:
                 message = await receive()
@@ -80,18 +178,19 @@ class WorkspaceProxy:
                 if not message.get("more_body"):
                     break
 
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
-        url = httpx.URL(f"http://127.0.0.1:{port}{scope['raw_path'].decode('latin-1')}")
+        headers = forwarded_headers(scope["headers"], route.prefix)
+        upstream = f"http://127.0.0.1:{port}"
+        url = httpx.URL(upstream + route.path.decode("latin-1"))
         if scope.get("query_string"):
             url = url.copy_with(query=scope["query_string"])
         request = self.client.build_request(scope["method"], url, headers=headers, content=body())
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError:
-            await _plain(send, 502, b"The workspace server is not answering")
+            await _problem(scope, send, UNANSWERED)
             return
         try:
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            out = returned_headers(response.headers.raw, route.prefix, upstream)
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -99,13 +198,14 @@ class WorkspaceProxy:
         finally:
             await response.aclose()
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, port: int, route: Route) -> None:
         await receive()  # websocket.connect
-        path = scope["raw_path"].decode("latin-1")
+        path = route.path.decode("latin-1")
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode("latin-1")
-        passthrough = {b"cookie", b"authorization", b"origin", b"user-agent"}
-        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() in passthrough]
+        passthrough = {b"cookie", b"authorization", b"origin", b"user-agent", PREFIX_HEADER}
+        forwarded = forwarded_headers(scope["headers"], route.prefix)
+        headers = [(k.decode(), v.decode("latin-1")) for k, v in forwarded if k.lower() in passthrough]
         try:
             upstream = await websockets.connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
         except (OSError, websockets.WebSocketException):
@@ -139,14 +239,17 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
             await upstream.close()
 
 
-async def _plain(send: Send, status: int, text: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": text})
+async def _problem(scope: Scope, send: Send, problem: Problem) -> None:
+    body = json.dumps(problem.body(scope["raw_path"].decode("latin-1"))).encode()
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-async def _not_found(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """404 problem (HTTP) or policy-violation close (WebSocket), naming nothing about other workspaces."""
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.close", "code": 1008})
         return
-    await _plain(send, 404, f"No running workspace is called {slug}".encode())
+    await _problem(scope, send, NotFound("A running workspace at this address"))

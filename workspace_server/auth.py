@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -29,6 +30,8 @@ TOKEN_COOKIE = "MMAUTHTOKEN"
 USER_ID_COOKIE = "MMUSERID"
 CSRF_COOKIE = "MMCSRF"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A path prefix fit for a cookie's Path: segments of URL-safe characters, none starting with a dot.
+_PUBLIC_PREFIX = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
 
 
 @functools.cache
@@ -153,18 +156,31 @@ async def create_token_session(conn: AsyncConnection, user_id: str, access_token
     )
 
 
-def set_session_cookies(response: Response, new: NewSession, user_id: str, *, secure: bool) -> None:
-    """The cookies Mattermost sets at login: the token (HTTP-only), the user id and the CSRF token."""
+def cookie_path(request: Request) -> str:
+    """The path the login cookies are scoped to: the public prefix a proxy strips before this server
+    (``X-Forwarded-Prefix``, e.g. ``/w/acme``: cookies of one workspace never go to another's address), else ``/``."""
+    prefix = request.headers.get("x-forwarded-prefix", "")
+    return prefix if _PUBLIC_PREFIX.fullmatch(prefix) else "/"
+
+
+def set_session_cookies(request: Request, response: Response, new: NewSession, user_id: str) -> None:
+    """The cookies Mattermost sets at login: the token (HTTP-only), the user id and the CSRF token (Secure when the
+    public URL is https, on the public prefix's path)."""
     max_age = SESSION_LENGTH_MS // 1000
-    response.set_cookie(TOKEN_COOKIE, new.token, max_age=max_age, httponly=True, secure=secure, samesite="lax")
-    response.set_cookie(USER_ID_COOKIE, user_id, max_age=max_age, secure=secure, samesite="lax")
-    response.set_cookie(CSRF_COOKIE, new.csrf_token, max_age=max_age, secure=secure, samesite="lax")
+    secure = request.app.state.settings.public_url.startswith("https://")
+    path = cookie_path(request)
+    for name, value, httponly in (
+        (TOKEN_COOKIE, new.token, True),
+        (USER_ID_COOKIE, user_id, False),
+        (CSRF_COOKIE, new.csrf_token, False),
+    ):
+        response.set_cookie(name, value, max_age=max_age, path=path, secure=secure, httponly=httponly, samesite="lax")
 
 
-def clear_session_cookies(response: Response) -> None:
+def clear_session_cookies(request: Request, response: Response) -> None:
     """Expire the login cookies."""
     for name in (TOKEN_COOKIE, USER_ID_COOKIE, CSRF_COOKIE):
-        response.delete_cookie(name)
+        response.delete_cookie(name, path=cookie_path(request))
 
 
 def _csrf_ok(request: Request, csrf_token: str) -> bool:

@@ -224,19 +224,18 @@ async def login(body: LoginBody, request: Request, conn: Conn) -> JSONResponse:
     await conn.commit()
     response = JSONResponse(user_json(user, private=True))
     response.headers["Token"] = new.token
-    secure = request.app.state.settings.public_url.startswith("https://")
-    set_session_cookies(response, new, user["id"], secure=secure)
+    set_session_cookies(request, response, new, user["id"])
     return response
 
 
 @router.post("/logout")
-async def logout(conn: Conn, session: OptionalSession) -> JSONResponse:
+async def logout(request: Request, conn: Conn, session: OptionalSession) -> JSONResponse:
     """End the caller's session, if any, and expire the login cookies."""
     if session is not None:
         await revoke_session(conn, session.id)
         await conn.commit()
     response = status_ok()
-    clear_session_cookies(response)
+    clear_session_cookies(request, response)
     return response
 
 

@@ -5,8 +5,9 @@
 - Compute: a supervised ``python -m workspace_server`` process per workspace. The server holds an
   exclusive ``flock`` on ``<runtime_dir>/server.lock`` for its whole life, so "is it running?" is
   answered by the lock, and a second server for one workspace cannot exist.
-- DNS: ``http://<slug>.<base_domain>:<control-plane port>``; the control plane proxies that host to
-  the port recorded in the workspace outputs.
+- DNS: ``<control-plane URL>/w/<slug>``, which every client reaches, and ``http://<slug>.<base_domain>:<port>``
+  for browsers (which resolve ``*.localhost`` themselves); the control plane proxies both to the port recorded in
+  the workspace outputs.
 """
 
 from __future__ import annotations
@@ -431,21 +432,27 @@ class LocalCompute:
 
 
 class LocalDns:
-    """``<slug>.<base_domain>`` on the control plane's port (the control plane proxies it)."""
+    """``<control-plane URL>/w/<slug>`` (the workspace's address) and ``<slug>.<base_domain>`` on the control plane's
+    port (for browsers); the control plane proxies both."""
 
     def __init__(self, base_domain: str, public_url: str) -> None:
         self._base_domain = base_domain
+        self._public_url = public_url.rstrip("/")
         self._port = urlsplit(public_url).port
         self._scheme = urlsplit(public_url).scheme or "http"
 
     def endpoint_url(self, ws: WorkspaceSpec) -> str:
+        return f"{self._public_url}/w/{ws.slug}"
+
+    def subdomain_url(self, ws: WorkspaceSpec) -> str:
+        """The browser-only address ``<scheme>://<slug>.<base_domain>[:port]``."""
         port = f":{self._port}" if self._port else ""
         return f"{self._scheme}://{ws.slug}.{self._base_domain}{port}"
 
     def ensure(self, ws: WorkspaceSpec, outputs: dict[str, Any]) -> Ensured:
         if not outputs.get("port"):
             raise ProviderError("no workspace-server port to route to")
-        return Ensured({"endpoint_url": self.endpoint_url(ws)})
+        return Ensured({"endpoint_url": self.endpoint_url(ws), "subdomain_url": self.subdomain_url(ws)})
 
     def teardown(self, ws: WorkspaceSpec) -> None:
         """Nothing to remove: the route disappears with the port in the outputs."""

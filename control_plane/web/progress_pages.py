@@ -79,5 +79,10 @@ def ready_page(
     if not is_ready(ws):
         return redirect(progress_path(ws))
     assert viewer is not None
-    context = {"workspace": ws, "url": ws.endpoint_url, "login": ws.initial_admin_email or viewer.email}
+    context = {
+        "workspace": ws,
+        "url": ws.endpoint_url,
+        "browser_url": (ws.outputs or {}).get("subdomain_url"),
+        "login": ws.initial_admin_email or viewer.email,
+    }
     return render(request, settings, "ready.html", context, viewer=viewer)

@@ -46,7 +46,7 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
     ws = plane.wait_state(ws_id, Lifecycle.trialing)
     print(f"provisioned in {time.monotonic() - started:.1f}s")
     assert {c["type"]: c["status"] for c in ws.conditions} == dict.fromkeys(CONDITIONS, "True")
-    assert ws.endpoint_url == "http://acme.localhost:8000"
+    assert ws.endpoint_url == "http://localhost:8000/w/acme"
     assert ws.trial_ends_at is not None and ws.reconcile_attempts == 0 and ws.last_error is None
     assert ws.observed_generation == ws.generation and ws.last_reconciled_at is not None
     assert ws.initial_admin_password_hash is None, "the control plane forgets the hash once handed over"

@@ -97,5 +97,7 @@ def test_workspace_database_urls_tcp_and_unix_socket() -> None:
 
 
 def test_local_endpoint_url() -> None:
-    assert LocalDns("localhost", "http://localhost:8000").endpoint_url(SPEC) == "http://acme.localhost:8000"
-    assert LocalDns("canopy.dev", "https://canopy.dev").endpoint_url(SPEC) == "https://acme.canopy.dev"
+    assert LocalDns("localhost", "http://localhost:8000").endpoint_url(SPEC) == "http://localhost:8000/w/acme"
+    assert LocalDns("canopy.dev", "https://canopy.dev/").endpoint_url(SPEC) == "https://canopy.dev/w/acme"
+    assert LocalDns("localhost", "http://localhost:8000").subdomain_url(SPEC) == "http://acme.localhost:8000"
+    assert LocalDns("canopy.dev", "https://canopy.dev").subdomain_url(SPEC) == "https://acme.canopy.dev"

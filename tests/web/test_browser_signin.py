@@ -51,7 +51,7 @@ def test_sign_in_from_a_fresh_browser_reaches_the_ready_page(server: Server, bro
 
     expect(page).to_have_url(f"{server.url}/signup/workspaces/{workspace_id}/ready", timeout=READY_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Your workspace is ready")).to_be_visible()
-    expect(page.locator("#workspace-url")).to_have_attribute("href", f"http://{slug}.localhost:{server.port}")
+    expect(page.locator("#workspace-url")).to_have_attribute("href", f"http://localhost:{server.port}/w/{slug}")
     expect(page.locator("#workspace-login")).to_have_text(email)
     page.screenshot(path=str(tmp_path / "ready-after-sign-in.png"), full_page=True)
 

@@ -27,36 +27,37 @@ def test_signup_in_the_browser_to_a_working_workspace(server: Server, browser: B
     page = browser.new_page()
     page.set_default_timeout(15_000)
 
-    workspace_id = sign_up_and_confirm(page, server.url, slug, email, password)
+    sign_up_and_confirm(page, server.url, slug, email, password)
     expect(page.get_by_role("heading", name="Setting up your workspace")).to_be_visible()
     expect(page.locator("[data-step]")).to_have_count(5)
 
     expect(page).to_have_url(re.compile(r"/ready$"), timeout=READY_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Your workspace is ready")).to_be_visible()
     workspace_url = page.locator("#workspace-url").get_attribute("href")
-    assert workspace_url == f"http://{slug}.localhost:{server.port}"
+    assert workspace_url == f"http://localhost:{server.port}/w/{slug}"
+    browser_url = page.locator("#workspace-browser-url").get_attribute("href")
+    assert browser_url == f"http://{slug}.localhost:{server.port}"
     expect(page.locator("#workspace-login")).to_have_text(email)
     expect(page.locator("#trial-ends")).to_contain_text("Until")
     page.screenshot(path=str(tmp_path / "ready.png"), full_page=True)
     page.close()
 
-    # The control plane's proxy answers for <slug>.localhost ...
+    # The control plane's proxy answers for <slug>.localhost (browsers resolve it) ...
     ping = httpx.get(
         f"http://127.0.0.1:{server.port}/api/v4/system/ping",
-        headers={"Host": f"{urlsplit(workspace_url).netloc}"},
+        headers={"Host": f"{urlsplit(browser_url).netloc}"},
         timeout=10,
     )
     assert ping.status_code == 200, ping.text
 
-    # ... and Mattermost clients work with the signup credentials. requests cannot resolve
-    # *.localhost, so the driver talks to the workspace server's own port.
-    [(outputs,)] = server.query("SELECT outputs FROM workspaces WHERE id = %s", uuid.UUID(workspace_id))
+    # ... and Mattermost clients work with the signup credentials at the workspace's address, which needs no
+    # name resolved (requests cannot resolve *.localhost).
     driver = Driver(
         {
-            "url": "127.0.0.1",
-            "port": int(outputs["port"]),
+            "url": "localhost",
+            "port": server.port,
             "scheme": "http",
-            "basepath": "/api/v4",
+            "basepath": f"/w/{slug}/api/v4",
             "login_id": email,
             "password": password,
             "timeout": 10,

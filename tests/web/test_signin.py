@@ -236,7 +236,7 @@ def test_each_account_sees_only_its_own_workspaces_newest_first(server: Server) 
         assert any(link.endswith("/progress") for link in page.links)
     else:
         assert state == "Free trial"
-        assert f"http://{first}.localhost:{server.port}" in page.links
+        assert f"http://localhost:{server.port}/w/{first}" in page.links
         assert any(link.endswith("/ready") for link in page.links)
         assert page.said(f"workspace-{first}-trial").startswith("Until ")
 
