@@ -53,13 +53,17 @@ class ChargeLine:
 
 @dataclass(frozen=True)
 class InvoiceRequest:
-    """An invoice to collect: ``invoice_key`` is our invoice row's id (unique per organization and period)."""
+    """An invoice to collect: ``invoice_key`` is our invoice row's id (unique per organization and period).
+
+    ``price_id`` is the provider's catalog entry of the seat price (``ensure_seat_price``), recorded on each line.
+    """
 
     invoice_key: str
     customer_id: str
     currency: str
     description: str
     lines: tuple[ChargeLine, ...]
+    price_id: str | None = None
 
     @property
     def total_cents(self) -> int:
@@ -130,13 +134,15 @@ def idempotency_key(subject: str, purpose: str) -> str:
     return f"canopy:{subject}:{purpose}"
 
 
-def invoice_request(invoice_key: str, customer_id: str, draft: InvoiceDraft) -> InvoiceRequest:
+def invoice_request(
+    invoice_key: str, customer_id: str, draft: InvoiceDraft, price_id: str | None = None
+) -> InvoiceRequest:
     """The gateway request for an engine invoice draft (one charge line per invoice line)."""
     period = draft.span.period
     description = f"Canopy {draft.price.plan.capitalize()}, {period.start:%B %Y}"
     currency = draft.price.currency
     lines = tuple(_charge_line(invoice_key, index, line, currency) for index, line in enumerate(draft.lines))
-    return InvoiceRequest(invoice_key, customer_id, currency, description, lines)
+    return InvoiceRequest(invoice_key, customer_id, currency, description, lines, price_id)
 
 
 def _charge_line(invoice_key: str, index: int, line: InvoiceLine, currency: str) -> ChargeLine:

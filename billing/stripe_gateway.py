@@ -7,8 +7,8 @@ run), which lacks a few things the gateway works around:
   in its metadata), our lines are added to it as invoice items, then it is finalized. localstripe cannot create
   an invoice for a customer without a subscription, drops invoice metadata at creation and ignores ``invoice=``
   on items: there each customer gets one subscription to a $0 "invoicing" Plan, our lines are created as pending
-  invoice items (our key in their metadata) that ``Invoice.create`` then sweeps in, and the invoice is paid from
-  draft (no ``finalize_invoice``).
+  invoice items (our key in their metadata, where the invoice is found again) that ``Invoice.create`` then sweeps
+  in, and the invoice is paid from draft (no ``finalize_invoice``).
 - **Catalog.** The seat price is a Price on Stripe (found by ``lookup_key``) and a legacy Plan on localstripe
   (no ``/v1/prices``), referenced from each line's metadata.
 - **Idempotency.** localstripe ignores idempotency keys and Stripe forgets them after 24 hours, so every create
@@ -193,14 +193,8 @@ class StripeGateway:
                 start, end = line_period(line)
                 self._create_item(request, line, {"period_start": start, "period_end": end})
         params: Any = {"customer": request.customer_id, "description": request.description}
-        raw = self._v1.invoices.create(
-            params, {"idempotency_key": idempotency_key(f"invoice:{request.invoice_key}", "create")}
-        )
-        metadata: Any = {"metadata": {INVOICE_KEY: request.invoice_key}}
-        raw = self._v1.invoices.update(
-            str(raw.id), metadata, {"idempotency_key": idempotency_key(f"invoice:{request.invoice_key}", "metadata")}
-        )
-        return self._read(raw)
+        key = idempotency_key(f"invoice:{request.invoice_key}", "create")
+        return self._read(self._v1.invoices.create(params, {"idempotency_key": key}))
 
     def _ensure_invoicing_subscription(self, customer_id: str, currency: str) -> None:
         if self._v1.subscriptions.list({"customer": customer_id, "limit": 1}).data:
@@ -222,6 +216,7 @@ class StripeGateway:
                 "seats": str(line.seats),
                 "days": str(line.days),
                 "unit_amount_cents": str(line.unit_amount_cents),
+                **({PRICE_KEY: request.price_id} if request.price_id else {}),
             },
             **placement,
         }

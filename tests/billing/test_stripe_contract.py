@@ -167,7 +167,7 @@ def test_an_invoice_is_a_draft_filled_with_our_items_then_finalized_and_paid(
     customer = gateway.ensure_customer("org-1", "owner@example.com", "Acme")
     gateway.set_default_payment_method(customer.id, "pm_card_visa")
     draft = february_draft()
-    invoice = gateway.create_invoice(invoice_request("inv-1", customer.id, draft))
+    invoice = gateway.create_invoice(invoice_request("inv-1", customer.id, draft, price_id="price_1"))
     assert (invoice.status, invoice.amount_due, invoice.invoice_key) == (InvoiceStatus.open, 3893, "inv-1")
     result = gateway.pay_invoice(invoice.id, "inv-1", attempt=1)
     assert result.succeeded and result.invoice.amount_paid == 3893
@@ -190,6 +190,7 @@ def test_an_invoice_is_a_draft_filled_with_our_items_then_finalized_and_paid(
         assert int(form["period[start]"]) == first_day + (line.first_day.day - 1) * 86400
         assert int(form["period[end]"]) - int(form["period[start]"]) == line.days * 86400
         assert form["metadata[seats]"] == str(line.seats) and form["metadata[days]"] == str(line.days)
+        assert form["metadata[canopy_price]"] == "price_1"
         assert "period_start" not in form and "plan" not in form
     [(finalize, _)] = posts(recorder, "/v1/invoices/in_1/finalize")
     assert finalize == {"auto_advance": "false"}
