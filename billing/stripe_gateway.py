@@ -61,7 +61,6 @@ class StripeGateway:
     """:class:`billing.gateway.PaymentGateway` on Stripe (or localstripe)."""
 
     def __init__(self, client: stripe.StripeClient, api: StripeApi = StripeApi.stripe) -> None:
-        self._client = client
         self._v1 = client.v1
         self._api = api
 
@@ -84,7 +83,7 @@ class StripeGateway:
             "lookup_key": lookup,
             "metadata": {PRICE_KEY: lookup},
         }
-        created = self._v1.prices.create(params, {"idempotency_key": idempotency_key("price", lookup)})
+        created = self._v1.prices.create(params, {"idempotency_key": idempotency_key(f"price:{lookup}", "create")})
         return str(created.id)
 
     def _ensure_product(self, product_id: str, name: str) -> str:
@@ -94,7 +93,9 @@ class StripeGateway:
             if e.http_status != 404:
                 raise
         params: Any = {"id": product_id, "name": name}
-        return str(self._v1.products.create(params, {"idempotency_key": idempotency_key("product", product_id)}).id)
+        return str(
+            self._v1.products.create(params, {"idempotency_key": idempotency_key(f"product:{product_id}", "create")}).id
+        )
 
     def _ensure_plan(self, plan_id: str, amount: int, currency: str, interval: str) -> str:
         try:
@@ -109,7 +110,7 @@ class StripeGateway:
             "interval": interval,
             "product": {"name": plan_id},
         }
-        return str(self._v1.plans.create(params, {"idempotency_key": idempotency_key("plan", plan_id)}).id)
+        return str(self._v1.plans.create(params, {"idempotency_key": idempotency_key(f"plan:{plan_id}", "create")}).id)
 
     # Customers
 

@@ -156,7 +156,7 @@ def test_the_seat_price_is_a_price_found_by_lookup_key(
         "lookup_key": "canopy-professional-seat-month-1000-usd",
         "metadata[canopy_price]": "canopy-professional-seat-month-1000-usd",
     }
-    assert headers["Idempotency-Key"] == "canopy:price:canopy-professional-seat-month-1000-usd"
+    assert headers["Idempotency-Key"] == "canopy:price:canopy-professional-seat-month-1000-usd:create"
     assert not [r for r in recorder.requests if "/v1/plans" in r.path]
 
 
