@@ -51,14 +51,14 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API and web pages."""
+    if _refused("api"):
+        return 2
     import uvicorn
 
     from control_plane.app import create_app
     from control_plane.core.migrate import DatabaseNotMigrated
     from control_plane.core.settings import get_settings
 
-    if _refused("api"):
-        return 2
     settings = get_settings()
     try:
         app = create_app()
@@ -209,7 +209,7 @@ def cmd_rotate_credential_keys(args: argparse.Namespace) -> int:
         log.error("%s: put the key that made it back in CANOPY_CREDENTIAL_KEYS, then run this again", exc)
         return 1
     by_key = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(rotation.by_key.items())) or "none"
-    print(f"re-encrypted {rotation.reencrypted} credential(s); credentials by key id: {by_key}")
+    print(f"re-encrypted {rotation.reencrypted} credential(s) under key {rotation.key_id}; by key id: {by_key}")
     return 0
 
 

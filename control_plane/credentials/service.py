@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
 from control_plane.audit import service as audit
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
@@ -58,8 +59,9 @@ def workspace_secret(workspace_id: uuid.UUID, purpose: Purpose) -> str:
 
 @dataclass(frozen=True)
 class Rotation:
-    """What a key rotation did: credentials re-encrypted, and how many each key holds afterwards."""
+    """What a key rotation did: credentials re-encrypted under ``key_id``, and how many each key holds afterwards."""
 
+    key_id: str
     reencrypted: int
     by_key: dict[str, int]
 
@@ -92,4 +94,4 @@ def rotate_keys(actor: str, batch_size: int = ROTATION_BATCH) -> Rotation:
             target_id=ring.newest_id,
             after={"reencrypted": reencrypted, "credentials_by_key": by_key},
         )
-    return Rotation(reencrypted, by_key)
+    return Rotation(ring.newest_id, reencrypted, by_key)
