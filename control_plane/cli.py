@@ -100,14 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from control_plane.embedded import start_postgres
 
     settings = get_settings()
+    embedded = not settings.database_url
     if "CANOPY_SECRET_KEY" not in os.environ:
         os.environ["CANOPY_SECRET_KEY"] = state_dir_secret_key(Path(settings.state_dir))
-    if not settings.database_url:
-        os.environ["CANOPY_DATABASE_URL"] = start_postgres(Path(settings.state_dir))
+    if embedded:
         os.environ.setdefault("CANOPY_DEV_MODE", "true")
     _reload_settings()
     if _refused("run"):
         return 2
+    if embedded:
+        os.environ["CANOPY_DATABASE_URL"] = start_postgres(Path(settings.state_dir))
+        _reload_settings()
     cmd_migrate(args)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
     # cleanup below (stopping the worker and the local workspace servers) still runs.

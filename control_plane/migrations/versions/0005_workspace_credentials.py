@@ -3,7 +3,8 @@
 Each workspace's database password and control token: random, stored as Fernet ciphertext under the newest
 key of CANOPY_CREDENTIAL_KEYS (key_id names it; rotation re-encrypts). Workspaces provisioned before this
 revision get new random credentials on their next reconcile: the database step sets the role's new password
-(it marks the role with the password's digest) and the compute step restarts the server with both.
+(it marks the role with the password's digest); servers started from then on get both (on Kubernetes the
+changed Secret rolls the pods; local servers stop with ``canopy run`` and restart with the upgraded one).
 
 Revision ID: 0005
 Revises: 0004
