@@ -124,7 +124,9 @@ class TenantDatabase:
 
     def leftovers(self) -> list[str]:
         """The role and the database, if they still exist."""
+        role_exists = "SELECT 1 FROM pg_roles WHERE rolname = %s"
         with self._connect(None) as conn:
-            role = _one(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", self._name)
-            database = _one(conn, "SELECT 1 FROM pg_database WHERE datname = %s", self._name)
-        return [f"role {self._name}"] * bool(role) + [f"database {self._name}"] * bool(database)
+            found = [f"role {self._name}"] if _one(conn, role_exists, self._name) else []
+            if _one(conn, "SELECT 1 FROM pg_database WHERE datname = %s", self._name):
+                found.append(f"database {self._name}")
+        return found
