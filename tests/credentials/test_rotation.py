@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -36,12 +37,9 @@ def runbook_commands() -> list[str]:
 
 def run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """A runbook command: ``python`` is this interpreter, ``canopy`` the control plane's CLI."""
-    argv = command.replace("python -c ", "", 1) if command.startswith("python -c ") else None
-    if argv is not None:
-        args = [sys.executable, "-c", argv.strip().strip('"')]
-    else:
-        args = [sys.executable, "-m", "control_plane.cli", *command.split()[1:]]
-    return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    program, *args = shlex.split(command)
+    argv = {"python": [sys.executable], "canopy": [sys.executable, "-m", "control_plane.cli"]}[program] + args
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def ciphertexts(plane: Plane, workspace_id: uuid.UUID) -> dict[Purpose, bytes]:
