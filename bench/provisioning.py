@@ -66,7 +66,7 @@ from tests.aws.conftest import CloudCell, make_cloud_cell  # noqa: E402
 from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir  # noqa: E402
 from tests.harness.moto import REGION, start_moto_server  # noqa: E402
 from tests.provisioning.conftest import AWS_ENV, create_workspace, register_cell  # noqa: E402
-from tests.reconciler.conftest import FAST_ENV  # noqa: E402
+from tests.reconciler.conftest import FAST_ENV, secret_env  # noqa: E402
 
 ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,7 +84,7 @@ def control_env(database: str, cell: CloudCell, kubeconfig: Path, state_dir: str
         **AWS_ENV,
         "CANOPY_DATABASE_URL": f"{ADMIN_URL.rpartition('/')[0]}/{database}",
         "CANOPY_STATE_DIR": state_dir,
-        "CANOPY_SECRET_KEY": f"bench-{uuid.uuid4().hex}",
+        **secret_env(),
         "CANOPY_AWS_PRIVATE_SUBNET_IDS": json.dumps(list(cell.outputs.private_subnet_ids)),
         "CANOPY_AWS_ZONE_ID": cell.silo_zone_id,
         "CANOPY_KUBECONFIG_OVERRIDES": json.dumps({"*": str(kubeconfig)}),

@@ -35,6 +35,17 @@ def _reload_settings() -> None:
     reset_engine()
 
 
+def _refused(command: str) -> bool:
+    """Whether the configuration must not start ``canopy <command>`` (says why on stderr)."""
+    from control_plane.core.settings import get_settings
+    from control_plane.credentials.keys import insecure_configuration
+
+    reason = insecure_configuration(get_settings())
+    if reason:
+        print(f"canopy {command}: {reason}", file=sys.stderr)
+    return reason is not None
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     """Apply pending schema migrations."""
     from control_plane.core.db import database_url
@@ -66,6 +77,8 @@ def uvicorn_config(app: FastAPI, settings: Settings, host: str | None, port: int
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API and web pages."""
+    if _refused("api"):
+        return 2
     import uvicorn
 
     from control_plane.app import create_app
@@ -109,13 +122,21 @@ def _supervise_worker(stop: threading.Event) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The embedded default: PostgreSQL, migrations, a worker and the API in one command."""
+    from control_plane.core.security import state_dir_secret_key
     from control_plane.core.settings import get_settings
     from control_plane.embedded import start_postgres
 
     settings = get_settings()
-    if not settings.database_url:
-        os.environ["CANOPY_DATABASE_URL"] = start_postgres(Path(settings.state_dir))
+    embedded = not settings.database_url
+    if "CANOPY_SECRET_KEY" not in os.environ:
+        os.environ["CANOPY_SECRET_KEY"] = state_dir_secret_key(Path(settings.state_dir))
+    if embedded:
         os.environ.setdefault("CANOPY_DEV_MODE", "true")
+    _reload_settings()
+    if _refused("run"):
+        return 2
+    if embedded:
+        os.environ["CANOPY_DATABASE_URL"] = start_postgres(Path(settings.state_dir))
         _reload_settings()
     cmd_migrate(args)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
@@ -205,6 +226,23 @@ def cmd_cells_list(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_credential_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every workspace credential under the newest key of CANOPY_CREDENTIAL_KEYS (idempotent)."""
+    from control_plane.credentials import service as credentials
+    from control_plane.credentials.keys import UndecryptableCredential
+
+    if _refused("rotate-credential-keys"):
+        return 2
+    try:
+        rotation = credentials.rotate_keys(actor="cli", batch_size=args.batch_size)
+    except UndecryptableCredential as exc:
+        log.error("%s: put the key that made it back in CANOPY_CREDENTIAL_KEYS, then run this again", exc)
+        return 1
+    by_key = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(rotation.by_key.items())) or "none"
+    print(f"re-encrypted {rotation.reencrypted} credential(s) under key {rotation.key_id}; by key id: {by_key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="canopy", description=__doc__)
@@ -226,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--role", required=True, choices=["sales", "operator", "support", "admin"])
     account.add_argument("--password", help="defaults to CANOPY_NEW_ACCOUNT_PASSWORD or a random one")
     account.set_defaults(func=cmd_create_account)
+    rotate = sub.add_parser(
+        "rotate-credential-keys", help="re-encrypt workspace credentials under the newest CANOPY_CREDENTIAL_KEYS key"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500, help="credentials per transaction (default 500)")
+    rotate.set_defaults(func=cmd_rotate_credential_keys)
     cells = sub.add_parser("cells", help="manage cells").add_subparsers(dest="cells_command", required=True)
     register = cells.add_parser("register", help="register a cell from its stack outputs")
     register.add_argument("--from-json", required=True, metavar="FILE", help="`pulumi stack output --json` of the cell")

@@ -5,6 +5,7 @@ from control_plane.audit.models import AuditEntry
 from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
+from control_plane.credentials.models import WorkspaceCredential
 from control_plane.mail.models import OutboxMail
 from control_plane.organizations.models import Organization
 from control_plane.tokens.models import ApiToken
@@ -24,4 +25,5 @@ __all__ = [
     "RateLimitCounter",
     "WebSession",
     "Workspace",
+    "WorkspaceCredential",
 ]

@@ -1,15 +1,16 @@
-"""Password hashing, token generation and per-workspace secret derivation."""
+"""Password hashing, token generation, and the refusal of a public default secret key outside dev mode."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import os
 import secrets
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from control_plane.core.settings import get_settings
+from control_plane.core.settings import DEFAULT_SECRET_KEY, Settings
 
 _hasher = PasswordHasher()
 
@@ -37,11 +38,35 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def derive_secret(purpose: str, subject: str) -> str:
-    """A stable secret for ``subject`` derived from the deployment's secret key.
+class InsecureConfiguration(RuntimeError):
+    """The deployment's secrets are missing or public; the message names the variable to set."""
 
-    Re-running a provisioning step derives the same credential, so steps stay idempotent
-    without storing passwords anywhere.
-    """
-    key = get_settings().secret_key.get_secret_value().encode()
-    return hmac.new(key, f"{purpose}:{subject}".encode(), hashlib.sha256).hexdigest()
+
+def require_secret_key(settings: Settings) -> None:
+    """Refuse the public default ``CANOPY_SECRET_KEY`` outside dev mode."""
+    if not settings.dev_mode and settings.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+        raise InsecureConfiguration(
+            "CANOPY_SECRET_KEY is the public default: set it to a random value (e.g. `python -c"
+            ' "import secrets; print(secrets.token_urlsafe(32))"`), or CANOPY_DEV_MODE=true for development'
+        )
+
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def state_dir_secret_key(state_dir: Path) -> str:
+    """The embedded default's secret key: random, made once, kept in ``<state_dir>/secret_key`` (mode 0600)."""
+    path = state_dir / SECRET_KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        draft = state_dir / f".{SECRET_KEY_FILE}.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+        try:
+            os.link(draft, path)  # atomic, and never replaces a key another process made first
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()

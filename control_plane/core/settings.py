@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_SECRET_KEY = "dev-insecure-secret-change-me"
+"""Public, so refused outside dev mode (``canopy run`` keeps a random key in its state dir instead)."""
+
 
 class Settings(BaseSettings):
     """Control-plane settings; every field maps to a ``CANOPY_*`` environment variable."""
@@ -22,8 +25,12 @@ class Settings(BaseSettings):
     )
     state_dir: Path = Field(default=Path(".canopy"), description="Embedded PostgreSQL data, workspace files.")
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-secret-change-me"),
-        description="Signs CSRF tokens and derives per-workspace credentials.",
+        default=SecretStr(DEFAULT_SECRET_KEY),
+        description="Signs CSRF tokens; the default is refused outside dev mode.",
+    )
+    credential_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Fernet keys of workspace credentials (JSON list, newest first); required outside dev mode.",
     )
     dev_mode: bool = Field(default=False, description="Enables /dev/mail and insecure defaults.")
     public_url: str = "http://localhost:8000"

@@ -11,10 +11,11 @@ from infra.conventions import TIER_PROFESSIONAL
 def get_providers(settings: Settings, tier: str) -> Providers:
     """Providers for ``settings.provider``: "local" (one set for every tier) or "aws" (silo or pooled by tier)."""
     if settings.provider == "local":
+        from control_plane.credentials.service import workspace_secret
         from control_plane.providers import local
 
         return Providers(
-            database=local.LocalDatabase(database_url()),
+            database=local.LocalDatabase(database_url(), workspace_secret),
             storage=local.LocalStorage(settings.state_dir),
             compute=local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds),
             dns=local.LocalDns(settings.base_domain, settings.public_url),

@@ -1,6 +1,7 @@
 """Embedded-default providers: everything on this machine.
 
-- Database: a role and a database per workspace on the control plane's own PostgreSQL server.
+- Database: a role and a database per workspace on the control plane's own PostgreSQL server, with the
+  workspace's stored (random) password.
 - Storage: a files directory under ``<state_dir>/workspaces/<id>/files``.
 - Compute: a supervised ``python -m workspace_server`` process per workspace. The server holds an
   exclusive ``flock`` on ``<runtime_dir>/server.lock`` for its whole life, so "is it running?" is
@@ -23,15 +24,16 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from control_plane.core.security import derive_secret
+from control_plane.credentials.models import Purpose
+from control_plane.credentials.service import WorkspaceSecrets
 from control_plane.providers.base import Ensured, ProviderError, ServerConfig, WorkspaceSpec
+from control_plane.providers.tenant_database import TenantDatabase
 from control_plane.providers.workspace_client import ping
 
 CONNECTION_LIMIT = 20
@@ -82,20 +84,19 @@ SERVER_DATABASES = ("postgres", "template1")
 class LocalDatabase:
     """A role ``ws_<12 hex>`` and a database of the same name, on the control plane's server (one dedicated to
     Canopy): the role may open its own database and no other (``PUBLIC`` loses ``CONNECT`` on the control
-    database, on every workspace's and on the server's own ``postgres`` and ``template1``)."""
+    database, on every workspace's and on the server's own ``postgres`` and ``template1``). The role's password
+    is the workspace's stored database credential (see :mod:`control_plane.providers.tenant_database`)."""
 
-    def __init__(self, control_url: str) -> None:
+    def __init__(self, control_url: str, secrets: WorkspaceSecrets) -> None:
         self._control_url = control_url
         self._control_db = str(conninfo_to_dict(control_url).get("dbname", ""))
+        self._secrets = secrets
 
     def connection_url(self, ws: WorkspaceSpec) -> str:
         params: dict[str, Any] = dict(conninfo_to_dict(self._control_url))
         name = database_name(ws)
-        params.update(user=name, password=self._password(ws), dbname=name)
+        params.update(user=name, password=self._secrets(ws.id, Purpose.database), dbname=name)
         return _libpq_url(params)
-
-    def _password(self, ws: WorkspaceSpec) -> str:
-        return derive_secret("workspace-db", str(ws.id))
 
     @contextlib.contextmanager
     def _admin(self, dbname: str | None = None) -> Iterator[psycopg.Connection[Any]]:
@@ -104,90 +105,18 @@ class LocalDatabase:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             yield conn
 
-    @staticmethod
-    def _advisory_lock(conn: psycopg.Connection[Any], key: str) -> None:
-        """Session lock, released when the connection closes: serializes catalog changes on ``key``."""
-        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
-
-    @staticmethod
-    def _one(conn: psycopg.Connection[Any], query: LiteralString, *params: Any) -> Any:
-        row = conn.execute(query, params).fetchone()
-        return None if row is None else row[0]
-
-    def _role_exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
-        return self._one(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", name) is not None
-
-    def _database_exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
-        return self._one(conn, "SELECT 1 FROM pg_database WHERE datname = %s", name) is not None
-
-    def _ensure_role(self, conn: psycopg.Connection[Any], ws: WorkspaceSpec) -> bool:
-        name = database_name(ws)
-        current = conn.execute("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = %s", [name]).fetchone()
-        if current == (True, CONNECTION_LIMIT):
-            return False
-        verb = "ALTER" if current else "CREATE"
-        conn.execute(
-            sql.SQL("{} ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
-                sql.SQL(verb), sql.Identifier(name), sql.Literal(self._password(ws)), sql.Literal(CONNECTION_LIMIT)
-            )
-        )
-        return current is None
-
-    def _ensure_database(self, conn: psycopg.Connection[Any], name: str) -> bool:
-        owner = self._one(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", name)
-        if owner == name:
-            return False
-        statement = "ALTER DATABASE {} OWNER TO {}" if owner else "CREATE DATABASE {} OWNER {}"
-        conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(name)))
-        return owner is None
-
-    def _revoke_public_connect(self, conn: psycopg.Connection[Any], dbname: str) -> None:
-        """``REVOKE CONNECT, TEMPORARY ... FROM PUBLIC`` unless already done (or there is no such database).
-
-        Concurrent ACL updates of one database fail ("tuple concurrently updated"), and the control
-        database is shared by every workspace: check first, and change under a server-wide lock.
-        """
-        check = (
-            "SELECT has_database_privilege('public', datname, 'CONNECT') OR has_database_privilege('public', datname,"
-            " 'TEMP') FROM pg_database WHERE datname = %s"
-        )
-        if not self._one(conn, check, dbname):
-            return
-        self._advisory_lock(conn, "canopy:database-acl")
-        if self._one(conn, check, dbname):
-            conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
+    def _tenant(self, ws: WorkspaceSpec) -> TenantDatabase:
+        return TenantDatabase(self._admin, ws.id, database_name(ws))
 
     def ensure(self, ws: WorkspaceSpec) -> Ensured:
-        name = database_name(ws)
-        created: list[str] = []
-        with self._admin() as conn:
-            self._advisory_lock(conn, f"canopy:{ws.id}:database")
-            created += ["role"] if self._ensure_role(conn, ws) else []
-            created += ["database"] if self._ensure_database(conn, name) else []
-            for dbname in (name, self._control_db, *SERVER_DATABASES):
-                self._revoke_public_connect(conn, dbname)
-        with self._admin(dbname=name) as conn:
-            if self._one(conn, "SELECT has_schema_privilege('public', 'public', 'USAGE')"):
-                conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-        return Ensured({"database_name": name, "database_role": name}, tuple(created))
+        password = self._secrets(ws.id, Purpose.database)
+        return self._tenant(ws).ensure(password, CONNECTION_LIMIT, (self._control_db, *SERVER_DATABASES))
 
     def teardown(self, ws: WorkspaceSpec) -> None:
-        name = database_name(ws)
-        with self._admin() as conn:
-            self._advisory_lock(conn, f"canopy:{ws.id}:database")
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s OR usename = %s",
-                [name, name],
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        self._tenant(ws).teardown()
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
-        name = database_name(ws)
-        with psycopg.connect(self._control_url, autocommit=True) as conn:
-            found = [f"role {name}"] if self._role_exists(conn, name) else []
-            found += [f"database {name}"] if self._database_exists(conn, name) else []
-        return found
+        return self._tenant(ws).leftovers()
 
 
 # --------------------------------------------------------------------------------------------

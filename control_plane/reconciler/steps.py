@@ -7,6 +7,7 @@ reconcile can be re-run at any point (after a crash, a retry, or a periodic resy
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
-from control_plane.core.security import derive_secret
 from control_plane.core.settings import Settings
+from control_plane.credentials.models import Purpose
+from control_plane.credentials.service import workspace_secret
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
 from control_plane.providers.workspace_client import ping, put_initial_admin
 
@@ -33,13 +35,15 @@ class Context:
     forget_admin_hash: Callable[[uuid.UUID], None] | None = None
 
     def secrets(self) -> list[str]:
-        """Credentials that must never reach ``last_error`` (the database's only once it has them)."""
-        try:
+        """Credentials that must never reach ``last_error`` (those that can be read now; this must never fail)."""
+        found: list[str] = []
+        with contextlib.suppress(Exception):  # e.g. the credential store is what failed
+            found.append(control_token(self.spec))
+        with contextlib.suppress(Exception):  # e.g. a silo database not made yet has no password to hide
             url = self.providers.database.connection_url(self.spec)
-        except Exception:  # a silo database not made yet has no password to hide; this must never fail
-            return [control_token(self.spec)]
-        password = conninfo_to_dict(url).get("password")
-        return [control_token(self.spec), url, *([str(password)] if password else [])]
+            password = conninfo_to_dict(url).get("password")
+            found += [url, *([str(password)] if password else [])]
+        return found
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,8 @@ class Step:
 
 
 def control_token(spec: WorkspaceSpec) -> str:
-    """Bearer token the control plane uses on the workspace server's control endpoints."""
-    return derive_secret("workspace-control", str(spec.id))
+    """Bearer token the control plane uses on the workspace server's control endpoints (random, stored)."""
+    return workspace_secret(spec.id, Purpose.control)
 
 
 def ensure_database(ctx: Context) -> Ensured:

@@ -11,6 +11,7 @@ import sys
 from control_plane.core.db import database_url
 from control_plane.core.migrate import DatabaseNotMigrated, require_migrated
 from control_plane.core.settings import get_settings
+from control_plane.credentials.keys import insecure_configuration
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a worker; returns the process exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reason = insecure_configuration(get_settings())
+    if reason:
+        print(f"canopy worker: {reason}", file=sys.stderr)
+        return 2
     try:
         require_migrated(database_url())
     except (DatabaseNotMigrated, RuntimeError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import boto3
 import pytest
 
 from control_plane.core.settings import Settings
+from control_plane.credentials.models import Purpose
 from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.sets import PooledProviders, SiloProviders, pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
@@ -30,6 +32,14 @@ CELL = "cell-a"
 CELL_DOMAIN = "cell-a.canopy-test.example.com"
 SILO_DOMAIN = "silo.canopy-test.example.com"
 FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+
+
+class SessionSecrets(dict[tuple[uuid.UUID, Purpose], str]):
+    """Random workspace secrets kept for the session: what the control plane's credential store hands providers
+    (these tests have no control-plane database)."""
+
+    def __call__(self, workspace_id: uuid.UUID, purpose: Purpose) -> str:
+        return self.setdefault((workspace_id, purpose), secrets.token_urlsafe(32))
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def silo(aws: Aws, settings: Settings) -> SiloProviders:
 @pytest.fixture(scope="session")
 def pooled(aws: Aws, settings: Settings, aws_cell: CloudCell) -> PooledProviders:
     """The pooled providers, with a cell lookup that knows the session's cell."""
-    return pooled_providers(settings, aws, {CELL: aws_cell.outputs}.__getitem__)
+    return pooled_providers(settings, aws, {CELL: aws_cell.outputs}.__getitem__, SessionSecrets())
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import boto3
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from control_plane.providers.aws.sets import PooledProviders
 from control_plane.providers.aws.sweep import LeakSweep
@@ -19,6 +20,7 @@ from control_plane.providers.base import WorkspaceSpec
 from infra.conventions import prefix_policy, tags_from_list, workspace_names, workspace_tags
 from tests.aws.conftest import CELL, CELL_DOMAIN, CloudCell
 from tests.aws.test_silo import _assert_attached, _assert_workload_role
+from tests.credentials.scram import password_matches, role_verifier
 
 Make = Callable[..., WorkspaceSpec]
 
@@ -44,6 +46,8 @@ def test_pooled_database_is_isolated(
     assert pooled.database.ensure(a).created == ()
     url_a, url_b = pooled.database.connection_url(a), pooled.database.connection_url(b)
     name_a, name_b = workspace_names("test", a.id).pooled_database, workspace_names("test", b.id).pooled_database
+    with psycopg.connect(admin_url, autocommit=True) as conn:  # the role's password is the one in its URL
+        assert password_matches(role_verifier(conn, name_a), str(conninfo_to_dict(url_a)["password"]))
     with psycopg.connect(url_b, autocommit=True) as conn:
         conn.execute("CREATE TABLE secrets (value text)")
         conn.execute("INSERT INTO secrets VALUES ('b only')")

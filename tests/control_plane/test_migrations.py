@@ -25,7 +25,7 @@ def test_unmigrated_database_is_refused_with_the_fix(create_database: Callable[[
         require_migrated(url)
     result = subprocess.run(
         [sys.executable, "-m", "control_plane.cli", "api", "--port", "0"],
-        env={"CANOPY_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        env={"CANOPY_DATABASE_URL": url, "CANOPY_DEV_MODE": "true", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,

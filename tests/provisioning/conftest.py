@@ -36,7 +36,7 @@ from tests.aws.conftest import SILO_DOMAIN, CloudCell, aws_cell  # noqa: F401
 from tests.harness.fixtures import kube_cluster  # noqa: F401
 from tests.harness.kubernetes import TestCluster
 from tests.harness.moto import REGION, moto_server  # noqa: F401
-from tests.reconciler.conftest import FAST_ENV, Plane, _reset_in_process_caches, password_hash
+from tests.reconciler.conftest import FAST_ENV, Plane, _reset_in_process_caches, password_hash, secret_env
 
 KUBE_VERSIONS = ApiVersions(pdb="policy/v1beta1", hpa="autoscaling/v2beta2")  # what the 1.20 test cluster serves
 AWS_ENV = {
@@ -106,7 +106,7 @@ def plane(
     overrides = {
         "CANOPY_DATABASE_URL": url,
         "CANOPY_STATE_DIR": str(tmp_path_factory.mktemp("state")),
-        "CANOPY_SECRET_KEY": f"test-{uuid.uuid4().hex}",
+        **secret_env(),
         "CANOPY_AWS_PRIVATE_SUBNET_IDS": json.dumps(list(aws_cell.outputs.private_subnet_ids)),
         "CANOPY_AWS_ZONE_ID": aws_cell.silo_zone_id,
         "CANOPY_KUBECONFIG_OVERRIDES": json.dumps({"*": str(kube_cluster.kubeconfig)}),

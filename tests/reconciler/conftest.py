@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
 
 from control_plane.core import db as core_db
@@ -45,6 +48,14 @@ FAST_ENV = {
     "CANOPY_BACKOFF_MAX_SECONDS": "4",
     "CANOPY_WORKSPACE_READY_TIMEOUT_SECONDS": "60",
 }
+
+
+def secret_env() -> dict[str, str]:
+    """A fresh random secret key and credential key: what a deployment outside dev mode must set."""
+    return {
+        "CANOPY_SECRET_KEY": secrets.token_urlsafe(32),
+        "CANOPY_CREDENTIAL_KEYS": json.dumps([Fernet.generate_key().decode()]),
+    }
 
 
 @functools.cache
@@ -248,7 +259,7 @@ def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPa
     overrides = {
         "CANOPY_DATABASE_URL": url,
         "CANOPY_STATE_DIR": str(state_dir),
-        "CANOPY_SECRET_KEY": f"test-{uuid.uuid4().hex}",
+        **secret_env(),
         **FAST_ENV,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from control_plane.credentials.models import Purpose
 from control_plane.providers.base import WorkspaceSpec
 from control_plane.providers.local import LocalDatabase, LocalDns, _libpq_url
 from control_plane.providers.workspace_client import admin_username
@@ -87,10 +88,15 @@ def test_every_lifecycle_state_has_an_action() -> None:
     ]
 
 
+def _stored(workspace_id: uuid.UUID, purpose: Purpose) -> str:
+    """A stored database password that needs quoting in a URL."""
+    return "p@ss/word"
+
+
 def test_workspace_database_urls_tcp_and_unix_socket() -> None:
-    tcp = LocalDatabase("postgresql://postgres@127.0.0.1:5432/canopy").connection_url(SPEC)
-    assert tcp.startswith("postgresql://ws_0123456789ab:") and tcp.endswith("@127.0.0.1:5432/ws_0123456789ab")
-    sock = LocalDatabase("postgresql://postgres@/canopy?host=/tmp/pg%20dir&port=5433").connection_url(SPEC)
+    tcp = LocalDatabase("postgresql://postgres@127.0.0.1:5432/canopy", _stored).connection_url(SPEC)
+    assert tcp == "postgresql://ws_0123456789ab:p%40ss%2Fword@127.0.0.1:5432/ws_0123456789ab"
+    sock = LocalDatabase("postgresql://postgres@/canopy?host=/tmp/pg%20dir&port=5433", _stored).connection_url(SPEC)
     assert sock.startswith("postgresql://ws_0123456789ab:")
     assert sock.endswith("@/ws_0123456789ab?host=/tmp/pg%20dir&port=5433")
     assert _libpq_url({"dbname": "d"}) == "postgresql:///d"

@@ -11,12 +11,13 @@ from datetime import timedelta
 
 from control_plane.core.clock import utcnow
 from control_plane.reconciler.queue import defer_reconcile
-from tests.reconciler.conftest import ROOT, Plane
+from tests.reconciler.conftest import ROOT, Plane, secret_env
 
 
 def test_worker_refuses_unmigrated_database(create_database: Callable[[str], str]) -> None:
     url = create_database("unmigrated")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | {"CANOPY_DATABASE_URL": url}
+    env |= secret_env()
     result = subprocess.run(
         [sys.executable, "-m", "control_plane.reconciler.worker", "--concurrency", "1"],
         env=env,

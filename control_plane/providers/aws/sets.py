@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from control_plane.core.settings import Settings
+from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
 from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
 from control_plane.providers.aws.eks import SiloCluster
 from control_plane.providers.aws.iam import PooledIdentity, SiloIdentity
@@ -52,14 +53,18 @@ def silo_providers(settings: Settings, aws: Aws) -> SiloProviders:
     )
 
 
-def pooled_providers(settings: Settings, aws: Aws, cells: CellLookup) -> PooledProviders:
-    """Pooled providers configured by the ``cell_*`` settings; ``cells`` reads a cell's outputs by name."""
+def pooled_providers(
+    settings: Settings, aws: Aws, cells: CellLookup, secrets: WorkspaceSecrets = workspace_secret
+) -> PooledProviders:
+    """Pooled providers configured by the ``cell_*`` settings; ``cells`` reads a cell's outputs by name,
+    ``secrets`` a workspace's stored credentials."""
     waits = Waits(settings.aws_wait_timeout_seconds, settings.aws_poll_seconds)
     return PooledProviders(
         database=PooledDatabase(
             aws,
             settings.aws_environment,
             cells,
+            secrets,
             sslmode=settings.cell_postgres_sslmode,
             connection_limit=settings.cell_database_connection_limit,
         ),
