@@ -46,6 +46,12 @@ def account_by_email(session: Session, email: str) -> Account | None:
     return session.scalars(select(Account).where(Account.email == normalize_email(email))).one_or_none()
 
 
+def password_matches(session: Session, email: str, password: str) -> bool:
+    """Whether the account with ``email`` exists and has ``password`` (argon2, never a plain digest)."""
+    account = account_by_email(session, email)
+    return account is not None and verify_password(account.password_hash, password)
+
+
 def signup(session: Session, *, email: str, password: str, slug: str, display_name: str | None) -> SignupResult:
     """Record a signup: account, organization, workspace waiting for verification, and the email.
 

@@ -10,11 +10,12 @@ from control_plane.cells.schemas import CellOut, CellRegister, CellStateChange
 from control_plane.core.authz import Permission
 from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
+from control_plane.core.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/cells", tags=["cells"])
+router = APIRouter(prefix="/api/v1/cells", tags=["cells"], responses=problem_responses(401, 403))
 
 
-@router.post("", status_code=201, response_model=CellOut)
+@router.post("", status_code=201, response_model=CellOut, responses=problem_responses(409))
 def register_cell(
     body: CellRegister, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
 ) -> JSONResponse:
@@ -37,14 +38,14 @@ def list_cells(session: DbSession, principal: CurrentPrincipal) -> list[CellOut]
     return service.listing(session)
 
 
-@router.get("/{name}", response_model=CellOut)
+@router.get("/{name}", response_model=CellOut, responses=problem_responses(404))
 def get_cell(name: str, session: DbSession, principal: CurrentPrincipal) -> CellOut:
     """One cell with its usage."""
     principal.require(Permission.manage_cells)
     return service.one(session, name)
 
 
-@router.patch("/{name}", response_model=CellOut)
+@router.patch("/{name}", response_model=CellOut, responses=problem_responses(404))
 def change_cell_state(name: str, body: CellStateChange, session: DbSession, principal: CurrentPrincipal) -> CellOut:
     """Drain a cell (it takes no new workspaces) or make it active again."""
     principal.require(Permission.manage_cells)

@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse
 from control_plane.accounts import service as accounts
 from control_plane.core.authz import ORG_ROLES, Permission, Role
 from control_plane.core.deps import CurrentPrincipal, DbSession
-from control_plane.core.problems import Forbidden, InvalidInput
+from control_plane.core.problems import Forbidden, InvalidInput, problem_responses
 from control_plane.tokens import repository, service
 from control_plane.tokens.schemas import PasswordTokenCreate, TokenCreate, TokenCreated, TokenOut
 
-router = APIRouter(prefix="/api/v1", tags=["tokens"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"], responses=problem_responses(401, 403))
 
 
 def _created(token: object, secret: str) -> JSONResponse:
@@ -72,7 +72,7 @@ def list_tokens(session: DbSession, principal: CurrentPrincipal) -> list[TokenOu
     return [TokenOut.model_validate(t) for t in repository.list_for_account(session, principal.account_id)]
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenOut)
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=problem_responses(404))
 def revoke_token(token_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> TokenOut:
     """Revoke a token."""
     token = service.revoke(session, principal, token_id)

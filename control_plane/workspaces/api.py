@@ -12,7 +12,7 @@ from control_plane.accounts.models import Account
 from control_plane.core.authz import Permission
 from control_plane.core.deps import CurrentPrincipal, DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
-from control_plane.core.problems import InvalidInput
+from control_plane.core.problems import InvalidInput, problem_responses
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import service
 from control_plane.workspaces.lifecycle import Lifecycle
@@ -34,7 +34,9 @@ def slug_availability(slug: str, session: DbSession) -> SlugAvailability:
     return service.availability(session, slug)
 
 
-@router.post("/workspaces", status_code=201, response_model=WorkspaceOut)
+@router.post(
+    "/workspaces", status_code=201, response_model=WorkspaceOut, responses=problem_responses(401, 403, 409, 503)
+)
 def create_workspace(
     body: WorkspaceCreate, session: DbSession, principal: CurrentPrincipal, key: IdempotencyKey
 ) -> JSONResponse:
@@ -66,7 +68,7 @@ def create_workspace(
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
-@router.get("/workspaces", response_model=WorkspacePage)
+@router.get("/workspaces", response_model=WorkspacePage, responses=problem_responses(401, 403))
 def list_workspaces(
     session: DbSession,
     principal: CurrentPrincipal,
@@ -89,13 +91,18 @@ def list_workspaces(
     return WorkspacePage(items=[workspace_out(ws) for ws in rows], next_cursor=next_cursor)
 
 
-@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut)
+@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut, responses=problem_responses(401, 403, 404))
 def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> WorkspaceOut:
     """One workspace with its conditions and reconcile status."""
     return workspace_out(service.visible(session, principal, workspace_id))
 
 
-@router.delete("/workspaces/{workspace_id}", status_code=202, response_model=WorkspaceOut)
+@router.delete(
+    "/workspaces/{workspace_id}",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
 def delete_workspace(
     workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> WorkspaceOut:
