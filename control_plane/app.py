@@ -32,7 +32,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         version="0.1.0",
         description="Provisioning and tenant management for hosted team messaging.",
         dependencies=[Depends(refuse_unstorable_text)],
-        responses=problem_responses(422),
+        responses=problem_responses(400, 422),
     )
     install_problem_handlers(app)
     for router in (

@@ -99,7 +99,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 STATUS_TITLES = {
-    400: "Bad request",
+    400: "The request cannot be parsed",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",
@@ -132,14 +132,17 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> str:
-    """Every method the routes of ``request``'s path answer (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    """Every method some route answers on ``request``'s path (Starlette's 405 names only the first route's)."""
+
+    def answered(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(method for method in HTTP_METHODS if answered(method))
 
 
 def install_problem_handlers(app: FastAPI) -> None:

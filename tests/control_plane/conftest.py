@@ -55,7 +55,7 @@ class Owner:
     headers: dict[str, str]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sign_up(client: TestClient) -> Callable[[str], Owner]:
     """Factory: sign up ``slug`` with a fresh email, verify it and get an owner token."""
 
