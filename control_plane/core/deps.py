@@ -32,9 +32,7 @@ def _unstorable_field(value: Any, where: str) -> str | None:
     if isinstance(value, str):
         return None if _storable(value) else where
     if isinstance(value, dict):
-        items: list[tuple[str, Any]] = [(f"{where}.{k}", k) for k in value] + [
-            (f"{where}.{k}", v) for k, v in value.items()
-        ]
+        items: list[tuple[str, Any]] = [(f"{where}.{k}", part) for k, v in value.items() for part in (k, v)]
     elif isinstance(value, list):
         items = [(f"{where}.{i}", v) for i, v in enumerate(value)]
     else:
