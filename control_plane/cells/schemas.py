@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from control_plane.cells.models import CellState
 
@@ -21,7 +21,7 @@ class CellRegister(BaseModel):
     cluster_endpoint: str
     cluster_ca: str
     postgres_host: str
-    postgres_port: int = Field(ge=1, le=65535)
+    postgres_port: int
     postgres_admin_secret_arn: str
     bucket_name: str
     kms_key_arn: str
@@ -29,9 +29,9 @@ class CellRegister(BaseModel):
     domain: str
     control_plane_role_arn: str
     oidc_provider_arn: str
-    private_subnet_ids: list[str] = Field(min_length=2)
-    max_workspaces: int = Field(ge=1, le=1_000_000)
-    max_databases: int = Field(ge=1, le=1_000_000)
+    private_subnet_ids: list[str]
+    max_workspaces: int
+    max_databases: int
 
 
 class CellUsage(BaseModel):
