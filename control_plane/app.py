@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from control_plane.accounts.api import router as signup_router
 from control_plane.audit.api import router as audit_router
 from control_plane.cells.api import router as cells_router
 from control_plane.core.db import database_url
+from control_plane.core.deps import refuse_unstorable_text
 from control_plane.core.health import MetricsMiddleware
 from control_plane.core.health import router as health_router
 from control_plane.core.migrate import require_migrated
-from control_plane.core.problems import install_problem_handlers
+from control_plane.core.problems import install_problem_handlers, problem_responses
 from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
 from control_plane.organizations.api import router as organizations_router
@@ -30,6 +31,8 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         title="Canopy control plane",
         version="0.1.0",
         description="Provisioning and tenant management for hosted team messaging.",
+        dependencies=[Depends(refuse_unstorable_text)],
+        responses=problem_responses(400, 422),
     )
     install_problem_handlers(app)
     for router in (

@@ -167,6 +167,7 @@ def _stop_local_workspaces() -> None:
 def cmd_create_account(args: argparse.Namespace) -> int:
     """Create a verified staff account and print a token for it (shown once)."""
     from control_plane.accounts.models import Account
+    from control_plane.accounts.service import account_by_email, normalize_email
     from control_plane.core.authz import Role
     from control_plane.core.clock import utcnow
     from control_plane.core.db import session_scope
@@ -176,8 +177,11 @@ def cmd_create_account(args: argparse.Namespace) -> int:
     role = Role(args.role)
     password = args.password or os.environ.get("CANOPY_NEW_ACCOUNT_PASSWORD") or os.urandom(24).hex()
     with session_scope() as session:
+        if account_by_email(session, args.email) is not None:
+            log.error("an account with the email %s already exists", args.email)
+            return 1
         account = Account(
-            email=args.email.lower(),
+            email=normalize_email(args.email),
             password_hash=hash_password(password),
             email_verified_at=utcnow(),
             staff_role=role,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -9,6 +11,7 @@ from control_plane.accounts import service
 from control_plane.accounts.schemas import SignupAccepted, SignupRequest, Verified, VerifyRequest
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
+from control_plane.core.problems import problem_responses
 from control_plane.core.ratelimit import client_address, hit
 from control_plane.core.settings import get_settings
 from control_plane.reconciler.queue import defer_reconcile
@@ -23,11 +26,11 @@ def limit_signups(session: DbSession, request: Request) -> None:
     hit(session, f"signup:{client_address(request)}", settings.signup_rate_limit, settings.signup_rate_window_seconds)
 
 
-@router.post("/signup", status_code=202, response_model=SignupAccepted)
+@router.post("/signup", status_code=202, response_model=SignupAccepted, responses=problem_responses(409, 429, 503))
 def signup(body: SignupRequest, request: Request, session: DbSession, key: IdempotencyKey) -> JSONResponse:
     """Self-serve signup; the workspace is created once the email is confirmed."""
     limit_signups(session, request)
-    payload = body.model_dump(mode="json")
+    payload = body.model_dump(mode="json", exclude={"password"})  # never digest a password
 
     def create() -> tuple[int, object]:
         result = service.signup(
@@ -40,12 +43,15 @@ def signup(body: SignupRequest, request: Request, session: DbSession, key: Idemp
         accepted = SignupAccepted(email=result.email, workspace=result.slug)
         return 202, accepted.model_dump(mode="json")
 
-    # The password is part of the digest only, never stored: the record keeps the response.
-    outcome = run_once(session, "signup", key, payload, create)
+    # Keys are scoped per email (one client's key cannot block another's); the email is digested only
+    # because it may be longer than the scope column. A replay answers the first answer, which holds
+    # nothing but the email and the address, alike for a new and a registered email.
+    scope = "signup:" + hashlib.sha256(service.normalize_email(body.email).encode()).hexdigest()
+    outcome = run_once(session, scope, key, payload, create)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
-@router.post("/signup/verify", response_model=Verified)
+@router.post("/signup/verify", response_model=Verified, responses=problem_responses(400))
 def verify(body: VerifyRequest, session: DbSession) -> Verified:
     """Confirm an email; its workspaces start provisioning."""
     verified = service.verify_email(session, body.token)

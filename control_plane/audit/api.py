@@ -13,8 +13,10 @@ from sqlalchemy import select
 from control_plane.audit.auth import AuditReader
 from control_plane.audit.models import AuditEntry
 from control_plane.core.deps import DbSession
+from control_plane.core.problems import problem_responses
+from control_plane.core.types import BIGINT_MAX
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=problem_responses(401, 403))
 
 
 class AuditEntryOut(BaseModel):
@@ -46,7 +48,7 @@ def list_audit(
     session: DbSession,
     principal: AuditReader,
     target_id: str | None = None,
-    before_id: int | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Audit entries the caller may see (an owner sees its organization's)."""

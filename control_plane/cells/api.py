@@ -10,11 +10,12 @@ from control_plane.cells.auth import CellManager
 from control_plane.cells.schemas import CellOut, CellRegister, CellStateChange
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
+from control_plane.core.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/cells", tags=["cells"])
+router = APIRouter(prefix="/api/v1/cells", tags=["cells"], responses=problem_responses(401, 403))
 
 
-@router.post("", status_code=201, response_model=CellOut)
+@router.post("", status_code=201, response_model=CellOut, responses=problem_responses(409))
 def register_cell(body: CellRegister, session: DbSession, principal: CellManager, key: IdempotencyKey) -> JSONResponse:
     """Register a cell from its stack outputs (``pulumi stack output --json``)."""
     payload = body.model_dump(mode="json")
@@ -33,13 +34,13 @@ def list_cells(session: DbSession, principal: CellManager) -> list[CellOut]:
     return service.listing(session)
 
 
-@router.get("/{name}", response_model=CellOut)
+@router.get("/{name}", response_model=CellOut, responses=problem_responses(404))
 def get_cell(name: str, session: DbSession, principal: CellManager) -> CellOut:
     """One cell with its usage."""
     return service.one(session, name)
 
 
-@router.patch("/{name}", response_model=CellOut)
+@router.patch("/{name}", response_model=CellOut, responses=problem_responses(404))
 def change_cell_state(name: str, body: CellStateChange, session: DbSession, principal: CellManager) -> CellOut:
     """Drain a cell (it takes no new workspaces) or make it active again."""
     return service.set_state(session, name, body.state, principal.actor)

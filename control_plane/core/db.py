@@ -57,6 +57,10 @@ def get_engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def _session_factory() -> sessionmaker[Session]:
+    # Every table must be mapped before a flush sorts them by foreign key, whichever entry point
+    # (API, worker, ``canopy create-account``) opened the session.
+    import control_plane.core.all_models  # noqa: F401
+
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 

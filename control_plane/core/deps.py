@@ -1,16 +1,66 @@
-"""FastAPI dependencies: database session, authenticated principal, role grants, idempotency key."""
+"""FastAPI dependencies: storable text, database session, authenticated principal, role grants, idempotency key."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from control_plane.core.authz import Permission, Principal
 from control_plane.core.db import new_session
 from control_plane.core.problems import InvalidInput, Unauthorized
+
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        return False
+    return True
+
+
+def _unstorable_field(value: Any, where: str) -> str | None:
+    """The name of the first string in ``value`` (keys included) that PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return None if _storable(value) else where
+    if isinstance(value, dict):
+        items: list[tuple[str, Any]] = [(f"{where}.{k}", part) for k, v in value.items() for part in (k, v)]
+    elif isinstance(value, list):
+        items = [(f"{where}.{i}", v) for i, v in enumerate(value)]
+    else:
+        return None
+    return next((found for name, v in items if (found := _unstorable_field(v, name))), None)
+
+
+async def _request_strings(request: Request) -> dict[str, Any]:
+    """The path, the query parameters and a JSON or form body of ``request``, decoded."""
+    strings: dict[str, Any] = {"path": request.url.path, "query": dict(request.query_params.multi_items())}
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        strings["body"] = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
+    elif "json" in content_type:
+        with contextlib.suppress(ValueError):  # not JSON: the route's own validation answers
+            strings["body"] = json.loads(await request.body())
+    return strings
+
+
+async def refuse_unstorable_text(request: Request) -> None:
+    """Refuse any request carrying text PostgreSQL cannot store (NUL, lone surrogates) with a 422 problem.
+
+    Installed on the whole application, so that no route, parameter or body field can forget it.
+    """
+    strings = await _request_strings(request)
+    field = next((found for name, v in strings.items() if (found := _unstorable_field(v, name))), None)
+    if field is not None:
+        raise InvalidInput(field.removeprefix("body.").removeprefix("query."), UNSTORABLE)
 
 
 def db_session() -> Iterator[Session]:
@@ -54,11 +104,22 @@ def authorized(permission: Permission) -> Any:
     return Depends(dependency)
 
 
-def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
-    """The ``Idempotency-Key`` header, validated."""
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
-        raise InvalidInput("Idempotency-Key", "must be 1 to 200 characters")
-    return idempotency_key
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="Repeating a create with the same key and body replays its first answer (keys are per caller).",
+        ),
+    ] = None,
+) -> str | None:
+    """The ``Idempotency-Key`` header (its length limits are validated and documented by FastAPI)."""
+    return key
 
 
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

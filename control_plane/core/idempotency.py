@@ -1,4 +1,8 @@
-"""``Idempotency-Key`` on creating POSTs: same key and body replays the first result."""
+"""Creating POSTs commit here: ``Idempotency-Key`` replays, and races on unique columns answer 409.
+
+Keys are scoped per caller (the ``scope`` argument). The request digest covers the body the caller
+passes, which must leave secrets out: a digest of a password could be brute-forced.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control_plane.core.models import IdempotencyRecord
-from control_plane.core.problems import Problem
+from control_plane.core.problems import Conflict, Problem
+
+# What a lost race on a unique constraint means to the caller (others get a generic 409).
+_TAKEN_BY_CONSTRAINT = {
+    "uq_workspaces_live_slug": ("slug-taken", "This workspace address was just taken by another request"),
+    "uq_accounts_email": ("email-taken", "An account with this email already exists; sign in instead"),
+}
 
 
 class IdempotencyKeyReused(Problem):
@@ -46,30 +57,42 @@ def _replay(record: IdempotencyRecord, digest: str) -> Outcome:
     return Outcome(record.status_code, record.response_body, replayed=True)
 
 
+def lost_race(violation: UniqueViolation) -> Conflict:
+    """The 409 for a unique violation: another request created the same thing first."""
+    constraint = violation.diag.constraint_name or ""
+    slug, detail = _TAKEN_BY_CONSTRAINT.get(constraint, ("conflict", "A concurrent request created the same thing"))
+    return Conflict(slug, detail)
+
+
 def run_once(
     session: Session, scope: str, key: str | None, payload: Any, create: Callable[[], tuple[int, Any]]
 ) -> Outcome:
     """Run ``create`` and commit its writes together with the key's record.
 
-    ``create`` must not commit. If two requests race with one key, the loser's commit fails on
-    the record's primary key, its writes roll back, and it replays the winner's answer.
+    ``create`` must not commit. If two requests race, the loser fails (a unique constraint at flush or
+    commit, or a service check that sees the winner's rows) and its writes roll back; with the same key
+    it replays the winner's answer, otherwise it gets a 409 problem.
     """
-    if key is None:
-        status, body = create()
-        session.commit()
-        return Outcome(status, body, replayed=False)
-    digest = _digest(payload)
-    existing = session.get(IdempotencyRecord, (scope, key))
+    digest = _digest(payload) if key is not None else ""
+    existing = session.get(IdempotencyRecord, (scope, key)) if key is not None else None
     if existing is not None:
         return _replay(existing, digest)
-    status, body = create()
-    session.add(IdempotencyRecord(scope=scope, key=key, request_digest=digest, status_code=status, response_body=body))
     try:
+        status, body = create()
+        if key is not None:
+            record = IdempotencyRecord(
+                scope=scope, key=key, request_digest=digest, status_code=status, response_body=body
+            )
+            session.add(record)
         session.commit()
-    except IntegrityError:
+    except (IntegrityError, Problem) as exc:
+        # A concurrent request with the same key may have won while this one ran (its row made this
+        # one's checks or inserts fail): then this one is a retry and gets the winner's answer.
         session.rollback()
-        winner = session.get(IdempotencyRecord, (scope, key))
-        if winner is None:
-            raise
-        return _replay(winner, digest)
+        winner = session.get(IdempotencyRecord, (scope, key)) if key is not None else None
+        if winner is not None:
+            return _replay(winner, digest)
+        if isinstance(exc, IntegrityError) and isinstance(exc.orig, UniqueViolation):
+            raise lost_race(exc.orig) from None
+        raise
     return Outcome(status, body, replayed=False)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://canopy.dev/problems/"
@@ -76,6 +77,48 @@ class InvalidInput(Problem):
         super().__init__(422, "invalid-input", "Invalid input", detail, errors=[{"field": field, "detail": detail}])
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "instance"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "instance": {"type": "string"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "detail"],
+                "properties": {"field": {"type": "string"}, "detail": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+STATUS_TITLES = {
+    400: "The request cannot be parsed",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    422: "Invalid input",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting that a route answers ``statuses`` with problem documents."""
+    return {
+        status: {"description": STATUS_TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+        for status in statuses
+    }
+
+
 def problem_response(problem: Problem, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     """Render ``problem`` for ``request`` with its own headers (and ``headers``)."""
     body = problem.body(request.url.path)
@@ -89,6 +132,19 @@ def problem_response(problem: Problem, request: Request, headers: dict[str, str]
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on ``request``'s path (Starlette's 405 names only the first route's)."""
+
+    def answered(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(method for method in HTTP_METHODS if answered(method))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -108,7 +164,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         problem = Problem(exc.status_code, f"http-{exc.status_code}", title, str(exc.detail))
-        return problem_response(problem, request, headers=getattr(exc, "headers", None))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(problem, request, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from control_plane.accounts import service as accounts
 from control_plane.core.authz import ORG_ROLES, Role
 from control_plane.core.deps import DbSession
-from control_plane.core.problems import Forbidden
+from control_plane.core.problems import Forbidden, problem_responses
 from control_plane.core.ratelimit import client_address
 from control_plane.tokens import repository, service
 from control_plane.tokens.auth import TokenManager
 from control_plane.tokens.schemas import PasswordTokenCreate, TokenCreate, TokenCreated, TokenOut
 
-router = APIRouter(prefix="/api/v1", tags=["tokens"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"], responses=problem_responses(401, 403))
 
 
 def _created(token: object, secret: str) -> JSONResponse:
@@ -24,7 +24,7 @@ def _created(token: object, secret: str) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=201)
 
 
-@router.post("/auth/token", status_code=201, response_model=TokenCreated)
+@router.post("/auth/token", status_code=201, response_model=TokenCreated, responses=problem_responses(404, 429))
 def token_from_password(body: PasswordTokenCreate, request: Request, session: DbSession) -> JSONResponse:
     """Exchange a verified account's email and password for a token with its role (rate limited)."""
     address = client_address(request)
@@ -68,7 +68,7 @@ def list_tokens(session: DbSession, principal: TokenManager) -> list[TokenOut]:
     return [TokenOut.model_validate(t) for t in repository.list_for_account(session, principal.account_id)]
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenOut)
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=problem_responses(404))
 def revoke_token(token_id: uuid.UUID, session: DbSession, principal: TokenManager) -> TokenOut:
     """Revoke a token."""
     token = service.revoke(session, principal, token_id)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
-from control_plane.core.problems import InvalidInput, NotFound
+from control_plane.core.problems import InvalidInput, NotFound, problem_responses
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import service
 from control_plane.workspaces.auth import WorkspaceCreator, WorkspaceDeleter, WorkspaceReader
@@ -34,7 +34,9 @@ def slug_availability(slug: str, session: DbSession) -> SlugAvailability:
     return service.availability(session, slug)
 
 
-@router.post("/workspaces", status_code=201, response_model=WorkspaceOut)
+@router.post(
+    "/workspaces", status_code=201, response_model=WorkspaceOut, responses=problem_responses(401, 403, 404, 409, 503)
+)
 def create_workspace(
     body: WorkspaceCreate, session: DbSession, principal: WorkspaceCreator, key: IdempotencyKey
 ) -> JSONResponse:
@@ -67,7 +69,7 @@ def create_workspace(
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
-@router.get("/workspaces", response_model=WorkspacePage)
+@router.get("/workspaces", response_model=WorkspacePage, responses=problem_responses(401, 403))
 def list_workspaces(
     session: DbSession,
     principal: WorkspaceReader,
@@ -90,13 +92,18 @@ def list_workspaces(
     return WorkspacePage(items=[workspace_out(ws) for ws in rows], next_cursor=next_cursor)
 
 
-@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut)
+@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut, responses=problem_responses(401, 403, 404))
 def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceReader) -> WorkspaceOut:
     """One workspace with its conditions and reconcile status."""
     return workspace_out(service.visible(session, principal, workspace_id))
 
 
-@router.delete("/workspaces/{workspace_id}", status_code=202, response_model=WorkspaceOut)
+@router.delete(
+    "/workspaces/{workspace_id}",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
 def delete_workspace(
     workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter, response: Response
 ) -> WorkspaceOut:

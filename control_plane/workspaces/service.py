@@ -15,6 +15,7 @@ from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound
 from control_plane.core.settings import get_settings
+from control_plane.organizations.models import Organization
 from control_plane.workspaces import repository, slugs
 from control_plane.workspaces.lifecycle import Lifecycle, check_transition
 from control_plane.workspaces.models import Tier, Workspace
@@ -72,6 +73,8 @@ def new_workspace(
     (the cells stay locked until the caller commits); a full region is a 503 ``no-cell-capacity`` problem.
     """
     settings = get_settings()
+    if session.get(Organization, organization_id) is None:
+        raise InvalidInput("organization_id", "names no organization")
     claimed = claim_slug(session, slug)
     region = region or settings.default_region
     cell = place_workspace(session, tier, region) if settings.provider == "aws" else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,7 +55,7 @@ class Owner:
     headers: dict[str, str]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sign_up(client: TestClient) -> Callable[[str], Owner]:
     """Factory: sign up ``slug`` with a fresh email, verify it and get an owner token."""
 
@@ -69,3 +71,13 @@ def sign_up(client: TestClient) -> Callable[[str], Owner]:
         return Owner(email, r.json()["organization_id"], r.json(), headers)
 
     return make
+
+
+def staff_token(email: str, role: str) -> str:
+    """A token for a new staff account, made by the ``canopy create-account`` command."""
+    from control_plane.cli import main as cli_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["create-account", "--email", email, "--role", role]) == 0
+    return out.getvalue().strip().splitlines()[-1]
