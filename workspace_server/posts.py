@@ -26,8 +26,11 @@ from workspace_server.post_writer import NewPost, PostWriter, write_posts
 from workspace_server.realtime import defer_posted, parse_mentions, posted_context, posted_data
 from workspace_server.schema import channels, posts
 from workspace_server.web import (
+    INT_MAX,
     AppError,
     JSONResponse,
+    PageQuery,
+    PerPageQuery,
     app_error_body,
     internal_error,
     invalid_body_param,
@@ -388,9 +391,9 @@ async def get_channel_posts(
     channel_id: str,
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = PER_PAGE_DEFAULT,
-    since: Annotated[int | None, Query(ge=0)] = None,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = PER_PAGE_DEFAULT,
+    since: Annotated[int | None, Query(ge=0, le=INT_MAX)] = None,
     before: str = "",
     after: str = "",
 ) -> JSONResponse:
