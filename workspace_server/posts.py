@@ -196,14 +196,13 @@ def checked_props(body: PostCreateBody, session: Session) -> dict[str, Any]:
     """The props the new post ``body`` will have; :class:`AppError` if the body is invalid."""
     if not is_valid_id(body.channel_id):
         raise invalid_body_param("channel_id")
-    # PostgreSQL text holds no NUL character (JSON escapes it as \u0000).
-    if len(body.message) > MESSAGE_MAX_RUNES or "\x00" in body.message:
+    if len(body.message) > MESSAGE_MAX_RUNES:
         raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
     props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
     if session.is_bot:
         props["from_bot"] = "true"
     props_json = json.dumps(props)
-    if len(props_json) > PROPS_MAX_CHARS or "\\u0000" in props_json:
+    if len(props_json) > PROPS_MAX_CHARS:
         raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
     check_file_ids(body.file_ids)
     return props
