@@ -26,7 +26,7 @@ _JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # Bodies that are not JSON: raw file uploads (``POST /api/v4/files?filename=``), passed through unread.
 _RAW_BODY_PATHS = frozenset({"/api/v4/files"})
 
-# The one bound of every integer the API takes: JavaScript's Number.MAX_SAFE_INTEGER (the largest a web client
+# The one bound of every integer parameter: JavaScript's Number.MAX_SAFE_INTEGER (the largest a web client
 # sends exactly), past any page or millisecond time, and small enough that a page times a page size (at most a
 # few hundred) stays within PostgreSQL's bigint.
 INT_MAX = 2**53 - 1
@@ -223,13 +223,6 @@ def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
     return replayed
 
 
-async def _refuse(scope: Scope, send: Send, error: AppError, extra: list[tuple[bytes, bytes]]) -> None:
-    payload = json.dumps(app_error_body(scope, error), separators=(",", ":")).encode()
-    headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"), *extra]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
 class RequestContextMiddleware:
     """Pure ASGI middleware: collapses repeated slashes in the path, reads bodies as JSON, and tags each
     response with its ``X-Request-ID`` and the ``X-Version-Id`` Mattermost clients read.
@@ -254,18 +247,19 @@ class RequestContextMiddleware:
         request_id = new_id()
         scope[_REQUEST_ID_KEY] = request_id
         extra = [(b"x-request-id", request_id.encode()), (b"x-version-id", _VERSION_HEADER)]
-        error = _nul_in_url(scope)
-        if error is None and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            headers = scope["headers"] = _json_content_type(scope["headers"])
-            if scope["path"] not in _RAW_BODY_PATHS and (b"content-type", b"application/json") in headers:
-                receive, error = await _checked_json_body(receive)
-        if error is not None:
-            await _refuse(scope, send, error, extra)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        error = _nul_in_url(scope)
+        if error is None and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+            headers = scope["headers"] = _json_content_type(scope["headers"])
+            if scope["path"] not in _RAW_BODY_PATHS and (b"content-type", b"application/json") in headers:
+                receive, error = await _checked_json_body(receive)
+        if error is not None:
+            refusal = JSONResponse(app_error_body(scope, error), status_code=error.status_code)
+            await refusal(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
