@@ -3,9 +3,9 @@ with personal access tokens and never count as activated users."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +15,15 @@ from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, now_ms
 from workspace_server.schema import bots, users
 from workspace_server.users import insert_user, set_active, validate_username
-from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param, permission_error
+from workspace_server.web import (
+    AppError,
+    JSONResponse,
+    PageQuery,
+    PerPageQuery,
+    invalid_body_param,
+    invalid_url_param,
+    permission_error,
+)
 
 router = APIRouter(prefix="/api/v4/bots")
 
@@ -117,8 +125,8 @@ async def create_bot(body: BotCreateBody, conn: Conn, session: CurrentSession) -
 async def get_bots(
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
     include_deleted: bool = False,
 ) -> JSONResponse:
     """A page of the bots the caller may see: all of them for system admins, else the ones they own."""

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +33,9 @@ from workspace_server.users import RolesBody, get_user, resolve_user_id, user_no
 from workspace_server.web import (
     AppError,
     JSONResponse,
+    MillisQuery,
+    PageQuery,
+    PerPageQuery,
     invalid_body_param,
     invalid_url_param,
     permission_error,
@@ -432,8 +435,8 @@ async def get_members(
     channel_id: str,
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
 ) -> JSONResponse:
     """A page of the channel's members."""
     channel = await readable_channel(conn, channel_id, session)
@@ -478,7 +481,7 @@ async def get_user_team_channel_members(
 
 @router.get("/users/{user_id}/channels")
 async def get_user_channels(
-    user_id: str, conn: Conn, session: CurrentSession, include_deleted: bool = False, last_delete_at: int = 0
+    user_id: str, conn: Conn, session: CurrentSession, include_deleted: bool = False, last_delete_at: MillisQuery = 0
 ) -> JSONResponse:
     """Every channel the user is in, across teams (Mattermost 6.1's ``GET /users/{user_id}/channels``)."""
     target = _own_listing(user_id, session)

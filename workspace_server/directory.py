@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from workspace_server.auth import CurrentSession
@@ -14,7 +12,7 @@ from workspace_server.ids import is_valid_id
 from workspace_server.membership import get_team_member
 from workspace_server.schema import channel_members, team_members, users
 from workspace_server.users import user_json_for
-from workspace_server.web import JSONResponse, invalid_url_param, permission_error
+from workspace_server.web import JSONResponse, PageQuery, PerPageQuery, invalid_url_param, permission_error
 
 router = APIRouter(prefix="/api/v4")
 
@@ -25,8 +23,8 @@ PER_PAGE_MAX = 200
 async def get_users(
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
     in_team: str = "",
     not_in_team: str = "",
     in_channel: str = "",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,9 +33,13 @@ from workspace_server.settings import Settings
 from workspace_server.web import (
     AppError,
     JSONResponse,
+    PageQuery,
+    PerPageQuery,
+    carries_nul,
     invalid_body_param,
     invalid_url_param,
     permission_error,
+    refuse_nul,
     status_ok,
 )
 
@@ -145,8 +149,8 @@ async def create_hook(body: HookBody, conn: Conn, session: CurrentSession) -> JS
 async def list_hooks(
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
     team_id: str = "",
 ) -> JSONResponse:
     """A page of the hooks the caller manages: all of them for system admins, else their own."""
@@ -222,6 +226,8 @@ async def _payload(request: Request) -> dict[str, Any]:
         text = body.decode("utf-8", "replace")
         if not text.lstrip().startswith("{"):
             text = urllib.parse.parse_qs(text).get("payload", [""])[0]
+    if carries_nul(text.encode()):
+        raise refuse_nul(_invalid_payload())
     try:
         payload = json.loads(text)
     except ValueError:

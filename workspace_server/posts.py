@@ -26,8 +26,11 @@ from workspace_server.post_writer import NewPost, PostWriter, write_posts
 from workspace_server.realtime import defer_posted, parse_mentions, posted_context, posted_data
 from workspace_server.schema import channels, posts
 from workspace_server.web import (
+    INT_MAX,
     AppError,
     JSONResponse,
+    PageQuery,
+    PerPageQuery,
     app_error_body,
     internal_error,
     invalid_body_param,
@@ -193,14 +196,13 @@ def checked_props(body: PostCreateBody, session: Session) -> dict[str, Any]:
     """The props the new post ``body`` will have; :class:`AppError` if the body is invalid."""
     if not is_valid_id(body.channel_id):
         raise invalid_body_param("channel_id")
-    # PostgreSQL text holds no NUL character (JSON escapes it as \u0000).
-    if len(body.message) > MESSAGE_MAX_RUNES or "\x00" in body.message:
+    if len(body.message) > MESSAGE_MAX_RUNES:
         raise AppError(400, "model.post.is_valid.msg.app_error", "Invalid message.")
     props = {k: v for k, v in body.props.items() if k not in _RESERVED_PROPS}
     if session.is_bot:
         props["from_bot"] = "true"
     props_json = json.dumps(props)
-    if len(props_json) > PROPS_MAX_CHARS or "\\u0000" in props_json:
+    if len(props_json) > PROPS_MAX_CHARS:
         raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
     check_file_ids(body.file_ids)
     return props
@@ -388,9 +390,9 @@ async def get_channel_posts(
     channel_id: str,
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = PER_PAGE_DEFAULT,
-    since: Annotated[int | None, Query(ge=0)] = None,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = PER_PAGE_DEFAULT,
+    since: Annotated[int | None, Query(ge=0, le=INT_MAX)] = None,
     before: str = "",
     after: str = "",
 ) -> JSONResponse:

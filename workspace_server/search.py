@@ -19,10 +19,10 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, literal, literal_column, not_, or_, select
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,7 +34,7 @@ from workspace_server.membership import get_team_member
 from workspace_server.post_metadata import add_metadata
 from workspace_server.posts import POST_COLUMNS, post_json
 from workspace_server.schema import channel_members, channels, posts, users
-from workspace_server.web import AppError, JSONResponse, invalid_url_param, permission_error
+from workspace_server.web import INT_MAX, AppError, JSONResponse, invalid_url_param, permission_error
 
 router = APIRouter(prefix="/api/v4")
 
@@ -42,6 +42,7 @@ TS_CONFIG = "english"
 _CONFIG: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
 PER_PAGE_DEFAULT = 60
 PER_PAGE_MAX = 200
+TIME_ZONE_OFFSET_MAX = 24 * 3600  # seconds east of UTC; real ones lie within -12 h and +14 h
 TERMS_MAX_CHARS = 1000
 RARE_MATCHES = 1000
 """Below this many matching posts in the workspace, a search reads every match through the full-text index."""
@@ -310,7 +311,7 @@ class SearchBody(BaseModel):
 
     terms: str = ""
     is_or_search: bool = False
-    time_zone_offset: int = 0
+    time_zone_offset: Annotated[int, Field(ge=-TIME_ZONE_OFFSET_MAX, le=TIME_ZONE_OFFSET_MAX)] = 0
     include_deleted_channels: bool = False
     page: int = 0
     per_page: int = PER_PAGE_DEFAULT
@@ -318,7 +319,7 @@ class SearchBody(BaseModel):
 
 async def search(conn: AsyncConnection, session: Session, team_id: str | None, body: SearchBody) -> JSONResponse:
     """Run a search for the caller and answer Mattermost's ``PostSearchResults``."""
-    if body.page < 0 or body.per_page < 1:
+    if not (0 <= body.page <= INT_MAX and 1 <= body.per_page <= INT_MAX):
         raise AppError(400, "api.post.search_posts.invalid_body.app_error", "Invalid page or per_page.")
     per_page = min(body.per_page, PER_PAGE_MAX)
     parsed = parse_terms(body.terms)

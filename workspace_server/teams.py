@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -31,6 +31,8 @@ from workspace_server.users import RolesBody, get_user, resolve_user_id, user_no
 from workspace_server.web import (
     AppError,
     JSONResponse,
+    PageQuery,
+    PerPageQuery,
     invalid_body_param,
     invalid_url_param,
     permission_error,
@@ -267,8 +269,8 @@ async def create_team(body: TeamCreateBody, conn: Conn, session: CurrentSession)
 async def get_teams(
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
 ) -> JSONResponse:
     """The teams the caller may list: every team for system admins; otherwise open teams and their own."""
     per_page = min(per_page, PER_PAGE_MAX)
@@ -289,8 +291,8 @@ async def get_team_members(
     team_id: str,
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
 ) -> JSONResponse:
     """A page of the team's active members."""
     if not is_valid_id(team_id):

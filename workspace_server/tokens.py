@@ -5,9 +5,9 @@ expires, deleted when the token is revoked or disabled and recreated when it is 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +20,8 @@ from workspace_server.users import get_user, resolve_user_id, user_not_found
 from workspace_server.web import (
     AppError,
     JSONResponse,
+    PageQuery,
+    PerPageQuery,
     invalid_body_param,
     invalid_url_param,
     permission_error,
@@ -110,8 +112,8 @@ async def get_user_tokens(
     user_id: str,
     conn: Conn,
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0)] = 0,
-    per_page: Annotated[int, Query(ge=1)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
 ) -> JSONResponse:
     """A page of the user's tokens."""
     target = resolve_user_id(user_id, session)

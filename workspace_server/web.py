@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+import urllib.parse
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -20,6 +21,18 @@ _VERSION_HEADER = f"{MATTERMOST_VERSION}.0.canopy.false".encode()
 _REQUEST_ID_KEY = "canopy.request_id"
 _SLASHES = re.compile(r"//+")
 _RAW_SLASHES = re.compile(rb"//+")
+# A JSON ``\u0000`` escape: one that follows an even run of backslashes (``\\u0000`` is a backslash, then text).
+_JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# Bodies that are not JSON: raw file uploads (``POST /api/v4/files?filename=``), passed through unread.
+_RAW_BODY_PATHS = frozenset({"/api/v4/files"})
+
+# The one bound of every integer parameter: JavaScript's Number.MAX_SAFE_INTEGER (the largest a web client
+# sends exactly), past any page or millisecond time, and small enough that a page times a page size (at most a
+# few hundred) stays within PostgreSQL's bigint.
+INT_MAX = 2**53 - 1
+PageQuery = Annotated[int, Query(ge=0, le=INT_MAX)]
+PerPageQuery = Annotated[int, Query(ge=1, le=INT_MAX)]
+MillisQuery = Annotated[int, Query(ge=0, le=INT_MAX)]
 
 
 class JSONResponse(Response):
@@ -136,9 +149,87 @@ def _json_content_type(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, 
     return [*kept, (b"content-type", b"application/json")]
 
 
+def carries_nul(data: bytes) -> bool:
+    """Whether JSON text ``data`` holds a NUL character: a NUL byte, or a ``\\u0000`` escape."""
+    return b"\x00" in data or (b"\\u0000" in data and _JSON_NUL_ESCAPE.search(data) is not None)
+
+
+def refuse_nul(error: AppError) -> AppError:
+    """``error`` (an invalid parameter), saying why: no string the server stores (nor PostgreSQL's ``text``)
+    may hold a NUL character."""
+    error.detailed_error = "NUL characters are not allowed."
+    return error
+
+
+def _nul_body_field(body: bytes) -> str:
+    """The name of the first field of JSON ``body`` (breadth first) with a NUL character in its value or keys."""
+    try:
+        fields: list[tuple[str, Any]] = [("body", json.loads(body))]
+    except ValueError:
+        return "body"
+    for name, value in fields:  # grows as it goes: a breadth-first walk
+        if isinstance(value, str) and "\x00" in value:
+            return name
+        if isinstance(value, dict):
+            if any("\x00" in key for key in value):
+                return name
+            fields += [(key, item) for key, item in value.items()]
+        elif isinstance(value, list):
+            fields += [(name, item) for item in value]
+    return "body"
+
+
+def _nul_in_url(scope: Scope) -> AppError | None:
+    """The error for a NUL character in the request's path or query parameters, if there is one."""
+    if "\x00" in scope["path"]:
+        return refuse_nul(invalid_url_param("path"))
+    query: bytes = scope["query_string"]
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    name = next((key for key, value in pairs if "\x00" in value and "\x00" not in key), "query")
+    return refuse_nul(invalid_url_param(name))
+
+
+async def _checked_json_body(receive: Receive) -> tuple[Receive, AppError | None]:
+    """Read the whole JSON body: a ``receive`` that gives it again, and the error for a NUL character in it."""
+    chunks: list[bytes] = []
+    then: Message | None = None
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: the app will find out
+            then = message
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    error = refuse_nul(invalid_body_param(_nul_body_field(body))) if carries_nul(body) else None
+    return _replay(body, then, receive), error
+
+
+def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` as one message (then ``then``, if the client left), then what ``receive``
+    gives."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": then is not None}]
+    if then is not None:
+        pending.append(then)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
 class RequestContextMiddleware:
     """Pure ASGI middleware: collapses repeated slashes in the path, reads bodies as JSON, and tags each
-    response with its ``X-Request-ID`` and the ``X-Version-Id`` Mattermost clients read."""
+    response with its ``X-Request-ID`` and the ``X-Version-Id`` Mattermost clients read.
+
+    It is also where every string the API takes is checked for NUL characters (which PostgreSQL's ``text``
+    cannot hold): in the path, the query parameters and JSON bodies (read here whole, then replayed); such a
+    request is answered 400, before anything reads it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -153,8 +244,6 @@ class RequestContextMiddleware:
             scope["path"] = _SLASHES.sub("/", path)
             if scope.get("raw_path"):
                 scope["raw_path"] = _RAW_SLASHES.sub(b"/", scope["raw_path"])
-        if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            scope["headers"] = _json_content_type(scope["headers"])
         request_id = new_id()
         scope[_REQUEST_ID_KEY] = request_id
         extra = [(b"x-request-id", request_id.encode()), (b"x-version-id", _VERSION_HEADER)]
@@ -164,4 +253,13 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        error = _nul_in_url(scope)
+        if error is None and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+            headers = scope["headers"] = _json_content_type(scope["headers"])
+            if scope["path"] not in _RAW_BODY_PATHS and (b"content-type", b"application/json") in headers:
+                receive, error = await _checked_json_body(receive)
+        if error is not None:
+            refusal = JSONResponse(app_error_body(scope, error), status_code=error.status_code)
+            await refusal(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)

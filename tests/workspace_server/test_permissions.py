@@ -192,25 +192,32 @@ def test_search_covers_only_the_callers_channels(server: Any, people: dict[str, 
 
 
 def test_removal_from_a_private_channel_ends_access(
-    server: Any, people: dict[str, Driver], secrets: list[Secret]
+    server: Any, team: dict[str, Any], people: dict[str, Driver]
 ) -> None:
+    # A channel of its own: the shared secrets stay as the other tests expect them.
     alice, bob, carol = people["alice"], people["bob"], people["carol"]
-    secret = next(s for s in secrets if s.kind == "private")
-    vault = secret.channel
+    vault = alice.channels.create_channel(
+        {"team_id": team["id"], "name": "strongroom", "display_name": "Strongroom", "type": "P"}
+    )
+    alice.channels.add_user(vault["id"], {"user_id": bob.client.userid})
+    upload = alice.files.upload_file(vault["id"], {"files": ("plan.png", png_bytes(64, 64), "image/png")})
+    file_id = upload["file_infos"][0]["id"]
+    post = alice.posts.create_post({"channel_id": vault["id"], "message": "quasar plans", "file_ids": [file_id]})
+    reply = bob.posts.create_post({"channel_id": vault["id"], "message": "roger quasar", "root_id": post["id"]})
+    assert search_ids(server, bob, "quasar", team["id"]) == {post["id"], reply["id"]}
     # Only its members remove people from it.
     with pytest.raises(NotEnoughPermissions):
         carol.channels.remove_channel_member(vault["id"], bob.client.userid)
-    team = alice.teams.get_team_by_name(server.team_name)
     assert bob.client.userid in {m["user_id"] for m in alice.channels.get_channel_members(vault["id"])}
     assert alice.channels.remove_channel_member(vault["id"], bob.client.userid) == {"status": "OK"}
     assert bob.client.userid not in {m["user_id"] for m in alice.channels.get_channel_members(vault["id"])}
     with pytest.raises(NotEnoughPermissions):
-        bob.posts.get_post(secret.post["id"])
+        bob.posts.get_post(post["id"])
     with pytest.raises(NotEnoughPermissions):
-        bob.files.get_file(secret.file_id)
-    assert not search_ids(server, bob, "nebula", team["id"]) & {secret.post["id"], secret.reply["id"]}
+        bob.files.get_file(file_id)
+    assert search_ids(server, bob, "quasar", team["id"]) == set()
     # Bob uploaded nothing there; alice's own file stays hers.
-    assert alice.files.get_file(secret.file_id).status_code == 200
+    assert alice.files.get_file(file_id).status_code == 200
     # Nobody leaves the team's default channel.
     town_square = alice.channels.get_channel_by_name(team["id"], "town-square")
     with pytest.raises(InvalidOrMissingParameters):

@@ -74,8 +74,8 @@ def test_both_paths_create_the_same_post(setting: dict[str, Any]) -> None:
         ("gone", 400, "api.post.create_post.can_not_post_to_deleted.error"),
         ("bad-root", 400, "api.post.create_post.root_id.app_error"),
         ("long", 400, "model.post.is_valid.msg.app_error"),
-        ("nul", 400, "model.post.is_valid.msg.app_error"),
-        ("nul-props", 400, "model.post.is_valid.props.app_error"),
+        ("nul", 400, "api.context.invalid_body_param.app_error"),
+        ("nul-props", 400, "api.context.invalid_body_param.app_error"),
         ("bad-files", 400, "model.post.is_valid.file_ids.app_error"),
     ],
 )
@@ -86,7 +86,7 @@ def test_both_paths_refuse_alike(setting: dict[str, Any], body: Any, status: int
         body = {"channel_id": setting["channel"], "message": "x", "root_id": "b" * 26}
     elif body == "long":
         body = {"channel_id": setting["channel"], "message": "x" * 20000}
-    elif body == "nul":  # PostgreSQL text cannot hold it
+    elif body == "nul":  # PostgreSQL text cannot hold it: refused before either path reads the body
         body = {"channel_id": setting["channel"], "message": "x\u0000y"}
     elif body == "nul-props":
         body = {"channel_id": setting["channel"], "message": "x", "props": {"a": ["\u0000"]}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -214,6 +215,21 @@ def test_a_post_postgresql_refuses_fails_alone(world: World, caplog: pytest.LogC
     assert "a batch of 10 posts failed" in caplog.text
 
 
+async def _a_writer_waits_for_a_lock(probe: psycopg.Connection[Any], timeout: float = 10.0) -> None:
+    """Return once a post writer's connection to the test database waits for a lock (polling ``probe``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'canopy-workspace-posts'"
+            " AND wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+        probe.rollback()
+        if waiting and waiting[0]:
+            return
+        await asyncio.sleep(0.01)  # lets the writer, on this event loop, get to its lock
+    raise AssertionError(f"no post writer waited for a lock within {timeout}s")
+
+
 def test_a_batch_locks_its_channels_in_id_order_before_writing(world: World) -> None:
     """What keeps the batches of several server processes from deadlocking: a batch locks all its channels, in id
     order, before it locks anything else (a thread's root post here). While another transaction holds the later
@@ -236,17 +252,7 @@ def test_a_batch_locks_its_channels_in_id_order_before_writing(world: World) -> 
 
         async def observe_then_release() -> list[dict[str, Any]]:
             batch = asyncio.create_task(write_batch())
-            for _ in range(500):
-                await asyncio.sleep(0.01)
-                waiting = probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'canopy-workspace-posts'"
-                    " AND wait_event_type = 'Lock' AND datname = current_database()"
-                ).fetchone()
-                probe.rollback()
-                if waiting and waiting[0]:
-                    break
-            else:
-                raise AssertionError("the batch never waited for the locked channel")
+            await _a_writer_waits_for_a_lock(probe)
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 probe.execute("SELECT 1 FROM channels WHERE id = %s FOR UPDATE NOWAIT", (world.channels[first],))
             probe.rollback()
@@ -261,7 +267,7 @@ def test_a_batch_locks_its_channels_in_id_order_before_writing(world: World) -> 
 
 def test_a_second_batch_goes_alongside_one_held_up(world: World) -> None:
     """A batch waiting for a lock (its channel being changed) does not hold up a full batch queued behind it."""
-    with psycopg.connect(world.database_url) as holder:
+    with psycopg.connect(world.database_url) as holder, psycopg.connect(world.database_url) as probe:
         holder.execute("SELECT 1 FROM channels WHERE id = %s FOR UPDATE", (world.channels["private"],))
 
         def post(label: str) -> NewPost:
@@ -272,7 +278,7 @@ def test_a_second_batch_goes_alongside_one_held_up(world: World) -> None:
             writer = PostWriter(world.database_url)
             try:
                 held_up = asyncio.create_task(writer.write(post("private")))
-                await asyncio.sleep(0.3)
+                await _a_writer_waits_for_a_lock(probe)
                 behind = [writer.write(post("open")) for _ in range(PARALLEL_BATCH)]
                 written = await asyncio.wait_for(asyncio.gather(*behind), timeout=10)
                 assert not held_up.done()

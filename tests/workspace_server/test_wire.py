@@ -171,11 +171,8 @@ def test_usage_counts_activated_users_posts_and_files(
         response = api.post("/users", json=body, headers=admin_headers)
         assert response.status_code == 201, response.text
         created.append(response.json())
-    with psycopg.connect(server.database_url, autocommit=True) as db:
-        db.execute(
-            "INSERT INTO users (id, username, email, is_bot) VALUES (%s, 'robot', 'robot@acme.test', true)",
-            ("b" * 26,),
-        )
+    robot = api.post("/bots", json={"username": "robot"}, headers=admin_headers)
+    assert robot.status_code == 201, robot.text
     channel = api.get(f"/teams/name/{server.team_name}/channels/name/town-square", headers=admin_headers).json()
     for message in ("one", "two"):
         assert (
@@ -184,8 +181,9 @@ def test_usage_counts_activated_users_posts_and_files(
             ).status_code
             == 201
         )
-    (server.files_dir / "team").mkdir(parents=True, exist_ok=True)
-    (server.files_dir / "team" / "blob.bin").write_bytes(b"x" * 1234)
+    blob = {"channel_id": channel["id"], "filename": "blob.bin"}
+    upload = api.post("/files", params=blob, content=b"x" * 1234, headers=admin_headers)
+    assert upload.status_code == 201, upload.text
 
     after = api.get("/canopy/usage", headers=control(server)).json()
     assert after["activated_users"] == before["activated_users"] + 2  # the bot does not count
@@ -203,8 +201,10 @@ def test_usage_counts_activated_users_posts_and_files(
     assert deactivated["delete_at"] > 0
 
 
-def test_only_admins_deactivate_users(api: httpx.Client, admin: Any) -> None:
-    token = api.post("/users/login", json={"login_id": "erin", "password": "erin-password"}).headers["Token"]
+def test_only_admins_deactivate_users(api: httpx.Client, admin: Any, admin_headers: dict[str, str]) -> None:
+    body = {"email": "fiona@acme.test", "username": "fiona", "password": "fiona-password"}
+    assert api.post("/users", json=body, headers=admin_headers).status_code == 201
+    token = api.post("/users/login", json={"login_id": "fiona", "password": "fiona-password"}).headers["Token"]
     response = api.delete(f"/users/{admin.user['id']}", headers={"Authorization": f"Bearer {token}"})
     assert_app_error(response, 403, "api.context.permissions.app_error")
 
