@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 
 from workspace_server.auth import CurrentSession
-from workspace_server.web import AppError, JSONResponse, invalid_body_param, invalid_url_param
+from workspace_server.web import AppError, JSONResponse, PageQuery, PerPageQuery, invalid_body_param, invalid_url_param
 
 router = APIRouter(prefix="/api/v4/emoji")
 
@@ -21,8 +21,8 @@ _SORTS: Final = frozenset({"", "name"})
 @router.get("")
 async def get_custom_emojis(
     session: CurrentSession,
-    page: Annotated[int, Query(ge=0, le=2**31)] = 0,
-    per_page: Annotated[int, Query(ge=0, le=2**31)] = 60,
+    page: PageQuery = 0,
+    per_page: PerPageQuery = 60,
     sort: str = "",
 ) -> JSONResponse:
     """A page of the workspace's custom emoji (none)."""
