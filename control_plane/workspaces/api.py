@@ -103,3 +103,19 @@ def delete_workspace(
     ws = service.request_deletion(session, principal, workspace_id)
     defer_reconcile(ws.id)
     return workspace_out(ws)
+
+
+@router.post("/workspaces/{workspace_id}/hibernate", status_code=202, response_model=WorkspaceOut)
+def hibernate_workspace(workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> WorkspaceOut:
+    """Hibernate a trialing, active or suspended workspace: the reconciler stops its server and keeps its data."""
+    ws = service.hibernate(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post("/workspaces/{workspace_id}/wake", status_code=202, response_model=WorkspaceOut)
+def wake_workspace(workspace_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> WorkspaceOut:
+    """Wake a hibernated workspace into the state it was hibernated from; the reconciler starts its server."""
+    ws = service.wake(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
