@@ -182,6 +182,7 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     """Hibernate or wake a workspace as an operator at the console, then ask the workers to act on it."""
     import uuid
 
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
     from control_plane.reconciler.queue import defer_reconcile
