@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -112,6 +113,7 @@ class Plane:
     workspace_ids: list[uuid.UUID] = field(default_factory=list)
     owner_headers: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
     _api: TestClient | None = None
+    _operator: dict[str, str] | None = None
 
     # -- product paths ------------------------------------------------------------------------
     def create_workspace(self, slug: str, tier: Tier = Tier.professional, email: str | None = None) -> uuid.UUID:
@@ -178,6 +180,12 @@ class Plane:
 
             self._api = TestClient(create_app())
         return self._api
+
+    def as_operator(self, method: str, path: str) -> httpx.Response:
+        """``method path`` on the API as an operator (staff who may hibernate, wake and delete any workspace)."""
+        if self._operator is None:
+            self._operator = self.staff_headers(Role.operator)
+        return self.api.request(method, path, headers=self._operator)
 
     def close_api(self) -> None:
         if self._api is not None:
