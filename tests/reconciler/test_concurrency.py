@@ -44,7 +44,7 @@ def test_three_workers_thirty_workspaces(plane: Plane) -> None:
     # (procrastinate ``lock``), so a later value is a whole pass that started from the converged state; the test
     # asked for one reconcile per workspace, so the later ones were deferred by the resync. They created nothing.
     converged = time.monotonic()
-    later = [plane.wait_for(ws_id, _reconciled_after(ws), timeout=30) for ws_id, ws in zip(ids, rows, strict=True)]
+    later = [plane.wait_for(ws_id, _reconciled_after(ws), timeout=90) for ws_id, ws in zip(ids, rows, strict=True)]
     print(f"every workspace resynced {time.monotonic() - converged:.1f}s after convergence")
     servers = all_server_pids()
     for ws_id, ws, again in zip(ids, rows, later, strict=True):
