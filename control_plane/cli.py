@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -180,8 +181,6 @@ def cmd_cells_list(_: argparse.Namespace) -> int:
 
 def cmd_workspaces_power(args: argparse.Namespace) -> int:
     """Hibernate or wake a workspace as an operator at the console, then ask the workers to act on it."""
-    import uuid
-
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
@@ -191,7 +190,7 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     act = service.hibernate_row if args.workspaces_command == "hibernate" else service.wake_row
     try:
         with session_scope() as session:
-            ws = repository.get(session, uuid.UUID(args.workspace_id), for_update=True)
+            ws = repository.get(session, args.workspace_id, for_update=True)
             if ws is None:
                 log.error("workspace %s not found", args.workspace_id)
                 return 1
@@ -200,18 +199,9 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     except Problem as exc:
         log.error("workspace %s: %s", args.workspace_id, exc.detail)
         return 1
-    defer_reconcile(uuid.UUID(args.workspace_id))
+    defer_reconcile(args.workspace_id)
     print(state)
     return 0
-
-
-def _workspace_id(text: str) -> str:
-    import uuid
-
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a workspace id") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("wake", "return a hibernated workspace to the state it was hibernated from"),
     ):
         verb_parser = verbs.add_parser(verb, help=help_text)
-        verb_parser.add_argument("workspace_id", type=_workspace_id)
+        verb_parser.add_argument("workspace_id", type=uuid.UUID)
         verb_parser.set_defaults(func=cmd_workspaces_power)
     return parser
 

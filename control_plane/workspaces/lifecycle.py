@@ -37,7 +37,7 @@ TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
 
 # Hibernation pauses a workspace in one of these states; waking resumes exactly the state it paused (remembered in
 # ``workspaces.resume_state``), so a trial stays a trial and a suspension is not lifted by a hibernate-and-wake.
-HIBERNATABLE_STATES = frozenset({L.trialing, L.active, L.suspended})
+HIBERNATABLE_STATES = frozenset(s for s, targets in TRANSITIONS.items() if L.hibernated in targets)
 
 # States in which the workspace server should be running and reachable.
 RUNNING_STATES = frozenset({L.provisioning, L.trialing, L.active, L.past_due, L.suspended})
