@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -247,6 +248,31 @@ def cmd_rotate_credential_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_power(args: argparse.Namespace) -> int:
+    """Hibernate or wake a workspace as an operator at the console, then ask the workers to act on it."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+    from control_plane.reconciler.queue import defer_reconcile
+    from control_plane.workspaces import repository, service
+
+    act = service.hibernate_row if args.workspaces_command == "hibernate" else service.wake_row
+    try:
+        with session_scope() as session:
+            ws = repository.get(session, args.workspace_id, for_update=True)
+            if ws is None:
+                log.error("workspace %s not found", args.workspace_id)
+                return 1
+            act(session, ws, actor="cli")
+            state = ws.lifecycle_state.value
+    except Problem as exc:
+        log.error("workspace %s: %s", args.workspace_id, exc.detail)
+        return 1
+    defer_reconcile(args.workspace_id)
+    print(state)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="canopy", description=__doc__)
@@ -278,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--from-json", required=True, metavar="FILE", help="`pulumi stack output --json` of the cell")
     register.set_defaults(func=cmd_cells_register)
     cells.add_parser("list", help="list cells with their usage").set_defaults(func=cmd_cells_list)
+    workspaces = sub.add_parser("workspaces", help="operate workspaces")
+    verbs = workspaces.add_subparsers(dest="workspaces_command", required=True)
+    for verb, help_text in (
+        ("hibernate", "stop a trialing, active or suspended workspace's server, keep its data"),
+        ("wake", "return a hibernated workspace to the state it was hibernated from"),
+    ):
+        verb_parser = verbs.add_parser(verb, help=help_text)
+        verb_parser.add_argument("workspace_id", type=uuid.UUID)
+        verb_parser.set_defaults(func=cmd_workspaces_power)
     return parser
 
 

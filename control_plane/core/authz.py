@@ -37,6 +37,8 @@ class Permission(enum.StrEnum):
     create_organization = "create_organization"
     create_workspace = "create_workspace"
     delete_workspace = "delete_workspace"
+    hibernate_workspace = "hibernate_workspace"
+    wake_workspace = "wake_workspace"
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
     manage_cells = "manage_cells"
@@ -47,6 +49,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.create_organization: frozenset({R.sales, R.admin}),
     Permission.create_workspace: frozenset({R.owner, R.sales, R.admin}),
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.hibernate_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.wake_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_cells: frozenset({R.operator, R.admin}),

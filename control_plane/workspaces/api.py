@@ -14,7 +14,13 @@ from control_plane.core.idempotency import run_once
 from control_plane.core.problems import InvalidInput, NotFound, problem_responses
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import service
-from control_plane.workspaces.auth import WorkspaceCreator, WorkspaceDeleter, WorkspaceReader
+from control_plane.workspaces.auth import (
+    WorkspaceCreator,
+    WorkspaceDeleter,
+    WorkspaceHibernator,
+    WorkspaceReader,
+    WorkspaceWaker,
+)
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from control_plane.workspaces.schemas import (
@@ -109,5 +115,31 @@ def delete_workspace(
 ) -> WorkspaceOut:
     """Request deletion; the reconciler tears the workspace down and marks it deleted."""
     ws = service.request_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/hibernate",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def hibernate_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceHibernator) -> WorkspaceOut:
+    """Hibernate a trialing, active or suspended workspace: the reconciler stops its server and keeps its data."""
+    ws = service.hibernate(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/wake",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def wake_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceWaker) -> WorkspaceOut:
+    """Wake a hibernated workspace into the state it was hibernated from; the reconciler starts its server."""
+    ws = service.wake(session, principal, workspace_id)
     defer_reconcile(ws.id)
     return workspace_out(ws)

@@ -14,3 +14,5 @@ from control_plane.core.deps import CurrentPrincipal, authorized
 WorkspaceReader = CurrentPrincipal
 WorkspaceCreator = Annotated[Principal, authorized(Permission.create_workspace)]
 WorkspaceDeleter = Annotated[Principal, authorized(Permission.delete_workspace)]
+WorkspaceHibernator = Annotated[Principal, authorized(Permission.hibernate_workspace)]
+WorkspaceWaker = Annotated[Principal, authorized(Permission.wake_workspace)]

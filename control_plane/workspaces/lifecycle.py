@@ -26,14 +26,18 @@ L = Lifecycle
 TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
     L.pending_verification: frozenset({L.provisioning, L.active, L.pending_deletion}),
     L.provisioning: frozenset({L.trialing, L.active, L.pending_deletion}),
-    L.trialing: frozenset({L.active, L.past_due, L.suspended, L.pending_deletion}),
+    L.trialing: frozenset({L.active, L.past_due, L.suspended, L.hibernated, L.pending_deletion}),
     L.active: frozenset({L.past_due, L.suspended, L.hibernated, L.pending_deletion}),
     L.past_due: frozenset({L.active, L.suspended, L.pending_deletion}),
     L.suspended: frozenset({L.active, L.hibernated, L.pending_deletion}),
-    L.hibernated: frozenset({L.active, L.pending_deletion}),
+    L.hibernated: frozenset({L.trialing, L.active, L.suspended, L.pending_deletion}),
     L.pending_deletion: frozenset({L.active, L.deleted}),
     L.deleted: frozenset(),
 }
+
+# Hibernation pauses a workspace in one of these states; waking resumes exactly the state it paused (remembered in
+# ``workspaces.resume_state``), so a trial stays a trial and a suspension is not lifted by a hibernate-and-wake.
+HIBERNATABLE_STATES = frozenset(s for s, targets in TRANSITIONS.items() if L.hibernated in targets)
 
 # States in which the workspace server should be running and reachable.
 RUNNING_STATES = frozenset({L.provisioning, L.trialing, L.active, L.past_due, L.suspended})
@@ -52,7 +56,28 @@ class IllegalTransition(Conflict):
         )
 
 
+class NotHibernated(Conflict):
+    """Waking a workspace that is not hibernated."""
+
+    def __init__(self, current: Lifecycle) -> None:
+        super().__init__(
+            "illegal-transition",
+            f"Only a hibernated workspace can be woken; this one is {current.value}",
+            current_state=current.value,
+            requested_action="wake",
+            allowed_states=sorted(s.value for s in TRANSITIONS[current]),
+        )
+
+
 def check_transition(current: Lifecycle, target: Lifecycle) -> None:
     """Raise :class:`IllegalTransition` unless ``current -> target`` is declared."""
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(current, target)
+
+
+def wake_target(current: Lifecycle, resume_state: Lifecycle | None) -> Lifecycle:
+    """The state waking returns to: the one hibernation paused (409 unless ``current`` is hibernated)."""
+    if current != L.hibernated or resume_state is None:
+        raise NotHibernated(current)
+    check_transition(current, resume_state)
+    return resume_state

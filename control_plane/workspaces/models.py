@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import CheckConstraint, DateTime, Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +40,9 @@ class Workspace(Base):
             postgresql_where=text("lifecycle_state <> 'deleted'"),
         ),
         Index("ix_workspaces_next_attempt", "next_attempt_at"),
+        CheckConstraint(
+            "(lifecycle_state = 'hibernated') = (resume_state IS NOT NULL)", name="resume_state_iff_hibernated"
+        ),
     )
 
     id: Mapped[UUIDPk]
@@ -52,6 +55,8 @@ class Workspace(Base):
     desired_release: Mapped[str] = mapped_column(String(50))
     observed_release: Mapped[str | None] = mapped_column(String(50), nullable=True)
     lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"), index=True)
+    # The state waking returns to; set exactly while hibernated.
+    resume_state: Mapped[Lifecycle | None] = mapped_column(_enum(Lifecycle, "lifecycle"), nullable=True)
     conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     endpoint_url: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -1,4 +1,4 @@
-"""Workspace actions: create, transition, delete, read with per-organization authorization."""
+"""Workspace actions: create, transition, hibernate, wake, delete, read with per-organization authorization."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from control_plane.core.problems import Conflict, InvalidInput, NotFound
 from control_plane.core.settings import get_settings
 from control_plane.organizations.models import Organization
 from control_plane.workspaces import repository, slugs
-from control_plane.workspaces.lifecycle import Lifecycle, check_transition
+from control_plane.workspaces.lifecycle import Lifecycle, check_transition, wake_target
 from control_plane.workspaces.models import Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
@@ -30,6 +30,7 @@ def snapshot(ws: Workspace) -> dict[str, Any]:
         "slug": ws.slug,
         "tier": ws.tier.value,
         "lifecycle_state": ws.lifecycle_state.value,
+        "resume_state": ws.resume_state.value if ws.resume_state else None,
         "desired_release": ws.desired_release,
         "generation": ws.generation,
     }
@@ -106,10 +107,12 @@ def new_workspace(
     return ws
 
 
-def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str) -> None:
-    """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited, not committed."""
+def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str, action: str | None = None) -> None:
+    """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited as ``action`` (default
+    ``workspace.<target>``), not committed. Entering ``hibernated`` remembers the state to resume."""
     check_transition(ws.lifecycle_state, target)
     before = snapshot(ws)
+    ws.resume_state = ws.lifecycle_state if target == Lifecycle.hibernated else None
     ws.lifecycle_state = target
     ws.generation += 1
     ws.updated_at = utcnow()
@@ -118,7 +121,7 @@ def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str) -
     audit.record(
         session,
         actor=actor,
-        action=f"workspace.{target.value}",
+        action=action or f"workspace.{target.value}",
         target_type="workspace",
         target_id=ws.id,
         organization_id=ws.organization_id,
@@ -140,6 +143,32 @@ def request_deletion(session: Session, principal: Principal, workspace_id: uuid.
     ws = visible(session, principal, workspace_id, for_update=True)
     transition(session, ws, Lifecycle.pending_deletion, principal.actor)
     session.commit()
+    return ws
+
+
+def hibernate_row(session: Session, ws: Workspace, actor: str) -> None:
+    """Hibernate a trialing, active or suspended workspace (its server stops, its data stays); committed."""
+    transition(session, ws, Lifecycle.hibernated, actor)
+    session.commit()
+
+
+def wake_row(session: Session, ws: Workspace, actor: str) -> None:
+    """Return a hibernated workspace to the state it was hibernated from; committed."""
+    transition(session, ws, wake_target(ws.lifecycle_state, ws.resume_state), actor, action="workspace.wake")
+    session.commit()
+
+
+def hibernate(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
+    """:func:`hibernate_row` for a caller allowed to (the route defers the reconcile that stops the server)."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    hibernate_row(session, ws, principal.actor)
+    return ws
+
+
+def wake(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
+    """:func:`wake_row` for a caller allowed to (the route defers the reconcile that starts the server)."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    wake_row(session, ws, principal.actor)
     return ws
 
 

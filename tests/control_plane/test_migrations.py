@@ -53,3 +53,27 @@ def test_cells_registered_before_0004_get_an_empty_oidc_provider(create_database
     upgrade(url)
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("SELECT oidc_provider_arn FROM cells WHERE name = 'old'").fetchone() == ("",)
+
+
+def test_workspaces_hibernated_before_0006_wake_to_active(create_database: Callable[[str], str]) -> None:
+    url = create_database("workspaces_0006")
+    command.upgrade(alembic_config(url), "0004")
+    columns = (
+        "id, organization_id, slug, display_name, tier, region, desired_release, lifecycle_state, conditions,"
+        " outputs, generation, observed_generation, reconcile_attempts"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        org = conn.execute("INSERT INTO organizations (id, name) VALUES (gen_random_uuid(), 'o') RETURNING id")
+        org_id = org.fetchone()[0]  # type: ignore[index]
+        for slug, state in (("asleep", "hibernated"), ("awake", "trialing")):
+            conn.execute(
+                f"INSERT INTO workspaces ({columns}) VALUES (gen_random_uuid(), %s, %s, %s, 'professional', 'local',"
+                " '0.1.0', %s, '[]', '{}', 1, 0, 0)",
+                [org_id, slug, slug, state],
+            )
+    upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT slug, resume_state FROM workspaces ORDER BY slug").fetchall()
+        assert rows == [("asleep", "active"), ("awake", None)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE workspaces SET resume_state = 'trialing' WHERE slug = 'awake'")

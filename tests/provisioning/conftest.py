@@ -125,6 +125,7 @@ def plane(
         try:
             yield p
         finally:
+            p.close_api()
             p.stop_workers()
             p.drop_workspace_databases()
             _reset_in_process_caches()

@@ -62,5 +62,6 @@ def test_a_worker_killed_after_a_step_leaves_nothing_doubled(
         assert ws.initial_admin_password_hash is None
     finally:
         plane.stop_workers()
-        # Retired (its resources stay): the next case's doomed worker must not pause in a resync of this one.
-        plane.set_state(ws_id, Lifecycle.deleted)
+        # Retired by hibernation (no resync converges it; its resources stay): the next case's doomed worker must
+        # not pause in a resync of this one.
+        plane.as_operator("POST", f"/api/v1/workspaces/{ws_id}/hibernate")

@@ -1,8 +1,10 @@
 """Fixtures for the reconciler tests: a migrated database, real worker processes, real workspace servers.
 
-Everything these tests start is stopped at the end of the module: worker processes, every workspace
-server under the module's state directory (found through /proc, whoever started it), and the
-databases and login roles of every workspace created (roles are server-wide).
+Workspaces are made by the services signup uses, and change state only through the API (the lifecycle table).
+The workers a test starts are stopped when that test ends, so each test stands alone in any order. Everything
+else is stopped at the end of the module: every workspace server under the module's state directory (found
+through /proc, whoever started it), and the databases and login roles of every workspace created (roles are
+server-wide).
 """
 
 from __future__ import annotations
@@ -23,17 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
 from psycopg import sql
+from sqlalchemy.orm import Session
 
+from control_plane.accounts.models import Account, Membership
 from control_plane.core import db as core_db
+from control_plane.core.authz import Role
+from control_plane.core.clock import utcnow
 from control_plane.core.migrate import upgrade
 from control_plane.core.security import hash_password
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import close_sync_app
-from control_plane.organizations.models import Organization
+from control_plane.organizations import service as organizations
+from control_plane.tokens import service as tokens
+from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -112,30 +122,86 @@ class Plane:
     env: dict[str, str]
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workspace_ids: list[uuid.UUID] = field(default_factory=list)
+    owner_headers: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
+    _api: TestClient | None = None
+    _operator: dict[str, str] | None = None
 
-    # -- rows -------------------------------------------------------------------------------
+    # -- product paths ------------------------------------------------------------------------
     def create_workspace(self, slug: str, tier: Tier = Tier.professional, email: str | None = None) -> uuid.UUID:
+        """A provisioning workspace of a new organization, as the create route makes it; its owner's
+        ``Authorization`` headers go to :attr:`owner_headers`."""
         with core_db.session_scope() as session:
-            org = Organization(name=f"Org {slug}")
-            session.add(org)
+            owner = Account(
+                email=(email or f"{slug}.admin@example.com").lower(),
+                password_hash=password_hash(),
+                email_verified_at=utcnow(),
+            )
+            session.add(owner)
             session.flush()
-            ws = Workspace(
+            org = organizations.add(session, f"Org {slug}", owner, actor="test")
+            ws = workspaces.new_workspace(
+                session,
                 organization_id=org.id,
                 slug=slug,
                 display_name=f"Team {slug}",
                 tier=tier,
-                region="local",
-                desired_release="0.1.0",
-                lifecycle_state=Lifecycle.provisioning,
-                conditions=[],
-                outputs={},
-                initial_admin_email=email or f"{slug}.admin@example.com",
-                initial_admin_password_hash=password_hash(),
+                region=None,
+                state=Lifecycle.provisioning,
+                actor="test",
+                initial_admin=(owner.email, owner.password_hash),
             )
-            session.add(ws)
-            session.flush()
+            self.owner_headers[ws.id] = self._headers(session, owner.id, Role.owner, org.id)
             self.workspace_ids.append(ws.id)
             return ws.id
+
+    def staff_headers(self, role: Role) -> dict[str, str]:
+        """``Authorization`` headers of a new staff account holding ``role``."""
+        with core_db.session_scope() as session:
+            email = f"{role.value}-{uuid.uuid4().hex[:8]}@canopy.example"
+            account = Account(email=email, password_hash="x", staff_role=role)
+            session.add(account)
+            session.flush()
+            return self._headers(session, account.id, role, None)
+
+    def member_headers(self, workspace_id: uuid.UUID, role: Role) -> dict[str, str]:
+        """``Authorization`` headers of a new member holding ``role`` in the workspace's organization."""
+        with core_db.session_scope() as session:
+            ws = session.get(Workspace, workspace_id)
+            assert ws is not None
+            account = Account(email=f"{role.value}-{uuid.uuid4().hex[:8]}@example.com", password_hash="x")
+            session.add(account)
+            session.flush()
+            session.add(Membership(organization_id=ws.organization_id, account_id=account.id, role=role))
+            return self._headers(session, account.id, role, ws.organization_id)
+
+    @staticmethod
+    def _headers(
+        session: Session, account_id: uuid.UUID, role: Role, organization_id: uuid.UUID | None
+    ) -> dict[str, str]:
+        _, secret = tokens.issue(
+            session, account_id=account_id, role=role, organization_id=organization_id, name="test", actor="test"
+        )
+        return {"Authorization": f"Bearer {secret}"}
+
+    @property
+    def api(self) -> TestClient:
+        """The control-plane app, in process, on this module's database."""
+        if self._api is None:
+            from control_plane.app import create_app
+
+            self._api = TestClient(create_app())
+        return self._api
+
+    def as_operator(self, method: str, path: str) -> httpx.Response:
+        """``method path`` on the API as an operator (staff who may hibernate, wake and delete any workspace)."""
+        if self._operator is None:
+            self._operator = self.staff_headers(Role.operator)
+        return self.api.request(method, path, headers=self._operator)
+
+    def close_api(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
     def row(self, workspace_id: uuid.UUID) -> Workspace:
         with core_db.session_scope() as session:
@@ -143,13 +209,6 @@ class Plane:
             assert ws is not None
             session.expunge(ws)
             return ws
-
-    def set_state(self, workspace_id: uuid.UUID, state: Lifecycle) -> None:
-        with core_db.session_scope() as session:
-            ws = session.get(Workspace, workspace_id)
-            assert ws is not None
-            ws.lifecycle_state = state
-            ws.generation += 1
 
     def wait_for(
         self, workspace_id: uuid.UUID, predicate: Callable[[Workspace], bool], timeout: float = 60.0
@@ -271,8 +330,17 @@ def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPa
         try:
             yield p
         finally:
+            p.close_api()
             p.stop_workers()
             p.kill_servers()
             p.drop_workspace_databases()
             _reset_in_process_caches()
     _reset_in_process_caches()
+
+
+@pytest.fixture(autouse=True)
+def _workers_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stop the workers a test started when it ends: the next test (in any order) starts its own."""
+    yield
+    if "plane" in request.fixturenames:
+        request.getfixturevalue("plane").stop_workers()

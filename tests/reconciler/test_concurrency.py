@@ -1,13 +1,16 @@
-"""Three workers provision 30 workspaces at once; each is provisioned exactly once."""
+"""Three workers provision 30 workspaces at once; each is provisioned exactly once, and a later reconcile of a
+converged workspace creates nothing."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Workspace
 from tests.reconciler.conftest import Plane, all_server_pids
 
 pytestmark = pytest.mark.slow
@@ -15,22 +18,36 @@ pytestmark = pytest.mark.slow
 COUNT = 30
 
 
+def _reconciled_after(converged: Workspace) -> Callable[[Workspace], bool]:
+    assert converged.last_reconciled_at is not None
+    return lambda ws: ws.last_reconciled_at is not None and ws.last_reconciled_at > converged.last_reconciled_at
+
+
 def test_three_workers_thirty_workspaces(plane: Plane) -> None:
     ids = [plane.create_workspace(f"team-{i:02d}") for i in range(COUNT)]
-    for _ in range(3):
-        plane.start_worker(concurrency=4)
-    started = time.monotonic()
     for ws_id in ids:
         defer_reconcile(ws_id)
-        defer_reconcile(ws_id)  # duplicate requests are deduplicated (or harmless)
+        defer_reconcile(ws_id)  # a duplicate request is deduplicated
+    with plane.admin() as conn:
+        locks = [f"reconcile:{ws_id}" for ws_id in ids]
+        waiting = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = ANY(%s)", [locks])
+        assert waiting.fetchone() == (COUNT,), "one waiting reconcile per workspace"
+    started = time.monotonic()
+    for _ in range(3):
+        plane.start_worker(concurrency=4)
 
     rows = [plane.wait_state(ws_id, Lifecycle.trialing, timeout=150) for ws_id in ids]
     print(f"{COUNT} workspaces provisioned in {time.monotonic() - started:.1f}s")
 
-    time.sleep(2.5)  # let a resync pass over the converged workspaces: it must not create anything
+    # Wait until the periodic resync has had every converged workspace reconciled again. A reconcile records
+    # ``last_reconciled_at`` once it has ensured every step, and one workspace's reconciles never overlap
+    # (procrastinate ``lock``), so a later value is a whole pass that started from the converged state; the test
+    # asked for one reconcile per workspace, so the later ones were deferred by the resync. They created nothing.
+    converged = time.monotonic()
+    later = [plane.wait_for(ws_id, _reconciled_after(ws), timeout=90) for ws_id, ws in zip(ids, rows, strict=True)]
+    print(f"every workspace resynced {time.monotonic() - converged:.1f}s after convergence")
     servers = all_server_pids()
-    for ws_id, ws in zip(ids, rows, strict=True):
-        again = plane.row(ws_id)
+    for ws_id, ws, again in zip(ids, rows, later, strict=True):
         assert servers.get(str(plane.runtime_dir(ws_id))) == [ws.outputs["pid"]]
         assert again.outputs["created"]["database"] == 1, again.outputs
         assert again.outputs["created"]["server"] == 1, again.outputs

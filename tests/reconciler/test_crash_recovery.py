@@ -19,13 +19,20 @@ def _compute_ready(ws: object) -> bool:
     return conditions.get("ComputeReady") == "True"
 
 
+def _wait_for_log(plane: Plane, text: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in plane.worker_logs(tail=10_000):
+        assert time.monotonic() < deadline, f"no {text!r} in the logs\n{plane.worker_logs()}"
+        time.sleep(0.1)
+
+
 def test_killed_worker_job_is_recovered(plane: Plane) -> None:
     ws_id = plane.create_workspace("crash")
     doomed = plane.start_worker(CANOPY_FAULT_PAUSE_AFTER_STEP="compute")
     defer_reconcile(ws_id)
 
     ws = plane.wait_for(ws_id, _compute_ready, timeout=60)
-    time.sleep(0.5)  # the worker is now asleep in the fault pause, holding the job
+    _wait_for_log(plane, "fault injection: pausing after compute")  # the worker now sleeps, holding the job
     assert ws.lifecycle_state == Lifecycle.provisioning
     first_pid = ws.outputs["pid"]
     assert server_pids(plane.runtime_dir(ws_id)) == [first_pid]

@@ -63,7 +63,6 @@ def test_failing_step_backs_off_then_converges(plane: Plane) -> None:
 
 
 def test_wedged_server_is_replaced(plane: Plane) -> None:
-    plane.stop_workers()
     plane.start_worker(CANOPY_WORKSPACE_READY_TIMEOUT_SECONDS="8")
     ws_id = plane.create_workspace("wedged")
     defer_reconcile(ws_id)

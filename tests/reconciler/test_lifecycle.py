@@ -1,18 +1,24 @@
-"""One worker provisions a workspace end to end, supervises its server, hibernates, wakes and deletes it."""
+"""One worker provisions a workspace end to end, supervises its server, hibernates, wakes and deletes it; every
+state change goes through the API (or the CLI) and the lifecycle table."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+import uuid
+from typing import Any
 
 import httpx
 import pytest
 
+from control_plane.core.authz import Role
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
-from tests.reconciler.conftest import PASSWORD, Plane, pid_alive, server_pids
+from tests.reconciler.conftest import PASSWORD, ROOT, Plane, pid_alive, server_pids
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +39,33 @@ def _login(port: int, password: str) -> httpx.Response:
 def _condition(ws: Workspace, type_: str) -> tuple[str, str] | None:
     found = [(c["status"], c["reason"]) for c in ws.conditions if c["type"] == type_]
     return found[0] if found else None
+
+
+def _serving_latest(ws: Workspace) -> bool:
+    """The reconciler converged the current generation and the server is up."""
+    return ws.observed_generation == ws.generation and _condition(ws, "Available") == ("True", "Ready")
+
+
+def _act(plane: Plane, ws_id: uuid.UUID, verb: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """``POST /api/v1/workspaces/{id}/{verb}`` as the workspace's owner (or ``headers``)."""
+    return plane.api.post(f"/api/v1/workspaces/{ws_id}/{verb}", headers=headers or plane.owner_headers[ws_id])
+
+
+def _cli(plane: Plane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", *args],
+        env=plane.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _audit(plane: Plane, ws_id: uuid.UUID) -> list[dict[str, Any]]:
+    r = plane.api.get("/api/v1/audit", params={"target_id": str(ws_id)}, headers=plane.owner_headers[ws_id])
+    assert r.status_code == 200, r.text
+    return list(reversed(r.json()["items"]))
 
 
 def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
@@ -85,23 +118,52 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
     assert ws.outputs["created"]["server"] == 2 and ws.outputs["created"]["database"] == 1
     pid = ws.outputs["pid"]
 
-    # Hibernation stops the server and keeps the data; waking brings the same workspace back.
-    plane.set_state(ws_id, Lifecycle.hibernated)
-    defer_reconcile(ws_id)
+    # Hibernation (by the owner, through the API) stops the server and keeps the data.
+    trial_ends_at = ws.trial_ends_at
+    r = _act(plane, ws_id, "hibernate")
+    assert r.status_code == 202 and r.json()["lifecycle_state"] == "hibernated", r.text
     ws = plane.wait_for(ws_id, lambda w: _condition(w, "ComputeReady") == ("False", "Hibernated"))
     assert not pid_alive(pid) and server_pids(runtime_dir) == []
     assert "port" not in ws.outputs and plane.database_exists(name)
     assert (plane.state_dir / "workspaces" / str(ws_id) / "files").is_dir()
-    plane.set_state(ws_id, Lifecycle.active)
-    defer_reconcile(ws_id)
-    ws = plane.wait_for(ws_id, lambda w: _condition(w, "Available") == ("True", "Ready") and "port" in w.outputs)
+    assert ws.resume_state == Lifecycle.trialing
+    assert _act(plane, ws_id, "hibernate").json()["type"].endswith("/illegal-transition")
+
+    # Waking brings the same workspace back as it was: a trial stays a trial, with the same end.
+    r = _act(plane, ws_id, "wake")
+    assert r.status_code == 202 and r.json()["lifecycle_state"] == "trialing", r.text
+    ws = plane.wait_for(ws_id, _serving_latest)
+    assert ws.lifecycle_state == Lifecycle.trialing and ws.trial_ends_at == trial_ends_at and ws.resume_state is None
     assert _login(ws.outputs["port"], PASSWORD).status_code == 200, "the admin made before hibernation remains"
     pid = ws.outputs["pid"]
     assert server_pids(runtime_dir) == [pid]
+    wake_again = _act(plane, ws_id, "wake")
+    assert wake_again.status_code == 409 and wake_again.json()["current_state"] == "trialing", wake_again.text
 
-    # Deletion tears everything down and marks the row deleted.
-    plane.set_state(ws_id, Lifecycle.pending_deletion)
-    defer_reconcile(ws_id)
+    # The operator's console verbs take the same path.
+    hibernated = _cli(plane, "workspaces", "hibernate", str(ws_id))
+    assert hibernated.returncode == 0 and hibernated.stdout.strip() == "hibernated", hibernated.stderr
+    woken = _cli(plane, "workspaces", "wake", str(ws_id))
+    assert woken.returncode == 0 and woken.stdout.strip() == "trialing", woken.stderr
+    refused = _cli(plane, "workspaces", "wake", str(ws_id))
+    assert refused.returncode == 1 and "Only a hibernated workspace can be woken" in refused.stderr
+    ws = plane.wait_for(ws_id, _serving_latest)
+    pid = ws.outputs["pid"]
+    assert server_pids(runtime_dir) == [pid]
+    changes = [(e["action"], e["after"]["lifecycle_state"], e["after"]["resume_state"]) for e in _audit(plane, ws_id)]
+    assert changes[-4:] == [
+        ("workspace.hibernated", "hibernated", "trialing"),
+        ("workspace.wake", "trialing", None),
+        ("workspace.hibernated", "hibernated", "trialing"),
+        ("workspace.wake", "trialing", None),
+    ], changes
+
+    # Deletion (through the API, of a hibernated workspace: it forgets the state to resume) tears everything down
+    # and marks the row deleted.
+    assert _act(plane, ws_id, "hibernate").status_code == 202
+    r = plane.api.delete(f"/api/v1/workspaces/{ws_id}", headers=plane.owner_headers[ws_id])
+    assert r.status_code == 202 and r.json()["lifecycle_state"] == "pending_deletion", r.text
+    assert plane.row(ws_id).resume_state is None
     ws = plane.wait_state(ws_id, Lifecycle.deleted)
     assert ws.deleted_at is not None and ws.endpoint_url is None
     assert all(c["status"] == "False" for c in ws.conditions)
@@ -110,3 +172,23 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
     assert not plane.database_exists(name)
     assert not plane.role_exists(name)
     assert not (plane.state_dir / "workspaces" / str(ws_id)).exists()
+
+
+@pytest.mark.parametrize("verb", ["hibernate", "wake"])
+def test_hibernate_and_wake_are_for_the_owner_operators_and_admins(plane: Plane, verb: str) -> None:
+    ws_id = plane.create_workspace(f"perm-{verb}")  # stays provisioning: no worker runs in this test
+    stranger = plane.owner_headers[plane.create_workspace(f"other-{verb}")]
+    ws = plane.row(ws_id)
+
+    assert _act(plane, ws_id, verb, stranger).status_code == 404, "another organization's owner learns nothing"
+    refused = [plane.member_headers(ws_id, Role.billing), *(plane.staff_headers(r) for r in (Role.sales, Role.support))]
+    for headers in refused:
+        r = _act(plane, ws_id, verb, headers)
+        assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json", r.text
+    allowed = [plane.owner_headers[ws_id], plane.staff_headers(Role.operator), plane.staff_headers(Role.admin)]
+    for headers in allowed:  # allowed to ask; a provisioning workspace can neither hibernate nor wake
+        r = _act(plane, ws_id, verb, headers)
+        assert r.status_code == 409 and r.json()["type"].endswith("/illegal-transition"), r.text
+        assert r.json()["current_state"] == "provisioning"
+    after = plane.row(ws_id)
+    assert (after.lifecycle_state, after.generation) == (Lifecycle.provisioning, ws.generation), "nothing written"

@@ -14,7 +14,16 @@ from control_plane.providers.workspace_client import admin_username
 from control_plane.reconciler.status import backoff_seconds, set_condition, short_error
 from control_plane.reconciler.steps import STEPS
 from control_plane.reconciler.tasks import ACTIONS, converge, delete, every, hibernate, nothing
-from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
+from control_plane.workspaces.lifecycle import (
+    HIBERNATABLE_STATES,
+    RUNNING_STATES,
+    TRANSITIONS,
+    IllegalTransition,
+    Lifecycle,
+    NotHibernated,
+    check_transition,
+    wake_target,
+)
 
 SPEC = WorkspaceSpec(
     id=uuid.UUID("0123456789abcdef0123456789abcdef"),
@@ -107,3 +116,33 @@ def test_local_endpoint_url() -> None:
     assert LocalDns("canopy.dev", "https://canopy.dev/").endpoint_url(SPEC) == "https://canopy.dev/w/acme"
     assert LocalDns("localhost", "http://localhost:8000").subdomain_url(SPEC) == "http://acme.localhost:8000"
     assert LocalDns("canopy.dev", "https://canopy.dev").subdomain_url(SPEC) == "https://acme.canopy.dev"
+
+
+@pytest.mark.parametrize("state", sorted(HIBERNATABLE_STATES))
+def test_hibernation_pauses_a_state_and_waking_resumes_it(state: Lifecycle) -> None:
+    check_transition(state, Lifecycle.hibernated)
+    assert wake_target(Lifecycle.hibernated, state) == state
+
+
+def test_only_trialing_active_and_suspended_hibernate() -> None:
+    assert {Lifecycle.trialing, Lifecycle.active, Lifecycle.suspended} == HIBERNATABLE_STATES
+    assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.pending_deletion}
+    for state in (Lifecycle.provisioning, Lifecycle.past_due, Lifecycle.pending_deletion, Lifecycle.hibernated):
+        with pytest.raises(IllegalTransition) as refused:
+            check_transition(state, Lifecycle.hibernated)
+        assert refused.value.status == 409 and refused.value.slug == "illegal-transition"
+
+
+@pytest.mark.parametrize("state", sorted(set(Lifecycle) - {Lifecycle.hibernated}))
+def test_only_a_hibernated_workspace_wakes(state: Lifecycle) -> None:
+    with pytest.raises(NotHibernated) as refused:
+        wake_target(state, None)
+    problem = refused.value
+    assert (problem.status, problem.slug) == (409, "illegal-transition")
+    assert problem.extra["current_state"] == state.value and problem.extra["requested_action"] == "wake"
+    assert problem.extra["allowed_states"] == sorted(s.value for s in TRANSITIONS[state])
+
+
+def test_waking_cannot_resume_a_state_hibernation_never_pauses() -> None:
+    with pytest.raises(IllegalTransition):
+        wake_target(Lifecycle.hibernated, Lifecycle.past_due)
