@@ -44,10 +44,9 @@ def signup(body: SignupRequest, request: Request, session: DbSession, key: Idemp
         return 202, accepted.model_dump(mode="json")
 
     # Keys are scoped per email (one client's key cannot block another's); the email is digested only
-    # because it may be longer than the scope column. A replay answers the first answer, which holds
-    # nothing but the email and the address, alike for a new and a registered email.
+    # because it may be longer than the scope column. A replay needs the same password (argon2-checked).
     scope = "signup:" + hashlib.sha256(service.normalize_email(body.email).encode()).hexdigest()
-    outcome = run_once(session, scope, key, payload, create)
+    outcome = run_once(session, scope, key, payload, create, secret=body.password)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 

@@ -1,7 +1,8 @@
 """Creating POSTs commit here: ``Idempotency-Key`` replays, and races on unique columns answer 409.
 
 Keys are scoped per caller (the ``scope`` argument). The request digest covers the body the caller
-passes, which must leave secrets out: a digest of a password could be brute-forced.
+passes, which must leave secrets out: a digest of a password could be brute-forced. A request's secret
+(a signup's password) is kept as an argon2 hash instead, so a replay with another secret is refused too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.core.models import IdempotencyRecord
 from control_plane.core.problems import Conflict, Problem
+from control_plane.core.security import hash_password, verify_password
 
 # What a lost race on a unique constraint means to the caller (others get a generic 409).
 _TAKEN_BY_CONSTRAINT = {
@@ -51,8 +53,9 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _replay(record: IdempotencyRecord, digest: str) -> Outcome:
-    if record.request_digest != digest:
+def _replay(record: IdempotencyRecord, digest: str, secret: str | None) -> Outcome:
+    same_secret = record.secret_hash is None or (secret is not None and verify_password(record.secret_hash, secret))
+    if record.request_digest != digest or not same_secret:
         raise IdempotencyKeyReused()
     return Outcome(record.status_code, record.response_body, replayed=True)
 
@@ -65,23 +68,36 @@ def lost_race(violation: UniqueViolation) -> Conflict:
 
 
 def run_once(
-    session: Session, scope: str, key: str | None, payload: Any, create: Callable[[], tuple[int, Any]]
+    session: Session,
+    scope: str,
+    key: str | None,
+    payload: Any,
+    create: Callable[[], tuple[int, Any]],
+    *,
+    secret: str | None = None,
 ) -> Outcome:
     """Run ``create`` and commit its writes together with the key's record.
 
     ``create`` must not commit. If two requests race, the loser fails (a unique constraint at flush or
     commit, or a service check that sees the winner's rows) and its writes roll back; with the same key
-    it replays the winner's answer, otherwise it gets a 409 problem.
+    it replays the winner's answer, otherwise it gets a 409 problem. ``secret`` (left out of ``payload``)
+    must match too for a replay; only its argon2 hash is kept.
     """
     digest = _digest(payload) if key is not None else ""
     existing = session.get(IdempotencyRecord, (scope, key)) if key is not None else None
     if existing is not None:
-        return _replay(existing, digest)
+        return _replay(existing, digest, secret)
     try:
         status, body = create()
         if key is not None:
+            secret_hash = hash_password(secret) if secret is not None else None
             record = IdempotencyRecord(
-                scope=scope, key=key, request_digest=digest, status_code=status, response_body=body
+                scope=scope,
+                key=key,
+                request_digest=digest,
+                secret_hash=secret_hash,
+                status_code=status,
+                response_body=body,
             )
             session.add(record)
         session.commit()
@@ -91,7 +107,7 @@ def run_once(
         session.rollback()
         winner = session.get(IdempotencyRecord, (scope, key)) if key is not None else None
         if winner is not None:
-            return _replay(winner, digest)
+            return _replay(winner, digest, secret)
         if isinstance(exc, IntegrityError) and isinstance(exc.orig, UniqueViolation):
             raise lost_race(exc.orig) from None
         raise

@@ -20,6 +20,7 @@ class IdempotencyRecord(Base):
     scope: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_digest: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # argon2 of the request's secret
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[Any] = mapped_column(JSONB)
     created_at: Mapped[Timestamp]
