@@ -16,6 +16,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from tests.workspace_server.wsclient import WsClient
+
 CONTROL_TOKEN = "test-control-token-0123456789abcdef"
 TEAM_NAME = "acme"
 ADMIN_EMAIL = "admin@acme.test"
@@ -147,3 +149,18 @@ def admin(server: ServerProcess) -> Account:
     )
     assert response.status_code == 200, response.text
     return Account(response.json(), ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def connect(server: ServerProcess) -> Iterator[Callable[[Any], WsClient]]:
+    """Opens WebSocket clients as a user (anything with ``token``); all are closed after the test."""
+    opened: list[WsClient] = []
+
+    def open_socket(who: Any) -> WsClient:
+        ws = WsClient(server.base_url, who.token)
+        opened.append(ws)
+        return ws
+
+    yield open_socket
+    for ws in opened:
+        ws.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.workspace_server.wsclient import User, WsClient, create_user, login, ok
+from tests.workspace_server.wsclient import User, create_user, login, ok
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +27,6 @@ def team_id(admin_user: User, server: Any) -> str:
 def user(server: Any, admin_user: User, team_id: str) -> User:
     """A fresh user per test, so that no test sees another's preferences."""
     return create_user(admin_user, server.base_url, f"p{uuid.uuid4().hex[:12]}", team_id)
-
-
-@pytest.fixture
-def connect(server: Any) -> Iterator[Any]:
-    opened: list[WsClient] = []
-
-    def open_socket(who: User) -> WsClient:
-        ws = WsClient(server.base_url, who.token)
-        opened.append(ws)
-        return ws
-
-    yield open_socket
-    for ws in opened:
-        ws.close()
 
 
 def pref(user: User, category: str, name: str, value: str) -> dict[str, str]:

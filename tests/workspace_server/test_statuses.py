@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.workspace_server.wsclient import User, WsClient, create_user, login, ok
+from tests.workspace_server.wsclient import User, create_user, login, ok
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,6 @@ def team_id(admin_user: User, server: Any) -> str:
 @pytest.fixture
 def new_user(server: Any, admin_user: User, team_id: str) -> Callable[[], User]:
     return lambda: create_user(admin_user, server.base_url, f"s{uuid.uuid4().hex[:12]}", team_id)
-
-
-@pytest.fixture
-def connect(server: Any) -> Iterator[Any]:
-    opened: list[WsClient] = []
-
-    def open_socket(who: User) -> WsClient:
-        ws = WsClient(server.base_url, who.token)
-        opened.append(ws)
-        return ws
-
-    yield open_socket
-    for ws in opened:
-        ws.close()
 
 
 def status_of(viewer: User, user_id: str) -> str:

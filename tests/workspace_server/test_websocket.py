@@ -4,7 +4,6 @@ unread and mention counts that move with them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,20 +40,6 @@ def carol(server: Any, admin_user: User, team_id: str) -> User:
 @pytest.fixture(scope="module")
 def town_square(alice: User, team_id: str) -> str:
     return str(ok(alice.api.get(f"/teams/{team_id}/channels/name/town-square"))["id"])
-
-
-@pytest.fixture
-def connect(server: Any) -> Iterator[Any]:
-    opened: list[WsClient] = []
-
-    def open_socket(user: User) -> WsClient:
-        ws = WsClient(server.base_url, user.token)
-        opened.append(ws)
-        return ws
-
-    yield open_socket
-    for ws in opened:
-        ws.close()
 
 
 def post(user: User, channel_id: str, message: str, root_id: str = "") -> dict[str, Any]:
