@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pulumi
@@ -20,6 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def declared_cell() -> DeclaredCell:
     """The cell of :data:`CONFIG`, declared once under mocks; the outputs are awaited through ``Output.all``."""
     mocks = RecordingMocks()
+    asyncio.set_event_loop(asyncio.new_event_loop())  # Pulumi asks for the current loop; an earlier test may have closed it
     pulumi.runtime.set_mocks(mocks, preview=False)
     resolved: dict[str, Any] = {}
 
