@@ -21,7 +21,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def declared_cell() -> DeclaredCell:
     """The cell of :data:`CONFIG`, declared once under mocks; the outputs are awaited through ``Output.all``."""
     mocks = RecordingMocks()
-    asyncio.set_event_loop(asyncio.new_event_loop())  # Pulumi asks for the current loop; an earlier test may have closed it
+    # Pulumi asks for the current event loop, which an earlier test may have closed.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, preview=False)
     resolved: dict[str, Any] = {}
 
