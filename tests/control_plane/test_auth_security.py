@@ -23,6 +23,7 @@ from control_plane.mail import service as mail
 from control_plane.workspaces.models import Workspace
 from tests.conftest import configured_control_plane
 from tests.control_plane.conftest import PASSWORD, Owner
+from tests.rate_windows import within_one_window
 
 PROBLEM = "application/problem+json"
 SIGNUP_LIMIT = 8
@@ -44,13 +45,6 @@ def cp_database(create_database: Callable[[str], str]) -> Iterator[str]:
 def caller(client: TestClient) -> TestClient:
     """The app as seen from a client address no other test uses (its own rate-limit buckets)."""
     return TestClient(client.app, client=(f"10.9.0.{next(_addresses)}", 40000))
-
-
-def within_one_window(window_seconds: int, seconds_needed: float = 60) -> None:
-    """Wait for the next fixed rate-limit window if this one ends too soon (counts restart there)."""
-    left = window_seconds - time.time() % window_seconds
-    if left < seconds_needed:
-        time.sleep(left + 0.5)
 
 
 def token_for(client: TestClient, email: str, organization_id: object = None) -> tuple[int, dict[str, object]]:

@@ -18,6 +18,7 @@ import pytest
 
 from control_plane.core.migrate import upgrade
 from tests.control_plane.conftest import PASSWORD
+from tests.rate_windows import within_one_window
 
 SIGNUP_LIMIT = 3
 SIGNUP_WINDOW_SECONDS = 600  # the default
@@ -79,9 +80,7 @@ def db_url(create_database: Callable[[str], str]) -> str:
 
 def _signup_statuses(url: str, forwarded_for: Callable[[int], str], count: int) -> list[int]:
     """Statuses of ``count`` signups, all within one window of the signup limit (counts restart at its end)."""
-    left = SIGNUP_WINDOW_SECONDS - time.time() % SIGNUP_WINDOW_SECONDS
-    if left < 30:
-        time.sleep(left + 0.5)
+    within_one_window(SIGNUP_WINDOW_SECONDS, 30)
     statuses = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for n in range(count):
