@@ -29,6 +29,7 @@ from starlette.requests import Request
 
 from control_plane.proxy import forwarded_headers, returned_headers
 from tests.clients.test_mattermost_client_js import HERE, install_node_packages
+from tests.waiting import wait_until
 from tests.web.conftest import Server, start_server, stop_server
 from tests.web.pages import PASSWORD, Page, new_client, post_signup, sign_up_and_verify
 from workspace_server.auth import cookie_path
@@ -58,13 +59,8 @@ class Provisioned:
 
 def wait_until_ready(client: httpx.Client, workspace_id: str) -> None:
     """Poll the progress status the page polls until the workspace is ready."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        body = client.get(f"/signup/workspaces/{workspace_id}/status").json()
-        if body["ready"]:
-            return
-        assert time.monotonic() < deadline, f"not ready after {READY_TIMEOUT:g}s: {body}"
-        time.sleep(0.5)
+    status = f"/signup/workspaces/{workspace_id}/status"
+    wait_until(lambda: f"ready: {client.get(status).json()}", lambda: client.get(status).json()["ready"], READY_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from control_plane.core.migrate import upgrade
 from tests.control_plane.conftest import PASSWORD
 from tests.rate_windows import within_one_window
+from tests.waiting import wait_until
 
 SIGNUP_LIMIT = 3
 SIGNUP_WINDOW_SECONDS = 600  # the default
@@ -54,11 +54,12 @@ def canopy_api(db_url: str, log_path: Path, **env: str) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _ready(url):
+
+        def up() -> bool:
             assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+            return _ready(url)
+
+        wait_until(lambda: f"the API\n{log_path.read_text()}", up, STARTUP_TIMEOUT)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import kubernetes.client
@@ -15,6 +14,7 @@ from kubernetes.client import ApiClient, ApiException, AppsV1Api, CoreV1Api
 
 from tests.harness.kubernetes import TestCluster
 from tests.harness.rollout import RolloutFailed, rollout_status, wait_for_rollout
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +57,6 @@ def apply_deployment(apps: AppsV1Api, manifest: dict[str, Any], manager: str = "
     return apps.patch_namespaced_deployment(
         meta["name"], meta["namespace"], manifest, field_manager=manager, force=force or None, _content_type=APPLY
     )
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Polls check() until true; fails the test after timeout."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_cluster_is_v1_20_with_a_ready_node(kube_cluster: TestCluster, kube_api_client: ApiClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.reconciler.conftest import Plane, server_pids
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +21,9 @@ def _compute_ready(ws: object) -> bool:
 
 
 def _wait_for_log(plane: Plane, text: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in plane.worker_logs(tail=10_000):
-        assert time.monotonic() < deadline, f"no {text!r} in the logs\n{plane.worker_logs()}"
-        time.sleep(0.1)
+    wait_until(
+        lambda: f"{text!r} in the logs\n{plane.worker_logs()}", lambda: text in plane.worker_logs(tail=10_000), timeout
+    )
 
 
 def test_killed_worker_job_is_recovered(plane: Plane) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.workspace_server.wsclient import User, create_user, login, ok
 
 
@@ -33,10 +34,7 @@ def status_of(viewer: User, user_id: str) -> str:
 
 
 def wait_status(viewer: User, user_id: str, expected: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := status_of(viewer, user_id)) != expected:
-        assert time.monotonic() < deadline, f"status still {status}, not {expected}"
-        time.sleep(0.05)
+    wait_until(f"status {expected}", lambda: status_of(viewer, user_id) == expected, timeout)
 
 
 def error_id(response: Any, status: int) -> str:
