@@ -39,6 +39,15 @@ class Customer:
 
 
 @dataclass(frozen=True)
+class Card:
+    """What a customer may see of a card: its brand and last four digits."""
+
+    payment_method_id: str
+    brand: str
+    last4: str
+
+
+@dataclass(frozen=True)
 class ChargeLine:
     """One invoice line as sent to the provider: our amount, and what it is for."""
 
@@ -114,6 +123,10 @@ class PaymentGateway(Protocol):
 
     def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
         """Attach ``payment_method_id`` to the customer and make it the default for invoices."""
+        ...
+
+    def describe_card(self, payment_method_id: str) -> Card:
+        """The brand and last four digits of a card payment method."""
         ...
 
     def create_invoice(self, request: InvoiceRequest) -> GatewayInvoice:

@@ -29,6 +29,7 @@ import stripe
 
 from billing.engine.pricing import SeatPrice
 from billing.gateway import (
+    Card,
     ChargeLine,
     Customer,
     GatewayError,
@@ -137,6 +138,11 @@ class StripeGateway:
             customer_id, params, {"idempotency_key": idempotency_key(subject, "default")}
         )
         return _customer(updated)
+
+    def describe_card(self, payment_method_id: str) -> Card:
+        """The card's brand and last four digits (nothing else of it is ever read)."""
+        card = _optional(self._v1.payment_methods.retrieve(payment_method_id), "card") or {}
+        return Card(payment_method_id, str(card.get("brand") or "card"), str(card.get("last4") or "")[-4:])
 
     # Invoices
 

@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     workspaces = sub.add_parser("workspaces", help="operate workspaces")
     verbs = workspaces.add_subparsers(dest="workspaces_command", required=True)
     for verb, help_text in (
-        ("hibernate", "stop a trialing, active or suspended workspace's server, keep its data"),
+        ("hibernate", "stop a trialing, active, past-due or suspended workspace's server, keep its data"),
         ("wake", "return a hibernated workspace to the state it was hibernated from"),
     ):
         verb_parser = verbs.add_parser(verb, help=help_text)

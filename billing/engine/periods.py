@@ -100,3 +100,53 @@ def due_invoice_spans(paid_from: datetime, paid_until: datetime | None, now: dat
 def _require_aware(instant: datetime) -> None:
     if instant.tzinfo is None:
         raise ValueError(f"billing times are aware datetimes: {instant!r}")
+
+
+@dataclass(frozen=True)
+class PaidInterval:
+    """A stretch of paid time ``[start, end)``; ``end`` is ``None`` while the paid plan is in force."""
+
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class DueSpan:
+    """An invoice span that is due, and which of its days are billed (a gap between paid intervals is not)."""
+
+    span: InvoiceSpan
+    billed: frozenset[date]
+
+    def is_billed(self, day: date) -> bool:
+        """Whether ``day`` of the span was paid time."""
+        return day in self.billed
+
+
+def due_spans(intervals: list[PaidInterval], now: datetime, *, ended: bool) -> list[DueSpan]:
+    """The invoice spans of paid time made of several intervals (a plan suspended, then resumed) that are due.
+
+    A period's days are billed when any interval bills them (:func:`billed_days`). Its one invoice is due when
+    the period is over, or, once the plan has ``ended`` (cancelled: no interval open), when its last paid
+    interval is over: the final invoice. A suspension that is not an end waits for the period's end, so days
+    paid after a resumption in the same month join the same invoice.
+    """
+    billed: set[date] = set()
+    last_end: date | None = None
+    for interval in intervals:
+        first, end = billed_days(interval.start, interval.end)
+        stop = end if end is not None else max(first, first_day_starting_at_or_after(now) + ONE_DAY)
+        billed.update(first + timedelta(days=i) for i in range((stop - first).days))
+        last_end = end
+    if not billed:
+        return []
+    final_due = ended and intervals[-1].end is not None and last_end is not None and midnight(last_end) <= now
+    last_day = max(billed)
+    due: list[DueSpan] = []
+    period = period_of(min(billed))
+    while period.start <= last_day:
+        days = frozenset(day for day in billed if period.start <= day < period.end)
+        is_last = period.end > last_day
+        if days and (midnight(period.end) <= now or (is_last and final_due)):
+            due.append(DueSpan(InvoiceSpan(period, min(days), max(days) + ONE_DAY), days))
+        period = period_of(period.end)
+    return due

@@ -56,3 +56,24 @@ def _seats_on(ordered: list[SeatSnapshot], times: list[datetime], day: date) -> 
     if not candidates:
         raise MissingSeatSnapshot(day)
     return max(candidates)
+
+
+def organization_seats_per_day(per_workspace: Iterable[Sequence[SeatSnapshot]], days: Sequence[date]) -> list[int]:
+    """The seats of an organization of several workspaces on each of ``days``: the sum of each workspace's
+    seats (:func:`seats_per_day`; a workspace with no snapshot yet on a day did not exist then and counts 0).
+    A day that no workspace has a snapshot for raises :class:`MissingSeatSnapshot`."""
+    totals = [0] * len(days)
+    known = [False] * len(days)
+    for snapshots in per_workspace:
+        ordered = sorted(snapshots)
+        times = [s.taken_at for s in ordered]
+        for index, day in enumerate(days):
+            try:
+                totals[index] += _seats_on(ordered, times, day)
+            except MissingSeatSnapshot:
+                continue
+            known[index] = True
+    for index, day in enumerate(days):
+        if not known[index]:
+            raise MissingSeatSnapshot(day)
+    return totals

@@ -49,3 +49,41 @@ def put_initial_admin(base_url: str, control_token: str, email: str, password_ha
         raise ProviderError(f"initial admin request failed: {type(exc).__name__}") from exc
     if response.status_code >= 300:
         raise ProviderError(f"initial admin request answered {response.status_code}")
+
+
+def control_url(outputs: dict[str, object], endpoint_url: str | None) -> str | None:
+    """Where the control plane calls a workspace's server: its internal address (local runtime), else its public
+    one (the control endpoints need the workspace's control token either way)."""
+    internal = outputs.get("internal_url")
+    return str(internal) if internal else endpoint_url
+
+
+def get_activated_users(client: httpx.Client, base_url: str, control_token: str) -> int:
+    """The server's seat count: activated, non-bot users (``GET /api/v4/canopy/usage``)."""
+    try:
+        response = client.get(
+            f"{base_url}/api/v4/canopy/usage", headers={"Authorization": f"Bearer {control_token}"}, timeout=10.0
+        )
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"usage request failed: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise ProviderError(f"usage request answered {response.status_code}")
+    count = response.json().get("activated_users")
+    if not isinstance(count, int) or count < 0:
+        raise ProviderError("usage answer has no activated_users count")
+    return count
+
+
+def put_plan(base_url: str, control_token: str, plan: dict[str, object]) -> None:
+    """Tell the server its billing plan state (``PUT /api/v4/canopy/plan``; idempotent)."""
+    try:
+        response = httpx.put(
+            f"{base_url}/api/v4/canopy/plan",
+            json=plan,
+            headers={"Authorization": f"Bearer {control_token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"plan request failed: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise ProviderError(f"plan request answered {response.status_code}")

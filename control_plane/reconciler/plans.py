@@ -1,8 +1,10 @@
 """Which steps provision a workspace, per provider and tier, as data.
 
-- local (every tier): database, storage, compute, dns, initial_admin, available (:data:`.steps.STEPS`).
-- aws, enterprise (a silo): kms, storage, database, cluster, identity, compute, initial_admin, dns, available.
-- aws, professional (pooled in a cell): database, storage, identity, compute, initial_admin, dns, available.
+- local (every tier): database, storage, compute, dns, initial_admin, available, plan (:data:`.steps.STEPS`).
+- aws, enterprise (a silo): kms, storage, database, cluster, identity, compute, initial_admin, dns, available, plan.
+- aws, professional (pooled in a cell): database, storage, identity, compute, initial_admin, dns, available, plan.
+
+``plan`` tells the server its billing plan (trial end, suspension: :mod:`control_plane.subscriptions`).
 
 ``identity`` is the IAM role the workspace's pods assume through the cluster's OIDC provider (EKS IAM roles for
 service accounts), carrying the workspace's storage policy; compute annotates the pods' service account with it.
@@ -27,6 +29,7 @@ from control_plane.reconciler.steps import (
     control_token,
     ensure_database,
     ensure_dns,
+    ensure_plan,
     ensure_storage,
     teardown_compute,
     teardown_database,
@@ -111,6 +114,12 @@ def ensure_admin_handed_over(ctx: Context) -> Ensured:
     return Ensured(created=("initial_admin",))
 
 
+def ensure_plan_over_http(ctx: Context) -> Ensured:
+    """The plan goes to the server over its public URL, the path the availability probe checks; a deployment
+    that cannot reach its workspaces over HTTP (``aws_probe_http`` off) cannot tell them."""
+    return ensure_plan(ctx) if ctx.settings.aws_probe_http else Ensured()
+
+
 def ensure_serving(ctx: Context) -> Ensured:
     _provided(ctx.providers.probe, "probe").check(ctx.spec, ctx.outputs)
     return Ensured()
@@ -121,6 +130,7 @@ COMPUTE = Step("compute", "ComputeReady", ensure_kube_compute, teardown_compute)
 HANDOVER = Step("initial_admin", None, ensure_admin_handed_over)
 DNS = Step("dns", "DnsReady", ensure_dns, teardown_dns)
 AVAILABLE = Step("available", "Available", ensure_serving)
+PLAN = Step("plan", None, ensure_plan_over_http)
 
 ENTERPRISE: tuple[Step, ...] = (
     Step("kms", "KeyReady", ensure_kms, teardown_kms),
@@ -132,6 +142,7 @@ ENTERPRISE: tuple[Step, ...] = (
     HANDOVER,
     DNS,
     AVAILABLE,
+    PLAN,
 )
 
 PROFESSIONAL: tuple[Step, ...] = (
@@ -142,6 +153,7 @@ PROFESSIONAL: tuple[Step, ...] = (
     HANDOVER,
     DNS,
     AVAILABLE,
+    PLAN,
 )
 
 

@@ -16,13 +16,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import object_session
 
 import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
-from control_plane.core.settings import Settings
+from control_plane.core.settings import Settings, get_settings
 from control_plane.providers.base import Ensured, WorkspaceSpec
 from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
+from control_plane.subscriptions import service as subscriptions
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -134,21 +136,34 @@ def _clear_attempts(ws: Workspace, now: datetime, generation: int) -> None:
     ws.observed_generation = max(ws.observed_generation or 0, generation)
 
 
-def _ready_state(ws: Workspace) -> Lifecycle:
-    return Lifecycle.active if ws.tier == Tier.enterprise else Lifecycle.trialing
+def workspace_plan(workspace_id: uuid.UUID) -> dict[str, object]:
+    """The billing plan the workspace's server is told; a Professional organization's trial starts when its
+    first workspace is ready to use."""
+    settings = get_settings()
+    with session_scope() as session:
+        ws = session.get(Workspace, workspace_id)
+        if ws is None:
+            raise LookupError(f"workspace {workspace_id} disappeared")
+        if ws.tier is Tier.professional and ws.lifecycle_state in (Lifecycle.provisioning, Lifecycle.trialing):
+            subscriptions.start_trial(session, settings, ws.organization_id, utcnow())
+        return subscriptions.workspace_plan(session, settings, ws)
 
 
 def record_converged(workspace_id: uuid.UUID, generation: int, settings: Settings) -> Lifecycle:
-    """Everything is ready: clear the error bookkeeping and finish provisioning."""
+    """Everything is ready: clear the error bookkeeping and finish provisioning (into the state billing says)."""
     now = utcnow()
     with locked(workspace_id) as ws:
         _clear_attempts(ws, now, generation)
         if ws.lifecycle_state == Lifecycle.provisioning:
-            target = _ready_state(ws)
+            session = object_session(ws)
+            assert session is not None
+            target = subscriptions.ready_state(session, ws)
             check_transition(ws.lifecycle_state, target)
             ws.lifecycle_state = target
             if target == Lifecycle.trialing:
-                ws.trial_ends_at = now + timedelta(days=settings.trial_days)
+                ws.trial_ends_at = subscriptions.trial_ends_at(session, ws.organization_id) or now + timedelta(
+                    days=settings.trial_days
+                )
         return ws.lifecycle_state
 
 

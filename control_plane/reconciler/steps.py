@@ -19,7 +19,7 @@ from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
-from control_plane.providers.workspace_client import ping, put_initial_admin
+from control_plane.providers.workspace_client import ping, put_initial_admin, put_plan
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Context:
     admin_email: str | None = None
     admin_password_hash: str | None = None
     forget_admin_hash: Callable[[uuid.UUID], None] | None = None
+    read_plan: Callable[[uuid.UUID], dict[str, object]] | None = None
 
     def secrets(self) -> list[str]:
         """Credentials that must never reach ``last_error`` (those that can be read now; this must never fail)."""
@@ -125,6 +126,15 @@ def ensure_available(ctx: Context) -> Ensured:
     return Ensured()
 
 
+def ensure_plan(ctx: Context) -> Ensured:
+    """Tell the server its billing plan (trial end, suspension), at its internal address or else its public one."""
+    if ctx.read_plan is None:
+        return Ensured()
+    url = str(ctx.outputs.get("internal_url") or ctx.providers.dns.endpoint_url(ctx.spec))
+    put_plan(url, control_token(ctx.spec), ctx.read_plan(ctx.spec.id))
+    return Ensured()
+
+
 STEPS: tuple[Step, ...] = (
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
@@ -132,4 +142,5 @@ STEPS: tuple[Step, ...] = (
     Step("dns", "DnsReady", ensure_dns, teardown_dns),
     Step("initial_admin", None, ensure_initial_admin),
     Step("available", "Available", ensure_available),
+    Step("plan", None, ensure_plan),
 )

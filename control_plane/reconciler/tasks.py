@@ -67,6 +67,7 @@ def _context(snap: records.Snapshot) -> Context:
         admin_email=snap.admin_email,
         admin_password_hash=snap.admin_password_hash,
         forget_admin_hash=records.forget_admin_hash,
+        read_plan=records.workspace_plan,
     )
 
 

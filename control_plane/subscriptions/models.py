@@ -33,13 +33,12 @@ class Subscription(Base):
     status: Mapped[BillingStatus] = mapped_column(_enum(BillingStatus, "billing_status"))
     trial_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     trial_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    trial_notice: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the latest trial mail sent
-    # Paid time is [paid_from, paid_until); paid_until is set when a cancellation is requested (the period end).
-    paid_from: Mapped[OptionalTimestamp]
-    paid_until: Mapped[OptionalTimestamp]
-    cancel_requested_at: Mapped[OptionalTimestamp]
+    # Paid time: [[start, end or null], ...] as ISO 8601 times; the last interval is open while the plan is paid.
+    paid_intervals: Mapped[list[list[str | None]]] = mapped_column(JSONB, default=list)
+    cancel_at: Mapped[OptionalTimestamp]  # when a requested cancellation takes effect (the period's end)
     customer_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     payment_method_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payment_method_added_at: Mapped[OptionalTimestamp]  # open invoices are charged again after a new card
     card_brand: Mapped[str | None] = mapped_column(String(30), nullable=True)
     card_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
     suspended_at: Mapped[OptionalTimestamp]  # since when billing has the workspaces suspended
@@ -102,6 +101,7 @@ class Invoice(Base):
     state: Mapped[InvoiceState] = mapped_column(_enum(InvoiceState, "invoice_state"))
     gateway_invoice_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[OptionalTimestamp]
     first_failure_at: Mapped[OptionalTimestamp]
     last_failure: Mapped[str | None] = mapped_column(Text, nullable=True)
     paid_at: Mapped[OptionalTimestamp]

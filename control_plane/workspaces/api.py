@@ -126,7 +126,7 @@ def delete_workspace(
     responses=problem_responses(401, 403, 404, 409),
 )
 def hibernate_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceHibernator) -> WorkspaceOut:
-    """Hibernate a trialing, active or suspended workspace: the reconciler stops its server and keeps its data."""
+    """Hibernate a trialing, active, past-due or suspended workspace: its server stops, its data stays."""
     ws = service.hibernate(session, principal, workspace_id)
     defer_reconcile(ws.id)
     return workspace_out(ws)

@@ -28,9 +28,9 @@ TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
     L.provisioning: frozenset({L.trialing, L.active, L.pending_deletion}),
     L.trialing: frozenset({L.active, L.past_due, L.suspended, L.hibernated, L.pending_deletion}),
     L.active: frozenset({L.past_due, L.suspended, L.hibernated, L.pending_deletion}),
-    L.past_due: frozenset({L.active, L.suspended, L.pending_deletion}),
+    L.past_due: frozenset({L.active, L.suspended, L.hibernated, L.pending_deletion}),
     L.suspended: frozenset({L.active, L.hibernated, L.pending_deletion}),
-    L.hibernated: frozenset({L.trialing, L.active, L.suspended, L.pending_deletion}),
+    L.hibernated: frozenset({L.trialing, L.active, L.past_due, L.suspended, L.pending_deletion}),
     L.pending_deletion: frozenset({L.active, L.deleted}),
     L.deleted: frozenset(),
 }

@@ -147,7 +147,7 @@ def request_deletion(session: Session, principal: Principal, workspace_id: uuid.
 
 
 def hibernate_row(session: Session, ws: Workspace, actor: str) -> None:
-    """Hibernate a trialing, active or suspended workspace (its server stops, its data stays); committed."""
+    """Hibernate a trialing, active, past-due or suspended workspace (its server stops, its data stays); committed."""
     transition(session, ws, Lifecycle.hibernated, actor)
     session.commit()
 

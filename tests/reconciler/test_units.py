@@ -124,10 +124,10 @@ def test_hibernation_pauses_a_state_and_waking_resumes_it(state: Lifecycle) -> N
     assert wake_target(Lifecycle.hibernated, state) == state
 
 
-def test_only_trialing_active_and_suspended_hibernate() -> None:
-    assert {Lifecycle.trialing, Lifecycle.active, Lifecycle.suspended} == HIBERNATABLE_STATES
+def test_only_serving_states_hibernate() -> None:
+    assert {Lifecycle.trialing, Lifecycle.active, Lifecycle.past_due, Lifecycle.suspended} == HIBERNATABLE_STATES
     assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.pending_deletion}
-    for state in (Lifecycle.provisioning, Lifecycle.past_due, Lifecycle.pending_deletion, Lifecycle.hibernated):
+    for state in (Lifecycle.provisioning, Lifecycle.pending_deletion, Lifecycle.hibernated):
         with pytest.raises(IllegalTransition) as refused:
             check_transition(state, Lifecycle.hibernated)
         assert refused.value.status == 409 and refused.value.slug == "illegal-transition"
@@ -145,4 +145,4 @@ def test_only_a_hibernated_workspace_wakes(state: Lifecycle) -> None:
 
 def test_waking_cannot_resume_a_state_hibernation_never_pauses() -> None:
     with pytest.raises(IllegalTransition):
-        wake_target(Lifecycle.hibernated, Lifecycle.past_due)
+        wake_target(Lifecycle.hibernated, Lifecycle.provisioning)
