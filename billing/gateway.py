@@ -10,6 +10,7 @@ call already created; every mutating call also carries a deterministic idempoten
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
@@ -139,6 +140,18 @@ class PaymentGateway(Protocol):
 
     def retrieve_invoice(self, invoice_id: str) -> GatewayInvoice:
         """The invoice as the provider holds it now."""
+        ...
+
+    def retrieve_customer(self, customer_id: str) -> Customer | None:
+        """The customer as the provider holds it now (``None`` once deleted)."""
+        ...
+
+    def customer_invoices(self, customer_id: str) -> Iterator[GatewayInvoice]:
+        """Every invoice of the customer, newest first, read a page of many at a time."""
+        ...
+
+    def invoice_of_payment(self, payment_intent_id: str) -> str | None:
+        """The id of the invoice a payment intent pays (``None``: it pays none, or is unknown)."""
         ...
 
 

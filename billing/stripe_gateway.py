@@ -271,8 +271,19 @@ class StripeGateway:
         """The invoice as Stripe holds it now."""
         return self._read(self._v1.invoices.retrieve(invoice_id))
 
+    def customer_invoices(self, customer_id: str) -> Iterator[GatewayInvoice]:
+        """Every invoice of the customer, newest first: one call per page of :data:`PAGE` (lines are read
+        apart only for an invoice with more lines than its listing embeds)."""
+        for raw in self._v1.invoices.list({"customer": customer_id, "limit": PAGE}).auto_paging_iter():
+            yield self._read(raw)
+
     def _read(self, raw: stripe.Invoice) -> GatewayInvoice:
-        lines = [line for line in self._lines(str(raw.id)) if _metadata(line).get(LINE_KEY)]
+        embedded = _optional(raw, "lines")
+        if embedded and not embedded.get("has_more"):
+            lines = embedded.get("data", [])
+            amounts = [int(line["amount"]) for line in lines if (line.get("metadata") or {}).get(LINE_KEY)]
+        else:
+            amounts = [int(line.amount) for line in self._lines(str(raw.id)) if _metadata(line).get(LINE_KEY)]
         return GatewayInvoice(
             id=str(raw.id),
             invoice_key=_invoice_key(raw),
@@ -280,8 +291,30 @@ class StripeGateway:
             currency=str(raw.currency),
             amount_due=int(raw.amount_due),
             amount_paid=int(raw.amount_paid),
-            line_amounts=tuple(int(line.amount) for line in lines),
+            line_amounts=tuple(amounts),
         )
+
+    # Reading back what happened at Stripe (webhooks, reconciliation)
+
+    def retrieve_customer(self, customer_id: str) -> Customer | None:
+        """The customer as Stripe holds it now; ``None`` once deleted (Stripe answers a stub, localstripe 404)."""
+        try:
+            raw = self._v1.customers.retrieve(customer_id)
+        except stripe.InvalidRequestError as e:
+            if e.http_status == 404:
+                return None
+            raise
+        return None if _optional(raw, "deleted") else _customer(raw)
+
+    def invoice_of_payment(self, payment_intent_id: str) -> str | None:
+        """The invoice a payment intent pays: Stripe lists it among the invoice's payments (its payment intents
+        no longer name their invoice); localstripe still names it on the payment intent."""
+        if self._api is StripeApi.localstripe:
+            invoice = _optional(self._v1.payment_intents.retrieve(payment_intent_id), "invoice")
+            return str(invoice) if invoice else None
+        params: Any = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1}
+        found = self._v1.invoice_payments.list(params).data
+        return _expandable_id(_optional(found[0], "invoice")) if found else None
 
 
 def _optional(obj: Any, name: str) -> Any:
@@ -292,6 +325,13 @@ def _optional(obj: Any, name: str) -> Any:
 def _metadata(obj: Any) -> dict[str, str]:
     metadata = _optional(obj, "metadata")
     return dict(metadata) if metadata else {}
+
+
+def _expandable_id(value: Any) -> str | None:
+    """The id of a field Stripe gives as an id or, expanded, as the object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return str(value) if value else None
 
 
 def _invoice_key(invoice: stripe.Invoice) -> str | None:

@@ -18,7 +18,7 @@ import pytest
 import stripe
 
 from billing.engine.pricing import PROFESSIONAL
-from billing.gateway import InvoiceStatus, invoice_request
+from billing.gateway import Customer, InvoiceStatus, invoice_request
 from billing.stripe_gateway import StripeApi, StripeGateway
 from tests.billing.receivers import Received, Recorder, serve
 from tests.billing.test_stripe_gateway import february_draft
@@ -41,6 +41,8 @@ class ScriptedStripe:
     decline_payment: bool = False
     items: list[dict[str, Any]] = field(default_factory=list)
     invoice_status: str = "draft"
+    listed: bool = False  # whether the invoice shows in listings (once created)
+    embedded_lines: int = 10  # how many lines an invoice object embeds (Stripe: the first 10)
 
     def customer(self, default_pm: str | None) -> dict[str, Any]:
         return {
@@ -62,7 +64,17 @@ class ScriptedStripe:
             "amount_due": due,
             "amount_paid": paid,
             "metadata": {"canopy_invoice_key": "inv-1"},
+            "lines": {
+                "object": "list",
+                "data": self._lines()[: self.embedded_lines],
+                "has_more": len(self.items) > self.embedded_lines,
+                "url": "/v1/invoices/in_1/lines",
+            },
         }
+
+    def invoice_payment(self) -> dict[str, Any]:
+        payment = {"type": "payment_intent", "payment_intent": "pi_1"}
+        return {"id": "inpay_1", "object": "invoice_payment", "invoice": "in_1", "payment": payment}
 
     def answer(self, request: Received) -> tuple[int, bytes]:
         status, body = self._route(request.method, urlsplit(request.path).path, dict(parse_qsl(request.body.decode())))
@@ -82,7 +94,9 @@ class ScriptedStripe:
             ),
             ("POST", "/v1/customers/cus_1"): lambda: (200, self.customer("pm_1")),
             ("GET", "/v1/customers/cus_1"): lambda: (200, self.customer("pm_1")),
-            ("GET", "/v1/invoices"): lambda: (200, listing([])),
+            ("GET", "/v1/customers/cus_gone"): lambda: (200, {"id": "cus_gone", "object": "customer", "deleted": True}),
+            ("GET", "/v1/invoice_payments"): lambda: (200, listing([self.invoice_payment()])),
+            ("GET", "/v1/invoices"): lambda: (200, listing([self.invoice()] if self.listed else [])),
             ("POST", "/v1/invoices"): lambda: (200, self.invoice()),
             ("GET", "/v1/invoices/in_1"): lambda: (200, self.invoice()),
             ("GET", "/v1/invoices/in_1/lines"): lambda: (200, listing(self._lines())),
@@ -232,3 +246,38 @@ def test_a_card_error_when_paying_is_a_failed_payment(scripted: tuple[ScriptedSt
     assert not result.succeeded
     assert result.failure_message == "Your card was declined."
     assert (result.invoice.status, result.invoice.amount_paid) == (InvoiceStatus.open, 0)
+
+
+def requests_to(recorder: Recorder, method: str, path: str) -> list[list[tuple[str, str]]]:
+    """The query of each ``method`` request to ``path``."""
+    return [
+        parse_qsl(urlsplit(r.path).query)
+        for r in recorder.requests
+        if (r.method, urlsplit(r.path).path) == (method, path)
+    ]
+
+
+def test_customers_invoices_and_payments_are_read_back(
+    scripted: tuple[ScriptedStripe, Recorder, StripeGateway],
+) -> None:
+    script, recorder, gateway = scripted
+    customer = gateway.ensure_customer("org-1", "owner@example.com", "Acme")
+    gateway.set_default_payment_method(customer.id, "pm_card_visa")
+    assert gateway.retrieve_customer("cus_1") == Customer("cus_1", "org-1", "pm_1")
+    assert gateway.retrieve_customer("cus_gone") is None  # Stripe answers a deleted customer with a stub
+
+    assert gateway.invoice_of_payment("pi_1") == "in_1"
+    [query] = requests_to(recorder, "GET", "/v1/invoice_payments")
+    assert set(query) == {("payment[type]", "payment_intent"), ("payment[payment_intent]", "pi_1"), ("limit", "1")}
+
+    created = gateway.create_invoice(invoice_request("inv-1", customer.id, february_draft()))
+    script.listed = True
+    recorder.requests.clear()
+    assert list(gateway.customer_invoices("cus_1")) == [created]
+    assert [urlsplit(r.path).path for r in recorder.requests] == ["/v1/invoices"]  # one call, lines embedded
+    assert set(requests_to(recorder, "GET", "/v1/invoices")[0]) == {("customer", "cus_1"), ("limit", "100")}
+
+    script.embedded_lines = 1  # more lines than the listing embeds: they are read apart
+    recorder.requests.clear()
+    assert list(gateway.customer_invoices("cus_1")) == [created]
+    assert [urlsplit(r.path).path for r in recorder.requests] == ["/v1/invoices", "/v1/invoices/in_1/lines"]

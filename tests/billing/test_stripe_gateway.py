@@ -181,3 +181,40 @@ def test_the_seat_price_is_a_plan_on_localstripe(gateway: StripeGateway, stripe_
     assert gateway.ensure_seat_price(PROFESSIONAL) == plan_id
     plan = stripe_client.v1.plans.retrieve(plan_id)
     assert (plan.amount, plan.currency, plan.interval) == (1000, "usd", "month")
+
+
+def test_a_customer_is_read_back_until_it_is_deleted(
+    gateway: StripeGateway, stripe_client: stripe.StripeClient
+) -> None:
+    customer = gateway.ensure_customer("org-1", "owner@example.com", "Acme")
+    assert gateway.retrieve_customer(customer.id) == customer
+    with_card = gateway.set_default_payment_method(customer.id, "pm_card_visa")
+    assert gateway.retrieve_customer(customer.id) == with_card
+    stripe_client.v1.customers.delete(customer.id)
+    assert gateway.retrieve_customer(customer.id) is None
+
+
+def test_a_customers_invoices_are_listed_with_their_status_and_amounts(
+    gateway: StripeGateway, stripe_client: stripe.StripeClient
+) -> None:
+    customer = gateway.ensure_customer("org-1", "owner@example.com", "Acme")
+    gateway.set_default_payment_method(customer.id, "pm_card_visa")
+    february = gateway.create_invoice(invoice_request("inv-1", customer.id, february_draft()))
+    gateway.pay_invoice(february.id, "inv-1", attempt=1)
+    march = gateway.create_invoice(invoice_request("inv-2", customer.id, february_draft([1] * 28)))
+    listed = {i.id: i for i in gateway.customer_invoices(customer.id)}
+    assert listed[february.id] == gateway.retrieve_invoice(february.id)
+    assert (listed[february.id].status, listed[february.id].amount_due) == (InvoiceStatus.paid, 3893)
+    assert listed[march.id] == march and listed[march.id].invoice_key == "inv-2"
+    assert set(listed) == {i.id for i in stripe_client.v1.invoices.list({"customer": customer.id}).data}
+
+
+def test_a_payment_intent_names_the_invoice_it_pays(gateway: StripeGateway, stripe_client: stripe.StripeClient) -> None:
+    customer = gateway.ensure_customer("org-1", "owner@example.com", "Acme")
+    gateway.set_default_payment_method(customer.id, "pm_card_visa")
+    invoice = gateway.create_invoice(invoice_request("inv-1", customer.id, february_draft()))
+    gateway.pay_invoice(invoice.id, "inv-1", attempt=1)
+    intent = stripe_client.v1.invoices.retrieve(invoice.id).to_dict()["payment_intent"]
+    assert gateway.invoice_of_payment(intent) == invoice.id
+    alone = stripe_client.v1.payment_intents.create({"amount": 500, "currency": "usd", "customer": customer.id})
+    assert gateway.invoice_of_payment(alone.id) is None
