@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from control_plane.core.db import get_engine
+from control_plane.core.db import get_engine, session_scope
+from control_plane.subscriptions import reconciliation
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter("canopy_http_requests_total", "HTTP requests served", ["method", "status"])
 LATENCY = Histogram("canopy_http_request_seconds", "HTTP request latency", ["method"])
+BILLING_DRIFT = Gauge("canopy_billing_drift", "Drift items found by the latest billing reconciliation")
+BILLING_RECONCILED = Gauge(
+    "canopy_billing_reconciliation_timestamp_seconds", "When the latest billing reconciliation ran (Unix time)"
+)
+STRIPE_EVENTS_UNPROCESSED = Gauge("canopy_stripe_events_unprocessed", "Stripe webhook events stored, not applied yet")
 
 
 @router.get("/healthz")
@@ -38,8 +47,22 @@ def readyz(response: Response) -> dict[str, str]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics() -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics (the billing gauges are read from the database at each scrape)."""
+    _read_billing_gauges()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _read_billing_gauges() -> None:
+    """Set the billing gauges from the database; they keep their last values while it cannot be read."""
+    try:
+        with session_scope() as session:
+            figures = reconciliation.figures(session)
+    except SQLAlchemyError as e:
+        log.warning("metrics: billing figures unavailable: %s", type(e).__name__)
+        return
+    BILLING_DRIFT.set(figures.drift)
+    BILLING_RECONCILED.set(figures.reconciled_at.timestamp() if figures.reconciled_at is not None else 0)
+    STRIPE_EVENTS_UNPROCESSED.set(figures.unprocessed_events)
 
 
 class MetricsMiddleware:

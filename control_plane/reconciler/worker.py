@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from control_plane.core.task_queue import app
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # registers the tasks on the app
+    from control_plane.subscriptions import event_tasks  # noqa: F401  (registers the Stripe event tasks)
     from control_plane.subscriptions import tasks as billing_tasks  # noqa: F401  (registers the billing tasks)
 
     settings = get_settings()
