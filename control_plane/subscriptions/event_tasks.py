@@ -10,6 +10,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
+from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import app, ensure_sync_open
 from control_plane.reconciler.tasks import every
 from control_plane.subscriptions import webhooks
@@ -49,9 +50,13 @@ def reapply_stripe_events(timestamp: int) -> int:
     return len(event_ids)
 
 
-@app.periodic(cron=RECONCILE_CRON, periodic_id=RECONCILE_TASK)
 @app.task(name=RECONCILE_TASK, queueing_lock=RECONCILE_TASK, lock=RECONCILE_TASK, pass_context=False)
 def reconcile_billing_nightly(timestamp: int) -> str:
     """procrastinate entry point of :func:`control_plane.subscriptions.reconciliation.reconcile_billing`."""
     report = reconcile_billing()
     return f"{report.organizations} organizations, {len(report.drift)} drift"
+
+
+# Nightly unless the periodic billing tasks are off (``CANOPY_BILLING_RUN_SECONDS=0``: tests and operators run it).
+if get_settings().billing_run_seconds > 0:
+    app.periodic(cron=RECONCILE_CRON, periodic_id=RECONCILE_TASK)(reconcile_billing_nightly)
