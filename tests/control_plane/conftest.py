@@ -22,7 +22,12 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def cp_database(create_database: Callable[[str], str]) -> Iterator[str]:
     """A migrated control-plane database, configured for this module's app."""
-    env = {"CANOPY_DEV_MODE": "true", "CANOPY_SIGNUP_RATE_LIMIT": "1000"}
+    env = {
+        "CANOPY_DEV_MODE": "true",
+        "CANOPY_SIGNUP_RATE_LIMIT": "1000",
+        # The Stripe webhook route serves (refusing unsigned deliveries with a 400); without a secret it is a 503.
+        "CANOPY_STRIPE_WEBHOOK_SECRETS": '["whsec_control_plane_tests"]',
+    }
     with configured_control_plane(create_database("cp"), **env) as url:
         yield url
 
