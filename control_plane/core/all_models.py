@@ -7,7 +7,7 @@ from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
 from control_plane.mail.models import OutboxMail
-from control_plane.organizations.models import Organization
+from control_plane.organizations.models import Invitation, Organization
 from control_plane.tokens.models import ApiToken
 from control_plane.workspaces.models import Workspace
 
@@ -19,6 +19,7 @@ __all__ = [
     "Cell",
     "EmailVerification",
     "IdempotencyRecord",
+    "Invitation",
     "Membership",
     "Organization",
     "OutboxMail",
