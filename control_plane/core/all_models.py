@@ -8,6 +8,14 @@ from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
 from control_plane.mail.models import OutboxMail
 from control_plane.organizations.models import Invitation, Organization
+from control_plane.subscriptions.models import (
+    BillingNotice,
+    BillingReconciliation,
+    Invoice,
+    SeatSnapshot,
+    StripeEvent,
+    Subscription,
+)
 from control_plane.tokens.models import ApiToken
 from control_plane.workspaces.models import Workspace
 
@@ -16,14 +24,20 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "BillingNotice",
+    "BillingReconciliation",
     "Cell",
     "EmailVerification",
     "IdempotencyRecord",
     "Invitation",
+    "Invoice",
     "Membership",
     "Organization",
     "OutboxMail",
     "RateLimitCounter",
+    "SeatSnapshot",
+    "StripeEvent",
+    "Subscription",
     "WebSession",
     "Workspace",
     "WorkspaceCredential",

@@ -51,6 +51,12 @@ def require_secret_key(settings: Settings) -> None:
         )
 
 
+def require_real_clock(settings: Settings) -> None:
+    """Refuse a travelling clock (``CANOPY_CLOCK_FILE``) outside dev mode."""
+    if not settings.dev_mode and settings.clock_file is not None:
+        raise InsecureConfiguration("CANOPY_CLOCK_FILE moves the clock: it is for dev mode and tests only")
+
+
 SECRET_KEY_FILE = "secret_key"
 
 

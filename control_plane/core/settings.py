@@ -107,6 +107,34 @@ class Settings(BaseSettings):
     kube_rollout_timeout_seconds: float = Field(
         default=600.0, description="How long a compute step waits for a rollout (and an ingress address)."
     )
+    clock_file: Path | None = Field(
+        default=None,
+        description="Dev mode only: a file of seconds added to the clock of every process (`canopy clock advance`).",
+    )
+
+    stripe_api_key: SecretStr | None = Field(
+        default=None, description="Stripe secret key; unset = no payments (Professional trials never end)."
+    )
+    stripe_api_base: str | None = Field(default=None, description="Stripe API address (localstripe in tests).")
+    stripe_dialect: Literal["stripe", "localstripe"] = Field(
+        default="stripe", description="localstripe lacks Prices and draft invoices; the gateway adapts (tests)."
+    )
+    stripe_publishable_key: str = Field(default="", description="Stripe publishable key of the billing page.")
+    stripe_js_url: str = Field(
+        default="https://js.stripe.com/v3/", description="Where the billing page loads Stripe.js."
+    )
+    stripe_webhook_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Webhook signing secrets (JSON list; several during a rotation); empty = the route refuses.",
+    )
+    billing_run_seconds: int = Field(default=300, description="Period of the billing run (trials, invoices, dunning).")
+    billing_seat_collection_seconds: int = Field(default=3600, description="Period of the seat collection.")
+    billing_dunning_retry_days: list[int] = Field(
+        default_factory=lambda: [2, 5, 7], description="Charge retries, days after the first failure (JSON list)."
+    )
+    billing_hibernate_after_days: int = Field(default=30, description="Days suspended by billing before hibernation.")
+    billing_collection_concurrency: int = Field(default=16, description="Workspace servers read at once for seats.")
+
     fault_pause_after_step: str | None = Field(
         default=None,
         description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",

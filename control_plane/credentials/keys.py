@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from control_plane.core.security import InsecureConfiguration, require_secret_key
+from control_plane.core.security import InsecureConfiguration, require_real_clock, require_secret_key
 from control_plane.core.settings import Settings
 
 KEYS_VARIABLE = "CANOPY_CREDENTIAL_KEYS"
@@ -96,6 +96,7 @@ def insecure_configuration(settings: Settings) -> str | None:
     """Why ``settings`` must not start Canopy (a public default key, unusable credential keys), or None."""
     try:
         require_secret_key(settings)
+        require_real_clock(settings)
         keyring(settings)
     except InsecureConfiguration as exc:
         return str(exc)

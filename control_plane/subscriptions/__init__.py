@@ -1,0 +1,1 @@
+"""Self-serve billing of Professional organizations: the control plane side of :mod:`billing`."""
