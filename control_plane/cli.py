@@ -168,7 +168,7 @@ def _stop_local_workspaces() -> None:
 def cmd_create_account(args: argparse.Namespace) -> int:
     """Create a verified staff account and print a token for it (shown once)."""
     from control_plane.accounts.models import Account
-    from control_plane.accounts.service import account_by_email, normalize_email
+    from control_plane.accounts.repository import account_by_email, normalize_email
     from control_plane.core.authz import Role
     from control_plane.core.clock import utcnow
     from control_plane.core.db import session_scope
@@ -273,6 +273,45 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_billing(args: argparse.Namespace) -> int:
+    """Run the billing of due organizations (or one) now, or collect today's seat snapshots now."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.clock import utcnow
+    from control_plane.core.db import session_scope
+    from control_plane.subscriptions import repository, seats, tasks
+
+    if args.billing_command == "collect-seats":
+        collected = seats.collect()
+        print(f"recorded {collected.recorded} snapshots, {collected.failed} servers unread")
+        return 1 if collected.failed else 0
+    if args.organization_id is not None:
+        due = [args.organization_id]
+    else:
+        with session_scope() as session:
+            due = repository.due(session, utcnow(), tasks.TICK_BATCH)
+    for organization_id in due:
+        outcome = tasks.bill(organization_id)
+        print(f"{organization_id}: {outcome.invoices_created} invoices, {outcome.charges} charges")
+    return 0
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    """Show the deployment's clock, or move it forward (dev mode with CANOPY_CLOCK_FILE only)."""
+    from datetime import timedelta
+
+    from control_plane.core.clock import advance, utcnow
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    if args.clock_command == "advance":
+        if not (settings.dev_mode and settings.clock_file):
+            print("canopy clock advance: needs CANOPY_DEV_MODE=true and CANOPY_CLOCK_FILE", file=sys.stderr)
+            return 2
+        advance(settings.clock_file, timedelta(days=args.days, hours=args.hours))
+    print(utcnow().isoformat())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="canopy", description=__doc__)
@@ -313,6 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
         verb_parser = verbs.add_parser(verb, help=help_text)
         verb_parser.add_argument("workspace_id", type=uuid.UUID)
         verb_parser.set_defaults(func=cmd_workspaces_power)
+    billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
+    run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
+    run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")
+    run.set_defaults(func=cmd_billing)
+    billing.add_parser("collect-seats", help="record today's seat snapshots now").set_defaults(func=cmd_billing)
+    clock = sub.add_parser("clock", help="the deployment's clock").add_subparsers(dest="clock_command", required=True)
+    clock.add_parser("show", help="print the clock's now").set_defaults(func=cmd_clock)
+    advance = clock.add_parser("advance", help="move the clock forward (dev mode, CANOPY_CLOCK_FILE)")
+    advance.add_argument("--days", type=int, default=0)
+    advance.add_argument("--hours", type=int, default=0)
+    advance.set_defaults(func=cmd_clock)
     return parser
 
 

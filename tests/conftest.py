@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
+from tests.harness.localstripe import localstripe, stripe_client  # noqa: F401  (one localstripe per run)
+
 ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN_ID = uuid.uuid4().hex[:8]
 

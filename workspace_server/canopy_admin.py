@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
 from workspace_server.files import storage_usage
-from workspace_server.schema import posts, teams, users
+from workspace_server.plan import Plan, plan_json, store_plan, stored_plan
+from workspace_server.schema import posts, teams
 from workspace_server.teams import join_team
 from workspace_server.users import (
+    ACTIVATED_USERS,
     SYSTEM_ADMIN,
     get_user_by_email,
     insert_user,
@@ -84,8 +86,22 @@ async def put_initial_admin(body: InitialAdminBody, request: Request, conn: Conn
 @router.get("/usage")
 async def get_usage(request: Request, conn: Conn) -> JSONResponse:
     """Billing counters: activated (not deactivated, not bot) users, posts not deleted, bytes of stored files."""
-    activated = select(func.count()).where(users.c.delete_at == 0, users.c.is_bot.is_(False))
     post_count = select(func.count()).where(posts.c.delete_at == 0)
-    row = (await conn.execute(select(activated.scalar_subquery(), post_count.scalar_subquery()))).one()
+    row = (await conn.execute(select(ACTIVATED_USERS.scalar_subquery(), post_count.scalar_subquery()))).one()
     stored = await storage_usage(request.app, conn)
     return JSONResponse({"activated_users": row[0], "posts": row[1], "storage_bytes": stored})
+
+
+@router.put("/plan")
+async def put_plan(body: Plan, conn: Conn) -> JSONResponse:
+    """Set the workspace's billing plan (see :mod:`plan`); idempotent, and cheap when nothing changes. Answers the
+    stored plan."""
+    await store_plan(conn, body)
+    await conn.commit()
+    return JSONResponse(body.model_dump())
+
+
+@router.get("/plan")
+async def get_plan(conn: Conn) -> JSONResponse:
+    """The workspace's billing plan (:data:`plan.NO_PLAN` when the control plane never set one)."""
+    return JSONResponse(plan_json(await stored_plan(conn)))

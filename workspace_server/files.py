@@ -30,6 +30,7 @@ from workspace_server.auth import CurrentSession, Session
 from workspace_server.channels import channel_access, channel_not_found
 from workspace_server.db import Conn
 from workspace_server.ids import is_valid_id, new_id, now_ms
+from workspace_server.plan import WritingSession
 from workspace_server.post_metadata import file_info_json
 from workspace_server.schema import channels, file_infos, posts
 from workspace_server.settings import Settings
@@ -265,7 +266,7 @@ async def _postable_channel(conn: AsyncConnection, session: Session, channel_id:
 
 
 @router.post("/files", status_code=201)
-async def upload_files(request: Request, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def upload_files(request: Request, conn: Conn, session: WritingSession) -> JSONResponse:
     """Upload files to a channel the caller may post in: ``multipart/form-data`` with ``channel_id`` and one or
     more ``files`` parts (and optional ``client_ids``), or the raw body with ``?channel_id=&filename=``. Files
     stay unattached until a post names them in ``file_ids``."""

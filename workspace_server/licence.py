@@ -1,27 +1,61 @@
-"""What the workspace is licensed for, as clients read it: the client licence (``GET /api/v4/license/client``,
-Mattermost's unlicensed answer for now) and the server limits (``GET /api/v4/limits/server``: none imposed).
-Licence and trial data will come from here when the workspace has any."""
+"""What the workspace is licensed for, as clients read it: the client licence (``GET /api/v4/license/client``), the
+server limits (``GET /api/v4/limits/server``: none imposed) and, once the control plane has set a billing plan
+(:mod:`plan`), the cloud subscription, products and limits the web app loads for a Mattermost Cloud workspace
+(``/api/v4/cloud/...``). Without a plan the workspace is unlicensed, as Mattermost Team Edition is."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlalchemy import func, select
+from typing import Any, Final
 
-from workspace_server.auth import CurrentSession
+from fastapi import APIRouter
+from sqlalchemy import RowMapping
+
+from workspace_server.auth import CurrentSession, OptionalSession
 from workspace_server.db import Conn
-from workspace_server.schema import users
+from workspace_server.plan import stored_plan
+from workspace_server.users import ACTIVATED_USERS
 from workspace_server.web import AppError, JSONResponse, invalid_url_param
 
 router = APIRouter(prefix="/api/v4")
 
+# Mattermost's model.Invoice zero value: what its sanitized subscription shows non-admins as ``last_invoice``.
+_NO_INVOICE: Final = {
+    "id": "",
+    "number": "",
+    "create_at": 0,
+    "total": 0,
+    "tax": 0,
+    "status": "",
+    "description": "",
+    "period_start": 0,
+    "period_end": 0,
+    "subscription_id": "",
+    "line_items": None,
+    "current_product_name": "",
+}
 
-def client_licence() -> dict[str, str]:
-    """The licence as Mattermost shows it to clients (string values): this workspace has none."""
-    return {"IsLicensed": "false"}
+
+def _flag(value: bool) -> str:
+    """A boolean as Mattermost's string-valued licence and subscription fields carry it."""
+    return "true" if value else "false"
+
+
+def client_licence(plan: RowMapping | None, *, admin: bool) -> dict[str, str]:
+    """The licence as Mattermost shows it to clients (string values). Without a plan: unlicensed. With one: a cloud
+    licence (``Cloud``, which makes the web app load the cloud subscription and show its billing banners), a trial
+    while the plan is trialing (``IsTrial``), and for system admins its end (``ExpiresAt``, ms; Mattermost leaves
+    it out of the licence it shows other users)."""
+    if plan is None:
+        return {"IsLicensed": "false"}
+    trialing = plan["state"] == "trialing"
+    licence = {"IsLicensed": "true", "Cloud": "true", "IsTrial": _flag(trialing)}
+    if admin and trialing:
+        licence["ExpiresAt"] = str(plan["trial_end_at"])
+    return licence
 
 
 @router.get("/license/client")
-async def get_client_licence(format: str = "") -> JSONResponse:
+async def get_client_licence(conn: Conn, session: OptionalSession, format: str = "") -> JSONResponse:
     """The client licence in the ``old`` format (the only one Mattermost serves); no session needed."""
     if not format:
         raise AppError(
@@ -31,17 +65,15 @@ async def get_client_licence(format: str = "") -> JSONResponse:
         )
     if format != "old":
         raise invalid_url_param("format")
-    return JSONResponse(client_licence())
+    admin = session is not None and session.is_system_admin
+    return JSONResponse(client_licence(await stored_plan(conn), admin=admin))
 
 
 @router.get("/limits/server")
 async def get_server_limits(conn: Conn, session: CurrentSession) -> JSONResponse:
     """Mattermost's ``ServerLimits``: no user or history limit (0); the active user count for system admins
     only, as Mattermost shows it."""
-    active = 0
-    if session.is_system_admin:
-        query = select(func.count()).where(users.c.delete_at == 0, users.c.is_bot.is_(False))
-        active = int(await conn.scalar(query) or 0)
+    active = int(await conn.scalar(ACTIVATED_USERS) or 0) if session.is_system_admin else 0
     return JSONResponse(
         {
             "activeUserCount": active,
@@ -53,3 +85,64 @@ async def get_server_limits(conn: Conn, session: CurrentSession) -> JSONResponse
             "singleChannelGuestLimit": 0,
         }
     )
+
+
+async def _cloud_plan(conn: Conn) -> RowMapping:
+    """The plan, for a cloud route: Mattermost's 403 for a server whose licence is not a cloud one when there is
+    none."""
+    plan = await stored_plan(conn)
+    if plan is None:
+        raise AppError(403, "api.cloud.license_error", "Your license does not support cloud requests.")
+    return plan
+
+
+@router.get("/cloud/subscription")
+async def get_cloud_subscription(conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Mattermost's ``Subscription`` for the plan: ``status`` (the plan's state), ``is_free_trial``,
+    ``trial_end_at`` (ms) and ``delinquent_since`` (Unix seconds, as Mattermost's web app reads it; null when not
+    delinquent), ``seats`` (activated users). Users who are not system admins get what Mattermost shows them: no
+    status, seats or invoice."""
+    plan = await _cloud_plan(conn)
+    trialing = plan["state"] == "trialing"
+    delinquent_ms: int = plan["delinquent_since"]
+    subscription: dict[str, Any] = {
+        "id": plan["subscription_id"],
+        "customer_id": "",
+        "product_id": "",
+        "add_ons": [],
+        "start_at": 0,
+        "end_at": plan["trial_end_at"] if trialing else 0,
+        "create_at": 0,
+        "seats": 0,
+        "status": "",
+        "dns": "",
+        "last_invoice": _NO_INVOICE,
+        "upcoming_invoice": None,
+        "is_free_trial": _flag(trialing),
+        "trial_end_at": plan["trial_end_at"],
+        "delinquent_since": delinquent_ms // 1000 if delinquent_ms else None,
+        "originally_licensed_seats": 0,
+        "compliance_blocked": "",
+        "billing_type": "",
+        "cancel_at": None,
+        "will_renew": "",
+    }
+    if session.is_system_admin:
+        seats = int(await conn.scalar(ACTIVATED_USERS) or 0)
+        subscription |= {"seats": seats, "status": plan["state"], "last_invoice": None}
+    return JSONResponse(subscription)
+
+
+@router.get("/cloud/products")
+async def get_cloud_products(conn: Conn, session: CurrentSession) -> JSONResponse:
+    """The products the web app offers to buy: none here (plans and prices are Canopy's, at the plan's
+    ``billing_url``)."""
+    await _cloud_plan(conn)
+    return JSONResponse([])
+
+
+@router.get("/cloud/limits")
+async def get_cloud_limits(conn: Conn, session: CurrentSession) -> JSONResponse:
+    """Mattermost's ``ProductLimits``: none (an empty object, as Mattermost answers for a paid plan)."""
+    await _cloud_plan(conn)
+    return JSONResponse({})

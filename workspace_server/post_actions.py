@@ -19,6 +19,7 @@ from workspace_server.db import Conn
 from workspace_server.events import Broadcast
 from workspace_server.ids import is_valid_id, now_ms
 from workspace_server.membership import manages_channel
+from workspace_server.plan import WritingSession
 from workspace_server.post_metadata import add_metadata
 from workspace_server.posts import (
     _RESERVED_PROPS,
@@ -137,7 +138,7 @@ async def _edit(conn: AsyncConnection, session: Session, post_id: str, body: Pos
 
 
 @router.put("/posts/{post_id}")
-async def update_post(post_id: str, body: PostUpdateBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def update_post(post_id: str, body: PostUpdateBody, conn: Conn, session: WritingSession) -> JSONResponse:
     """Edit a post (its author, or a system admin): a new message sets ``edit_at``."""
     if body.id != post_id:
         raise invalid_body_param("id")
@@ -145,7 +146,7 @@ async def update_post(post_id: str, body: PostUpdateBody, conn: Conn, session: C
 
 
 @router.put("/posts/{post_id}/patch")
-async def patch_post(post_id: str, body: PostPatchBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def patch_post(post_id: str, body: PostPatchBody, conn: Conn, session: WritingSession) -> JSONResponse:
     """Change some fields of a post (its author, or a system admin)."""
     return await _edit(conn, session, post_id, body)
 
@@ -211,13 +212,13 @@ async def _set_pinned(conn: AsyncConnection, session: Session, post_id: str, pin
 
 
 @router.post("/posts/{post_id}/pin")
-async def pin_post(post_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def pin_post(post_id: str, conn: Conn, session: WritingSession) -> JSONResponse:
     """Pin a post to its channel (members of the channel)."""
     return await _set_pinned(conn, session, post_id, True)
 
 
 @router.post("/posts/{post_id}/unpin")
-async def unpin_post(post_id: str, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def unpin_post(post_id: str, conn: Conn, session: WritingSession) -> JSONResponse:
     """Unpin a post (members of the channel)."""
     return await _set_pinned(conn, session, post_id, False)
 

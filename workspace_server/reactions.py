@@ -18,6 +18,7 @@ from workspace_server.channels import channel_access
 from workspace_server.db import Conn
 from workspace_server.events import Broadcast
 from workspace_server.ids import is_valid_id, now_ms
+from workspace_server.plan import WritingSession
 from workspace_server.post_actions import PostAccess, readable_post
 from workspace_server.post_metadata import reaction_json
 from workspace_server.schema import channels, posts, reactions
@@ -61,7 +62,7 @@ class ReactionBody(BaseModel):
 
 
 @router.post("/reactions")
-async def save_reaction(body: ReactionBody, conn: Conn, session: CurrentSession) -> JSONResponse:
+async def save_reaction(body: ReactionBody, conn: Conn, session: WritingSession) -> JSONResponse:
     """Add the caller's reaction to a post in a channel they are in (adding it again changes nothing)."""
     if body.user_id != session.user_id:
         raise permission_error()
@@ -123,7 +124,7 @@ async def get_post_reactions(post_id: str, conn: Conn, session: CurrentSession) 
 
 @router.delete("/users/{user_id}/posts/{post_id}/reactions/{emoji_name}")
 async def delete_reaction(
-    user_id: str, post_id: str, emoji_name: str, conn: Conn, session: CurrentSession
+    user_id: str, post_id: str, emoji_name: str, conn: Conn, session: WritingSession
 ) -> JSONResponse:
     """Remove a reaction: the caller's own, or anyone's for system admins."""
     target = resolve_user_id(user_id, session)

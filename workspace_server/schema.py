@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Computed,
     ForeignKey,
@@ -269,4 +270,19 @@ statuses = Table(
     # Unix seconds at which a timed "dnd" ends (0: until changed), and the status it then returns to.
     Column("dnd_end_time", BigInteger, nullable=False, server_default="0"),
     Column("prev_status", String(32), nullable=False, server_default=""),
+)
+
+workspace_plan = Table(
+    "workspace_plan",
+    metadata,
+    # Always true: the primary key lets the table hold one row only (see plan.py).
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    # Mattermost's Subscription.id, made when the control plane first sets the plan.
+    _id("subscription_id", nullable=False),
+    Column("state", String(16), nullable=False),
+    _millis("trial_end_at"),
+    _millis("delinquent_since"),
+    Column("billing_url", String(2048), nullable=False, server_default=""),
+    CheckConstraint("id", name="ck_workspace_plan_one_row"),
+    CheckConstraint("state IN ('trialing', 'active', 'past_due', 'suspended')", name="ck_workspace_plan_state"),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
@@ -58,6 +58,8 @@ _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,21}$")
 _RESERVED_USERNAMES = frozenset({"all", "channel", "here", "matterbot", "system"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 PASSWORD_MIN_LENGTH = 8
+ACTIVATED_USERS: Final = select(func.count()).where(users.c.delete_at == 0, users.c.is_bot.is_(False))
+"""How many activated users the workspace has (not deactivated, not bots): its seats, as billing counts them."""
 PASSWORD_MAX_LENGTH = 72
 
 

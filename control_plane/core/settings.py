@@ -127,8 +127,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Webhook signing secrets (JSON list; several during a rotation); empty = the route refuses.",
     )
-    billing_run_seconds: int = Field(default=300, description="Period of the billing run (trials, invoices, dunning).")
-    billing_seat_collection_seconds: int = Field(default=3600, description="Period of the seat collection.")
+    billing_run_seconds: int = Field(
+        default=300, description="Period of the billing run (trials, invoices, dunning); 0 = only `canopy billing run`."
+    )
+    billing_seat_collection_seconds: int = Field(
+        default=3600, description="Period of the seat collection; 0 = only `canopy billing collect-seats`."
+    )
     billing_dunning_retry_days: list[int] = Field(
         default_factory=lambda: [2, 5, 7], description="Charge retries, days after the first failure (JSON list)."
     )

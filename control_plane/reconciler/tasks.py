@@ -23,6 +23,7 @@ from procrastinate import jobs
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 
 from control_plane.core.clock import utcnow
+from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import app
 from control_plane.providers.base import ProviderError
@@ -36,17 +37,20 @@ from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 
 logger = logging.getLogger(__name__)
 
-FAULT_PAUSE_SECONDS = 3600.0
 RESYNC_TASK = "resync_workspaces"
 RECOVER_TASK = "recover_stalled_jobs"
 
 
 def every(seconds: float) -> str:
-    """A cron expression firing every ``seconds`` (6-field form with seconds below a minute)."""
+    """A cron expression firing every ``seconds`` (6-field form below a minute; hourly and daily at most)."""
     whole = max(1, int(seconds))
     if whole < 60:
         return f"* * * * * */{whole}"
-    return f"*/{max(1, whole // 60)} * * * *"
+    if whole < 3600:
+        return f"*/{max(1, whole // 60)} * * * *"
+    if whole < 86400:
+        return f"0 */{whole // 3600} * * *"
+    return "0 0 * * *"
 
 
 def stalled_check_seconds(stalled_worker_seconds: float) -> float:
@@ -71,13 +75,6 @@ def _context(snap: records.Snapshot) -> Context:
     )
 
 
-def _fault_pause(point: str) -> None:
-    """Crash-test hook: stall right after ``point`` so a test can SIGKILL the worker there."""
-    if get_settings().fault_pause_after_step == point:
-        logger.warning("fault injection: pausing after %s", point)
-        time.sleep(FAULT_PAUSE_SECONDS)
-
-
 def _fail(ctx: Context, where: str, condition: str | None, exc: BaseException) -> str:
     """Record a failed step and defer the retry at the backoff time."""
     error = short_error(where, exc, ctx.secrets())
@@ -97,7 +94,7 @@ def _ensure_step(ctx: Context, step: Step) -> bool:
     logger.info("workspace %s: %s ensured in %.3f s", ctx.spec.id, step.name, time.monotonic() - started)
     ctx.outputs.update(result.outputs)
     records.record_step(ctx.spec.id, step.condition, result)
-    _fault_pause(step.name)
+    fault_pause(step.name)
     return True
 
 
@@ -120,7 +117,7 @@ def _teardown_step(ctx: Context, step: Step) -> bool:
         _fail(ctx, f"teardown {step.name}", step.condition, exc)
         return False
     records.record_torn_down(ctx.spec.id, step.condition)
-    _fault_pause(f"teardown:{step.name}")
+    fault_pause(f"teardown:{step.name}")
     return True
 
 

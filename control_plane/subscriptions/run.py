@@ -20,6 +20,7 @@ from billing.engine.status import BillingEvent, BillingStatus
 from billing.engine.trial import due_trial_notice, notice_schedule
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
+from control_plane.core.faults import fault_pause
 from control_plane.core.settings import Settings, get_settings
 from control_plane.subscriptions import invoicing, notices, repository, transitions
 from control_plane.subscriptions.gateway import dunning_policy, trial_policy
@@ -143,6 +144,7 @@ def _collect(
         session.expunge(invoice)
     if pending:
         created = invoicing.create_at_gateway(settings, invoice, customer_id)
+        fault_pause("billing:invoice-created")
         with session_scope() as session:
             row = session.get(Invoice, invoice_id, with_for_update=True)
             assert row is not None
@@ -152,6 +154,7 @@ def _collect(
     if attempt is None:
         return
     result = invoicing.charge(settings, invoice, attempt)
+    fault_pause("billing:charged")
     outcome.charges += 1
     with session_scope() as session:
         row = session.get(Invoice, invoice_id, with_for_update=True)

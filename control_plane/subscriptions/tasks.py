@@ -57,7 +57,6 @@ def bill_organization(organization_id: str) -> str:
     return f"invoices {outcome.invoices_created}, charges {outcome.charges}"
 
 
-@app.periodic(cron=every(_settings_at_import.billing_run_seconds), periodic_id=TICK_TASK)
 @app.task(name=TICK_TASK, queueing_lock=TICK_TASK, pass_context=False)
 def billing_tick(timestamp: int) -> int:
     """Defer the billing run of every organization that has something due."""
@@ -68,11 +67,19 @@ def billing_tick(timestamp: int) -> int:
     return len(due)
 
 
-@app.periodic(cron=every(_settings_at_import.billing_seat_collection_seconds), periodic_id=COLLECT_TASK)
 @app.task(name=COLLECT_TASK, queueing_lock=COLLECT_TASK, lock=COLLECT_TASK, pass_context=False)
 def collect_seats(timestamp: int) -> int:
     """Today's seat snapshot of every billed workspace that has none yet."""
     return seats.collect().recorded
+
+
+# Periodic unless configured to 0 (then operators and tests run them: ``canopy billing run|collect-seats``).
+if _settings_at_import.billing_run_seconds > 0:
+    app.periodic(cron=every(_settings_at_import.billing_run_seconds), periodic_id=TICK_TASK)(billing_tick)
+if _settings_at_import.billing_seat_collection_seconds > 0:
+    app.periodic(cron=every(_settings_at_import.billing_seat_collection_seconds), periodic_id=COLLECT_TASK)(
+        collect_seats
+    )
 
 
 @app.task(name=COLLECT_ORGANIZATION_TASK, pass_context=False)

@@ -9,9 +9,11 @@ import pytest
 
 from billing.engine.periods import (
     InvoiceSpan,
+    PaidInterval,
     Period,
     billed_days,
     due_invoice_spans,
+    due_spans,
     first_day_starting_at_or_after,
     midnight,
     period_of,
@@ -95,3 +97,28 @@ def test_spans_cover_exactly_the_billed_days_for_every_start_and_end_in_a_leap_y
             assert billed == every_day(billed_first, expected_end - timedelta(days=1))
             assert all(period_of(s.first_day) == s.period and s.end_day <= s.period.end and s.days > 0 for s in spans)
             assert len({s.period for s in spans}) == len(spans)  # one invoice per period
+
+
+def test_paid_time_in_several_intervals_makes_one_invoice_per_period_with_the_gap_unbilled() -> None:
+    # Paid from 10 January 10:00, suspended 20 January 15:00, paid again from 25 January 08:00 on.
+    intervals = [PaidInterval(at("2026-01-10", 10), at("2026-01-20", 15)), PaidInterval(at("2026-01-25", 8), None)]
+    assert due_spans(intervals, at("2026-01-31", 23), ended=False) == []  # a suspension is not an end
+    (january,) = due_spans(intervals, at("2026-02-01"), ended=False)
+    assert january.span == InvoiceSpan(period_of(date(2026, 1, 1)), date(2026, 1, 11), date(2026, 2, 1))
+    billed = every_day(date(2026, 1, 11), date(2026, 1, 20)) + every_day(date(2026, 1, 26), date(2026, 1, 31))
+    assert sorted(january.billed) == billed
+    assert not january.is_billed(date(2026, 1, 22)) and january.is_billed(date(2026, 1, 20))
+    assert [d.span.period.key for d in due_spans(intervals, at("2026-03-01"), ended=False)] == ["2026-01", "2026-02"]
+
+
+def test_the_final_invoice_is_due_when_the_ended_plan_stops() -> None:
+    intervals = [PaidInterval(at("2026-01-10", 10), at("2026-03-10", 15))]
+    assert [d.span.period.key for d in due_spans(intervals, at("2026-03-10", 23), ended=True)] == [
+        "2026-01",
+        "2026-02",
+    ]
+    spans = due_spans(intervals, at("2026-03-11"), ended=True)
+    assert spans[-1].span == InvoiceSpan(period_of(date(2026, 3, 1)), date(2026, 3, 1), date(2026, 3, 11))
+    # The same stop without an end (a suspension) waits for the month's end.
+    assert len(due_spans(intervals, at("2026-03-11"), ended=False)) == 2
+    assert due_spans([], at("2026-03-11"), ended=True) == []

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from billing.engine.seats import MissingSeatSnapshot, SeatSnapshot, seats_per_day
+from billing.engine.seats import MissingSeatSnapshot, SeatSnapshot, organization_seats_per_day, seats_per_day
 
 
 def snap(day: int, hour: int, seats: int) -> SeatSnapshot:
@@ -68,3 +68,13 @@ def test_every_hour_pattern_matches_a_brute_force_reading() -> None:
             during = [s.seats for s in kept if lo < s.taken_at < hi]
             expected.append(max(in_force + during))
         assert seats_per_day(kept, DAYS) == expected, stride
+
+
+def test_an_organization_sums_its_workspaces_and_a_new_workspace_counts_from_its_first_snapshot() -> None:
+    first = [snap(1, 0, 3), snap(3, 12, 1)]
+    second = [snap(2, 18, 4)]  # made on day 2
+    assert organization_seats_per_day([first, second], DAYS[:4]) == [3, 3 + 4, 3 + 4, 1 + 4]
+    with pytest.raises(MissingSeatSnapshot) as missing:
+        organization_seats_per_day([second], DAYS[:2])
+    assert missing.value.day == date(2026, 3, 1)
+    assert organization_seats_per_day([], []) == []

@@ -309,9 +309,13 @@ def _reset_in_process_caches() -> None:
     close_sync_app()
 
 
-@pytest.fixture(scope="module")
-def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
-    url = create_database("reconciler")
+@contextlib.contextmanager
+def plane_context(
+    create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, label: str, **extra_env: str
+) -> Iterator[Plane]:
+    """A control plane on a new database and state directory, configured in this process and for its workers
+    (plus ``extra_env``); everything it started is stopped and dropped at the end."""
+    url = create_database(label)
     upgrade(url)
     state_dir = tmp_path_factory.mktemp("state")
     log_dir = tmp_path_factory.mktemp("logs")
@@ -320,6 +324,7 @@ def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPa
         "CANOPY_STATE_DIR": str(state_dir),
         **secret_env(),
         **FAST_ENV,
+        **extra_env,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides
     with pytest.MonkeyPatch.context() as mp:
@@ -336,6 +341,12 @@ def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPa
             p.drop_workspace_databases()
             _reset_in_process_caches()
     _reset_in_process_caches()
+
+
+@pytest.fixture(scope="module")
+def plane(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    with plane_context(create_database, tmp_path_factory, "reconciler") as p:
+        yield p
 
 
 @pytest.fixture(autouse=True)
