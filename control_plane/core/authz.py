@@ -44,6 +44,8 @@ class Permission(enum.StrEnum):
     manage_cells = "manage_cells"
     read_members = "read_members"
     manage_members = "manage_members"
+    read_billing = "read_billing"
+    manage_billing = "manage_billing"
 
 
 R = Role
@@ -58,6 +60,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.manage_cells: frozenset({R.operator, R.admin}),
     Permission.read_members: frozenset(Role),
     Permission.manage_members: frozenset({R.owner, R.admin}),
+    Permission.read_billing: frozenset({R.owner, R.billing, R.support, R.admin}),
+    Permission.manage_billing: frozenset({R.owner, R.billing, R.admin}),
 }
 
 
