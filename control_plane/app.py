@@ -17,6 +17,7 @@ from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
+from control_plane.subscriptions.api import router as billing_router
 from control_plane.subscriptions.webhook_api import router as stripe_webhook_router
 from control_plane.tokens.api import router as tokens_router
 from control_plane.web import web_router
@@ -44,6 +45,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         tokens_router,
         audit_router,
         cells_router,
+        billing_router,
         stripe_webhook_router,
     ):
         app.include_router(router)

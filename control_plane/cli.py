@@ -168,7 +168,7 @@ def _stop_local_workspaces() -> None:
 def cmd_create_account(args: argparse.Namespace) -> int:
     """Create a verified staff account and print a token for it (shown once)."""
     from control_plane.accounts.models import Account
-    from control_plane.accounts.service import account_by_email, normalize_email
+    from control_plane.accounts.repository import account_by_email, normalize_email
     from control_plane.core.authz import Role
     from control_plane.core.clock import utcnow
     from control_plane.core.db import session_scope

@@ -7,7 +7,7 @@ import hashlib
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from control_plane.accounts import service
+from control_plane.accounts import repository, service
 from control_plane.accounts.schemas import SignupAccepted, SignupRequest, Verified, VerifyRequest
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
@@ -45,7 +45,7 @@ def signup(body: SignupRequest, request: Request, session: DbSession, key: Idemp
 
     # Keys are scoped per email (one client's key cannot block another's); the email is digested only
     # because it may be longer than the scope column. A replay needs the same password (argon2-checked).
-    scope = "signup:" + hashlib.sha256(service.normalize_email(body.email).encode()).hexdigest()
+    scope = "signup:" + hashlib.sha256(repository.normalize_email(body.email).encode()).hexdigest()
     outcome = run_once(session, scope, key, payload, create, secret=body.password)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 

@@ -1,14 +1,24 @@
-"""Membership queries."""
+"""Account and membership queries."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Membership
+from control_plane.accounts.models import Account, Membership
 from control_plane.core.authz import Role
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively."""
+    return email.strip().lower()
+
+
+def account_by_email(session: Session, email: str) -> Account | None:
+    """The account with this email."""
+    return session.scalars(select(Account).where(Account.email == normalize_email(email))).one_or_none()
 
 
 def memberships(session: Session, account_id: uuid.UUID) -> list[Membership]:
@@ -31,3 +41,26 @@ def add_membership(session: Session, organization_id: uuid.UUID, account_id: uui
     session.add(membership)
     session.flush()
     return membership
+
+
+def members_of(session: Session, organization_id: uuid.UUID) -> list[tuple[Membership, str]]:
+    """The organization's memberships with each member's email, oldest first."""
+    query = (
+        select(Membership, Account.email)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [(membership, email) for membership, email in session.execute(query)]
+
+
+def membership(session: Session, organization_id: uuid.UUID, account_id: uuid.UUID) -> Membership | None:
+    """The account's membership in the organization."""
+    query = select(Membership).where(Membership.organization_id == organization_id, Membership.account_id == account_id)
+    return session.scalars(query).one_or_none()
+
+
+def count_owners(session: Session, organization_id: uuid.UUID) -> int:
+    """How many owners the organization has."""
+    query = select(func.count()).where(Membership.organization_id == organization_id, Membership.role == Role.owner)
+    return session.scalar(query) or 0

@@ -9,6 +9,7 @@ from pydantic import BaseModel, EmailStr, Field
 from control_plane.workspaces.schemas import WorkspaceOut
 
 MIN_PASSWORD = 10
+MAX_PASSWORD = 200
 
 
 class SignupRequest(BaseModel):
@@ -16,7 +17,7 @@ class SignupRequest(BaseModel):
 
     email: EmailStr
     workspace: str = Field(min_length=1, max_length=100, description="Workspace address, e.g. `acme`.")
-    password: str = Field(min_length=MIN_PASSWORD, max_length=200)
+    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
     display_name: str | None = Field(default=None, max_length=200)
 
 

@@ -31,16 +31,6 @@ SIGN_IN_ADDRESS_LIMIT = 50  # credential checks per client address per window (o
 SIGN_IN_EMAIL_LIMIT = 10  # credential checks per email per window
 
 
-def normalize_email(email: str) -> str:
-    """Emails are compared case-insensitively."""
-    return email.strip().lower()
-
-
-def account_by_email(session: Session, email: str) -> Account | None:
-    """The account with this email."""
-    return session.scalars(select(Account).where(Account.email == normalize_email(email))).one_or_none()
-
-
 @dataclass(frozen=True)
 class SignupRecorded:
     """What a signup answers, alike whether the email was new or already registered."""
@@ -56,10 +46,10 @@ def signup(session: Session, *, email: str, password: str, slug: str, display_na
     the caller's answer (and the work done) is the same, so signup does not tell which emails are
     registered. Not committed: the caller commits (idempotency records ride in the same transaction).
     """
-    email = normalize_email(email)
+    email = repository.normalize_email(email)
     slug = workspaces.claim_slug(session, slug, field="workspace")
     password_hash = hash_password(password)  # before the lookup: both outcomes cost one hash
-    existing = account_by_email(session, email)
+    existing = repository.account_by_email(session, email)
     if existing is not None:
         _mail_signup_attempt(session, existing)
         return SignupRecorded(email, slug)
@@ -170,7 +160,7 @@ def limit_sign_ins(session: Session, client_address: str, email: str) -> None:
     The email is counted by its digest, so the counter table holds no addresses people typed.
     """
     hit(session, f"login-addr:{client_address}", SIGN_IN_ADDRESS_LIMIT, SIGN_IN_WINDOW_SECONDS)
-    email_key = token_digest(normalize_email(email))
+    email_key = token_digest(repository.normalize_email(email))
     hit(session, f"login-email:{email_key}", SIGN_IN_EMAIL_LIMIT, SIGN_IN_WINDOW_SECONDS)
 
 
@@ -182,7 +172,7 @@ def sign_in(session: Session, *, email: str, password: str, client_address: str)
     checked too, so neither the answer nor its timing tells which emails exist.
     """
     limit_sign_ins(session, client_address, email)
-    account = account_by_email(session, email)
+    account = repository.account_by_email(session, email)
     password_ok = verify_password(account.password_hash if account else _dummy_password_hash(), password)
     if account is None or not password_ok or account.email_verified_at is None:
         raise Unauthorized("Email or password is wrong, or the email is not confirmed yet")

@@ -7,7 +7,7 @@ from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
 from control_plane.mail.models import OutboxMail
-from control_plane.organizations.models import Organization
+from control_plane.organizations.models import Invitation, Organization
 from control_plane.subscriptions.models import (
     BillingNotice,
     BillingReconciliation,
@@ -29,6 +29,7 @@ __all__ = [
     "Cell",
     "EmailVerification",
     "IdempotencyRecord",
+    "Invitation",
     "Invoice",
     "Membership",
     "Organization",

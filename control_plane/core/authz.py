@@ -42,6 +42,10 @@ class Permission(enum.StrEnum):
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
     manage_cells = "manage_cells"
+    read_members = "read_members"
+    manage_members = "manage_members"
+    read_billing = "read_billing"
+    manage_billing = "manage_billing"
 
 
 R = Role
@@ -54,6 +58,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_cells: frozenset({R.operator, R.admin}),
+    Permission.read_members: frozenset(Role),
+    Permission.manage_members: frozenset({R.owner, R.admin}),
+    Permission.read_billing: frozenset({R.owner, R.billing, R.support, R.admin}),
+    Permission.manage_billing: frozenset({R.owner, R.billing, R.admin}),
 }
 
 

@@ -102,6 +102,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 STATUS_TITLES = {
     400: "The request cannot be parsed",
     401: "Unauthorized",
+    402: "Payment required",
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",

@@ -19,3 +19,13 @@ def list_for_account(session: Session, account_id: uuid.UUID) -> list[ApiToken]:
     """Tokens of an account, newest first."""
     query = select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.created_at.desc())
     return list(session.scalars(query))
+
+
+def live_in_organization(session: Session, account_id: uuid.UUID, organization_id: uuid.UUID) -> list[ApiToken]:
+    """The account's unrevoked tokens bound to the organization."""
+    query = select(ApiToken).where(
+        ApiToken.account_id == account_id,
+        ApiToken.organization_id == organization_id,
+        ApiToken.revoked_at.is_(None),
+    )
+    return list(session.scalars(query))

@@ -96,13 +96,23 @@ def revoke(session: Session, principal: Principal, token_id: uuid.UUID) -> ApiTo
     if token is None or (token.account_id != principal.account_id and principal.role != Role.admin):
         raise NotFound("Token")
     if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        audit.record(
-            session,
-            actor=principal.actor,
-            action="token.revoke",
-            target_type="api_token",
-            target_id=token.id,
-            organization_id=token.organization_id,
-        )
+        _revoke(session, token, principal.actor)
     return token
+
+
+def revoke_in_organization(session: Session, account_id: uuid.UUID, organization_id: uuid.UUID, actor: str) -> None:
+    """Revoke the account's tokens bound to the organization (its membership ended); not committed."""
+    for token in repository.live_in_organization(session, account_id, organization_id):
+        _revoke(session, token, actor)
+
+
+def _revoke(session: Session, token: ApiToken, actor: str) -> None:
+    token.revoked_at = utcnow()
+    audit.record(
+        session,
+        actor=actor,
+        action="token.revoke",
+        target_type="api_token",
+        target_id=token.id,
+        organization_id=token.organization_id,
+    )

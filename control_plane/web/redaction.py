@@ -1,7 +1,8 @@
 """Keep secrets out of logs and pages.
 
-- The verification link carries its one-time token in the query string; uvicorn's access log
-  prints full paths, so a filter on ``uvicorn.access`` replaces secret query values by ``***``.
+- The verification link carries its one-time token in the query string, an invitation link in its
+  path (``/invitations/<token>``, also inside a sign-in page's ``next``); uvicorn's access log prints
+  full paths, so a filter on ``uvicorn.access`` replaces both by ``***``.
 - Reconciler errors are shown to the workspace owner; credentials in URLs are masked first.
 """
 
@@ -11,13 +12,14 @@ import logging
 import re
 
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:token|csrf_token|password)=)[^&#\s]*")
+_INVITATION_TOKEN = re.compile(r"(?i)((?:^|[?&]next=)(?:/|%2F)invitations(?:/|%2F))[^/?&#\s]+")
 _URL_CREDENTIALS = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@")
 _SECRET_ASSIGNMENT = re.compile(r"(?i)\b(password|passwd|secret|token)=\S+")
 
 
 def redact_query(path: str) -> str:
-    """``path`` with the values of secret query parameters replaced."""
-    return _SECRET_QUERY.sub(r"\1***", path)
+    """``path`` with invitation tokens and the values of secret query parameters replaced."""
+    return _INVITATION_TOKEN.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", path))
 
 
 def redact_text(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,29 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 
-# Pages load nothing but their own stylesheet and scripts (no inline script, no third parties).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
+# Pages load nothing but their own stylesheet and scripts (no inline script, no third parties); a page that needs
+# another origin (the billing page's Stripe.js) allows it on that page only (:func:`content_security_policy`).
+CSP_DIRECTIVES: dict[str, tuple[str, ...]] = {
+    "default-src": ("'none'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'",),
+    "connect-src": ("'self'",),
+    "form-action": ("'self'",),
+    "base-uri": ("'none'",),
+    "frame-ancestors": ("'none'",),
+}
+
+
+def content_security_policy(allow: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The pages' policy, with the sources of ``allow`` added to its directives (``{"frame-src": [...]}``)."""
+    directives = {name: list(sources) for name, sources in CSP_DIRECTIVES.items()}
+    for name, sources in (allow or {}).items():
+        directives.setdefault(name, []).extend(s for s in sources if s not in directives[name])
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

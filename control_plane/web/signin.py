@@ -20,6 +20,7 @@ from control_plane.core.problems import Unauthorized
 from control_plane.core.ratelimit import RateLimited, client_address
 from control_plane.core.settings import Settings
 from control_plane.web.access import progress_path, ready_path, workspaces_of
+from control_plane.web.billing_page import billing_paths
 from control_plane.web.progress import is_ready, is_setting_up
 from control_plane.web.sessions import (
     DEFAULT_NEXT,
@@ -157,9 +158,10 @@ class Listed:
     open_url: str | None  # the workspace itself, once it answers
     ready_url: str | None  # where it is and how to sign in to it
     progress_url: str | None  # while it is being set up
+    billing_url: str | None  # its organization's billing page, for those who manage it
 
 
-def _listed(ws: Workspace, base_domain: str) -> Listed:
+def _listed(ws: Workspace, base_domain: str, billing_url: str | None) -> Listed:
     ready = is_ready(ws)
     return Listed(
         workspace=ws,
@@ -168,6 +170,7 @@ def _listed(ws: Workspace, base_domain: str) -> Listed:
         open_url=ws.endpoint_url if ready else None,
         ready_url=ready_path(ws) if ready else None,
         progress_url=progress_path(ws) if is_setting_up(ws) else None,
+        billing_url=billing_url,
     )
 
 
@@ -176,5 +179,7 @@ def workspace_list(request: Request, session: DbSession, settings: SettingsDep, 
     """The signed-in account's workspaces across its organizations, newest first."""
     if viewer is None:
         return login_redirect(DEFAULT_NEXT)
-    listed = [_listed(ws, settings.base_domain) for ws in workspaces_of(session, viewer)]
+    billing = billing_paths(session, viewer)
+    workspaces = workspaces_of(session, viewer)
+    listed = [_listed(ws, settings.base_domain, billing.get(ws.organization_id)) for ws in workspaces]
     return render(request, settings, "workspaces.html", {"workspaces": listed}, viewer=viewer)

@@ -50,6 +50,14 @@ class BilledPlane:
         ws = self.plane.wait_state(workspace_id, Lifecycle.trialing, timeout=90)
         return workspace_id, ws.organization_id
 
+    def settled(self, workspace_id: uuid.UUID, state: Lifecycle) -> None:
+        """Wait until the workspace is in ``state`` and reconciled since (its server was told its plan)."""
+        self.plane.wait_for(
+            workspace_id,
+            lambda ws: ws.lifecycle_state == state and ws.observed_generation >= ws.generation,
+            timeout=60,
+        )
+
     def driver(self, workspace_id: uuid.UUID, login_id: str, password: str = PASSWORD) -> Driver:
         """``mattermostdriver`` on the workspace's server, logged in."""
         port = int(self.plane.row(workspace_id).outputs["port"])

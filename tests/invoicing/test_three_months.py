@@ -49,7 +49,7 @@ def test_three_months_of_daily_seat_changes_are_invoiced_to_the_cent(
     workspace_id, organization_id = billed.professional_workspace("threemonths")
     admin = billed.driver(workspace_id, "threemonths.admin@example.com")
     assert billed.billing_api(workspace_id, "POST", "/card", json={"payment_method_id": "pm_card_visa"}).is_success
-    admin.bots.create_bot({"username": "reporter", "display_name": "Reporter"})  # bots are never seats
+    admin.client.post("/bots", options={"username": "reporter", "display_name": "Reporter"})  # never a seat
     team_id = admin.teams.get_user_teams("me")[0]["id"]
 
     rng = random.Random(20261207)
