@@ -119,8 +119,8 @@ def _our_invoice(session: Session, held: GatewayInvoice) -> Invoice | None:
 def sync_customer(settings: Settings, customer_id: str) -> str:
     """Make the customer's default payment method at Stripe the organization's card, if it differs.
 
-    Stripe is read under the subscription's row lock, as :func:`control_plane.subscriptions.service.add_card`
-    records after writing to Stripe under it: whichever comes last, the card recorded is the one Stripe holds."""
+    Stripe is read under the subscription's row lock, the lock :func:`control_plane.subscriptions.service.add_card`
+    records under once it has written to Stripe: whichever commits last, the card recorded is the one Stripe holds."""
     gateway = payment_gateway(settings)
     with session_scope() as session:
         query = select(Subscription).where(Subscription.customer_id == customer_id).with_for_update()

@@ -2,7 +2,7 @@
 served on a real loopback port (localstripe delivers webhooks over HTTP).
 
 The Canopy side is reached through product paths: a Professional workspace provisioned by the workers (its trial
-starts at the plan step), a card added through the billing service (what the billing page calls), the seats
+starts at the plan step), a card added through the billing API as its owner (what the billing page posts), the seats
 collected as the periodic collection does, and the billing run asked of the workers (``tasks.defer_billing``, what
 the billing tick does) on the clock every process shares. The Stripe side is changed through the SDK, as someone
 working in Stripe's dashboard would.
@@ -26,8 +26,7 @@ from sqlalchemy import select
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
-from control_plane.core.settings import get_settings
-from control_plane.subscriptions import service, tasks
+from control_plane.subscriptions import tasks
 from control_plane.subscriptions.models import Invoice, StripeEvent, Subscription
 from tests.harness.moto import _free_port
 from tests.invoicing.conftest import BilledPlane
@@ -75,12 +74,6 @@ def stored_events(**where: object) -> list[StripeEvent]:
         return list(rows)
 
 
-def add_card(organization_id: uuid.UUID, payment_method_id: str) -> Subscription:
-    """The card of the billing page (``service.add_card``), as its route calls it."""
-    with session_scope() as session:
-        return service.add_card(session, get_settings(), organization_id, payment_method_id, "test", utcnow())
-
-
 def card(stripe_client: stripe.StripeClient, number: str) -> str:
     """A card payment method, made as Stripe.js makes it on the billing page (``createPaymentMethod``)."""
     params: Any = {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
@@ -90,7 +83,9 @@ def card(stripe_client: stripe.StripeClient, number: str) -> str:
 def billed_organization(billed: BilledPlane, stripe_client: stripe.StripeClient, slug: str, number: str) -> Billed:
     """A Professional workspace in its trial with a card (``number``) added and today's seats collected."""
     workspace_id, organization_id = billed.professional_workspace(slug)
-    sub = add_card(organization_id, card(stripe_client, number))
+    added = billed.billing_api(workspace_id, "POST", "/card", json={"payment_method_id": card(stripe_client, number)})
+    assert added.status_code == 200, added.text
+    sub = subscription(organization_id)
     assert sub.customer_id is not None
     assert billed.collect_seats() >= 1  # its seats from now on (a snapshot stays in force until the next)
     return Billed(workspace_id, organization_id, sub.customer_id)

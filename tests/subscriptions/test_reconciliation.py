@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import stripe
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -25,6 +26,8 @@ from tests.harness.localstripe import API_KEY
 from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test, billed  # noqa: F401
 from tests.subscriptions.stripe_side import FAILING_CARD, GOOD_CARD, Billed, billed_organization, card, first_invoice
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def kinds(report: Report, organization: Billed) -> list[str]:
