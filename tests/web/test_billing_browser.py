@@ -1,7 +1,7 @@
 """Acceptance (issue 11, "Must show"): a person signs up in Chromium, the 14-day trial runs out on the clock with no
 card and the workspace becomes read-only (a Mattermost client can read and search, posting is refused with the
 workspace server's error), then a card entered in Stripe.js's card element (localstripe's) on the billing page
-makes the workspace active again and the client posts.
+makes the workspace active again and the client posts; at the month's end its invoice is on the page.
 
 The control plane is a ``canopy run`` subprocess billing through localstripe, its billing tick every second, on a
 clock file the test moves (dev mode).
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from mattermostdriver import Driver
 from mattermostdriver.exceptions import NotEnoughPermissions
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from control_plane.core.clock import advance
+from control_plane.core.clock import CLOCK_FILE_VARIABLE, advance, utcnow
 from tests.harness.localstripe import API_KEY, PUBLISHABLE_KEY, LocalStripe
 from tests.waiting import wait_until
 from tests.web.browser import READY_TIMEOUT_MS, sign_up_and_confirm
@@ -48,6 +49,22 @@ class BillingServer:
             "SELECT lifecycle_state, generation, observed_generation FROM workspaces WHERE slug = %s", slug
         )
         return str(state), observed is not None and observed >= generation
+
+    def seat_snapshots(self, slug: str) -> int:
+        """How many seat snapshots of the workspace billing holds."""
+        ((count,),) = self.server.query(
+            "SELECT count(*) FROM seat_snapshots s JOIN workspaces w ON w.id = s.workspace_id WHERE w.slug = %s", slug
+        )
+        return int(count)
+
+    def invoice_states(self, slug: str) -> list[str]:
+        """The states of the invoices of the workspace's organization."""
+        rows = self.server.query(
+            "SELECT i.state FROM invoices i JOIN workspaces w ON w.organization_id = i.organization_id "
+            "WHERE w.slug = %s",
+            slug,
+        )
+        return [str(state) for (state,) in rows]
 
     def wait_settled(self, slug: str, state: str) -> None:
         wait_until(
@@ -102,8 +119,9 @@ def fill_card(page: Page, number: str) -> None:
 
 
 def test_a_trial_runs_out_and_a_card_on_the_billing_page_reactivates_the_workspace(
-    billing: BillingServer, browser: Browser, tmp_path: Path
+    billing: BillingServer, browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(CLOCK_FILE_VARIABLE, str(billing.clock_file))  # this process reads the server's clock too
     server = billing.server
     slug = f"pay-{uuid.uuid4().hex[:6]}"
     email = f"owner@{slug}.example.com"
@@ -183,6 +201,24 @@ def test_a_trial_runs_out_and_a_card_on_the_billing_page_reactivates_the_workspa
     posts = driver.posts.get_posts_for_channel(channel["id"])["posts"].values()
     assert "back in business" in [post["message"] for post in posts]
     driver.logout()
+
+    # The month's end: its invoice (one seat, from the day after the card) is charged and listed on the page.
+    first_billed = utcnow().date() + timedelta(days=1)
+    next_month = (first_billed.replace(day=28) + timedelta(days=4)).replace(day=1)
+    wait_until("a seat snapshot of the workspace", lambda: billing.seat_snapshots(slug) > 0)
+    advance(billing.clock_file, datetime.combine(next_month, time(1), tzinfo=UTC) - utcnow())
+    wait_until("the month's invoice paid", lambda: billing.invoice_states(slug) == ["paid"], timeout=60)
+    page.reload()
+    days, days_in_month = (next_month - first_billed).days, monthrange(first_billed.year, first_billed.month)[1]
+    cents = (2 * 1000 * days + days_in_month) // (2 * days_in_month)  # $10 x days / days in the month, half up
+    invoice = page.locator(".invoice")
+    expect(invoice.locator(".invoice-period")).to_have_text(f"{first_billed:%B %Y}")
+    expect(invoice.locator(".invoice-amount")).to_have_text(f"${cents // 100}.{cents % 100:02d}")
+    expect(invoice.locator(".invoice-state")).to_have_text("Paid")
+    day_word = "day" if days == 1 else "days"
+    expect(invoice.locator(".invoice-lines li")).to_have_text(
+        f"1 seat x {days} {day_word} from {first_billed.isoformat()}: ${cents // 100}.{cents % 100:02d}"
+    )
     assert not [line for line in console if "Content Security Policy" in line], console
     context.close()
 
