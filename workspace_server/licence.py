@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter
 from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession, OptionalSession
 from workspace_server.db import Conn
@@ -87,7 +88,7 @@ async def get_server_limits(conn: Conn, session: CurrentSession) -> JSONResponse
     )
 
 
-async def _cloud_plan(conn: Conn) -> RowMapping:
+async def _cloud_plan(conn: AsyncConnection) -> RowMapping:
     """The plan, for a cloud route: Mattermost's 403 for a server whose licence is not a cloud one when there is
     none."""
     plan = await stored_plan(conn)

@@ -83,12 +83,12 @@ def _answers(endpoint: str) -> bool:
 
 
 def start_localstripe(state_dir: Path, timeout: float = 30.0) -> LocalStripe:
-    """Start localstripe on 127.0.0.1 with its store in ``state_dir`` and wait until it answers."""
+    """Start localstripe on 127.0.0.1 (its log in ``state_dir``) and wait until it answers."""
     port = _free_port()
     log = (state_dir / "localstripe.log").open("wb")
     script = Path(__file__).with_name("localstripe_main.py")
     process = subprocess.Popen(
-        [sys.executable, "-P", str(script), "--port", str(port), "--state-dir", str(state_dir)],
+        [sys.executable, "-P", str(script), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -71,6 +71,8 @@ def test_a_failing_card_goes_past_due_then_unpaid_and_a_good_card_restores_it(
     billed.settled(workspace_id, Lifecycle.past_due)
     driver = billed.driver(workspace_id, owner)
     driver.posts.create_post({"channel_id": channel["id"], "message": "still working while past due"})
+    # Admins see the payment trouble where Mattermost's web app reads it for its banner (Unix seconds).
+    assert driver.client.get("/cloud/subscription")["delinquent_since"] == int(invoice.first_failure_at.timestamp())
     assert any(subject.startswith("Payment of") for subject in subjects_to(owner))
 
     # Retries at 2, 5 and 7 days after the first failure, one charge and one mail each; nothing in between.
