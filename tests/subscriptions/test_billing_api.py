@@ -156,6 +156,24 @@ def past_the_trial(billed: BilledPlane, trial: Trial, api: TestClient) -> None:
     billed.bill(trial.organization_id)
 
 
+def test_a_trial_cancelled_without_a_card_can_take_a_card_and_resume(
+    billed: BilledPlane, trial: Trial, api: TestClient
+) -> None:
+    assert api.post(trial.path("/cancel"), headers=trial.owner).status_code == 200
+    past_the_trial(billed, trial, api)
+    assert api.get(trial.path(), headers=trial.owner).json()["status"] == "canceled"
+    billed.settled(trial.workspace_id, Lifecycle.suspended)
+    assert_problem(api.post(trial.path("/resume"), headers=trial.owner), 409, "card-required")
+
+    carded = add_card(api, trial, "pm_card_visa")
+    assert carded.status_code == 200, carded.text
+    assert (carded.json()["status"], carded.json()["card"]["last4"]) == ("canceled", "4242")  # kept for resuming
+    resumed = api.post(trial.path("/resume"), headers=trial.owner)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "active"
+    billed.settled(trial.workspace_id, Lifecycle.active)
+
+
 def test_a_card_added_to_a_suspended_workspace_reactivates_it_at_once(
     billed: BilledPlane, trial: Trial, api: TestClient
 ) -> None:
