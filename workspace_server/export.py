@@ -5,12 +5,13 @@ line types and field names are those of ``app/imports/import_types.go``, checked
 zip holds ``export.jsonl`` (deflated) and every attachment, stored, as ``data/<path>`` for the ``path`` a post line
 names: ``mmctl import process`` takes the archive's ``.jsonl`` file and resolves attachment paths under ``data/``.
 
-The lines, in Mattermost's order: ``version`` (1), ``team``, ``channel`` (open and private; an archived one carries
-``deleted_at``), ``user`` (every account, bots and deactivated ones included, each with its team and channel
-memberships and roles), ``post`` (root posts with their ``replies``, ``reactions``, ``attachments``,
-``flagged_by``), ``direct_channel`` and ``direct_post``. Like Mattermost's export, deleted posts, deleted teams (with
-their channels) and notification settings Mattermost would refuse are left out. Passwords are not exported: this
-server keeps argon2 hashes, which Mattermost cannot check, so people set a new password after an import.
+The lines, in Mattermost's order: ``version`` (1), ``team``, ``channel`` (open and private), ``user`` (every
+account, bots and deactivated ones included, each with its team and channel memberships and roles), ``post`` (root
+posts with their ``replies``, ``reactions``, ``attachments``, ``flagged_by``), ``direct_channel`` and
+``direct_post``. Like Mattermost's export, deleted posts, deleted teams (with
+their channels) and notification settings Mattermost would refuse are left out, and a team whose name Mattermost
+reserves is renamed (:func:`importable_team_name`). Passwords are not exported: this server keeps argon2 hashes,
+which Mattermost cannot check, so people set a new password after an import.
 
 Everything is read in one ``REPEATABLE READ READ ONLY`` transaction, so that every reference resolves however busy
 the workspace is, and in keyset-paginated batches: the server holds one batch of rows at a time whatever the size
@@ -60,6 +61,13 @@ DATA_DIR = "data"  # Mattermost's model.ExportDataDir: attachment paths are rela
 GENERATOR = "canopy-workspace-server"
 BATCH = 500
 FAVORITE_CHANNEL = "favorite_channel"
+TEAM_NAME_MAX = 64
+# Mattermost refuses to import a team whose name starts with one of these (model.IsReservedTeamName); such a team is
+# exported as ``team-<name>``, the same everywhere it is named.
+_RESERVED_TEAM_PREFIXES = (
+    "admin", "api", "channel", "claim", "error", "files", "help", "landing", "login", "mfa", "oauth", "plug",
+    "plugins", "post", "signup", "boards", "playbooks",
+)  # fmt: skip
 
 # Notification settings as import_validators.go accepts them: import field -> (stored key, accepted values).
 _USER_NOTIFY_PROPS: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -142,6 +150,9 @@ async def export_archive(engine: AsyncEngine, storage: Storage) -> AsyncIterator
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             async with conn.begin():
+                # Take the snapshot now, before the first byte goes out: the archive holds what the workspace held
+                # when it was asked for.
+                await conn.execute(select(1))
                 with archive.entry(JSONL_NAME) as jsonl:
                     async for lines in _lines(conn, attachments):
                         await asyncio.to_thread(jsonl.write, "".join(lines).encode())
@@ -219,9 +230,14 @@ async def _lines(conn: AsyncConnection, attachments: IO[str]) -> AsyncIterator[l
 # --- teams, channels, users ----------------------------------------------------------------------------------
 
 
+def importable_team_name(name: str) -> str:
+    """``name``, or ``team-<name>`` where Mattermost would refuse ``name`` as reserved."""
+    return f"team-{name}"[:TEAM_NAME_MAX].rstrip("-") if name.startswith(_RESERVED_TEAM_PREFIXES) else name
+
+
 def _team(row: RowMapping) -> dict[str, Any]:
     return {
-        "name": row["name"],
+        "name": importable_team_name(row["name"]),
         "display_name": row["display_name"],
         "type": row["type"],
         "description": row["description"],
@@ -230,7 +246,7 @@ def _team(row: RowMapping) -> dict[str, Any]:
 
 
 def _team_channels() -> Select[Any]:
-    """Open and private channels of live teams, archived ones included."""
+    """Open and private channels of live teams."""
     return (
         select(channels, teams.c.name.label("team_name"))
         .join(teams, teams.c.id == channels.c.team_id)
@@ -239,17 +255,14 @@ def _team_channels() -> Select[Any]:
 
 
 def _channel(row: RowMapping) -> dict[str, Any]:
-    body = {
-        "team": row["team_name"],
+    return {
+        "team": importable_team_name(row["team_name"]),
         "name": row["name"],
         "display_name": row["display_name"] or row["name"],
         "type": row["type"],
         "header": row["header"],
         "purpose": row["purpose"],
     }
-    if row["delete_at"]:
-        body["deleted_at"] = row["delete_at"]
-    return body
 
 
 def _accepted(stored: Mapping[str, Any], fields: Mapping[str, tuple[str, frozenset[str] | None]]) -> dict[str, str]:
@@ -304,7 +317,7 @@ async def _memberships(conn: AsyncConnection, user_ids: list[str]) -> dict[str, 
     for row in team_rows.mappings():
         found[row["user_id"]].append(
             {
-                "name": row["team_name"],
+                "name": importable_team_name(row["team_name"]),
                 "roles": team_member_json(row)["roles"],
                 "channels": in_team[row["user_id"], row["team_id"]],
             }
@@ -420,7 +433,8 @@ def _root_fields(row: RowMapping, threads: _Threads, attachments: IO[str]) -> di
 
 
 def _post_line(row: RowMapping, threads: _Threads, attachments: IO[str]) -> dict[str, Any]:
-    return {"team": row["team_name"], "channel": row["channel_name"], **_root_fields(row, threads, attachments)}
+    team = importable_team_name(row["team_name"])
+    return {"team": team, "channel": row["channel_name"], **_root_fields(row, threads, attachments)}
 
 
 async def _channel_members(conn: AsyncConnection, channel_ids: list[str]) -> dict[str, list[str]]:
