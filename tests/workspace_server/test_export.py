@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -162,3 +165,41 @@ def test_the_export_needs_the_control_token(server: ServerProcess) -> None:
 )
 def test_team_names_mattermost_reserves_are_renamed(name: str, exported: str) -> None:
     assert importable_team_name(name) == exported
+
+
+def _rebuilt(data: bytes, edit: Callable[[list[str]], list[str]], *, drop_files: bool = False) -> bytes:
+    """``data`` with its JSONL lines edited (and its attachments left out)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            if name.endswith(".jsonl"):
+                target.writestr(name, "\n".join(edit(source.read(name).decode().splitlines())) + "\n")
+            elif not drop_files:
+                target.writestr(name, source.read(name))
+    return out.getvalue()
+
+
+def _replace_user(lines: list[str]) -> list[str]:
+    return [line.replace('"user":"alice"', '"user":"nobody"', 1) if '"type":"post"' in line else line for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("edit", "drop_files", "complaint"),
+    [
+        (lambda lines: lines, True, "is not in the archive"),
+        (_replace_user, False, "names no earlier user"),
+        (lambda lines: [lines[0], *[line for line in lines[1:] if '"type":"channel"' not in line]], False, "channel"),
+        (lambda lines: lines[1:], False, "the first line must be version 1"),
+        (lambda lines: [*lines, '{"type":"thread","thread":{}}'], False, "unknown type"),
+        (lambda lines: [*lines, "{not json"], False, "not JSON"),
+    ],
+)
+def test_the_checker_refuses_what_mattermost_would(
+    server: ServerProcess,
+    workspace: dict[str, Any],
+    edit: Callable[[list[str]], list[str]],
+    drop_files: bool,
+    complaint: str,
+) -> None:
+    with pytest.raises(AssertionError, match=complaint):
+        check_archive(_rebuilt(_export(server), edit, drop_files=drop_files))
