@@ -8,10 +8,10 @@ names: ``mmctl import process`` takes the archive's ``.jsonl`` file and resolves
 The lines, in Mattermost's order: ``version`` (1), ``team``, ``channel`` (open and private), ``user`` (every
 account, bots and deactivated ones included, each with its team and channel memberships and roles), ``post`` (root
 posts with their ``replies``, ``reactions``, ``attachments``, ``flagged_by``), ``direct_channel`` and
-``direct_post``. Like Mattermost's export, deleted posts, deleted teams (with
-their channels) and notification settings Mattermost would refuse are left out, and a team whose name Mattermost
-reserves is renamed (:func:`importable_team_name`). Passwords are not exported: this server keeps argon2 hashes,
-which Mattermost cannot check, so people set a new password after an import.
+``direct_post``. Like Mattermost's export, deleted posts, deleted teams (with their channels) and notification
+settings Mattermost would refuse are left out, and a team whose name Mattermost reserves is renamed
+(:func:`importable_team_name`). Passwords are not exported: this server keeps argon2 hashes, which Mattermost cannot
+check, so people set a new password after an import.
 
 Everything is read in one ``REPEATABLE READ READ ONLY`` transaction, so that every reference resolves however busy
 the workspace is, and in keyset-paginated batches: the server holds one batch of rows at a time whatever the size
@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from sqlalchemy import RowMapping, Select, exists, select
+from sqlalchemy import ARRAY, ColumnElement, RowMapping, Select, String, any_, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workspace_server.channels import DIRECT, GROUP, OPEN, PRIVATE
@@ -186,6 +186,11 @@ async def _attachment(archive: _Archive, storage: Storage, path: str, size: int)
     yield archive.take()
 
 
+def _among(column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """``column = ANY(:values)``: one array parameter however many values (an ``IN`` list costs one each)."""
+    return column == any_(literal(list(values), ARRAY(String)))
+
+
 def _line(kind: str, body: Mapping[str, Any]) -> str:
     return json.dumps({"type": kind, kind: body}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
@@ -214,14 +219,14 @@ async def _lines(conn: AsyncConnection, attachments: IO[str]) -> AsyncIterator[l
     async for rows in _batches(conn, select(users), users.c.id):
         memberships = await _memberships(conn, [row["id"] for row in rows])
         yield [_line("user", _user(row, memberships[row["id"]])) for row in rows]
-    async for rows in _batches(conn, _root_posts(direct=False), posts.c.id):
+    async for rows in _root_batches(conn, direct=False):
         threads = await _threads(conn, rows)
         yield [_line("post", _post_line(row, threads, attachments)) for row in rows]
     async for rows in _batches(conn, _direct_channels(), channels.c.id):
         members = await _channel_members(conn, [row["id"] for row in rows])
         favorites = await _favorited_by(conn, [row["id"] for row in rows])
         yield [_line("direct_channel", _direct_channel(row, members, favorites)) for row in rows]
-    async for rows in _batches(conn, _root_posts(direct=True), posts.c.id):
+    async for rows in _root_batches(conn, direct=True):
         threads = await _threads(conn, rows)
         members = await _channel_members(conn, list({row["channel_id"] for row in rows}))
         yield [_line("direct_post", _direct_post_line(row, threads, members, attachments)) for row in rows]
@@ -280,18 +285,18 @@ async def _memberships(conn: AsyncConnection, user_ids: list[str]) -> dict[str, 
     team_rows = await conn.execute(
         select(team_members, teams.c.name.label("team_name"))
         .join(teams, teams.c.id == team_members.c.team_id)
-        .where(team_members.c.user_id.in_(user_ids), team_members.c.delete_at == 0, teams.c.delete_at == 0)
+        .where(_among(team_members.c.user_id, user_ids), team_members.c.delete_at == 0, teams.c.delete_at == 0)
         .order_by(teams.c.name)
     )
     channel_rows = await conn.execute(
         select(channel_members, channels.c.name.label("channel_name"), channels.c.team_id)
         .join(channels, channels.c.id == channel_members.c.channel_id)
-        .where(channel_members.c.user_id.in_(user_ids), channels.c.type.in_((OPEN, PRIVATE)))
+        .where(_among(channel_members.c.user_id, user_ids), channels.c.type.in_((OPEN, PRIVATE)))
         .order_by(channels.c.name)
     )
     favorite_rows = await conn.execute(
         select(preferences.c.user_id, preferences.c.name).where(
-            preferences.c.user_id.in_(user_ids),
+            _among(preferences.c.user_id, user_ids),
             preferences.c.category == FAVORITE_CHANNEL,
             preferences.c.value == "true",
         )
@@ -362,6 +367,27 @@ def _root_posts(*, direct: bool) -> Select[Any]:
     )
 
 
+async def _root_batches(conn: AsyncConnection, *, direct: bool) -> AsyncIterator[Sequence[RowMapping]]:
+    """:func:`_root_posts` a batch at a time: the next ids come from the posts' primary key alone, then their rows
+    are joined (as Mattermost's ``GetParentsForExportAfter`` does), so that every batch costs the same however many
+    posts come before it."""
+    after = ""
+    while True:
+        next_ids = (
+            select(posts.c.id)
+            .where(posts.c.id > after, posts.c.root_id == "", posts.c.delete_at == 0)
+            .order_by(posts.c.id)
+            .limit(BATCH)
+        )
+        ids = (await conn.execute(next_ids)).scalars().all()
+        if not ids:
+            return
+        query = _root_posts(direct=direct).where(_among(posts.c.id, ids)).order_by(posts.c.id)
+        if rows := (await conn.execute(query)).mappings().all():
+            yield rows
+        after = ids[-1]
+
+
 async def _threads(conn: AsyncConnection, roots: Sequence[RowMapping]) -> _Threads:
     """The live replies of ``roots``, and the reactions, attachments and flags of all of them."""
     threads = _Threads()
@@ -369,7 +395,8 @@ async def _threads(conn: AsyncConnection, roots: Sequence[RowMapping]) -> _Threa
     replies = await conn.execute(
         select(*_POST_COLUMNS)
         .join(users, users.c.id == posts.c.user_id)
-        .where(posts.c.root_id.in_(root_ids), posts.c.delete_at == 0)
+        # root_id <> '' lets PostgreSQL use the partial index on root_id.
+        .where(posts.c.root_id != "", _among(posts.c.root_id, root_ids), posts.c.delete_at == 0)
         .order_by(posts.c.create_at, posts.c.id)
     )
     for row in replies.mappings():
@@ -378,7 +405,7 @@ async def _threads(conn: AsyncConnection, roots: Sequence[RowMapping]) -> _Threa
     reaction_rows = await conn.execute(
         select(reactions.c.post_id, users.c.username, reactions.c.emoji_name, reactions.c.create_at)
         .join(users, users.c.id == reactions.c.user_id)
-        .where(reactions.c.post_id.in_(post_ids))
+        .where(_among(reactions.c.post_id, post_ids))
         .order_by(reactions.c.create_at, users.c.username, reactions.c.emoji_name)
     )
     for reaction in reaction_rows:
@@ -387,7 +414,7 @@ async def _threads(conn: AsyncConnection, roots: Sequence[RowMapping]) -> _Threa
         )
     file_rows = await conn.execute(
         select(file_infos.c.post_id, file_infos.c.path, file_infos.c.size)
-        .where(file_infos.c.post_id.in_(post_ids), file_infos.c.delete_at == 0)
+        .where(_among(file_infos.c.post_id, post_ids), file_infos.c.delete_at == 0)
         .order_by(file_infos.c.create_at, file_infos.c.id)
     )
     for row in file_rows.mappings():
@@ -395,7 +422,11 @@ async def _threads(conn: AsyncConnection, roots: Sequence[RowMapping]) -> _Threa
     flag_rows = await conn.execute(
         select(preferences.c.name, users.c.username)
         .join(users, users.c.id == preferences.c.user_id)
-        .where(preferences.c.category == FLAGGED_POST, preferences.c.name.in_(post_ids), preferences.c.value == "true")
+        .where(
+            preferences.c.category == FLAGGED_POST,
+            _among(preferences.c.name, post_ids),
+            preferences.c.value == "true",
+        )
         .order_by(users.c.username)
     )
     for flag in flag_rows:
@@ -443,7 +474,7 @@ async def _channel_members(conn: AsyncConnection, channel_ids: list[str]) -> dic
     rows = await conn.execute(
         select(channel_members.c.channel_id, users.c.username)
         .join(users, users.c.id == channel_members.c.user_id)
-        .where(channel_members.c.channel_id.in_(channel_ids))
+        .where(_among(channel_members.c.channel_id, channel_ids))
         .order_by(users.c.username)
     )
     found: dict[str, list[str]] = defaultdict(list)
@@ -463,7 +494,7 @@ async def _favorited_by(conn: AsyncConnection, channel_ids: list[str]) -> dict[s
         )
         .where(
             preferences.c.category == FAVORITE_CHANNEL,
-            preferences.c.name.in_(channel_ids),
+            _among(preferences.c.name, channel_ids),
             preferences.c.value == "true",
         )
         .order_by(users.c.username)

@@ -264,7 +264,7 @@ def run(export_id: uuid.UUID) -> str:
         with httpx.stream("GET", f"{url}/api/v4/canopy/export", headers=headers, timeout=SERVER_TIMEOUT) as response:
             if response.status_code != 200:
                 raise ProviderError(f"the workspace server answered {response.status_code}")
-            archives.save(location, _metered(response.iter_bytes(archives.CHUNK_BYTES), meter, export_id))
+            archives.save(location, _metered(response.iter_bytes(), meter, export_id))
     except (httpx.HTTPError, ProviderError, OSError, BotoCoreError, ClientError) as exc:
         logger.warning("export %s failed: %s", export_id, short_error("export", exc, [token]))
         return _finish(export_id, None, short_error("export", exc, [token]))

@@ -77,6 +77,12 @@ def _fill(client: httpx.Client, slug: str) -> dict[str, Any]:
     return {"files": files, "owner": me["username"]}
 
 
+def _memory(pid: int) -> str:
+    """The workspace server's resident and peak memory, as the kernel counts it."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return f"server RSS {status['VmRSS'].strip()}, peak {status['VmHWM'].strip()}"
+
+
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -87,15 +93,17 @@ def test_an_owner_exports_ten_thousand_posts_and_fifty_files(exporting: ExportPl
     plane = exporting.plane
     slug = "exported"
     workspace_id, client = exporting.workspace(slug)
+    pid = plane.row(workspace_id).outputs["pid"]
     started = time.monotonic()
     written = _fill(client, slug)
-    print(f"wrote {POSTS} posts and {FILES} files in {time.monotonic() - started:.1f}s")
+    print(f"wrote {POSTS} posts and {FILES} files in {time.monotonic() - started:.1f}s; {_memory(pid)}")
 
     started = time.monotonic()
     queued = _ok(exporting.exports(workspace_id, method="POST"), 202)
     assert queued["state"] == "queued" and queued["download_url"] is None
     export = exporting.wait_finished(workspace_id, queued["id"])
-    print(f"exported in {time.monotonic() - started:.1f}s: {export['size_bytes']} bytes, states {exporting.seen}")
+    states = [(seen["state"], seen["bytes_written"], seen["posts_exported"]) for seen in exporting.seen]
+    print(f"exported in {time.monotonic() - started:.1f}s: {export['size_bytes']} bytes, {states}, {_memory(pid)}")
     assert export["state"] == "completed", export
     assert export["bytes_written"] == export["size_bytes"] > 0 and export["attempts"] == 1
     assert export["download_url"].startswith(f"http://localhost:8000/api/v1/exports/{export['id']}/download?token=")
