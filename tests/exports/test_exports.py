@@ -23,6 +23,7 @@ from control_plane.workspaces.lifecycle import Lifecycle
 from tests.exports.conftest import ExportPlane
 from tests.mattermost_import import check_archive
 from tests.reconciler.conftest import ROOT
+from tests.waiting import wait_until
 
 POSTS = 10_000  # every post the test writes: roots, replies, posts with a file, direct posts
 FILES = 50
@@ -168,6 +169,34 @@ def test_an_owner_exports_ten_thousand_posts_and_fifty_files(exporting: ExportPl
         "workspace_export.download",
         "workspace_export.download",
     ]
+
+
+def test_a_worker_killed_mid_export_leaves_it_to_the_next(exporting: ExportPlane) -> None:
+    """The stalled-job recovery runs the export again from the start; nothing half-written is ever served."""
+    plane = exporting.plane
+    workspace_id, client = exporting.workspace("crashco")
+    channel = _town_square(client, "crashco")
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        body = {"channel_id": channel, "message": "x" * 2000}
+        list(pool.map(lambda _: _ok(client.post("/posts", json=body), 201), range(3000)))
+    queued = _ok(exporting.exports(workspace_id, method="POST"), 202)
+
+    def running() -> bool:
+        return bool(_ok(exporting.exports(workspace_id, f"/{queued['id']}"))["state"] == "running")
+
+    wait_until("the export to run", running)
+    (worker,) = plane.workers
+    worker.kill()
+    worker.wait()
+    plane.workers.clear()
+    plane.start_worker()
+    export = exporting.wait_finished(workspace_id, queued["id"])
+    assert export["state"] == "completed" and export["attempts"] == 2, export
+    download = plane.api.get(export["download_url"])
+    assert hashlib.sha256(download.content).hexdigest() == export["sha256"]
+    assert check_archive(download.content).counts["post"] >= 3000
+    kept = plane.state_dir.resolve() / "exports" / str(workspace_id)
+    assert [path.name for path in kept.iterdir()] == [f"{export['id']}.zip"], "no partial archive is left"
 
 
 def test_one_export_at_a_time_then_the_cli_and_never_from_a_sleeping_workspace(exporting: ExportPlane) -> None:
