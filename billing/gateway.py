@@ -115,6 +115,10 @@ class PaymentMethodDeclined(GatewayError):
     """The payment method could not be attached (declined by the issuer)."""
 
 
+class InvalidPaymentMethod(GatewayError):
+    """The provider does not know the payment method, or it cannot belong to this customer."""
+
+
 class PaymentGateway(Protocol):
     """What billing needs of a payment provider."""
 
@@ -122,8 +126,13 @@ class PaymentGateway(Protocol):
         """The organization's customer, created on first use (found again by organization id afterwards)."""
         ...
 
+    def create_card_setup(self, organization_id: str, attempt: str) -> str:
+        """The client secret with which the browser saves a card for off-session charges (one per ``attempt``)."""
+        ...
+
     def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
-        """Attach ``payment_method_id`` to the customer and make it the default for invoices."""
+        """Attach ``payment_method_id`` to the customer and make it the default for invoices (raises
+        :class:`PaymentMethodDeclined` or :class:`InvalidPaymentMethod`)."""
         ...
 
     def describe_card(self, payment_method_id: str) -> Card:

@@ -34,6 +34,7 @@ from billing.gateway import (
     Customer,
     GatewayError,
     GatewayInvoice,
+    InvalidPaymentMethod,
     InvoiceRequest,
     InvoiceStatus,
     PaymentMethodDeclined,
@@ -124,6 +125,20 @@ class StripeGateway:
         options: Any = {"idempotency_key": idempotency_key(f"organization:{organization_id}", "customer")}
         return _customer(self._v1.customers.create(params, options))
 
+    def create_card_setup(self, organization_id: str, attempt: str) -> str:
+        """A SetupIntent for a card charged off-session, which Stripe.js confirms with the card element
+        (authenticating the card where its issuer asks); its client secret."""
+        params: Any = {
+            "usage": "off_session",
+            "payment_method_types": ["card"],
+            "metadata": {ORGANIZATION_KEY: organization_id},
+        }
+        key = idempotency_key(f"organization:{organization_id}:card-setup:{attempt}", "create")
+        intent = self._v1.setup_intents.create(params, {"idempotency_key": key})
+        if not intent.client_secret:
+            raise GatewayError(f"setup intent {intent.id} has no client secret")
+        return str(intent.client_secret)
+
     def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
         """Attach the payment method and make it the customer's default for invoices."""
         subject = f"customer:{customer_id}:payment-method:{payment_method_id}"
@@ -133,6 +148,8 @@ class StripeGateway:
             )
         except stripe.CardError as e:
             raise PaymentMethodDeclined(e.user_message or "The card was declined.") from e
+        except stripe.InvalidRequestError as e:  # unknown, or attached to another customer
+            raise InvalidPaymentMethod(f"payment method {payment_method_id} cannot be used: {e.code}") from e
         params: Any = {"invoice_settings": {"default_payment_method": attached.id}}
         updated = self._v1.customers.update(
             customer_id, params, {"idempotency_key": idempotency_key(subject, "default")}

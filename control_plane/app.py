@@ -15,6 +15,7 @@ from control_plane.core.migrate import require_migrated
 from control_plane.core.problems import install_problem_handlers, problem_responses
 from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
+from control_plane.exports.api import router as exports_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
 from control_plane.subscriptions.api import router as billing_router
@@ -42,6 +43,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         signup_router,
         organizations_router,
         workspaces_router,
+        exports_router,
         tokens_router,
         audit_router,
         cells_router,

@@ -273,6 +273,52 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_export(args: argparse.Namespace) -> int:
+    """Export a workspace as an operator at the console; wait for the archive and print where it is and a link."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+    from control_plane.exports import repository as exports
+    from control_plane.exports import service
+    from control_plane.exports.models import OPEN_STATES, ExportState
+    from control_plane.exports.tasks import defer_export
+    from control_plane.workspaces import repository
+
+    try:
+        with session_scope() as session:
+            ws = repository.get(session, args.workspace_id)
+            if ws is None:
+                log.error("workspace %s not found", args.workspace_id)
+                return 1
+            export_id = service.start(session, ws, actor="cli").id
+    except Problem as exc:
+        log.error("workspace %s: %s", args.workspace_id, exc.detail)
+        return 1
+    defer_export(export_id, args.workspace_id)
+    print(f"export {export_id} queued")
+    if args.no_wait:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while True:
+        with session_scope() as session:
+            export = exports.get(session, export_id)
+            assert export is not None
+            state, location, link, error = export.state, export.location, service.download_link(export), export.error
+        if state not in OPEN_STATES:
+            break
+        if time.monotonic() > deadline:
+            log.error("export %s is still %s (it goes on in the background)", export_id, state.value)
+            return 1
+        time.sleep(0.5)
+    if state is ExportState.failed:
+        log.error("export %s failed: %s", export_id, error)
+        return 1
+    assert location is not None and link is not None
+    print(location.get("path") or f"s3://{location['bucket']}/{location['key']}")
+    print(f"{link[0]}  (expires {link[1].isoformat()})")
+    return 0
+
+
 def cmd_billing(args: argparse.Namespace) -> int:
     """Run the billing of due organizations (or one) now, or collect today's seat snapshots now."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
@@ -352,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         verb_parser = verbs.add_parser(verb, help=help_text)
         verb_parser.add_argument("workspace_id", type=uuid.UUID)
         verb_parser.set_defaults(func=cmd_workspaces_power)
+    export = verbs.add_parser("export", help="export a workspace (Mattermost bulk-export archive) and print a link")
+    export.add_argument("workspace_id", type=uuid.UUID)
+    export.add_argument("--no-wait", action="store_true", help="queue the export and return")
+    export.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the archive (default 3600)")
+    export.set_defaults(func=cmd_workspaces_export)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import StreamingResponse
 
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
-from workspace_server.files import storage_usage
+from workspace_server.files import storage_for, storage_usage
 from workspace_server.plan import Plan, plan_json, store_plan, stored_plan
 from workspace_server.schema import posts, teams
 from workspace_server.teams import join_team
@@ -105,3 +106,15 @@ async def put_plan(body: Plan, conn: Conn) -> JSONResponse:
 async def get_plan(conn: Conn) -> JSONResponse:
     """The workspace's billing plan (:data:`plan.NO_PLAN` when the control plane never set one)."""
     return JSONResponse(plan_json(await stored_plan(conn)))
+
+
+@router.get("/export", response_model=None)
+async def get_export(request: Request) -> StreamingResponse:
+    """The whole workspace as a Mattermost bulk-import archive (a zip), streamed as it is made (see :mod:`export`)."""
+    from workspace_server.export import export_archive  # on first use: the idle server does not load it
+
+    return StreamingResponse(
+        export_archive(request.app.state.engine, storage_for(request.app)),
+        media_type="application/zip",
+        headers={"Content-Disposition": 'attachment; filename="export.zip"'},
+    )

@@ -6,6 +6,7 @@ from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
+from control_plane.exports.models import WorkspaceExport
 from control_plane.mail.models import OutboxMail
 from control_plane.organizations.models import Invitation, Organization
 from control_plane.subscriptions.models import (
@@ -41,4 +42,5 @@ __all__ = [
     "WebSession",
     "Workspace",
     "WorkspaceCredential",
+    "WorkspaceExport",
 ]

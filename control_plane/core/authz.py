@@ -39,6 +39,7 @@ class Permission(enum.StrEnum):
     delete_workspace = "delete_workspace"
     hibernate_workspace = "hibernate_workspace"
     wake_workspace = "wake_workspace"
+    export_workspace = "export_workspace"
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
     manage_cells = "manage_cells"
@@ -55,6 +56,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.hibernate_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.wake_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.export_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_cells: frozenset({R.operator, R.admin}),

@@ -25,6 +25,7 @@ from control_plane.core.security import hash_password, verify_password
 _TAKEN_BY_CONSTRAINT = {
     "uq_workspaces_live_slug": ("slug-taken", "This workspace address was just taken by another request"),
     "uq_accounts_email": ("email-taken", "An account with this email already exists; sign in instead"),
+    "uq_workspace_exports_open": ("export-in-progress", "An export of this workspace is already queued or running"),
 }
 
 

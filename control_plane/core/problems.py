@@ -106,6 +106,7 @@ STATUS_TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    410: "Gone",
     422: "Invalid input",
     429: "Too many requests",
     503: "Service unavailable",

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     billing_hibernate_after_days: int = Field(default=30, description="Days suspended by billing before hibernation.")
     billing_collection_concurrency: int = Field(default=16, description="Workspace servers read at once for seats.")
 
+    export_link_seconds: int = Field(
+        default=86400, ge=60, description="How long a workspace export's download link works, in seconds."
+    )
+
     fault_pause_after_step: str | None = Field(
         default=None,
         description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"canopy worker: {exc}", file=sys.stderr)
         return 2
     from control_plane.core.task_queue import app
+    from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # registers the tasks on the app
     from control_plane.subscriptions import event_tasks  # noqa: F401  (registers the Stripe event tasks)

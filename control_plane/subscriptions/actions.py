@@ -5,14 +5,11 @@ at once, the reconciles of the workspaces whose state changed)."""
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
-from typing import Any
 
 import stripe
 from sqlalchemy.orm import Session
 
-from billing.gateway import PaymentMethodDeclined, idempotency_key
-from billing.stripe_gateway import ORGANIZATION_KEY
+from billing.gateway import GatewayError, InvalidPaymentMethod, PaymentMethodDeclined
 from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import InvalidInput, Problem
@@ -20,6 +17,7 @@ from control_plane.core.settings import Settings
 from control_plane.organizations import service as organizations
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.subscriptions import repository, service, tasks
+from control_plane.subscriptions.gateway import billing_enabled, payment_gateway
 from control_plane.subscriptions.models import Subscription
 
 
@@ -64,9 +62,9 @@ def add_card(
         service.add_card(session, settings, organization_id, payment_method_id, principal.actor, utcnow())
     except PaymentMethodDeclined as declined:
         raise CardDeclined(str(declined)) from declined
-    except stripe.InvalidRequestError as refused:  # unknown, or not attachable to this customer
+    except InvalidPaymentMethod as refused:
         raise InvalidInput("payment_method_id", "is not a card this organization can use") from refused
-    except stripe.StripeError as failed:
+    except (GatewayError, stripe.StripeError) as failed:
         raise GatewayUnavailable() from failed
     tasks.defer_billing(organization_id)
 
@@ -90,28 +88,12 @@ def _follow_up(organization_id: uuid.UUID, changed_workspaces: list[uuid.UUID]) 
 
 
 def card_setup_secret(settings: Settings, organization_id: uuid.UUID, attempt: uuid.UUID) -> str:
-    """The client secret of a SetupIntent for a card charged off-session, which Stripe.js confirms with the card
-    element (authenticating the card where its issuer asks); the resulting payment method then comes back through
-    :func:`add_card`. ``attempt`` names one card entry, so that its retries reuse one SetupIntent."""
-    if settings.stripe_api_key is None:
+    """The client secret with which Stripe.js saves the card element's card for off-session charges; the resulting
+    payment method then comes back through :func:`add_card`. ``attempt`` names one card entry, so that its retries
+    reuse one SetupIntent."""
+    if not billing_enabled(settings):
         raise BillingNotEnabled()
-    params: Any = {
-        "usage": "off_session",
-        "payment_method_types": ["card"],
-        "metadata": {ORGANIZATION_KEY: str(organization_id)},
-    }
-    key = idempotency_key(f"organization:{organization_id}:card-setup:{attempt}", "create")
     try:
-        intent = _stripe(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base).v1.setup_intents.create(
-            params, {"idempotency_key": key}
-        )
-    except stripe.StripeError as failed:
+        return payment_gateway(settings).create_card_setup(str(organization_id), str(attempt))
+    except (GatewayError, stripe.StripeError) as failed:
         raise GatewayUnavailable() from failed
-    if not intent.client_secret:
-        raise GatewayUnavailable()
-    return intent.client_secret
-
-
-@lru_cache(maxsize=4)
-def _stripe(api_key: str, api_base: str | None) -> stripe.StripeClient:
-    return stripe.StripeClient(api_key, base_addresses={"api": api_base} if api_base else {}, max_network_retries=2)

@@ -102,12 +102,11 @@ def _subscription(session: Session, organization_id: uuid.UUID, *, for_update: b
 def add_card(
     session: Session, settings: Settings, organization_id: uuid.UUID, payment_method_id: str, actor: str, now: datetime
 ) -> Subscription:
-    """Make ``payment_method_id`` (from Stripe.js) the organization's card and committed; open invoices are
-    charged to it and a lapsed plan reactivates on the billing run the caller defers (raises
+    """Make ``payment_method_id`` (from Stripe.js) the organization's card, committed; open invoices are charged to
+    it and a lapsed plan reactivates on the billing run the caller defers (a cancelled plan keeps the card for
+    its resumption; raises
     :class:`billing.gateway.PaymentMethodDeclined` for a card the issuer refuses)."""
     sub = _subscription(session, organization_id)
-    if sub.status is B.canceled:
-        raise Conflict("subscription-canceled", "The subscription is cancelled: resume it to add a card")
     customer_id = sub.customer_id or _ensure_customer(session, settings, organization_id)
     gateway = payment_gateway(settings)
     gateway.set_default_payment_method(customer_id, payment_method_id)
