@@ -23,7 +23,7 @@ from control_plane.subscriptions.event_tasks import RECONCILE_TASK
 from control_plane.subscriptions.models import BillingReconciliation
 from control_plane.subscriptions.reconciliation import ACTOR, Report, reconcile_billing
 from tests.harness.localstripe import API_KEY
-from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test, billed  # noqa: F401
+from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.subscriptions.stripe_side import FAILING_CARD, GOOD_CARD, Billed, billed_organization, card, first_invoice
 from tests.waiting import wait_until
 
@@ -53,7 +53,7 @@ def drift_audited(organization: Billed) -> list[dict[str, Any]]:
         return [dict(entry.after or {}, action=entry.action) for entry in session.scalars(query)]
 
 
-def test_no_drift_while_stripe_and_canopy_agree(billed: BilledPlane, stripe_client: stripe.StripeClient) -> None:  # noqa: F811
+def test_no_drift_while_stripe_and_canopy_agree(billed: BilledPlane, stripe_client: stripe.StripeClient) -> None:
     paying = billed_organization(billed, stripe_client, "agreepaid", GOOD_CARD)
     failing = billed_organization(billed, stripe_client, "agreeopen", FAILING_CARD)
     assert first_invoice(billed, paying).state.value == "paid"
@@ -70,7 +70,7 @@ def test_no_drift_while_stripe_and_canopy_agree(billed: BilledPlane, stripe_clie
 
 
 def test_changes_made_at_stripe_are_reported_and_audited(
-    billed: BilledPlane,  # noqa: F811
+    billed: BilledPlane,
     stripe_client: stripe.StripeClient,
 ) -> None:
     paying = billed_organization(billed, stripe_client, "driftpaid", GOOD_CARD)
@@ -110,7 +110,7 @@ def metric(plane_api: Callable[[str], str], name: str) -> float:
 
 
 def test_the_nightly_job_records_its_run_and_metrics_show_it(
-    billed: BilledPlane,  # noqa: F811
+    billed: BilledPlane,
     stripe_client: stripe.StripeClient,
 ) -> None:
     drifting = billed_organization(billed, stripe_client, "nightly", GOOD_CARD)  # in its trial, with a card

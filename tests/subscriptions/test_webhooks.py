@@ -27,7 +27,7 @@ from control_plane.subscriptions.models import InvoiceState
 from tests.billing.receivers import Received, Recorder, serve
 from tests.billing.test_webhooks import sign
 from tests.harness.localstripe import LocalStripe
-from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test, billed  # noqa: F401
+from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.subscriptions.stripe_side import (
     FAILING_CARD,
     GOOD_CARD,
@@ -82,7 +82,7 @@ class Hooked:
 
 
 @pytest.fixture(scope="module")
-def hooked(billed: BilledPlane, localstripe: LocalStripe) -> Iterator[Hooked]:  # noqa: F811
+def hooked(billed: BilledPlane, localstripe: LocalStripe) -> Iterator[Hooked]:
     """The control plane with two webhook secrets (a rotation), on a loopback port localstripe delivers to."""
     patch = pytest.MonkeyPatch()
     patch.setenv("CANOPY_STRIPE_WEBHOOK_SECRETS", json.dumps([OLD_SECRET, NEW_SECRET]))
