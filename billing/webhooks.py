@@ -65,10 +65,17 @@ def _verifies(body: str, header: str, secret: str, tolerance_seconds: int) -> bo
     return True
 
 
+MAX_IDENTIFIER_CHARS = 255
+
+
 def _event(body: str) -> WebhookEvent:
     try:
         raw = json.loads(body)
         obj = raw["data"]["object"]
-        return WebhookEvent(str(raw["id"]), str(raw["type"]), int(raw["created"]), str(obj["object"]), str(obj["id"]))
+        event = WebhookEvent(str(raw["id"]), str(raw["type"]), int(raw["created"]), str(obj["object"]), str(obj["id"]))
     except (ValueError, KeyError, TypeError) as e:
         raise InvalidWebhook("the body is not a Stripe event") from e
+    identifiers = (event.id, event.type, event.object_type, event.object_id)
+    if not all(0 < len(text) <= MAX_IDENTIFIER_CHARS and text.isprintable() for text in identifiers):
+        raise InvalidWebhook("the event's identifiers are not Stripe's")  # what is stored of it must be storable
+    return event

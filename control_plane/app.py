@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from control_plane.accounts.api import router as signup_router
 from control_plane.audit.api import router as audit_router
 from control_plane.cells.api import router as cells_router
+from control_plane.core.body_limit import BodyLimitMiddleware
 from control_plane.core.db import database_url
 from control_plane.core.deps import refuse_unstorable_text
 from control_plane.core.health import MetricsMiddleware
@@ -52,6 +53,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(web_router)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.provider == "local":

@@ -52,12 +52,20 @@ async def _request_strings(request: Request) -> dict[str, Any]:
     return strings
 
 
+RAW_BODY: dict[str, Any] = {"x-canopy-raw-body": True}
+"""``openapi_extra`` of a route that takes its body as sent (a signed webhook): its body is not decoded here."""
+
+
 async def refuse_unstorable_text(request: Request) -> None:
     """Refuse any request carrying text PostgreSQL cannot store (NUL, lone surrogates) with a 422 problem.
 
-    Installed on the whole application, so that no route, parameter or body field can forget it.
+    Installed on the whole application, so that no route, parameter or body field can forget it. A route marked
+    :data:`RAW_BODY` validates its own body (what it stores of it).
     """
+    route = request.scope.get("route")
     strings = await _request_strings(request)
+    if (getattr(route, "openapi_extra", None) or {}).get("x-canopy-raw-body"):
+        strings.pop("body", None)
     field = next((found for name, v in strings.items() if (found := _unstorable_field(v, name))), None)
     if field is not None:
         raise InvalidInput(field.removeprefix("body.").removeprefix("query."), UNSTORABLE)

@@ -97,10 +97,10 @@ def charge(settings: Settings, invoice: Invoice, attempt: int) -> PaymentResult:
 
 
 def record_created(invoice: Invoice, created: GatewayInvoice, now: datetime) -> None:
-    """The gateway holds the invoice."""
+    """The gateway holds the invoice (paid already, if an interrupted run got that far)."""
     invoice.gateway_invoice_id = created.id
-    invoice.state = InvoiceState.paid if created.status is InvoiceStatus.paid else InvoiceState.open
-    invoice.updated_at = now
+    invoice.state = InvoiceState.open
+    record_gateway_state(invoice, created, now)
 
 
 def record_attempt(invoice: Invoice, attempt: int, result: PaymentResult, now: datetime) -> None:

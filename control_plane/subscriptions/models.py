@@ -25,7 +25,10 @@ class Subscription(Base):
     """An organization's self-serve plan: its billing status, trial, paid time, payment method and dunning."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_next_run_at", "next_run_at"),)
+    __table_args__ = (
+        Index("ix_subscriptions_next_run_at", "next_run_at"),
+        Index("ix_subscriptions_customer_id", "customer_id"),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="RESTRICT"), primary_key=True
@@ -87,6 +90,7 @@ class Invoice(Base):
     __table_args__ = (
         Index("uq_invoices_org_period", "organization_id", "period", unique=True),
         Index("ix_invoices_state", "state"),
+        Index("ix_invoices_gateway_invoice_id", "gateway_invoice_id"),
     )
 
     id: Mapped[UUIDPk]  # the invoice key the gateway finds it by

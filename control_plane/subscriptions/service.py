@@ -109,8 +109,8 @@ def add_card(
     sub = _subscription(session, organization_id)
     customer_id = sub.customer_id or _ensure_customer(session, settings, organization_id)
     gateway = payment_gateway(settings)
-    gateway.set_default_payment_method(customer_id, payment_method_id)
-    card = gateway.describe_card(payment_method_id)
+    customer = gateway.set_default_payment_method(customer_id, payment_method_id)
+    card = gateway.describe_card(customer.default_payment_method or payment_method_id)  # the id Stripe keeps
     sub = _subscription(session, organization_id, for_update=True)
     _record_card(sub, customer_id, card, now)
     audit.record(

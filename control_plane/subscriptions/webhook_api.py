@@ -1,8 +1,8 @@
 """The Stripe webhook route: ``POST /api/v1/billing/stripe/webhook``.
 
 No token and no CSRF token: the signature of the raw body is the credential. The body is read as sent (nothing
-parses it before it is verified), up to :data:`MAX_BODY_BYTES`. (FastAPI's own ``max_body_size`` is not used: it
-answers a declared oversize body in plain text, not as a problem.)
+parses it before it is verified: the route is :data:`~control_plane.core.deps.RAW_BODY`); the application's body
+limit (:mod:`control_plane.core.body_limit`) bounds it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from pydantic import BaseModel
 
 from billing.webhooks import InvalidWebhook, WebhookNotConfigured, verify_webhook
 from control_plane.core.clock import utcnow
-from control_plane.core.deps import DbSession
+from control_plane.core.deps import RAW_BODY, DbSession
 from control_plane.core.problems import Problem, problem_responses
 from control_plane.core.settings import get_settings
 from control_plane.subscriptions import webhooks
 from control_plane.subscriptions.event_tasks import defer_apply
 
-MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {**problem_responses(400)[400], "description": "The body is too large"}
 }
@@ -34,28 +33,19 @@ class WebhookReceived(BaseModel):
     received: bool = True
 
 
-def _too_large() -> Problem:
-    return Problem(413, "payload-too-large", "Payload too large", f"A webhook body is at most {MAX_BODY_BYTES} bytes")
-
-
 async def raw_body(request: Request) -> bytes:
-    """The body exactly as sent; 413 when declared or streamed past :data:`MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _too_large()
-    return bytes(body)
+    """The body exactly as sent."""
+    return await request.body()
 
 
 @router.post(
     "/webhook",
     response_model=WebhookReceived,
     responses=problem_responses(400, 503) | TOO_LARGE,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+    openapi_extra={
+        **RAW_BODY,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    },
 )
 def stripe_webhook(
     body: Annotated[bytes, Depends(raw_body)],

@@ -184,3 +184,16 @@ def test_create_account_cli_prints_a_working_token(client: TestClient, cp_databa
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "already exists" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_a_body_past_a_mebibyte_is_a_413_problem_declared_or_streamed(client: TestClient) -> None:
+    before = row_counts()
+    huge = b'{"email": "big@example.com", "password": "' + b"x" * 2**20 + b'"}'
+    declared = client.post("/api/v1/signup", content=huge, headers={"Content-Type": "application/json"})
+    streamed = client.post(
+        "/api/v1/signup", content=iter([huge[:1000], huge[1000:]]), headers={"Content-Type": "application/json"}
+    )
+    for response in (declared, streamed):
+        assert_problem(response, 413)
+        assert response.json()["type"].endswith("/payload-too-large")
+    assert row_counts() == before

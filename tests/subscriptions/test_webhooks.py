@@ -200,6 +200,17 @@ def test_forged_altered_and_replayed_deliveries_are_refused_and_keep_nothing(hoo
     assert [e.object_id for e in stored_events(id=forged)] == ["in_forged"]
 
 
+def test_a_signed_event_with_nul_text_is_taken_and_one_with_unstorable_ids_is_refused(hooked: Hooked) -> None:
+    now = int(time.time())
+    kept = f"evt_nul_{uuid.uuid4().hex[:12]}"
+    with_nul = event_body(kept, "customer.updated", {"object": "customer", "id": "cus_nul", "name": "a\u0000b"})
+    assert hooked.post(with_nul, sign(with_nul, NEW_SECRET, now)).status_code == 200  # a genuine event, NUL and all
+    assert [e.object_id for e in stored_events(id=kept)] == ["cus_nul"]
+    bad_id = event_body("evt_\u0000bad", "customer.updated", {"object": "customer", "id": "cus_x"})
+    r = hooked.post(bad_id, sign(bad_id, NEW_SECRET, now))
+    assert r.status_code == 400 and r.json()["type"].endswith("/invalid-webhook")
+
+
 def test_without_a_secret_the_route_refuses_to_serve(hooked: Hooked) -> None:
     body = event_body(f"evt_{uuid.uuid4().hex[:12]}", "customer.updated", {"object": "customer", "id": "cus_x"})
     with pytest.MonkeyPatch.context() as patch:

@@ -89,6 +89,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
     )
     op.create_index("ix_invoices_state", "invoices", ["state"], unique=False)
+    op.create_index("ix_invoices_gateway_invoice_id", "invoices", ["gateway_invoice_id"], unique=False)
     op.create_index("uq_invoices_org_period", "invoices", ["organization_id", "period"], unique=True)
     op.create_table(
         "subscriptions",
@@ -120,6 +121,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_subscriptions")),
     )
     op.create_index("ix_subscriptions_next_run_at", "subscriptions", ["next_run_at"], unique=False)
+    op.create_index("ix_subscriptions_customer_id", "subscriptions", ["customer_id"], unique=False)
     op.create_table(
         "seat_snapshots",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
