@@ -13,7 +13,7 @@ from sqlalchemy import select
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.subscriptions.models import Invoice, InvoiceState, Subscription
-from tests.invoicing.conftest import BilledPlane
+from tests.billed_plane import BilledPlane
 from tests.waiting import wait_until
 
 ORGANIZATIONS = 3

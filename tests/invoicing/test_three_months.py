@@ -15,7 +15,7 @@ from sqlalchemy import select
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.subscriptions.models import Invoice, Subscription
-from tests.invoicing.conftest import BilledPlane
+from tests.billed_plane import BilledPlane
 from tests.reconciler.conftest import PASSWORD
 
 UNIT_CENTS = 1000  # $10 per seat per month

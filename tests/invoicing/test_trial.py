@@ -17,7 +17,7 @@ from control_plane.core.db import session_scope
 from control_plane.mail.models import OutboxMail
 from control_plane.subscriptions.models import Invoice, Subscription
 from control_plane.workspaces.lifecycle import Lifecycle
-from tests.invoicing.conftest import BilledPlane
+from tests.billed_plane import BilledPlane
 from tests.reconciler.conftest import server_pids
 
 

@@ -28,8 +28,8 @@ from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.subscriptions import tasks
 from control_plane.subscriptions.models import Invoice, StripeEvent, Subscription
+from tests.billed_plane import BilledPlane
 from tests.harness.moto import _free_port
-from tests.invoicing.conftest import BilledPlane
 from tests.waiting import wait_until
 
 GOOD_CARD = "4242424242424242"

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from control_plane.core.authz import Role
 from control_plane.core.clock import utcnow
 from control_plane.workspaces.lifecycle import Lifecycle
+from tests.billed_plane import BilledPlane
 from tests.control_plane.conftest import Owner
 from tests.control_plane.test_invitations import join
 from tests.harness.localstripe import API_KEY, PUBLISHABLE_KEY
-from tests.invoicing.conftest import BilledPlane
 
 PROBLEM = "application/problem+json"
 

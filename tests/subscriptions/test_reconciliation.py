@@ -22,8 +22,8 @@ from control_plane.core.task_queue import app, ensure_sync_open
 from control_plane.subscriptions.event_tasks import RECONCILE_TASK
 from control_plane.subscriptions.models import BillingReconciliation
 from control_plane.subscriptions.reconciliation import ACTOR, Report, reconcile_billing
+from tests.billed_plane import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.harness.localstripe import API_KEY
-from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.subscriptions.stripe_side import FAILING_CARD, GOOD_CARD, Billed, billed_organization, card, first_invoice
 from tests.waiting import wait_until
 

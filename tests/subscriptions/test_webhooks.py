@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from control_plane.app import create_app
 from control_plane.core.settings import get_settings
 from control_plane.subscriptions.models import InvoiceState
+from tests.billed_plane import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.billing.receivers import Received, Recorder, serve
 from tests.billing.test_webhooks import sign
 from tests.harness.localstripe import LocalStripe
-from tests.invoicing.conftest import BilledPlane, _workers_end_with_their_test  # noqa: F401
 from tests.subscriptions.stripe_side import (
     FAILING_CARD,
     GOOD_CARD,
