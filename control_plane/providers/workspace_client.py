@@ -35,20 +35,37 @@ def admin_username(email: str) -> str:
     return name
 
 
-def put_initial_admin(base_url: str, control_token: str, email: str, password_hash: str) -> None:
-    """Create (or confirm) the workspace's first admin; idempotent on the server side."""
-    body = {"email": email, "username": admin_username(email), "password_hash": password_hash}
+def _control_call(
+    method: str,
+    base_url: str,
+    control_token: str,
+    path: str,
+    what: str,
+    body: object = None,
+    client: httpx.Client | None = None,
+) -> httpx.Response:
+    """``method`` on a control endpoint (``/api/v4/canopy/<path>``); a :class:`ProviderError` naming ``what``
+    unless it answers 2xx."""
+    request = (client or httpx).request
     try:
-        response = httpx.put(
-            f"{base_url}/api/v4/canopy/initial_admin",
+        response: httpx.Response = request(
+            method,
+            f"{base_url}/api/v4/canopy/{path}",
             json=body,
             headers={"Authorization": f"Bearer {control_token}"},
             timeout=10.0,
         )
     except httpx.HTTPError as exc:
-        raise ProviderError(f"initial admin request failed: {type(exc).__name__}") from exc
-    if response.status_code >= 300:
-        raise ProviderError(f"initial admin request answered {response.status_code}")
+        raise ProviderError(f"{what} request failed: {type(exc).__name__}") from exc
+    if not response.is_success:
+        raise ProviderError(f"{what} request answered {response.status_code}")
+    return response
+
+
+def put_initial_admin(base_url: str, control_token: str, email: str, password_hash: str) -> None:
+    """Create (or confirm) the workspace's first admin; idempotent on the server side."""
+    body = {"email": email, "username": admin_username(email), "password_hash": password_hash}
+    _control_call("PUT", base_url, control_token, "initial_admin", "initial admin", body)
 
 
 def control_url(outputs: dict[str, object], endpoint_url: str | None) -> str | None:
@@ -60,14 +77,7 @@ def control_url(outputs: dict[str, object], endpoint_url: str | None) -> str | N
 
 def get_activated_users(client: httpx.Client, base_url: str, control_token: str) -> int:
     """The server's seat count: activated, non-bot users (``GET /api/v4/canopy/usage``)."""
-    try:
-        response = client.get(
-            f"{base_url}/api/v4/canopy/usage", headers={"Authorization": f"Bearer {control_token}"}, timeout=10.0
-        )
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"usage request failed: {type(exc).__name__}") from exc
-    if response.status_code != 200:
-        raise ProviderError(f"usage request answered {response.status_code}")
+    response = _control_call("GET", base_url, control_token, "usage", "usage", client=client)
     count = response.json().get("activated_users")
     if not isinstance(count, int) or count < 0:
         raise ProviderError("usage answer has no activated_users count")
@@ -76,14 +86,4 @@ def get_activated_users(client: httpx.Client, base_url: str, control_token: str)
 
 def put_plan(base_url: str, control_token: str, plan: dict[str, object]) -> None:
     """Tell the server its billing plan state (``PUT /api/v4/canopy/plan``; idempotent)."""
-    try:
-        response = httpx.put(
-            f"{base_url}/api/v4/canopy/plan",
-            json=plan,
-            headers={"Authorization": f"Bearer {control_token}"},
-            timeout=10.0,
-        )
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"plan request failed: {type(exc).__name__}") from exc
-    if response.status_code >= 300:
-        raise ProviderError(f"plan request answered {response.status_code}")
+    _control_call("PUT", base_url, control_token, "plan", "plan", plan)

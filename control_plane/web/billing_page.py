@@ -221,6 +221,26 @@ def _problem_json(problem: Problem) -> JSONResponse:
     return JSONResponse({"error": problem.detail or problem.title}, status_code=problem.status, headers=JSON_HEADERS)
 
 
+def _card_form_action(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    viewer: Account | None,
+    organization_id: str,
+    csrf_token: str,
+    act: Callable[[Principal, uuid.UUID], dict[str, str]],
+) -> Response:
+    """Run a card form's JSON action for the signed-in member (refusals and problems as ``{"error": ...}``)."""
+    principal = _json_refusal(request, session, settings, viewer, organization_id, csrf_token)
+    if isinstance(principal, JSONResponse):
+        return principal
+    assert principal.organization_id is not None
+    try:
+        return JSONResponse(act(principal, principal.organization_id), headers=JSON_HEADERS)
+    except Problem as problem:
+        return _problem_json(problem)
+
+
 @router.post("/billing/{organization_id}/card-setup")
 def card_setup(
     organization_id: str,
@@ -231,15 +251,11 @@ def card_setup(
     viewer: Viewer,
 ) -> Response:
     """The client secret Stripe.js confirms the card element's card with."""
-    principal = _json_refusal(request, session, settings, viewer, organization_id, body.csrf_token)
-    if isinstance(principal, JSONResponse):
-        return principal
-    assert principal.organization_id is not None
-    try:
-        secret = actions.card_setup_secret(settings, principal.organization_id, body.attempt)
-    except Problem as problem:
-        return _problem_json(problem)
-    return JSONResponse({"client_secret": secret}, headers=JSON_HEADERS)
+
+    def act(_: Principal, org: uuid.UUID) -> dict[str, str]:
+        return {"client_secret": actions.card_setup_secret(settings, org, body.attempt)}
+
+    return _card_form_action(request, session, settings, viewer, organization_id, body.csrf_token, act)
 
 
 @router.post("/billing/{organization_id}/card")
@@ -252,15 +268,12 @@ def add_card(
     viewer: Viewer,
 ) -> Response:
     """Make the confirmed card the organization's (a declined card is a 402 with the issuer's message)."""
-    principal = _json_refusal(request, session, settings, viewer, organization_id, body.csrf_token)
-    if isinstance(principal, JSONResponse):
-        return principal
-    assert principal.organization_id is not None
-    try:
-        actions.add_card(session, settings, principal, principal.organization_id, body.payment_method_id)
-    except Problem as problem:
-        return _problem_json(problem)
-    return JSONResponse({"next": billing_path(principal.organization_id)}, headers=JSON_HEADERS)
+
+    def act(principal: Principal, org: uuid.UUID) -> dict[str, str]:
+        actions.add_card(session, settings, principal, org, body.payment_method_id)
+        return {"next": billing_path(org)}
+
+    return _card_form_action(request, session, settings, viewer, organization_id, body.csrf_token, act)
 
 
 def _form_action(
