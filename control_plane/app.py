@@ -21,6 +21,8 @@ from control_plane.subscriptions.api import router as billing_router
 from control_plane.tokens.api import router as tokens_router
 from control_plane.web import web_router
 from control_plane.workspaces.api import router as workspaces_router
+from control_plane.workspaces.api import wake_router
+from control_plane.workspaces.waking import Waker
 
 
 def create_app(*, check_migrations: bool = True) -> FastAPI:
@@ -36,6 +38,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         responses=problem_responses(400, 422),
     )
     install_problem_handlers(app)
+    app.state.waker = Waker(settings.wake_timeout_seconds)
     for router in (
         health_router,
         signup_router,
@@ -45,11 +48,12 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         audit_router,
         cells_router,
         billing_router,
+        wake_router,
     ):
         app.include_router(router)
     app.include_router(web_router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.provider == "local":
-        app.add_middleware(WorkspaceProxy, base_domain=settings.base_domain)
+        app.add_middleware(WorkspaceProxy, base_domain=settings.base_domain, waker=app.state.waker)
     return app

@@ -34,4 +34,8 @@ def warm_up_providers(settings: Settings) -> None:
 
         fleet_of(settings).warm(settings)
     else:
-        get_providers(settings, TIER_PROFESSIONAL)
+        from control_plane.providers.local import LocalCompute
+
+        compute = get_providers(settings, TIER_PROFESSIONAL).compute
+        assert isinstance(compute, LocalCompute)
+        compute.warm_up()

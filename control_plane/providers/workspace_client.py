@@ -74,6 +74,26 @@ def get_activated_users(client: httpx.Client, base_url: str, control_token: str)
     return count
 
 
+def get_activity(client: httpx.Client, base_url: str, control_token: str) -> int:
+    """The server's last use, in ms since the epoch (``GET /api/v4/canopy/activity``; pings and control calls do not
+    count, an open WebSocket does)."""
+    try:
+        response = client.get(
+            f"{base_url}/api/v4/canopy/activity", headers={"Authorization": f"Bearer {control_token}"}, timeout=10.0
+        )
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"activity request failed: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise ProviderError(f"activity request answered {response.status_code}")
+    try:
+        last = response.json()["last_request_at"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError("activity answer has no last_request_at") from exc
+    if not isinstance(last, int) or last < 0:
+        raise ProviderError("activity answer has no last_request_at")
+    return last
+
+
 def put_plan(base_url: str, control_token: str, plan: dict[str, object]) -> None:
     """Tell the server its billing plan state (``PUT /api/v4/canopy/plan``; idempotent)."""
     try:

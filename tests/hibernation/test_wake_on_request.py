@@ -1,0 +1,48 @@
+"""A request for a hibernated workspace wakes it into the state it was hibernated from and is answered once it is up,
+through the control plane's proxy: never an error, one wake however many requests arrive at once (in several API
+processes); only a wake slower than the wake timeout answers 503 with Retry-After."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from control_plane.workspaces.lifecycle import Lifecycle
+from tests.hibernation.conftest import Sleepy, serving
+from tests.reconciler.conftest import server_pids
+
+pytestmark = pytest.mark.slow
+
+
+def wakes(sleepy: Sleepy, workspace_id: uuid.UUID) -> list[tuple[str, str]]:
+    return [(action, actor) for action, actor, _, _ in sleepy.audit(workspace_id) if action == "workspace.wake"]
+
+
+def test_concurrent_first_requests_wake_the_workspace_once(sleepy: Sleepy) -> None:
+    slug = f"crowd-{uuid.uuid4().hex[:6]}"
+    sleepy.plane.start_worker()
+    [workspace_id] = sleepy.provision([slug])
+    sleepy.hibernate(workspace_id)
+    generation = sleepy.plane.row(workspace_id).generation
+    second = sleepy.start_api()
+
+    def ping(index: int) -> tuple[int, float, str]:
+        api = sleepy.api if index % 2 else second
+        started = time.monotonic()
+        response = httpx.get(f"{api.address(slug)}/api/v4/system/ping", timeout=60)
+        return response.status_code, time.monotonic() - started, response.text
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(ping, range(48)))
+    assert [status for status, _, _ in answers] == [200] * 48, answers
+    print(f"answers after {min(t for _, t, _ in answers):.2f}-{max(t for _, t, _ in answers):.2f} s")
+
+    ws = sleepy.plane.row(workspace_id)
+    assert ws.lifecycle_state == Lifecycle.trialing and ws.resume_state is None
+    assert ws.generation == generation + 1, "woken once"
+    assert wakes(sleepy, workspace_id) == [("workspace.wake", "request")]
+    assert serving(ws) and server_pids(sleepy.plane.runtime_dir(workspace_id)) == [ws.outputs["pid"]]
