@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import httpx
 
@@ -11,11 +12,24 @@ from control_plane.providers.base import ProviderError
 USERNAME_MIN, USERNAME_MAX = 3, 22
 RESERVED_USERNAMES = frozenset({"all", "channel", "here", "matterbot", "system", "surveybot", "playbooks"})
 
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_client() -> httpx.Client:
+    """The process's client for calls to workspace servers (thread-safe; it keeps connections alive). Making a client
+    costs tens of milliseconds (its TLS context), several times per reconcile and so per wake if each call made one."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client()
+        return _shared
+
 
 def ping(base_url: str, timeout: float = 2.0) -> bool:
     """Whether the workspace server at ``base_url`` answers its ping with 200."""
     try:
-        return httpx.get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
+        return shared_client().get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -39,7 +53,7 @@ def put_initial_admin(base_url: str, control_token: str, email: str, password_ha
     """Create (or confirm) the workspace's first admin; idempotent on the server side."""
     body = {"email": email, "username": admin_username(email), "password_hash": password_hash}
     try:
-        response = httpx.put(
+        response = shared_client().put(
             f"{base_url}/api/v4/canopy/initial_admin",
             json=body,
             headers={"Authorization": f"Bearer {control_token}"},
@@ -97,7 +111,7 @@ def get_activity(client: httpx.Client, base_url: str, control_token: str) -> int
 def put_plan(base_url: str, control_token: str, plan: dict[str, object]) -> None:
     """Tell the server its billing plan state (``PUT /api/v4/canopy/plan``; idempotent)."""
     try:
-        response = httpx.put(
+        response = shared_client().put(
             f"{base_url}/api/v4/canopy/plan",
             json=plan,
             headers={"Authorization": f"Bearer {control_token}"},

@@ -32,7 +32,7 @@ from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import reveal
 from control_plane.providers.base import ProviderError
-from control_plane.providers.workspace_client import control_url, get_activity
+from control_plane.providers.workspace_client import control_url, get_activity, shared_client
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import repository, service
 from control_plane.workspaces.lifecycle import HIBERNATABLE_STATES, Lifecycle
@@ -72,7 +72,8 @@ def hibernate_idle(settings: Settings) -> list[uuid.UUID]:
     candidates = _candidates(idle)
     if not candidates:
         return []
-    with httpx.Client() as client, ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
+    client = shared_client()
+    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
         uses = list(pool.map(lambda candidate: _last_use_ms(client, candidate), candidates))
     cutoff_ms = (time.time() - idle) * 1000
     idle_ones = [c for c, used in zip(candidates, uses, strict=True) if used is not None and used < cutoff_ms]
