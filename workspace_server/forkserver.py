@@ -32,6 +32,7 @@ def _child(env: dict[str, str], cwd: Path, log: Path) -> None:
     status = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the server waits for its own migration child
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.setsid()
         output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         nothing = os.open(os.devnull, os.O_RDONLY)
@@ -73,6 +74,7 @@ def main() -> None:
     """Serve fork requests until stdin closes."""
     root = Path(sys.argv[1]).resolve()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies: the kernel reaps the children
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for its parent, whose exit closes stdin
     for line in sys.stdin:
         try:
             answer: dict[str, Any] = {"pid": _start(json.loads(line), root)}
