@@ -79,7 +79,7 @@ def states(db_url: str) -> dict[str, tuple[str, str, bool]]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
             "SELECT slug, id::text, lifecycle_state::text, "
-            "coalesce(conditions @> '[{\"type\": \"Available\", \"status\": \"True\"}]', false) FROM workspaces"
+            'coalesce(conditions @> \'[{"type": "Available", "status": "True"}]\', false) FROM workspaces'
         ).fetchall()
     return {slug: (ws_id, state, available) for slug, ws_id, state, available in rows}
 
@@ -106,9 +106,9 @@ def wake_one(client: httpx.Client, slug: str) -> float:
 
 
 def hibernate_all(base: str, env: dict[str, str], db_url: str, slugs: list[str]) -> None:
+    email = f"op-{os.urandom(3).hex()}@bench.example.com"
     token = subprocess.run(
-        [sys.executable, "-m", "control_plane.cli", "create-account", "--email", f"op-{os.urandom(3).hex()}@bench"]
-        + ["--role", "operator"],
+        [sys.executable, "-m", "control_plane.cli", "create-account", "--email", email, "--role", "operator"],
         env=env,
         capture_output=True,
         text=True,
