@@ -37,7 +37,7 @@ from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
 from control_plane.workspaces.lifecycle import RUNNING_STATES
 from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
-from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker
+from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, still_waking
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
 CACHE_SECONDS = 2.0  # how long a known port is trusted
@@ -47,7 +47,6 @@ PREFIX_HEADER = b"x-forwarded-prefix"
 # Percent-encoded slash, backslash, dot and NUL, and a raw backslash: never needed by the Mattermost API.
 _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
 UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
-RETRY_AFTER_SECONDS = 5
 ASLEEP = 0  # the port of a workspace whose server is not up (hibernated, or starting again)
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
@@ -180,7 +179,7 @@ class WorkspaceProxy:
         try:
             woken = await self.waker.wake(slug)
         except WakeFailed:
-            return _waking_too_long()
+            return still_waking()
         if woken is None or woken.port is None:
             return NotFound("A running workspace at this address")
         self.ports[slug] = (time.monotonic(), woken.port)
@@ -287,12 +286,6 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
             task.cancel()
         with contextlib.suppress(Exception):
             await upstream.close()
-
-
-def _waking_too_long() -> Problem:
-    problem = Problem(503, "workspace-waking", "Service unavailable", "The workspace is still waking up; try again")
-    problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return problem
 
 
 async def _problem(scope: Scope, send: Send, problem: Problem) -> None:

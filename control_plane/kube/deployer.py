@@ -20,6 +20,7 @@ from control_plane.kube.render import (
     managed_kinds,
     namespace_name,
     render_ingress,
+    render_wake_service,
     render_workspace,
     workspace_selector,
 )
@@ -65,13 +66,13 @@ class KubernetesCompute:
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
         """Apply Namespace (+ quota, limits, network policies when pooled), ServiceAccount, Secret, ConfigMap,
-        Deployment, Service, Ingress, PDB (+ HPA for enterprise); then wait for the rollout. ``created`` names the
-        objects that are new.
+        Deployment, Service (+ canopy-wake with a wake backend), Ingress, PDB (+ HPA for enterprise); then wait for
+        the rollout. Waking from zero replicas, the Ingress routes to the wake route until the rollout is complete.
+        ``created`` names the objects that are new.
         """
         client, ns = self._target(ws)
         versions = choose_api_versions(client.served_versions)
         current = client.get("apps/v1", "Deployment", APP_NAME, ns)
-        # Waking (scaled to zero): the Ingress keeps sending requests to the wake route until the pods are ready.
         asleep = current is not None and not current["spec"].get("replicas")
         replicas = self._replicas(ws, current)
         objects = render_workspace(ws, kube_server_config(config), self._settings, versions, replicas, asleep=asleep)
@@ -104,6 +105,7 @@ class KubernetesCompute:
         deployment = self._deployment_ref(ns)
         if self._settings.wake_backend and client.get("apps/v1", "Deployment", APP_NAME, ns) is not None:
             versions = choose_api_versions(client.served_versions)
+            client.apply(render_wake_service(ws, ns, self._settings))  # made before the setting was, perhaps
             client.apply(render_ingress(ws, ns, self._settings, versions.ingress, asleep=True))
         try:
             client.update(deployment, _scale_to_zero, subresource="scale")

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
-from control_plane.core.problems import InvalidInput, NotFound, Problem, problem_responses
+from control_plane.core.problems import InvalidInput, NotFound, problem_responses
 from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces import service
 from control_plane.workspaces.auth import (
@@ -33,13 +33,12 @@ from control_plane.workspaces.schemas import (
     workspace_out,
 )
 from control_plane.workspaces.slugs import check_format
-from control_plane.workspaces.waking import Serving, WakeFailed, Waker
+from control_plane.workspaces.waking import Serving, WakeFailed, Waker, still_waking
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 # Where a sleeping workspace's Ingress sends its requests (Kubernetes); not part of the API.
 wake_router = APIRouter(include_in_schema=False)
 WAKE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-RETRY_AFTER_SECONDS = 5
 STALE_ROUTE_PAUSE_SECONDS = 1.0
 WEBSOCKET_SERVICE_RESTART = 1012
 
@@ -171,9 +170,7 @@ async def wake_and_return(slug: str, path: str, request: Request) -> Response:
     try:
         woken = await _woken(request.app.state.waker, slug)
     except WakeFailed as exc:
-        problem = Problem(503, "workspace-waking", "Service unavailable", "The workspace is still waking up")
-        problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        raise problem from exc
+        raise still_waking() from exc
     if not woken.waited:  # it was up already: an ingress still routing here catches up first
         await asyncio.sleep(STALE_ROUTE_PAUSE_SECONDS)
     rest = request.scope["raw_path"].decode("latin-1")[len(f"/wake/{slug}") :]

@@ -27,6 +27,7 @@ from typing import Final
 from sqlalchemy import select
 
 from control_plane.core.db import session_scope
+from control_plane.core.problems import Problem
 from control_plane.reconciler.queue import WAKE_PRIORITY, defer_reconcile
 from control_plane.workspaces import repository, service
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
@@ -56,8 +57,18 @@ class Serving:
     waited: bool = True
 
 
+RETRY_AFTER_SECONDS: Final = 5
+
+
 class WakeFailed(Exception):
     """The workspace did not come up within the wake timeout (or stopped being wanted up meanwhile)."""
+
+
+def still_waking() -> Problem:
+    """What a request that waited the whole wake timeout gets: ``503 workspace-waking`` with ``Retry-After``."""
+    problem = Problem(503, "workspace-waking", "Service unavailable", "The workspace is still waking up; try again")
+    problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return problem
 
 
 def claim(slug: str) -> Claim | None:

@@ -282,6 +282,8 @@ def test_a_sleeping_workspace_is_routed_to_the_wake_route_until_its_pods_are_bac
     ensured = compute.ensure(ws, server_config())
     assert f"service {ns}/canopy-wake" in ensured.created
     assert runbook_kubectl(kube_cluster, ns) == ["workspace-server", "canopy-api.canopy.svc.cluster.local"]
+    # As if deployed before the wake backend was set: hibernation makes the wake service first.
+    kube.delete({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "canopy-wake", "namespace": ns}})
 
     compute.stop(ws)
     assert runbook_kubectl(kube_cluster, ns) == ["canopy-wake", "canopy-api.canopy.svc.cluster.local"]
