@@ -307,10 +307,6 @@ class LocalCompute:
         self._stop_timeout = stop_timeout
         self._forks = fork_server(state_dir, ready_timeout)
 
-    def warm_up(self) -> None:
-        """Start the fork server now, so that the first server started does not wait for its imports."""
-        self._forks.start()
-
     def runtime_dir(self, ws: WorkspaceSpec) -> Path:
         return workspace_root(self._state_dir, ws) / "runtime"
 
