@@ -1,19 +1,22 @@
 """A request for a hibernated workspace wakes it into the state it was hibernated from and is answered once it is up,
 through the control plane's proxy: never an error, one wake however many requests arrive at once (in several API
-processes); only a wake slower than the wake timeout answers 503 with Retry-After."""
+processes), a WebSocket too; only a wake slower than the wake timeout answers 503 with Retry-After (see
+test_runbook.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.hibernation.conftest import Sleepy, serving
-from tests.reconciler.conftest import server_pids
+from tests.reconciler.conftest import PASSWORD, server_pids
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +49,26 @@ def test_concurrent_first_requests_wake_the_workspace_once(sleepy: Sleepy) -> No
     assert ws.generation == generation + 1, "woken once"
     assert wakes(sleepy, workspace_id) == [("workspace.wake", "request")]
     assert serving(ws) and server_pids(sleepy.plane.runtime_dir(workspace_id)) == [ws.outputs["pid"]]
+
+
+def test_a_websocket_wakes_the_workspace_and_is_relayed(sleepy: Sleepy) -> None:
+    slug = f"socket-{uuid.uuid4().hex[:6]}"
+    sleepy.plane.start_worker()
+    [workspace_id] = sleepy.provision([slug])
+    login = httpx.post(
+        f"{sleepy.api.address(slug)}/api/v4/users/login",
+        json={"login_id": f"{slug}.admin@example.com", "password": PASSWORD},
+        timeout=60,
+    )
+    assert login.status_code == 200, login.text
+    sleepy.hibernate(workspace_id)
+
+    # The session outlives the sleep; the WebSocket's upgrade is held until the workspace serves, then relayed.
+    challenge = {"seq": 1, "action": "authentication_challenge", "data": {"token": login.headers["Token"]}}
+    with connect(f"ws://127.0.0.1:{sleepy.api.port}/w/{slug}/api/v4/websocket", open_timeout=60) as socket:
+        socket.send(json.dumps(challenge))
+        received = [json.loads(socket.recv(timeout=30)) for _ in range(2)]  # the challenge's reply and hello
+    assert {"status": "OK", "seq_reply": 1} in received, received
+    assert [m["event"] for m in received if "event" in m] == ["hello"], received
+    assert serving(sleepy.plane.row(workspace_id))
+    assert wakes(sleepy, workspace_id) == [("workspace.wake", "request")]
