@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
 from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, still_waking
 
+log = logging.getLogger(__name__)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
 CACHE_SECONDS = 2.0  # how long a known port is trusted
 MISS_CACHE_SECONDS = 0.2  # short, so a workspace is reachable as soon as it is provisioned
@@ -48,6 +50,7 @@ PREFIX_HEADER = b"x-forwarded-prefix"
 _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
 UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
 ASLEEP = 0  # the port of a workspace whose server is not up (hibernated, or starting again)
+WEBSOCKET_POLICY_VIOLATION = 1008
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
 
@@ -173,7 +176,7 @@ class WorkspaceProxy:
         answer (404: nothing there; 503 with ``Retry-After``: not awake within the wake timeout)."""
         port = await self._port(slug, fresh=fresh)
         if port is None:
-            return NotFound("A running workspace at this address")
+            return _nothing_there()
         if port != ASLEEP:
             return port
         try:
@@ -181,7 +184,7 @@ class WorkspaceProxy:
         except WakeFailed:
             return still_waking()
         if woken is None or woken.port is None:
-            return NotFound("A running workspace at this address")
+            return _nothing_there()
         self.ports[slug] = (time.monotonic(), woken.port)
         return woken.port
 
@@ -192,7 +195,7 @@ class WorkspaceProxy:
         try:
             route = self._route(scope)
         except Refused:
-            await _not_found(scope, receive, send)
+            await _refuse(scope, receive, send, _nothing_there())
             return
         if route is None:
             await self.app(scope, receive, send)
@@ -230,6 +233,7 @@ class WorkspaceProxy:
                 break
             except httpx.ConnectError:
                 # The server went away before it read anything (hibernated since the lookup?): look again, once.
+                log.info("workspace %s: no server at port %d, looking again", route.slug, port)
                 again = UNANSWERED if started or retried else await self._serving_port(route.slug, fresh=True)
                 if isinstance(again, Problem):
                     await _problem(scope, send, again)
@@ -255,11 +259,23 @@ class WorkspaceProxy:
         passthrough = {b"cookie", b"authorization", b"origin", b"user-agent", PREFIX_HEADER}
         forwarded = forwarded_headers(scope["headers"], route.prefix)
         headers = [(k.decode(), v.decode("latin-1")) for k, v in forwarded if k.lower() in passthrough]
-        try:
-            upstream = await websockets.connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
-        except (OSError, websockets.WebSocketException):
-            await send({"type": "websocket.close", "code": 1011})
-            return
+        retried = False
+        while True:
+            try:
+                upstream = await websockets.connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
+                break
+            except ConnectionRefusedError:
+                # The server went away (hibernated since the lookup?): look again, once.
+                log.info("workspace %s: no server at port %d, looking again", route.slug, port)
+                again = UNANSWERED if retried else await self._serving_port(route.slug, fresh=True)
+                if isinstance(again, Problem):
+                    await send({"type": "websocket.close", "code": _close_code(again)})
+                    return
+                port, retried = again, True
+            except (OSError, websockets.WebSocketException) as exc:
+                log.warning("workspace %s: WebSocket not relayed: %s: %s", route.slug, type(exc).__name__, exc)
+                await send({"type": "websocket.close", "code": 1011})
+                return
         await send({"type": "websocket.accept"})
         await _relay(upstream, receive, send)
 
@@ -296,21 +312,20 @@ async def _problem(scope: Scope, send: Send, problem: Problem) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _close_code(problem: Problem) -> int:
+    """How a WebSocket is closed for ``problem``: policy violation for a 404, try again later otherwise."""
+    return WEBSOCKET_POLICY_VIOLATION if problem.status == 404 else WEBSOCKET_TRY_AGAIN_LATER
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
-    """Answer ``problem`` (HTTP), or close the WebSocket: policy violation for a 404, try again later otherwise."""
-    if problem.status == 404:
-        await _not_found(scope, receive, send)
-    elif scope["type"] == "websocket":
+    """Answer ``problem`` (HTTP), or close the WebSocket (:func:`_close_code`)."""
+    if scope["type"] == "websocket":
         await receive()
-        await send({"type": "websocket.close", "code": WEBSOCKET_TRY_AGAIN_LATER})
+        await send({"type": "websocket.close", "code": _close_code(problem)})
     else:
         await _problem(scope, send, problem)
 
 
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """404 problem (HTTP) or policy-violation close (WebSocket), naming nothing about other workspaces."""
-    if scope["type"] == "websocket":
-        await receive()
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    await _problem(scope, send, NotFound("A running workspace at this address"))
+def _nothing_there() -> Problem:
+    """The 404 of an address that reaches no workspace (naming nothing about other workspaces)."""
+    return NotFound("A running workspace at this address")

@@ -51,7 +51,9 @@ def test_concurrent_first_requests_wake_the_workspace_once(sleepy: Sleepy) -> No
     assert serving(ws) and server_pids(sleepy.plane.runtime_dir(workspace_id)) == [ws.outputs["pid"]]
 
 
-def test_a_websocket_wakes_the_workspace_and_is_relayed(sleepy: Sleepy) -> None:
+def test_requests_right_after_a_hibernation_wake_it_http_and_websocket(sleepy: Sleepy) -> None:
+    """The proxy knew the server's port a moment ago (it keeps it 2 s): the request finds it gone, looks again and
+    waits for the wake; a WebSocket's upgrade likewise, then it is relayed."""
     slug = f"socket-{uuid.uuid4().hex[:6]}"
     sleepy.plane.start_worker()
     [workspace_id] = sleepy.provision([slug])
@@ -62,7 +64,14 @@ def test_a_websocket_wakes_the_workspace_and_is_relayed(sleepy: Sleepy) -> None:
     )
     assert login.status_code == 200, login.text
     sleepy.hibernate(workspace_id)
+    me = httpx.get(
+        f"{sleepy.api.address(slug)}/api/v4/users/me",
+        headers={"Authorization": f"Bearer {login.headers['Token']}"},
+        timeout=60,
+    )
+    assert me.status_code == 200 and me.json()["username"] == login.json()["username"], me.text
 
+    sleepy.hibernate(workspace_id)
     # The session outlives the sleep; the WebSocket's upgrade is held until the workspace serves, then relayed.
     challenge = {"seq": 1, "action": "authentication_challenge", "data": {"token": login.headers["Token"]}}
     with connect(f"ws://127.0.0.1:{sleepy.api.port}/w/{slug}/api/v4/websocket", open_timeout=60) as socket:
@@ -71,4 +80,4 @@ def test_a_websocket_wakes_the_workspace_and_is_relayed(sleepy: Sleepy) -> None:
     assert {"status": "OK", "seq_reply": 1} in received, received
     assert [m["event"] for m in received if "event" in m] == ["hello"], received
     assert serving(sleepy.plane.row(workspace_id))
-    assert wakes(sleepy, workspace_id) == [("workspace.wake", "request")]
+    assert wakes(sleepy, workspace_id) == [("workspace.wake", "request")] * 2
