@@ -24,6 +24,8 @@ from control_plane.subscriptions.webhook_api import router as stripe_webhook_rou
 from control_plane.tokens.api import router as tokens_router
 from control_plane.web import web_router
 from control_plane.workspaces.api import router as workspaces_router
+from control_plane.workspaces.api import wake_router
+from control_plane.workspaces.waking import Waker
 
 
 def create_app(*, check_migrations: bool = True) -> FastAPI:
@@ -39,6 +41,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         responses=problem_responses(400, 422),
     )
     install_problem_handlers(app)
+    app.state.waker = Waker(settings.wake_timeout_seconds)
     for router in (
         health_router,
         signup_router,
@@ -50,6 +53,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         cells_router,
         billing_router,
         stripe_webhook_router,
+        wake_router,
     ):
         app.include_router(router)
     app.include_router(web_router)
@@ -57,5 +61,5 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.provider == "local":
-        app.add_middleware(WorkspaceProxy, base_domain=settings.base_domain)
+        app.add_middleware(WorkspaceProxy, base_domain=settings.base_domain, waker=app.state.waker)
     return app

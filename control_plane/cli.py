@@ -319,6 +319,28 @@ def cmd_workspaces_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_status(args: argparse.Namespace) -> int:
+    """Print a workspace as the API shows it, with its reconcile jobs and the live workers (JSON)."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.core.settings import get_settings
+    from control_plane.reconciler.queue import reconcile_queue
+    from control_plane.workspaces import repository
+    from control_plane.workspaces.schemas import workspace_out
+
+    with session_scope() as session:
+        ws = repository.get(session, args.workspace_id)
+        if ws is None:
+            log.error("workspace %s not found", args.workspace_id)
+            return 1
+        shown = workspace_out(ws).model_dump(mode="json")
+    shown["queue"] = reconcile_queue(args.workspace_id, get_settings().stalled_worker_seconds)
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
 def cmd_billing(args: argparse.Namespace) -> int:
     """Run the billing of due organizations (or one) now, or collect today's seat snapshots now."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
@@ -403,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-wait", action="store_true", help="queue the export and return")
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the archive (default 3600)")
     export.set_defaults(func=cmd_workspaces_export)
+    status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
+    status.add_argument("workspace_id", type=uuid.UUID)
+    status.set_defaults(func=cmd_workspaces_status)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

@@ -9,6 +9,11 @@ Two forms reach a workspace:
 HTTP requests are streamed through httpx; WebSocket sessions are relayed frame by frame. The control plane's own
 cookies (``canopy_*``) are never forwarded to a workspace server, nor accepted from one, and path-form responses
 are sandboxed (``Content-Security-Policy: sandbox``): they share the control plane's origin.
+
+A request (or WebSocket) for a hibernated workspace wakes it and is held until its server serves, then forwarded
+(:mod:`control_plane.workspaces.waking`: one wake however many requests wait); only a wake that takes longer than
+``wake_timeout_seconds`` answers ``503`` with ``Retry-After``. A request whose server went away under it (hibernated
+between the lookup and the connection) is looked up again and, asleep, waits for the wake in the same way.
 In production an ingress does this job and the middleware is not installed.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -32,7 +38,9 @@ from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
 from control_plane.workspaces.lifecycle import RUNNING_STATES
 from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
+from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, still_waking
 
+log = logging.getLogger(__name__)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
 CACHE_SECONDS = 2.0  # how long a known port is trusted
 MISS_CACHE_SECONDS = 0.2  # short, so a workspace is reachable as soon as it is provisioned
@@ -41,6 +49,9 @@ PREFIX_HEADER = b"x-forwarded-prefix"
 # Percent-encoded slash, backslash, dot and NUL, and a raw backslash: never needed by the Mattermost API.
 _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
 UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
+ASLEEP = 0  # the port of a workspace whose server is not up (hibernated, or starting again)
+WEBSOCKET_POLICY_VIOLATION = 1008
+WEBSOCKET_TRY_AGAIN_LATER = 1013
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
 
 
@@ -118,9 +129,10 @@ def _public_location(location: str, prefix: str, upstream: str) -> bytes:
 class WorkspaceProxy:
     """ASGI middleware: requests for a workspace address go to its server, the rest to ``app``."""
 
-    def __init__(self, app: ASGIApp, base_domain: str) -> None:
+    def __init__(self, app: ASGIApp, base_domain: str, waker: Waker) -> None:
         self.app = app
         self.suffix = "." + base_domain
+        self.waker = waker
         self.ports: dict[str, tuple[float, int | None]] = {}
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
 
@@ -133,22 +145,48 @@ class WorkspaceProxy:
         return path_route(scope["raw_path"])
 
     def _lookup_port(self, slug: str) -> int | None:
+        """The port of the slug's server, :data:`ASLEEP` when it has none up but a request may wait for one, None
+        when no workspace there can serve."""
         with new_session() as session:
             row = session.execute(
-                select(Workspace.outputs).where(
-                    Workspace.slug == slug, Workspace.lifecycle_state.in_(list(RUNNING_STATES))
+                select(Workspace.lifecycle_state, Workspace.outputs).where(
+                    Workspace.slug == slug, Workspace.lifecycle_state.in_(list(RUNNING_STATES | WAKEABLE_STATES))
                 )
             ).one_or_none()
-        port = row[0].get("port") if row else None
-        return int(port) if port else None
+        if row is None:
+            return None
+        port = (row.outputs or {}).get("port")
+        if port and row.lifecycle_state in RUNNING_STATES:
+            return int(port)
+        return ASLEEP if row.lifecycle_state in WAKEABLE_STATES else None
 
-    async def _port(self, slug: str) -> int | None:
+    async def _port(self, slug: str, *, fresh: bool = False) -> int | None:
         cached = self.ports.get(slug)
-        if cached and time.monotonic() - cached[0] < (CACHE_SECONDS if cached[1] else MISS_CACHE_SECONDS):
+        if cached and not fresh and time.monotonic() - cached[0] < (CACHE_SECONDS if cached[1] else MISS_CACHE_SECONDS):
             return cached[1]
         port = await asyncio.to_thread(self._lookup_port, slug)
-        self.ports[slug] = (time.monotonic(), port)
+        if port == ASLEEP:
+            self.ports.pop(slug, None)
+        else:
+            self.ports[slug] = (time.monotonic(), port)
         return port
+
+    async def _serving_port(self, slug: str, *, fresh: bool = False) -> int | Problem:
+        """The port of the slug's server, waking the workspace and waiting for it when it sleeps; or the problem to
+        answer (404: nothing there; 503 with ``Retry-After``: not awake within the wake timeout)."""
+        port = await self._port(slug, fresh=fresh)
+        if port is None:
+            return _nothing_there()
+        if port != ASLEEP:
+            return port
+        try:
+            woken = await self.waker.wake(slug)
+        except WakeFailed:
+            return still_waking()
+        if woken is None or woken.port is None:
+            return _nothing_there()
+        self.ports[slug] = (time.monotonic(), woken.port)
+        return woken.port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -157,21 +195,25 @@ class WorkspaceProxy:
         try:
             route = self._route(scope)
         except Refused:
-            await _not_found(scope, receive, send)
+            await _refuse(scope, receive, send, _nothing_there())
             return
         if route is None:
             await self.app(scope, receive, send)
             return
-        port = await self._port(route.slug)
-        if port is None:
-            await _not_found(scope, receive, send)
+        port = await self._serving_port(route.slug)
+        if isinstance(port, Problem):
+            await _refuse(scope, receive, send, port)
         elif scope["type"] == "http":
             await self._http(scope, receive, send, port, route)
         else:
             await self._websocket(scope, receive, send, port, route)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, port: int, route: Route) -> None:
+        started = False
+
         async def body() -> Any:
+            nonlocal started
+            started = True
             while True:
                 message = await receive()
                 yield message.get("body", b"")
@@ -179,16 +221,27 @@ class WorkspaceProxy:
                     break
 
         headers = forwarded_headers(scope["headers"], route.prefix)
-        upstream = f"http://127.0.0.1:{port}"
-        url = httpx.URL(upstream + route.path.decode("latin-1"))
-        if scope.get("query_string"):
-            url = url.copy_with(query=scope["query_string"])
-        request = self.client.build_request(scope["method"], url, headers=headers, content=body())
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError:
-            await _problem(scope, send, UNANSWERED)
-            return
+        retried = False
+        while True:
+            upstream = f"http://127.0.0.1:{port}"
+            url = httpx.URL(upstream + route.path.decode("latin-1"))
+            if scope.get("query_string"):
+                url = url.copy_with(query=scope["query_string"])
+            request = self.client.build_request(scope["method"], url, headers=headers, content=body())
+            try:
+                response = await self.client.send(request, stream=True)
+                break
+            except httpx.ConnectError:
+                # The server went away before it read anything (hibernated since the lookup?): look again, once.
+                log.info("workspace %s: no server at port %d, looking again", route.slug, port)
+                again = UNANSWERED if started or retried else await self._serving_port(route.slug, fresh=True)
+                if isinstance(again, Problem):
+                    await _problem(scope, send, again)
+                    return
+                port, retried = again, True
+            except httpx.HTTPError:
+                await _problem(scope, send, UNANSWERED)
+                return
         try:
             out = returned_headers(response.headers.raw, route.prefix, upstream)
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
@@ -206,11 +259,23 @@ class WorkspaceProxy:
         passthrough = {b"cookie", b"authorization", b"origin", b"user-agent", PREFIX_HEADER}
         forwarded = forwarded_headers(scope["headers"], route.prefix)
         headers = [(k.decode(), v.decode("latin-1")) for k, v in forwarded if k.lower() in passthrough]
-        try:
-            upstream = await websockets.connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
-        except (OSError, websockets.WebSocketException):
-            await send({"type": "websocket.close", "code": 1011})
-            return
+        retried = False
+        while True:
+            try:
+                upstream = await websockets.connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
+                break
+            except ConnectionRefusedError:
+                # The server went away (hibernated since the lookup?): look again, once.
+                log.info("workspace %s: no server at port %d, looking again", route.slug, port)
+                again = UNANSWERED if retried else await self._serving_port(route.slug, fresh=True)
+                if isinstance(again, Problem):
+                    await send({"type": "websocket.close", "code": _close_code(again)})
+                    return
+                port, retried = again, True
+            except (OSError, websockets.WebSocketException) as exc:
+                log.warning("workspace %s: WebSocket not relayed: %s: %s", route.slug, type(exc).__name__, exc)
+                await send({"type": "websocket.close", "code": 1011})
+                return
         await send({"type": "websocket.accept"})
         await _relay(upstream, receive, send)
 
@@ -242,14 +307,25 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
 async def _problem(scope: Scope, send: Send, problem: Problem) -> None:
     body = json.dumps(problem.body(scope["raw_path"].decode("latin-1"))).encode()
     headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in problem.headers.items()]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """404 problem (HTTP) or policy-violation close (WebSocket), naming nothing about other workspaces."""
+def _close_code(problem: Problem) -> int:
+    """How a WebSocket is closed for ``problem``: policy violation for a 404, try again later otherwise."""
+    return WEBSOCKET_POLICY_VIOLATION if problem.status == 404 else WEBSOCKET_TRY_AGAIN_LATER
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
+    """Answer ``problem`` (HTTP), or close the WebSocket (:func:`_close_code`)."""
     if scope["type"] == "websocket":
         await receive()
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    await _problem(scope, send, NotFound("A running workspace at this address"))
+        await send({"type": "websocket.close", "code": _close_code(problem)})
+    else:
+        await _problem(scope, send, problem)
+
+
+def _nothing_there() -> Problem:
+    """The 404 of an address that reaches no workspace (naming nothing about other workspaces)."""
+    return NotFound("A running workspace at this address")

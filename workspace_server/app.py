@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from workspace_server import (
+    activity,
     bots,
     canopy_admin,
     channels,
@@ -41,13 +42,15 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
     """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
     hub = events.Hub(engine, settings.team_name, settings.redis_url)
     post_writer = PostWriter(settings.database_url.get_secret_value())
+    used = activity.Activity()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         events.set_hub(hub)
         try:
-            yield
+            async with activity.flushing(used, engine, settings.activity_flush_seconds):
+                yield
         finally:
             await post_writer.close()
             events.set_hub(None)
@@ -67,6 +70,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
     app.state.engine = engine
     app.state.hub = hub
     app.state.post_writer = post_writer
+    app.state.activity = used
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
     # /users/tokens/... before /users/{user_id}. Routes are matched in this order on every request: posts, the
     # busiest, go first (none of their paths overlaps those of the modules they pass).
@@ -96,4 +100,4 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
     install_error_handlers(app)
     # Around the framework: the fast path for new posts runs inside the request context (ids, headers, paths).
     fast_posts = posts.CreatePostFastPath(app, engine=engine, writer=post_writer)
-    return websocket.RawSendMiddleware(RequestContextMiddleware(fast_posts))
+    return activity.ActivityMiddleware(websocket.RawSendMiddleware(RequestContextMiddleware(fast_posts)), used)

@@ -10,6 +10,7 @@ from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import StreamingResponse
 
+from workspace_server.activity import Activity
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
 from workspace_server.files import storage_for, storage_usage
@@ -91,6 +92,13 @@ async def get_usage(request: Request, conn: Conn) -> JSONResponse:
     row = (await conn.execute(select(ACTIVATED_USERS.scalar_subquery(), post_count.scalar_subquery()))).one()
     stored = await storage_usage(request.app, conn)
     return JSONResponse({"activated_users": row[0], "posts": row[1], "storage_bytes": stored})
+
+
+@router.get("/activity")
+async def get_activity(request: Request, conn: Conn) -> JSONResponse:
+    """The workspace's last use in ms (see :mod:`activity`): what the control plane's idle hibernation reads."""
+    used: Activity = request.app.state.activity
+    return JSONResponse({"last_request_at": await used.last_use_ms(conn)})
 
 
 @router.put("/plan")

@@ -286,3 +286,13 @@ workspace_plan = Table(
     CheckConstraint("id", name="ck_workspace_plan_one_row"),
     CheckConstraint("state IN ('trialing', 'active', 'past_due', 'suspended')", name="ck_workspace_plan_state"),
 )
+
+canopy_activity = Table(
+    "canopy_activity",
+    metadata,
+    # Always true: one row (see activity.py).
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    # The workspace's last use, in ms, as its server processes last wrote it.
+    _millis("last_request_at"),
+    CheckConstraint("id", name="ck_canopy_activity_one_row"),
+)

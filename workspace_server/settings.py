@@ -60,6 +60,8 @@ class Settings(BaseModel):
     initial_admin_email: str = ""
     initial_admin_username: str = ""
     initial_admin_password_hash: SecretStr = SecretStr("")
+    # How often each process shares its last use with the others through the database (see activity.py).
+    activity_flush_seconds: float = 30.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +99,13 @@ class Settings(BaseModel):
         if self.workers > 1 and not self.redis_url:
             raise ValueError("WS_REDIS_URL must be set when WS_WORKERS > 1: events cross processes through Redis")
         return self
+
+    @field_validator("activity_flush_seconds")
+    @classmethod
+    def _positive_period(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
 
     @field_validator("max_file_size")
     @classmethod

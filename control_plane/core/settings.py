@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
     workspace_ready_timeout_seconds: float = 60.0
+    hibernate_idle_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="A workspace with no request for this long hibernates (0 = never; on aws needs kube_wake_backend).",
+    )
+    wake_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a request to a hibernated workspace is held while it wakes (then 503).",
+    )
     aws_environment: str = Field(default="dev", description="Names AWS resources canopy-<environment>-<id>.")
     aws_region: str | None = Field(
         default=None, description="Region of silo resources; unset = boto3's default (AWS_DEFAULT_REGION)."
@@ -103,6 +113,11 @@ class Settings(BaseSettings):
     kube_s3_cidrs: list[str] = Field(default_factory=list, description="Where pooled namespaces may reach S3 (443).")
     kube_extra_env: dict[str, str] = Field(
         default_factory=dict, description="More workspace-server environment (JSON), e.g. WS_REDIS_URL."
+    )
+    kube_wake_backend: str | None = Field(
+        default=None,
+        description="host[:port] where the clusters' ingress controllers reach the control plane's API: a sleeping "
+        "workspace's Ingress sends its requests there (/wake/<slug>/...); unset = no idle hibernation on aws.",
     )
     kube_rollout_timeout_seconds: float = Field(
         default=600.0, description="How long a compute step waits for a rollout (and an ingress address)."
@@ -147,6 +162,15 @@ class Settings(BaseSettings):
         default=None,
         description="Crash tests only: the reconciler sleeps for an hour right after this step completes.",
     )
+
+    @field_validator("kube_wake_backend")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value:
+            host, colon, port = value.rpartition(":")
+            if not (host if colon else value) or (colon and not (port.isdigit() and 0 < int(port) < 65536)):
+                raise ValueError("must be host or host:port")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -19,6 +19,8 @@ from control_plane.kube.render import (
     kube_server_config,
     managed_kinds,
     namespace_name,
+    render_ingress,
+    render_wake_service,
     render_workspace,
     workspace_selector,
 )
@@ -64,17 +66,20 @@ class KubernetesCompute:
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
         """Apply Namespace (+ quota, limits, network policies when pooled), ServiceAccount, Secret, ConfigMap,
-        Deployment, Service, Ingress, PDB (+ HPA for enterprise); then wait for the rollout. ``created`` names the
-        objects that are new.
+        Deployment, Service (+ canopy-wake with a wake backend), Ingress, PDB (+ HPA for enterprise); then wait for
+        the rollout. Waking from zero replicas, the Ingress routes to the wake route until the rollout is complete.
+        ``created`` names the objects that are new.
         """
         client, ns = self._target(ws)
         versions = choose_api_versions(client.served_versions)
         current = client.get("apps/v1", "Deployment", APP_NAME, ns)
-        objects = render_workspace(
-            ws, kube_server_config(config), self._settings, versions, self._replicas(ws, current)
-        )
+        asleep = current is not None and not current["spec"].get("replicas")
+        replicas = self._replicas(ws, current)
+        objects = render_workspace(ws, kube_server_config(config), self._settings, versions, replicas, asleep=asleep)
         created = tuple(ref(obj) for obj in objects if client.apply(obj).created)
         deployment = wait_for_rollout(client, ns, APP_NAME, self._settings.rollout_timeout)
+        if asleep:
+            client.apply(render_ingress(ws, ns, self._settings, versions.ingress))
         outputs = {
             "namespace": ns,
             "deployment": APP_NAME,
@@ -91,12 +96,17 @@ class KubernetesCompute:
         return max(wanted, int(current["spec"].get("replicas", 0)))
 
     def stop(self, ws: WorkspaceSpec) -> None:
-        """Hibernate: scale the Deployment to zero (read-modify-write of its scale) and wait for its pods to go.
+        """Hibernate: route the Ingress to the wake route (with a wake backend), then scale the Deployment to zero
+        (read-modify-write of its scale) and wait for its pods to go.
 
         The Secret, ConfigMap and everything else stay, so the next ``ensure`` wakes it.
         """
         client, ns = self._target(ws)
         deployment = self._deployment_ref(ns)
+        if self._settings.wake_backend and client.get("apps/v1", "Deployment", APP_NAME, ns) is not None:
+            versions = choose_api_versions(client.served_versions)
+            client.apply(render_wake_service(ws, ns, self._settings))  # made before the setting was, perhaps
+            client.apply(render_ingress(ws, ns, self._settings, versions.ingress, asleep=True))
         try:
             client.update(deployment, _scale_to_zero, subresource="scale")
         except KubeApiError as exc:

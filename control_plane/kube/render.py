@@ -46,6 +46,8 @@ PING_PATH = "/api/v4/system/ping"
 CHECKSUM_ANNOTATION = "canopy.dev/config-checksum"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"  # read by the EKS pod identity webhook when it admits a pod
 ADMIN_ENV = ("WS_INITIAL_ADMIN_EMAIL", "WS_INITIAL_ADMIN_USERNAME", "WS_INITIAL_ADMIN_PASSWORD_HASH")
+WAKE_SERVICE = "canopy-wake"  # where a sleeping workspace's Ingress sends requests: the control plane's wake route
+NGINX = "nginx.ingress.kubernetes.io/"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ class DeploySettings:
     rollout_timeout: float = 300.0
     cluster_domain: str = "cluster.local"
     extra_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. WS_REDIS_URL
+    # host[:port] of the control plane's API as the ingress controller reaches it: while a workspace sleeps, its
+    # Ingress sends every request there, as /wake/<slug>/<path> (empty: a sleeping workspace's Ingress is left as is).
+    wake_backend: str = ""
 
 
 @dataclass(frozen=True)
@@ -362,16 +367,48 @@ def render_service(ws: WorkspaceSpec, namespace: str) -> JSON:
     return _object("v1", "Service", ws, APP_NAME, namespace, spec=spec)
 
 
-def render_ingress(ws: WorkspaceSpec, namespace: str, settings: DeploySettings, api_version: str) -> JSON:
-    """``<slug>.<domain>`` to the Service (``networking.k8s.io/v1`` or the older ``v1beta1`` backend shape)."""
+def wake_backend(settings: DeploySettings) -> tuple[str, int]:
+    """The wake backend's host and port (80 unless given)."""
+    host, colon, port = settings.wake_backend.rpartition(":")
+    return (host, int(port)) if colon else (settings.wake_backend, SERVICE_PORT)
+
+
+def render_wake_service(ws: WorkspaceSpec, namespace: str, settings: DeploySettings) -> JSON:
+    """``canopy-wake``: the control plane's API under a name of the workspace's namespace (``ExternalName``), which
+    the Ingress of a sleeping workspace routes to."""
+    host, port = wake_backend(settings)
+    spec = {"type": "ExternalName", "externalName": host, "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
+    return _object("v1", "Service", ws, WAKE_SERVICE, namespace, spec=spec)
+
+
+def render_ingress(
+    ws: WorkspaceSpec, namespace: str, settings: DeploySettings, api_version: str, *, asleep: bool = False
+) -> JSON:
+    """``<slug>.<domain>`` to the Service (``networking.k8s.io/v1`` or the older ``v1beta1`` backend shape).
+
+    ``asleep`` (with a wake backend): every path to ``canopy-wake`` instead, rewritten to ``/wake/<slug>/<path>``
+    (ingress-nginx annotations), where the control plane wakes the workspace, holds the request until it serves,
+    then sends the client back to the same address."""
+    service = WAKE_SERVICE if asleep and settings.wake_backend else APP_NAME
     if api_version.endswith("/v1"):
-        backend: JSON = {"service": {"name": APP_NAME, "port": {"name": "http"}}}
+        backend: JSON = {"service": {"name": service, "port": {"name": "http"}}}
     else:
-        backend = {"serviceName": APP_NAME, "servicePort": "http"}
+        backend = {"serviceName": service, "servicePort": "http"}
     path = {"path": "/", "pathType": "Prefix", "backend": backend}
+    annotations: dict[str, str] = {}
+    if service == WAKE_SERVICE:
+        path |= {"path": "/(.*)", "pathType": "ImplementationSpecific"}
+        annotations = {
+            NGINX + "use-regex": "true",
+            NGINX + "rewrite-target": f"/wake/{ws.slug}/$1",
+            NGINX + "upstream-vhost": wake_backend(settings)[0],
+        }
     rule = {"host": workspace_hostname(ws.slug, settings.domain), "http": {"paths": [path]}}
     spec = {"ingressClassName": settings.ingress_class, "rules": [rule]}
-    return _object(api_version, "Ingress", ws, APP_NAME, namespace, spec=spec)
+    ingress = _object(api_version, "Ingress", ws, APP_NAME, namespace, spec=spec)
+    if annotations:
+        ingress["metadata"]["annotations"] = annotations
+    return ingress
 
 
 def render_pdb(ws: WorkspaceSpec, namespace: str, api_version: str) -> JSON:
@@ -395,9 +432,15 @@ def render_hpa(ws: WorkspaceSpec, namespace: str, settings: DeploySettings, api_
 
 
 def render_workspace(
-    ws: WorkspaceSpec, config: KubeServerConfig, settings: DeploySettings, versions: ApiVersions, replicas: int
+    ws: WorkspaceSpec,
+    config: KubeServerConfig,
+    settings: DeploySettings,
+    versions: ApiVersions,
+    replicas: int,
+    *,
+    asleep: bool = False,
 ) -> list[JSON]:
-    """Every object of the workspace, in the order to apply them."""
+    """Every object of the workspace, in the order to apply them (``asleep``: see :func:`render_ingress`)."""
     ns = namespace_name(settings, ws)
     secret, env = secret_env(config), config_env(config, settings)
     objects = [render_namespace(ws, ns)]
@@ -408,7 +451,8 @@ def render_workspace(
         render_config_map(ws, ns, env),
         render_deployment(ws, ns, config.image or settings.image, replicas, config_checksum(secret, env), settings),
         render_service(ws, ns),
-        render_ingress(ws, ns, settings, versions.ingress),
+        *([render_wake_service(ws, ns, settings)] if settings.wake_backend else []),
+        render_ingress(ws, ns, settings, versions.ingress, asleep=asleep),
         render_pdb(ws, ns, versions.pdb),
     ]
     objects += [] if is_pooled(ws) else [render_hpa(ws, ns, settings, versions.hpa)]

@@ -28,10 +28,15 @@ def get_providers(settings: Settings, tier: str) -> Providers:
 
 
 def warm_up_providers(settings: Settings) -> None:
-    """Import and build what the reconciler's jobs use (provider sets, AWS clients), before a worker takes jobs."""
+    """Import and build what the reconciler's jobs use (provider sets, AWS clients, the local fork server), before a
+    worker takes jobs."""
     if settings.provider == "aws":
         from control_plane.providers.aws.fleet import fleet_of
 
         fleet_of(settings).warm(settings)
     else:
+        from control_plane.providers.local import fork_server
+
         get_providers(settings, TIER_PROFESSIONAL)
+        # The fork server imports the workspace server now, not when the first server starts.
+        fork_server(settings.state_dir, settings.workspace_ready_timeout_seconds).start()

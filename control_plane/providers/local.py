@@ -3,9 +3,12 @@
 - Database: a role and a database per workspace on the control plane's own PostgreSQL server, with the
   workspace's stored (random) password.
 - Storage: a files directory under ``<state_dir>/workspaces/<id>/files``.
-- Compute: a supervised ``python -m workspace_server`` process per workspace. The server holds an
-  exclusive ``flock`` on ``<runtime_dir>/server.lock`` for its whole life, so "is it running?" is
-  answered by the lock, and a second server for one workspace cannot exist.
+- Compute: a supervised workspace-server process per workspace, forked by a fork server
+  (``python -m workspace_server.forkserver``, one per process that reconciles, started with it): a server starts
+  without paying the interpreter's start and the server's imports, which is most of what a wake costs. The server
+  holds an exclusive ``flock`` on ``<runtime_dir>/server.lock`` for its whole life, so "is it running?" is
+  answered by the lock, "which process is it?" by the process holding that file open, and a second server for one
+  workspace cannot exist.
 - DNS: ``<control-plane URL>/w/<slug>``, which every client reaches, and ``http://<slug>.<base_domain>:<port>``
   for browsers (which resolve ``*.localhost`` themselves); the control plane proxies both to the port recorded in
   the workspace outputs.
@@ -16,13 +19,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -37,13 +43,16 @@ from control_plane.providers.tenant_database import TenantDatabase
 from control_plane.providers.workspace_client import ping
 
 CONNECTION_LIMIT = 20
-SERVER_MODULE = "workspace_server"
+# A server opens at most its pool, the pool's overflow (10) and the post writer's two connections: its pool is kept
+# small enough that a burst (the requests held while it woke, released at once) stays within the role's limit.
+SERVER_POOL_SIZE = CONNECTION_LIMIT - 12
+FORK_SERVER_MODULE = "workspace_server.forkserver"
 LOCK_FILE = "server.lock"
 PID_FILE = "server.pid"
 PORT_FILE = "server.port"
 LOG_FILE = "server.log"
 SPAWN_LOCK_FILE = "spawn.lock"
-LOST_LOCK_EXIT_STATUS = 3  # the server's status when another instance holds server.lock
+READY_POLL_SECONDS = 0.02
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -208,32 +217,95 @@ def process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def process_runtime_dir(pid: int) -> str | None:
-    """``WS_RUNTIME_DIR`` of process ``pid`` (None if it has none or cannot be read)."""
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (a server holds its ``server.lock`` open for its whole life)."""
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        descriptors = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return None
-    for item in environ.split(b"\0"):
-        if item.startswith(b"WS_RUNTIME_DIR="):
-            return item.split(b"=", 1)[1].decode(errors="replace")
-    return None
+        return False
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+    return False
+
+
+class ForkServer:
+    """A ``python -m workspace_server.forkserver`` child of this process, which starts workspace servers by forking
+    itself (see that module): started on first use, and again if it died. Calls are serialised."""
+
+    def __init__(self, root: Path, timeout: float) -> None:
+        self._root = root
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> subprocess.Popen[str]:
+        """The running fork server (started now if it is not running)."""
+        if self._process is None or self._process.poll() is not None:
+            self._root.mkdir(parents=True, exist_ok=True)
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", FORK_SERVER_MODULE, str(self._root)],
+                env={key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ},
+                cwd=self._root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                close_fds=True,
+            )
+        return self._process
+
+    def fork(self, env: dict[str, str], cwd: Path, log: Path) -> int:
+        """Start a server with environment ``env`` in ``cwd``, its output appended to ``log``; returns its pid."""
+        request = json.dumps({"env": env, "cwd": str(cwd), "log": str(log)}) + "\n"
+        with self._lock:
+            for attempt in (1, 2):  # a fork server found dead is started again, once
+                process = self.start()
+                try:
+                    answer = self._ask(process, request)
+                    break
+                except (OSError, ValueError) as exc:
+                    process.kill()
+                    process.wait()
+                    if attempt == 2:
+                        raise ProviderError(f"fork server failed: {type(exc).__name__}: {exc}") from exc
+        if "pid" not in answer:
+            raise ProviderError(f"fork server refused: {answer.get('error')}")
+        return int(answer["pid"])
+
+    def _ask(self, process: subprocess.Popen[str], request: str) -> dict[str, Any]:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(request)
+        process.stdin.flush()
+        readable, _, _ = select.select([process.stdout], [], [], self._timeout)
+        line = process.stdout.readline() if readable else ""
+        if not line:
+            raise OSError("no answer")
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError("not a JSON object")
+        return answer
+
+
+_fork_servers: dict[Path, ForkServer] = {}
+_fork_servers_lock = threading.Lock()
+
+
+def fork_server(state_dir: Path, timeout: float) -> ForkServer:
+    """This process's fork server of the workspaces under ``state_dir`` (one per state directory)."""
+    root = state_dir.resolve() / "workspaces"
+    with _fork_servers_lock:
+        return _fork_servers.setdefault(root, ForkServer(root, timeout))
 
 
 class LocalCompute:
     """A detached workspace-server process per workspace, found again through its lock file."""
 
-    def __init__(
-        self,
-        state_dir: Path,
-        ready_timeout: float,
-        command: Sequence[str] = (sys.executable, "-m", SERVER_MODULE),
-        stop_timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, state_dir: Path, ready_timeout: float, stop_timeout: float = 10.0) -> None:
         self._state_dir = state_dir
         self._ready_timeout = ready_timeout
-        self._command = tuple(command)
         self._stop_timeout = stop_timeout
+        self._forks = fork_server(state_dir, ready_timeout)
 
     def runtime_dir(self, ws: WorkspaceSpec) -> Path:
         return workspace_root(self._state_dir, ws) / "runtime"
@@ -242,8 +314,8 @@ class LocalCompute:
         rd = self.runtime_dir(ws)
         rd.mkdir(parents=True, exist_ok=True)
         with _exclusive(rd / SPAWN_LOCK_FILE, 2 * self._ready_timeout):
-            proc = None if lock_held(rd / LOCK_FILE) else self._spawn(rd, config)
-            port, started = self._wait_ready(rd, proc)
+            pid = None if lock_held(rd / LOCK_FILE) else self._spawn(rd, config)
+            port, started = self._wait_ready(rd, pid)
         outputs = {
             "runtime_dir": str(rd),
             "port": port,
@@ -265,41 +337,33 @@ class LocalCompute:
             WS_LISTEN_HOST="127.0.0.1",
             WS_LISTEN_PORT="0",
             WS_RUNTIME_DIR=str(rd),
+            WS_DB_POOL_SIZE=str(SERVER_POOL_SIZE),
         )
         return env
 
-    def _spawn(self, rd: Path, config: ServerConfig) -> subprocess.Popen[bytes]:
+    def _spawn(self, rd: Path, config: ServerConfig) -> int:
         for stale in (PID_FILE, PORT_FILE):
             (rd / stale).unlink(missing_ok=True)
-        with open(rd / LOG_FILE, "ab") as log:
-            return subprocess.Popen(
-                self._command,
-                env=self._environment(rd, config),
-                cwd=rd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+        return self._forks.fork(self._environment(rd, config), rd, rd / LOG_FILE)
 
-    def _wait_ready(self, rd: Path, proc: subprocess.Popen[bytes] | None) -> tuple[int, bool]:
-        """Wait for ``server.port`` and a 200 ping; ``proc`` is None when adopting a running server.
+    def _wait_ready(self, rd: Path, pid: int | None) -> tuple[int, bool]:
+        """Wait for ``server.port`` and a 200 ping; ``pid`` (the server just started) is None when adopting a
+        running server.
 
-        Returns the port and whether the server answering is the one ``proc`` started.
+        Returns the port and whether the server answering is the one started.
         """
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                if proc.returncode != LOST_LOCK_EXIT_STATUS:
-                    raise ProviderError(f"workspace server exited with status {proc.returncode} (see {rd / LOG_FILE})")
-                proc = None  # another instance holds the lock: adopt it
-            elif proc is None and not lock_held(rd / LOCK_FILE):
+            if pid is not None and process_gone(pid):
+                if not lock_held(rd / LOCK_FILE):
+                    raise ProviderError(f"workspace server exited while starting (see {rd / LOG_FILE})")
+                pid = None  # it found another instance holding the lock: adopt that one
+            elif pid is None and not lock_held(rd / LOCK_FILE):
                 raise ProviderError(f"workspace server stopped while starting (see {rd / LOG_FILE})")
             port = _read_int(rd / PORT_FILE)
             if port and ping(f"http://127.0.0.1:{port}", timeout=1.0):
-                return port, proc is not None
-            time.sleep(0.1)
+                return port, pid is not None
+            time.sleep(READY_POLL_SECONDS)
         # Wedged (never published its port, or stopped answering): stop it so the retry starts afresh.
         if lock_held(rd / LOCK_FILE):
             with contextlib.suppress(ProviderError):
@@ -320,8 +384,7 @@ class LocalCompute:
         pid = _read_int(rd / PID_FILE)
         if pid is None:
             raise ProviderError("workspace server holds its lock but wrote no pid file")
-        owner = process_runtime_dir(pid)
-        if owner is not None and owner != str(rd):
+        if not holds_open(pid, rd / LOCK_FILE) and not process_gone(pid):
             raise ProviderError(f"pid {pid} in {PID_FILE} is not this workspace's server")
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):

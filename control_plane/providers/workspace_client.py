@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import httpx
 
@@ -11,11 +12,24 @@ from control_plane.providers.base import ProviderError
 USERNAME_MIN, USERNAME_MAX = 3, 22
 RESERVED_USERNAMES = frozenset({"all", "channel", "here", "matterbot", "system", "surveybot", "playbooks"})
 
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_client() -> httpx.Client:
+    """The process's client for calls to workspace servers (thread-safe; it keeps connections alive). Making a client
+    costs tens of milliseconds (its TLS context), several times per reconcile and so per wake if each call made one."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client()
+        return _shared
+
 
 def ping(base_url: str, timeout: float = 2.0) -> bool:
     """Whether the workspace server at ``base_url`` answers its ping with 200."""
     try:
-        return httpx.get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
+        return shared_client().get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -46,9 +60,8 @@ def _control_call(
 ) -> httpx.Response:
     """``method`` on a control endpoint (``/api/v4/canopy/<path>``); a :class:`ProviderError` naming ``what``
     unless it answers 2xx."""
-    request = (client or httpx).request
     try:
-        response: httpx.Response = request(
+        response = (client or shared_client()).request(
             method,
             f"{base_url}/api/v4/canopy/{path}",
             json=body,
@@ -82,6 +95,19 @@ def get_activated_users(client: httpx.Client, base_url: str, control_token: str)
     if not isinstance(count, int) or count < 0:
         raise ProviderError("usage answer has no activated_users count")
     return count
+
+
+def get_activity(client: httpx.Client, base_url: str, control_token: str) -> int:
+    """The server's last use, in ms since the epoch (``GET /api/v4/canopy/activity``; pings and control calls do not
+    count, an open WebSocket does)."""
+    response = _control_call("GET", base_url, control_token, "activity", "activity", client=client)
+    try:
+        last = response.json()["last_request_at"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError("activity answer has no last_request_at") from exc
+    if not isinstance(last, int) or last < 0:
+        raise ProviderError("activity answer has no last_request_at")
+    return last
 
 
 def put_plan(base_url: str, control_token: str, plan: dict[str, object]) -> None:

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from control_plane.reconciler import tasks  # registers the tasks on the app
     from control_plane.subscriptions import event_tasks  # noqa: F401  (registers the Stripe event tasks)
     from control_plane.subscriptions import tasks as billing_tasks  # noqa: F401  (registers the billing tasks)
+    from control_plane.workspaces import tasks as workspace_tasks  # noqa: F401  (registers idle hibernation)
 
     settings = get_settings()
     tasks.warm_up()

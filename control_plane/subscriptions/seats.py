@@ -25,7 +25,7 @@ from control_plane.core.settings import get_settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import reveal
 from control_plane.providers.base import ProviderError
-from control_plane.providers.workspace_client import control_url, get_activated_users
+from control_plane.providers.workspace_client import control_url, get_activated_users, shared_client
 from control_plane.subscriptions.models import SeatSnapshot, SnapshotReason, Subscription
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
@@ -67,10 +67,8 @@ def collect(
         zeroes = _gone_since_last_snapshot(session, organization_id)
     counts: list[tuple[Target, int | None]] = []
     if targets:
-        with (
-            httpx.Client() as client,
-            ThreadPoolExecutor(max_workers=settings.billing_collection_concurrency) as pool,
-        ):
+        client = shared_client()
+        with ThreadPoolExecutor(max_workers=settings.billing_collection_concurrency) as pool:
             counts = list(pool.map(lambda target: (target, _read(client, target)), targets))
     rows = [_row(t.workspace_id, t.organization_id, seats, now, reason) for t, seats in counts if seats is not None]
     rows += [_row(ws_id, org_id, 0, now, SnapshotReason.billing_event) for ws_id, org_id in zeroes]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession, IdempotencyKey
@@ -30,8 +32,15 @@ from control_plane.workspaces.schemas import (
     WorkspacePage,
     workspace_out,
 )
+from control_plane.workspaces.slugs import check_format
+from control_plane.workspaces.waking import Serving, WakeFailed, Waker, still_waking
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
+# Where a sleeping workspace's Ingress sends its requests (Kubernetes); not part of the API.
+wake_router = APIRouter(include_in_schema=False)
+WAKE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+STALE_ROUTE_PAUSE_SECONDS = 1.0
+WEBSOCKET_SERVICE_RESTART = 1012
 
 
 @router.get("/workspace-slugs/{slug}/availability", response_model=SlugAvailability)
@@ -143,3 +152,41 @@ def wake_workspace(workspace_id: uuid.UUID, session: DbSession, principal: Works
     ws = service.wake(session, principal, workspace_id)
     defer_reconcile(ws.id)
     return workspace_out(ws)
+
+
+async def _woken(waker: Waker, slug: str) -> Serving:
+    """The workspace at ``slug``, woken and serving (404 when there is none to wake, 503 when it is too slow)."""
+    verdict = check_format(slug)
+    woken = await waker.wake(slug) if verdict.valid and verdict.slug == slug else None
+    if woken is None or not woken.endpoint_url:
+        raise NotFound("A workspace at this address")
+    return woken
+
+
+@wake_router.api_route("/wake/{slug}/{path:path}", methods=WAKE_METHODS)
+async def wake_and_return(slug: str, path: str, request: Request) -> Response:
+    """Wake the workspace at ``slug``, hold the request until it serves, then send the client back to the same
+    address (``307``: the method and body are sent again), where the workspace now answers."""
+    try:
+        woken = await _woken(request.app.state.waker, slug)
+    except WakeFailed as exc:
+        raise still_waking() from exc
+    if not woken.waited:  # it was up already: an ingress still routing here catches up first
+        await asyncio.sleep(STALE_ROUTE_PAUSE_SECONDS)
+    rest = request.scope["raw_path"].decode("latin-1")[len(f"/wake/{slug}") :]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    location = f"{str(woken.endpoint_url).rstrip('/')}{rest}" + (f"?{query}" if query else "")
+    return RedirectResponse(location, status_code=307, headers={"Cache-Control": "no-store"})
+
+
+async def wake_for_websocket(websocket: WebSocket) -> None:
+    """A WebSocket cannot be sent elsewhere: wake the workspace, hold the connection until it serves, then close it
+    as a restarting service, so that the client connects again (to the workspace)."""
+    await websocket.accept()
+    with contextlib.suppress(WakeFailed, NotFound):
+        await _woken(websocket.app.state.waker, websocket.path_params["slug"])
+    await websocket.close(code=WEBSOCKET_SERVICE_RESTART)
+
+
+# A plain route: the application's dependencies read HTTP requests only.
+wake_router.add_websocket_route("/wake/{slug}/{path:path}", wake_for_websocket)

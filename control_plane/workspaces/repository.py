@@ -12,9 +12,11 @@ from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 
 
-def live_by_slug(session: Session, slug: str) -> Workspace | None:
+def live_by_slug(session: Session, slug: str, *, for_update: bool = False) -> Workspace | None:
     """The workspace that holds ``slug`` (deleted ones release it)."""
     query = select(Workspace).where(Workspace.slug == slug, Workspace.lifecycle_state != Lifecycle.deleted)
+    if for_update:
+        query = query.with_for_update()
     return session.scalars(query).one_or_none()
 
 

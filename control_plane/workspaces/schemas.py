@@ -48,6 +48,7 @@ class WorkspaceOut(BaseModel):
     desired_release: str
     observed_release: str | None
     lifecycle_state: Lifecycle
+    resume_state: Lifecycle | None = Field(description="While hibernated: the state waking returns to.")
     conditions: list[Condition]
     url: str | None
     reconcile: ReconcileStatus
@@ -95,6 +96,7 @@ def workspace_out(ws: Any) -> WorkspaceOut:
         desired_release=ws.desired_release,
         observed_release=ws.observed_release,
         lifecycle_state=ws.lifecycle_state,
+        resume_state=ws.resume_state,
         conditions=[Condition.model_validate(c) for c in ws.conditions or []],
         url=ws.endpoint_url,
         reconcile=ReconcileStatus(

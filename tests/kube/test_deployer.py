@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +19,7 @@ from control_plane.kube.render import InitialAdmin
 from control_plane.kube.rollout import RolloutError, rollout_status
 from control_plane.providers.base import WorkspaceSpec
 from tests.harness.kubernetes import TestCluster
+from tests.hibernation.conftest import runbook_commands
 from tests.kube.factories import IMAGE, deploy_settings, server_config, workspace
 
 pytestmark = pytest.mark.slow
@@ -253,6 +257,47 @@ def test_stop_scales_to_zero_keeps_the_secret_and_ensure_wakes(
 
     woken = compute.ensure(ws, server_config())
     assert woken.created == ()
+    deployment = get(kube, "apps/v1", "Deployment", "workspace-server", ns)
+    assert deployment["status"]["readyReplicas"] == (1 if tier == "professional" else 2)
+
+
+def runbook_kubectl(kube_cluster: TestCluster, ns: str) -> list[str]:
+    """The Kubernetes checks of runbooks/hibernation-does-not-wake.md, run as written against the test cluster."""
+    outputs = []
+    for command in [c for c in runbook_commands() if c.startswith("kubectl ")]:
+        argv = shlex.split(command.replace("<namespace>", ns))
+        env = os.environ | {"KUBECONFIG": str(kube_cluster.kubeconfig)}
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stderr)
+        outputs.append(done.stdout.strip())
+    return outputs
+
+
+@pytest.mark.parametrize("tier", ["professional", "enterprise"])
+def test_a_sleeping_workspace_is_routed_to_the_wake_route_until_its_pods_are_back(
+    make_compute: Callable[..., KubernetesCompute], kube: KubeClient, kube_cluster: TestCluster, tier: str
+) -> None:
+    compute, ws = make_compute(wake_backend="canopy-api.canopy.svc.cluster.local:8000"), workspace(tier)
+    ns = f"ws-{ws.short_id}"
+    ensured = compute.ensure(ws, server_config())
+    assert f"service {ns}/canopy-wake" in ensured.created
+    assert runbook_kubectl(kube_cluster, ns) == ["workspace-server", "canopy-api.canopy.svc.cluster.local"]
+    # As if deployed before the wake backend was set: hibernation makes the wake service first.
+    kube.delete({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "canopy-wake", "namespace": ns}})
+
+    compute.stop(ws)
+    assert runbook_kubectl(kube_cluster, ns) == ["canopy-wake", "canopy-api.canopy.svc.cluster.local"]
+    ingress = get(kube, "networking.k8s.io/v1", "Ingress", "workspace-server", ns)
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/rewrite-target"] == "/wake/acme/$1"
+    assert get(kube, "apps/v1", "Deployment", "workspace-server", ns)["spec"]["replicas"] == 0
+    assert kube.list_kind("v1", "Pod", ns) == []
+
+    woken = compute.ensure(ws, server_config())
+    assert woken.created == ()
+    assert runbook_kubectl(kube_cluster, ns)[0] == "workspace-server"
+    ingress = get(kube, "networking.k8s.io/v1", "Ingress", "workspace-server", ns)
+    assert "annotations" not in ingress["metadata"], "the wake route's annotations are gone"
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/"
     deployment = get(kube, "apps/v1", "Deployment", "workspace-server", ns)
     assert deployment["status"]["readyReplicas"] == (1 if tier == "professional" else 2)
 

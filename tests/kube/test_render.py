@@ -261,6 +261,50 @@ def test_ingress_routes_the_workspace_host_to_the_service() -> None:
     }
 
 
+def test_a_sleeping_workspaces_ingress_routes_to_the_wake_service() -> None:
+    settings = deploy_settings(wake_backend="canopy-api.canopy.svc.cluster.local:8000")
+    versions = choose_api_versions(discovery(KUBE_1_20))
+    objects = {
+        f"{o['kind']}/{o['metadata']['name']}": o
+        for o in render_workspace(POOLED, server_config(), settings, versions, 0, asleep=True)
+    }
+    wake = objects["Service/canopy-wake"]
+    assert wake["spec"] == {
+        "type": "ExternalName",
+        "externalName": "canopy-api.canopy.svc.cluster.local",
+        "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
+    }
+    assert wake["metadata"]["labels"]["canopy/workspace"] == str(POOLED.id)
+    ingress = objects["Ingress/workspace-server"]
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/use-regex": "true",
+        "nginx.ingress.kubernetes.io/rewrite-target": "/wake/acme/$1",
+        "nginx.ingress.kubernetes.io/upstream-vhost": "canopy-api.canopy.svc.cluster.local",
+    }
+    assert ingress["spec"]["rules"][0]["http"]["paths"] == [
+        {
+            "path": "/(.*)",
+            "pathType": "ImplementationSpecific",
+            "backend": {"service": {"name": "canopy-wake", "port": {"name": "http"}}},
+        }
+    ]
+    old = render_ingress(POOLED, "ns", settings, "networking.k8s.io/v1beta1", asleep=True)
+    assert old["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
+        "serviceName": "canopy-wake",
+        "servicePort": "http",
+    }
+    # Awake, or asleep without a wake backend: the workspace's own Service, no annotation.
+    for awake in (
+        render_ingress(POOLED, "ns", settings, versions.ingress),
+        render_ingress(POOLED, "ns", SETTINGS, versions.ingress, asleep=True),
+    ):
+        assert awake["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "workspace-server"
+        assert "annotations" not in awake["metadata"]
+    assert "Service/canopy-wake" not in render(), "no wake backend, no wake service"
+    default_port = render_workspace(POOLED, server_config(), deploy_settings(wake_backend="cp.internal"), versions, 1)
+    assert [o["spec"]["ports"][0]["port"] for o in default_port if o["metadata"]["name"] == "canopy-wake"] == [80]
+
+
 def test_service_and_pdb_select_the_workspace_pods() -> None:
     objects = render()
     selector = {"app.kubernetes.io/name": "workspace-server", "canopy/workspace": str(POOLED.id)}

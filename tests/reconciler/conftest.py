@@ -75,7 +75,7 @@ def password_hash() -> str:
 
 
 def server_pids(runtime_dir: Path | str) -> list[int]:
-    """Live (non-zombie) processes whose environment says ``WS_RUNTIME_DIR=<runtime_dir>``."""
+    """Live (non-zombie) workspace-server processes holding ``<runtime_dir>/server.lock`` open."""
     return all_server_pids().get(str(runtime_dir), [])
 
 
@@ -88,6 +88,8 @@ def all_server_pids() -> dict[str, list[int]]:
 
 
 def _server_processes() -> list[tuple[int, str]]:
+    """(pid, runtime dir) of every workspace-server process: one of ``workspace_server`` (started as itself or
+    forked by its fork server) that holds a ``.../runtime/server.lock`` open."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -95,12 +97,17 @@ def _server_processes() -> list[tuple[int, str]]:
         try:
             if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
-            environ = proc.joinpath("environ").read_bytes()
+            if b"workspace_server" not in proc.joinpath("cmdline").read_bytes():
+                continue
+            descriptors = list(proc.joinpath("fd").iterdir())
         except OSError:
             continue
-        for item in environ.split(b"\0"):
-            if item.startswith(b"WS_RUNTIME_DIR="):
-                found.append((int(proc.name), item.split(b"=", 1)[1].decode()))
+        for fd in descriptors:
+            with contextlib.suppress(OSError):
+                target = Path(os.readlink(fd))
+                if target.name == "server.lock" and target.parent.name == "runtime":
+                    found.append((int(proc.name), str(target.parent)))
+                    break
     return found
 
 

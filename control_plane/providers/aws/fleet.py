@@ -151,6 +151,7 @@ def deploy_settings(settings: Settings) -> DeploySettings:
         s3_cidrs=tuple(settings.kube_s3_cidrs),
         rollout_timeout=settings.kube_rollout_timeout_seconds,
         extra_env=MappingProxyType(dict(settings.kube_extra_env)),
+        wake_backend=settings.kube_wake_backend or "",
     )
 
 
