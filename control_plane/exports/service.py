@@ -241,7 +241,7 @@ def run(export_id: uuid.UUID) -> str:
             return "nothing to do"
         ws = session.get(Workspace, export.workspace_id)
         assert ws is not None
-        url = control_url(ws.outputs or {}, ws.endpoint_url)
+        url = control_url(get_settings().provider, ws.outputs or {}, ws.endpoint_url)
         token = reveal(session, ws.id, Purpose.control)
         export.state = ExportState.running
         export.attempts += 1

@@ -81,11 +81,14 @@ def put_initial_admin(base_url: str, control_token: str, email: str, password_ha
     _control_call("PUT", base_url, control_token, "initial_admin", "initial admin", body)
 
 
-def control_url(outputs: dict[str, object], endpoint_url: str | None) -> str | None:
-    """Where the control plane calls a workspace's server: its internal address (local runtime), else its public
-    one (the control endpoints need the workspace's control token either way)."""
-    internal = outputs.get("internal_url")
-    return str(internal) if internal else endpoint_url
+def control_url(provider: str, outputs: dict[str, object], endpoint_url: str | None) -> str | None:
+    """Where the control plane calls a workspace's server: on the local runtime its internal address; elsewhere its
+    public one (a Kubernetes Service address is inside the cluster; the control endpoints need the workspace's
+    control token either way)."""
+    if provider == "local":
+        internal = outputs.get("internal_url")
+        return str(internal) if internal else None
+    return endpoint_url
 
 
 def get_activated_users(client: httpx.Client, base_url: str, control_token: str) -> int:

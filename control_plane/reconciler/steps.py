@@ -19,7 +19,7 @@ from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
 from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
-from control_plane.providers.workspace_client import ping, put_initial_admin, put_plan
+from control_plane.providers.workspace_client import control_url, ping, put_initial_admin, put_plan
 
 
 @dataclass
@@ -127,10 +127,12 @@ def ensure_available(ctx: Context) -> Ensured:
 
 
 def ensure_plan(ctx: Context) -> Ensured:
-    """Tell the server its billing plan (trial end, suspension), at its internal address or else its public one."""
+    """Tell the server its billing plan (trial end, suspension) where the control plane reaches it."""
     if ctx.read_plan is None:
         return Ensured()
-    url = str(ctx.outputs.get("internal_url") or ctx.providers.dns.endpoint_url(ctx.spec))
+    url = control_url(ctx.settings.provider, ctx.outputs, ctx.providers.dns.endpoint_url(ctx.spec))
+    if url is None:
+        raise ProviderError("no address to tell the workspace server its plan")
     put_plan(url, control_token(ctx.spec), ctx.read_plan(ctx.spec.id))
     return Ensured()
 

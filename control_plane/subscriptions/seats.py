@@ -100,7 +100,7 @@ def _targets(
         query = query.where(~taken_today)
     targets = []
     for ws in session.scalars(query):
-        url = control_url(ws.outputs or {}, ws.endpoint_url)
+        url = control_url(get_settings().provider, ws.outputs or {}, ws.endpoint_url)
         token = reveal(session, ws.id, Purpose.control)
         if url and token:
             targets.append(Target(ws.id, ws.organization_id, url, token))

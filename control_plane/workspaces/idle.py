@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
-from control_plane.core.settings import Settings
+from control_plane.core.settings import Settings, get_settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import reveal
 from control_plane.providers.base import ProviderError
@@ -91,7 +91,7 @@ def _candidates(idle_seconds: int) -> list[Candidate]:
     found = []
     with session_scope() as session:
         for ws in session.scalars(query):
-            url = control_url(ws.outputs or {}, ws.endpoint_url)
+            url = control_url(get_settings().provider, ws.outputs or {}, ws.endpoint_url)
             token = reveal(session, ws.id, Purpose.control)
             if url and token:
                 found.append(Candidate(ws.id, ws.generation, url, token))

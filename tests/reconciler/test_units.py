@@ -10,7 +10,7 @@ import pytest
 from control_plane.credentials.models import Purpose
 from control_plane.providers.base import WorkspaceSpec
 from control_plane.providers.local import LocalDatabase, LocalDns, _libpq_url
-from control_plane.providers.workspace_client import admin_username
+from control_plane.providers.workspace_client import admin_username, control_url
 from control_plane.reconciler.status import backoff_seconds, set_condition, short_error
 from control_plane.reconciler.steps import STEPS
 from control_plane.reconciler.tasks import ACTIONS, converge, delete, every, hibernate, nothing
@@ -146,3 +146,12 @@ def test_only_a_hibernated_workspace_wakes(state: Lifecycle) -> None:
 def test_waking_cannot_resume_a_state_hibernation_never_pauses() -> None:
     with pytest.raises(IllegalTransition):
         wake_target(Lifecycle.hibernated, Lifecycle.provisioning)
+
+
+def test_the_control_plane_calls_local_servers_inside_and_cluster_servers_at_their_public_address() -> None:
+    outputs: dict[str, object] = {"internal_url": "http://svc.ns.svc.cluster.local:8065"}
+    assert control_url("aws", outputs, "https://acme.cell.example") == "https://acme.cell.example"
+    assert control_url("local", {"internal_url": "http://127.0.0.1:4242"}, "http://localhost:8000/w/acme") == (
+        "http://127.0.0.1:4242"
+    )
+    assert control_url("local", {}, "http://localhost:8000/w/acme") is None  # a stopped server has no address
