@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from typing import Any
 
 import pytest
 
@@ -18,9 +17,10 @@ from control_plane.reconciler.queue import defer_reconcile
 from control_plane.reconciler.steps import Step
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
-from tests.provisioning.conftest import aws_resources, condition, kube_objects, new_workspace
+from tests.provisioning.conftest import aws_resources, kube_objects, new_workspace
 from tests.provisioning.test_end_to_end import EXPECTED_AWS, EXPECTED_KUBE
 from tests.reconciler.conftest import Plane
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +28,10 @@ CASES = [(Tier.professional, step) for step in PROFESSIONAL] + [(Tier.enterprise
 READY = {Tier.professional: Lifecycle.trialing, Tier.enterprise: Lifecycle.active}
 
 
-def recorded(step: Step) -> Any:
-    """Whether the row shows ``step`` done: its condition True, or (no condition) what it created counted."""
-
-    def done(ws: Any) -> bool:
-        if step.condition:
-            return condition(ws, step.condition) == "True"
-        return step.name in (ws.outputs.get("created") or {})
-
-    return done
+def paused_after(plane: Plane, step: Step) -> bool:
+    """Whether the doomed worker has done ``step`` and recorded it: it pauses right after (a step such as ``plan``
+    leaves no condition or count on the row to watch)."""
+    return f"pausing after {step.name}" in plane.worker_logs()
 
 
 @pytest.mark.parametrize(("tier", "step"), CASES, ids=[f"{tier.value}-{step.name}" for tier, step in CASES])
@@ -46,8 +41,8 @@ def test_a_worker_killed_after_a_step_leaves_nothing_doubled(
     ws_id = new_workspace(plane, f"c{uuid.uuid4().hex[:8]}", tier)
     doomed = plane.start_worker(concurrency=1, CANOPY_FAULT_PAUSE_AFTER_STEP=step.name)
     defer_reconcile(ws_id)
-    ws = plane.wait_for(ws_id, recorded(step), timeout=60)
-    assert ws.lifecycle_state == Lifecycle.provisioning
+    wait_until(lambda: f"the pause after {step.name}\n{plane.worker_logs()}", lambda: paused_after(plane, step), 60)
+    assert plane.row(ws_id).lifecycle_state == Lifecycle.provisioning
 
     plane.start_worker()  # started early (the paused job's lock keeps it off this workspace until recovery)
     doomed.send_signal(signal.SIGKILL)
