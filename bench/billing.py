@@ -3,27 +3,27 @@ localstripe, and seat collection from live workspace servers.
 
 Part 1, invoicing. Starts localstripe (tests/harness, store in memory), a control-plane database on the machine's
 PostgreSQL with billing on (``CANOPY_STRIPE_DIALECT=localstripe``), and W worker processes with a billing tick
-every second. Then, R rounds of:
+every second (their start is not timed). Then R rounds of two sides, alternating which goes first (raw in round
+1). Each side starts from an emptied localstripe, since localstripe scans its whole store in list calls and on
+``Invoice.create``, so what one side left would slow the other; its set-up is not timed:
 
-- set-up (not timed; the fixture state is written directly, not through the product paths): N organizations, each
-  with an owner, one Professional workspace row (no server: invoicing does not need one, and its next reconcile is
-  put off so the reconciler leaves it alone), an ``active`` subscription paid since the 1st of last month (so
+- canopy: set-up (the fixture state is written directly, not through the product paths): N organizations, each
+  with an owner, one Professional workspace row (no server: invoicing does not need one, and its next reconcile
+  is put off so the reconciler leaves it alone), an ``active`` subscription paid since the 1st of last month (so
   exactly one invoice, last month's, is due), a localstripe customer with a default card (``pm_card_visa``), and
-  last month's seat snapshots (one before the month began, three changes during it); and N more customers for
-  the raw side, set up the same way at localstripe;
-- canopy: the N subscriptions are made due at once (``next_run_at = now()``; the workers are already up, their
-  start is not timed), and timed until every organization's invoice is ``paid`` in our database: the workers'
-  tick defers one ``bill_organization`` job per organization, which prices the month from the snapshots, creates
-  the invoice at localstripe and charges it;
-- raw: for the other N customers, with W x 4 threads and no control-plane logic, the calls localstripe needs to
-  collect one invoice of the same lines: the $0 invoicing subscription the gateway hangs invoices on, one
-  invoice item per line, ``invoices.create``, ``invoices.pay``.
+  last month's seat snapshots (one before the month began, three changes during it). Timed: the N subscriptions
+  are made due at once (``next_run_at = now()``) until every organization's invoice is ``paid`` in our database:
+  the workers' tick defers one ``bill_organization`` job per organization, which prices the month from the
+  snapshots, creates the invoice at localstripe and charges it;
+- raw: N customers set up the same way at localstripe. Timed: with W x 4 threads and no control-plane logic, the
+  calls localstripe needs to collect one invoice of the same lines: the $0 invoicing subscription the gateway
+  hangs invoices on, one invoice item per line, ``invoices.create``, ``invoices.pay``.
 
-Rounds alternate which side goes first (the raw side in round 1), since localstripe scans its whole store in
-list calls and grows as the run goes. Afterwards every organization is checked: one invoice row, paid; one
-non-zero invoice at localstripe (the $0 invoices of the invoicing subscriptions aside), paid, of our amount, and
-one successful charge of that amount; the raw customers likewise. CPU: the workers' (user + system, from /proc)
-during the canopy side, per organization, and localstripe's per organization on each side.
+After each side, every organization is checked: one invoice row, paid, of the amount its snapshots give, and
+localstripe holding that one non-zero invoice for its customer (the $0 invoices of the invoicing subscription
+aside), paid, of our amount; the raw customers likewise. CPU (user + system, from /proc) per organization: the
+workers' and the control-plane database's PostgreSQL backends' during the canopy side, this process's during the
+raw one, and localstripe's on each side; their sums give a CPU ratio that a busy machine does not blur.
 
 Part 2, seat collection. A second control-plane database with billing on and the local runtime: S Professional
 workspaces are created by the service signup uses and the workers converge them to ``trialing`` (S workspace
@@ -41,6 +41,7 @@ Target: invoiced / raw >= 0.5.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -51,7 +52,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -85,7 +85,7 @@ from control_plane.core.task_queue import close_sync_app  # noqa: E402
 from control_plane.organizations.models import Organization  # noqa: E402
 from control_plane.reconciler.queue import defer_reconcile  # noqa: E402
 from control_plane.subscriptions import seats  # noqa: E402
-from control_plane.subscriptions.gateway import seat_price_id  # noqa: E402
+from control_plane.subscriptions.gateway import payment_gateway  # noqa: E402
 from control_plane.subscriptions.models import Invoice, InvoiceState, SeatSnapshot, SnapshotReason, Subscription  # noqa: E402
 from control_plane.workspaces.lifecycle import Lifecycle  # noqa: E402
 from control_plane.workspaces.models import Tier, Workspace  # noqa: E402
@@ -95,7 +95,7 @@ from tests.reconciler.conftest import FAST_ENV, Plane, all_server_pids, secret_e
 CONCURRENCY = 4  # jobs per worker process; the raw side uses as many threads in all
 CARD = "pm_card_visa"
 PUT_OFF = timedelta(days=3650)  # the set-up's subscriptions wait for the timed start; its workspaces never reconcile
-PAGE = 100
+PROGRESS = 60.0  # seconds between progress lines of a long canopy side
 PLAN = f"{INVOICING_PLAN}-{PROFESSIONAL.currency}"  # the $0 plan the gateway's invoicing subscriptions are on
 
 
@@ -295,20 +295,37 @@ def insert_organizations(customers: list[Customer], month: Period, tag: str) -> 
 # -- part 1: timed sides --------------------------------------------------------------------------------------
 
 
-def run_canopy(url: str, customers: list[Customer], timeout: float) -> float:
-    """Make the organizations' billing run due now and wait until each invoice is paid; the elapsed seconds."""
+def backend_cpu(conn: psycopg.Connection[Any]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend of ``conn``'s database but ``conn``'s own (from /proc)."""
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    found = {}
+    for (pid,) in conn.execute(query).fetchall():
+        with contextlib.suppress(OSError):  # gone meanwhile
+            found[pid] = cpu_seconds([pid])
+    return found
+
+
+def run_canopy(url: str, customers: list[Customer], timeout: float) -> tuple[float, float]:
+    """Make the organizations' billing run due now and wait until each invoice is paid; the elapsed seconds and the
+    CPU seconds of the database's PostgreSQL backends meanwhile (of the connections open at the end)."""
     ids = [c.organization_id for c in customers]
     query = "SELECT count(*) FROM invoices WHERE organization_id = ANY(%s) AND state = 'paid'"
     with psycopg.connect(url, autocommit=True) as conn:
-        started = time.monotonic()
+        backends = backend_cpu(conn)
+        started = reported = time.monotonic()
         conn.execute("UPDATE subscriptions SET next_run_at = now() WHERE organization_id = ANY(%s)", [ids])
-        while time.monotonic() - started < timeout:
+        while True:
             row = conn.execute(query, [ids]).fetchone()
-            if row and row[0] == len(ids):
-                return time.monotonic() - started
+            paid, elapsed = row[0] if row else 0, time.monotonic() - started
+            if paid == len(ids):
+                after = backend_cpu(conn)
+                return elapsed, sum(cpu - backends.get(pid, 0.0) for pid, cpu in after.items())
+            if elapsed > timeout:
+                raise SystemExit(f"only {paid} of {len(ids)} organizations were invoiced within {timeout:g} s")
+            if time.monotonic() - reported > PROGRESS:
+                print(f"  canopy: {paid} of {len(ids)} paid after {elapsed:.0f} s")
+                reported = time.monotonic()
             time.sleep(0.1)
-        row = conn.execute(query, [ids]).fetchone()
-    raise SystemExit(f"only {row[0] if row else 0} of {len(ids)} organizations were invoiced within {timeout:g}s")
 
 
 def run_raw(client: stripe.StripeClient, requests: list[InvoiceRequest], threads: int) -> float:
@@ -346,49 +363,53 @@ def run_raw(client: stripe.StripeClient, requests: list[InvoiceRequest], threads
 # -- part 1: verification -------------------------------------------------------------------------------------
 
 
-def by_customer(objects: Iterable[Any]) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = defaultdict(list)
-    for obj in objects:
-        found[str(obj.customer)].append(obj)
-    return found
+def held_invoices(client: stripe.StripeClient, customers: int) -> dict[str, list[tuple[str, str, int]]]:
+    """The non-zero invoices localstripe holds (the $0 invoices of the invoicing subscriptions aside) by customer:
+    id, status and amount paid."""
+    listing = client.v1.invoices.list({"limit": 10 * customers})  # one page: localstripe scans its store for each
+    if listing.has_more:
+        raise SystemExit("localstripe holds more invoices than expected")
+    held: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for invoice in listing.data:
+        if invoice.amount_due:
+            held[str(invoice.customer)].append((str(invoice.id), str(invoice.status), int(invoice.amount_paid)))
+    return held
 
 
-def verify(
-    client: stripe.StripeClient, canopy: list[Customer], raw: dict[str, int], month: Period
-) -> tuple[list[str], int]:
-    """Problems found (none: all is well): each organization has one invoice row, of last month, paid, of the amount
-    its snapshots give; localstripe holds one non-zero invoice for it (the invoicing subscription's $0 invoices
-    aside), that one, paid, of our amount, and one successful charge of it. Each raw customer likewise. Also the
-    number of non-zero invoices at localstripe."""
-    invoices = [i for i in client.v1.invoices.list({"limit": PAGE}).auto_paging_iter() if i.amount_due]
-    held = by_customer(invoices)
-    charges = by_customer(c for c in client.v1.charges.list({"limit": PAGE}).auto_paging_iter() if c.paid)
+def one_paid(held: dict[str, list[tuple[str, str, int]]], customer_id: str, amount: int, invoice_id: str) -> str:
+    """What is wrong unless the customer has exactly one invoice (``invoice_id``, or any), paid, of ``amount``."""
+    found = held.get(customer_id, [])
+    if len(found) == 1 and found[0][1:] == ("paid", amount) and invoice_id in ("", found[0][0]):
+        return ""
+    return f"customer {customer_id}: localstripe holds {found}, not one paid invoice of {amount}"
+
+
+def verify_canopy(client: stripe.StripeClient, customers: list[Customer], month: Period) -> list[str]:
+    """Each organization has one invoice row, of last month, paid, of the amount its snapshots give, and that
+    invoice is the one localstripe holds for its customer, paid, of our amount."""
+    held = held_invoices(client, len(customers))
     ours: dict[uuid.UUID, list[Invoice]] = defaultdict(list)
     with session_scope() as session:
-        query = select(Invoice).where(Invoice.organization_id.in_([c.organization_id for c in canopy]))
+        query = select(Invoice).where(Invoice.organization_id.in_([c.organization_id for c in customers]))
         for row in session.scalars(query):
             ours[row.organization_id].append(row)
     problems = []
-
-    def check(who: str, customer_id: str, amount: int, gateway_id: str | None) -> None:
-        at_stripe = [(i.id, i.status, i.amount_paid) for i in held.get(customer_id, [])]
-        charged = [c.amount for c in charges.get(customer_id, []) if c.status == "succeeded"]
-        if [(gateway_id or i, s, a) for i, s, a in at_stripe] != [(gateway_id or at_stripe[0][0], "paid", amount)]:
-            problems.append(f"{who}: localstripe holds {at_stripe}, not one paid invoice of {amount}")
-        elif charged != [amount]:
-            problems.append(f"{who}: charges {charged}, not one of {amount}")
-
-    for c in canopy:
+    for c in customers:
         rows = ours.get(c.organization_id, [])
         expected = month_request(c.index, month, "-", c.customer_id, "-").total_cents
         if [(r.period, r.state, r.amount_cents) for r in rows] != [(month.key, InvoiceState.paid, expected)]:
             found = [(r.period, r.state.value, r.amount_cents) for r in rows]
             problems.append(f"organization {c.organization_id}: invoices {found}, not one paid of {expected}")
         else:
-            check(f"organization {c.organization_id}", c.customer_id, expected, rows[0].gateway_invoice_id)
-    for customer_id, amount in raw.items():
-        check(f"raw customer {customer_id}", customer_id, amount, None)
-    return problems, len(invoices)
+            problems.append(one_paid(held, c.customer_id, expected, str(rows[0].gateway_invoice_id)))
+    return [problem for problem in problems if problem]
+
+
+def verify_raw(client: stripe.StripeClient, requests: list[InvoiceRequest]) -> list[str]:
+    """Each raw customer has one invoice at localstripe, paid, of the request's amount."""
+    held = held_invoices(client, len(requests))
+    problems = [one_paid(held, r.customer_id, r.total_cents, "") for r in requests]
+    return [problem for problem in problems if problem]
 
 
 # -- part 1 ---------------------------------------------------------------------------------------------------
@@ -401,6 +422,8 @@ class Totals:
     canopy: float = 0.0
     raw: float = 0.0
     control_cpu: float = 0.0
+    database_cpu: float = 0.0
+    raw_client_cpu: float = 0.0
     localstripe_canopy: float = 0.0
     localstripe_raw: float = 0.0
     rounds: list[dict[str, float]] = field(default_factory=list)
@@ -411,70 +434,78 @@ def invoicing(args: argparse.Namespace, server: LocalStripe, work: Path) -> dict
     plane: Plane | None = None
     try:
         plane = control_plane(database, work, billing_env(server))
-        url, client = plane.url, server.client()
-        price_id = seat_price_id(get_settings())
-        plan: Any = {"id": PLAN, "amount": 0, "currency": "usd", "interval": "month", "product": {"name": PLAN}}
-        client.v1.plans.create(plan)  # for both sides, before either is timed
+        url, client, localstripe = plane.url, server.client(), [server.process.pid]
         threads = args.workers * CONCURRENCY
         started = time.monotonic()
         pids = start_workers(plane, args.workers, CANOPY_BILLING_RUN_SECONDS="1")
         print(f"workers: {args.workers} x {CONCURRENCY} jobs, up in {time.monotonic() - started:.1f} s (not timed)")
         month = last_month(datetime.now(UTC).date())
-        n = args.organizations
+        n: int = args.organizations
         print(f"organizations: {n} per round and side, {args.rounds} rounds, invoicing {month.key}")
         totals = Totals()
-        everyone: list[Customer] = []
-        raw_amounts: dict[str, int] = {}
+        problems: list[str] = []
 
-        def canopy_side(canopy: list[Customer]) -> float:
-            cpu, emulated = cpu_seconds(pids), cpu_seconds([server.process.pid])
-            elapsed = run_canopy(url, canopy, args.timeout)
+        def set_up(round_: int, side: str) -> tuple[list[Customer], str]:
+            """An emptied localstripe (each side starts from the same store) with the gateway's plans, and N
+            customers with their card; the seat price's id."""
+            started = time.monotonic()
+            server.flush()
+            plan: Any = {"id": PLAN, "amount": 0, "currency": "usd", "interval": "month", "product": {"name": PLAN}}
+            client.v1.plans.create(plan)
+            price_id = payment_gateway(get_settings()).ensure_seat_price(PROFESSIONAL)
+            customers = make_customers(client, [uuid.uuid4() for _ in range(n)], threads)
+            if side == "canopy":
+                insert_organizations(customers, month, str(round_))
+            print(f"round {round_ + 1}, {side}: set up in {time.monotonic() - started:.1f} s (not timed)")
+            return customers, price_id
+
+        def canopy_side(round_: int) -> float:
+            customers, _ = set_up(round_, "canopy")
+            cpu, emulated = cpu_seconds(pids), cpu_seconds(localstripe)
+            elapsed, database_cpu = run_canopy(url, customers, args.timeout)
             totals.control_cpu += cpu_seconds(pids) - cpu
-            totals.localstripe_canopy += cpu_seconds([server.process.pid]) - emulated
+            totals.database_cpu += database_cpu
+            totals.localstripe_canopy += cpu_seconds(localstripe) - emulated
             totals.canopy += elapsed
+            problems.extend(verify_canopy(client, customers, month))
             return elapsed
 
-        def raw_side(requests: list[InvoiceRequest]) -> float:
-            emulated = cpu_seconds([server.process.pid])
+        def raw_side(round_: int) -> float:
+            customers, price_id = set_up(round_, "raw")
+            requests = [month_request(c.index, month, str(uuid.uuid4()), c.customer_id, price_id) for c in customers]
+            emulated, own = cpu_seconds(localstripe), time.process_time()
             elapsed = run_raw(client, requests, threads)
-            totals.localstripe_raw += cpu_seconds([server.process.pid]) - emulated
+            totals.raw_client_cpu += time.process_time() - own
+            totals.localstripe_raw += cpu_seconds(localstripe) - emulated
             totals.raw += elapsed
+            problems.extend(verify_raw(client, requests))
             return elapsed
 
         for round_ in range(args.rounds):
-            tag = uuid.uuid4().hex[:6]
-            started = time.monotonic()
-            customers = make_customers(client, [uuid.uuid4() for _ in range(2 * n)], threads)
-            canopy, raw_customers = customers[:n], customers[n:]
-            insert_organizations(canopy, month, tag)
-            requests = [
-                month_request(c.index, month, str(uuid.uuid4()), c.customer_id, price_id) for c in raw_customers
-            ]
-            setup = time.monotonic() - started
-            print(f"round {round_ + 1}: set up {2 * n} customers and {n} organizations in {setup:.1f} s (not timed)")
             if round_ % 2 == 0:
-                raw_elapsed, elapsed = raw_side(requests), canopy_side(canopy)
+                raw_elapsed, elapsed = raw_side(round_), canopy_side(round_)
             else:
-                elapsed, raw_elapsed = canopy_side(canopy), raw_side(requests)
-            everyone += canopy
-            raw_amounts.update({r.customer_id: r.total_cents for r in requests})
+                elapsed, raw_elapsed = canopy_side(round_), raw_side(round_)
             totals.rounds.append({"canopy_per_s": n / elapsed, "raw_per_s": n / raw_elapsed})
             print(
                 f"round {round_ + 1}: canopy {n / elapsed:.1f}/s ({elapsed:.1f} s), raw {n / raw_elapsed:.1f}/s"
                 f" ({raw_elapsed:.1f} s), ratio {raw_elapsed / elapsed:.2f}"
             )
         plane.stop_workers()
-        started = time.monotonic()
-        problems, listed = verify(client, everyone, raw_amounts, month)
+        total: int = n * args.rounds
         for problem in problems[:10]:
             print(f"  {problem}")
         print(
-            f"verified in {time.monotonic() - started:.1f} s: {len(everyone)} organizations and {len(raw_amounts)} raw"
-            f" customers, {listed} non-zero invoices at localstripe: "
-            + ("each invoiced once, paid, our amount, charged once" if not problems else f"{len(problems)} PROBLEMS")
+            f"verified: {total} organizations and {total} raw customers, "
+            + ("each invoiced once, paid, of our amount" if not problems else f"{len(problems)} PROBLEMS")
         )
-        total = n * args.rounds
         rate, raw_rate = total / totals.canopy, total / totals.raw
+
+        def per_organization(seconds: float) -> float:
+            return round(1000 * seconds / total, 1)
+
+        canopy_cpu = totals.control_cpu + totals.database_cpu + totals.localstripe_canopy
+        raw_cpu = totals.raw_client_cpu + totals.localstripe_raw
         figures = {
             "organizations": total,
             "workers": args.workers,
@@ -482,11 +513,14 @@ def invoicing(args: argparse.Namespace, server: LocalStripe, work: Path) -> dict
             "canopy_per_s": round(rate, 2),
             "raw_per_s": round(raw_rate, 2),
             "ratio": round(rate / raw_rate, 3),
-            "control_plane_cpu_ms_per_organization": round(1000 * totals.control_cpu / total, 1),
+            "control_plane_cpu_ms_per_organization": per_organization(totals.control_cpu),
+            "postgresql_cpu_ms_per_organization": per_organization(totals.database_cpu),
+            "raw_client_cpu_ms_per_organization": per_organization(totals.raw_client_cpu),
             "localstripe_cpu_ms_per_organization": {
-                "canopy": round(1000 * totals.localstripe_canopy / total, 1),
-                "raw": round(1000 * totals.localstripe_raw / total, 1),
+                "canopy": per_organization(totals.localstripe_canopy),
+                "raw": per_organization(totals.localstripe_raw),
             },
+            "cpu_ratio": round(raw_cpu / canopy_cpu, 3),
             "rounds": [{k: round(v, 2) for k, v in r.items()} for r in totals.rounds],
             "verified": not problems,
         }
@@ -494,12 +528,17 @@ def invoicing(args: argparse.Namespace, server: LocalStripe, work: Path) -> dict
         print(f"raw calls: {raw_rate:.1f} organizations/s ({total} in {totals.raw:.1f} s)")
         print(f"ratio: {rate / raw_rate:.2f} (target >= 0.5)")
         print(
-            f"control-plane CPU: {figures['control_plane_cpu_ms_per_organization']} ms per organization"
-            f" (workers, {totals.control_cpu:.1f} s in all)"
+            f"control-plane CPU: {per_organization(totals.control_cpu)} ms per organization (workers,"
+            f" {totals.control_cpu:.1f} s in all), and {per_organization(totals.database_cpu)} ms in PostgreSQL"
         )
         print(
-            f"localstripe CPU: {1000 * totals.localstripe_canopy / total:.1f} ms per invoiced organization,"
-            f" {1000 * totals.localstripe_raw / total:.1f} ms per raw one"
+            f"localstripe CPU: {per_organization(totals.localstripe_canopy)} ms per invoiced organization,"
+            f" {per_organization(totals.localstripe_raw)} ms per raw one"
+        )
+        print(
+            f"CPU of every process per organization: canopy {per_organization(canopy_cpu)} ms, raw"
+            f" {per_organization(raw_cpu)} ms (client {per_organization(totals.raw_client_cpu)} ms); ratio"
+            f" {raw_cpu / canopy_cpu:.2f}"
         )
         if problems:
             raise SystemExit("verification failed")
@@ -576,6 +615,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="bound of the whole run in seconds (default 1200)")
     parser.add_argument("--skip-seats", action="store_true", help="part 1 only")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows when piped
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
         signal.signal(signum, _stop)
@@ -588,6 +628,9 @@ def main() -> int:
         if not args.skip_seats:
             results["seat_collection"] = seat_collection(args, server, work)
         print(json.dumps(results))
+    except Stop as stop:
+        print(f"stopped by {stop} (--timeout {args.timeout}); logs: {work}", file=sys.stderr)
+        return 1
     except BaseException:
         STOPPING.set()
         print(f"logs: {work}", file=sys.stderr)
