@@ -33,7 +33,7 @@ per second, and this process's CPU (``time.process_time``) per server read; the 
 Every server process and database is removed at the end, on failure or Ctrl-C as well.
 
     .venv/bin/python bench/billing.py [--organizations 1000] [--workers 2] [--rounds 1] [--servers 20]
-        [--repetitions 5] [--timeout 1200]
+        [--repetitions 5] [--timeout 1200] [--skip-seats]
 
 Target: invoiced / raw >= 0.5.
 """
@@ -155,6 +155,7 @@ def start_workers(plane: Plane, count: int, **env: str) -> list[int]:
 
 
 def drop_database(plane: Plane | None, database: str) -> None:
+    """Stop what ``plane`` started (workers, workspace servers and their databases) and drop ``database``."""
     close_sync_app()
     reset_engine()
     if plane is not None:
@@ -168,6 +169,7 @@ def drop_database(plane: Plane | None, database: str) -> None:
 
 
 def last_month(today: date) -> Period:
+    """The calendar month before ``today``'s: the one invoice due."""
     return period_of(period_of(today).start - timedelta(days=1))
 
 
@@ -289,7 +291,6 @@ def insert_organizations(customers: list[Customer], month: Period, tag: str) -> 
             (SeatSnapshot, snapshots),
         ]:
             session.execute(insert(model), rows)
-        session.commit()
 
 
 # -- part 1: timed sides --------------------------------------------------------------------------------------
@@ -337,7 +338,8 @@ def run_raw(client: stripe.StripeClient, requests: list[InvoiceRequest], threads
             raise Stop("stopping")
         key = request.invoice_key
         items: Any = {"customer": request.customer_id, "items": [{"plan": PLAN}]}
-        v1.subscriptions.create(items, {"idempotency_key": idempotency_key(f"customer:{request.customer_id}", "sub")})
+        subject = f"customer:{request.customer_id}"
+        v1.subscriptions.create(items, {"idempotency_key": idempotency_key(subject, "invoicing-subscription")})
         for line in request.lines:
             start, end = line_period(line)
             params: Any = {
