@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,17 +36,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.time_to_workspace import canopy_env, free_port, percentile, verification_token  # noqa: E402
 from control_plane.embedded import start_postgres  # noqa: E402
 
 PASSWORD = "bench password 1234"
 STEP_LINE = re.compile(r"workspace ([0-9a-f-]{36}): (\w+) ensured in ([0-9.]+) s")
 JOB_LINE = re.compile(r"Job reconcile_workspace\[\d+\]\(workspace_id='([0-9a-f-]{36})'\) ended .* lasted ([0-9.]+) s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
@@ -63,17 +57,6 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.1)
 
 
-def verification_token(db_url: str, email: str) -> str:
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute(
-            "SELECT body FROM mail_outbox WHERE to_address = %s ORDER BY id DESC LIMIT 1", (email,)
-        ).fetchone()
-    assert row, f"no mail for {email}"
-    match = re.search(r"token=([A-Za-z0-9_\-]+)", row[0])
-    assert match
-    return match.group(1)
-
-
 def states(db_url: str) -> dict[str, tuple[str, str, bool]]:
     """slug -> (id, lifecycle state, Available) of every workspace."""
     with psycopg.connect(db_url) as conn:
@@ -82,11 +65,6 @@ def states(db_url: str) -> dict[str, tuple[str, str, bool]]:
             'coalesce(conditions @> \'[{"type": "Available", "status": "True"}]\', false) FROM workspaces'
         ).fetchall()
     return {slug: (ws_id, state, available) for slug, ws_id, state, available in rows}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def figures(label: str, times: list[float]) -> None:
@@ -151,14 +129,7 @@ def main() -> int:
     db_url = start_postgres(state)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "CANOPY_DATABASE_URL": db_url,
-        "CANOPY_STATE_DIR": str(state),
-        "CANOPY_DEV_MODE": "true",
-        "CANOPY_PUBLIC_URL": f"http://localhost:{port}",
-        "CANOPY_SIGNUP_RATE_LIMIT": "100000",
-    }
+    env = canopy_env(state, db_url, port)
     log_path = state / "canopy.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "control_plane.cli", "run", "--port", str(port)],

@@ -93,6 +93,18 @@ def one_workspace(client: httpx.Client, db_url: str, port: int, index: int, run_
     return time.perf_counter() - started
 
 
+def canopy_env(state: Path, db_url: str, port: int) -> dict[str, str]:
+    """The environment of a dev-mode control plane on ``db_url`` serving ``port`` (signups not rate limited)."""
+    return {
+        **os.environ,
+        "CANOPY_DATABASE_URL": db_url,
+        "CANOPY_STATE_DIR": str(state),
+        "CANOPY_DEV_MODE": "true",
+        "CANOPY_PUBLIC_URL": f"http://localhost:{port}",
+        "CANOPY_SIGNUP_RATE_LIMIT": "100000",
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -106,14 +118,7 @@ def main() -> int:
     db_url = start_postgres(state)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "CANOPY_DATABASE_URL": db_url,
-        "CANOPY_STATE_DIR": str(state),
-        "CANOPY_DEV_MODE": "true",
-        "CANOPY_PUBLIC_URL": f"http://localhost:{port}",
-        "CANOPY_SIGNUP_RATE_LIMIT": "100000",
-    }
+    env = canopy_env(state, db_url, port)
     server = subprocess.Popen(
         [sys.executable, "-m", "control_plane.cli", "run", "--port", str(port)],
         env=env,

@@ -9,7 +9,6 @@ import contextlib
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,17 +79,20 @@ def start_api(plane: Plane, port: int | None = None, extra_env: dict[str, str] |
             stderr=subprocess.STDOUT,
         )
     api = Api(port, process, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
+
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"canopy api exited with {process.returncode}:\n{api.log()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{api.base}/readyz", timeout=2).status_code == 200:
-                return api
-        if time.monotonic() > deadline:
-            api.stop()
-            raise RuntimeError(f"canopy api not ready after {STARTUP_TIMEOUT:g}s:\n{api.log()[-3000:]}")
-        time.sleep(0.1)
+            return httpx.get(f"{api.base}/readyz", timeout=2).status_code == 200
+        return False
+
+    try:
+        wait_until(lambda: f"canopy api to be ready\n{api.log()[-3000:]}", ready, STARTUP_TIMEOUT)
+    except BaseException:
+        api.stop()
+        raise
+    return api
 
 
 def condition(ws: Workspace, type_: str) -> tuple[str, str] | None:
