@@ -135,6 +135,46 @@ class Probe(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BackupPart:
+    """One part of a backup as kept: ``database`` or ``files``, where it is, its size and SHA-256 of its bytes.
+
+    ``location`` is the provider's own: ``{"path": ...}`` (local runtime, encrypted file), ``{"bucket", "key",
+    "region"}`` (S3 object under SSE-KMS) or ``{"rds_snapshot", "region"}`` (a silo's database; ``sha256`` is None:
+    RDS keeps a snapshot's integrity itself).
+    """
+
+    name: str
+    location: dict[str, Any]
+    size: int
+    sha256: str | None
+
+
+class BackupProvider(Protocol):
+    """Copies a workspace's data (its database, then its files: every file a dumped post names is in the copy) to
+    backup parts, puts parts back into a workspace (the same one, or a clone), re-reads them and removes them."""
+
+    def back_up_database(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], backup_id: uuid.UUID) -> BackupPart: ...
+
+    def back_up_files(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], backup_id: uuid.UUID) -> BackupPart: ...
+
+    def restore_database(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], part: BackupPart) -> None:
+        """Make ``ws``'s database hold exactly the part's content (its server is stopped meanwhile)."""
+        ...
+
+    def restore_files(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], part: BackupPart) -> None:
+        """Make ``ws``'s files exactly the part's."""
+        ...
+
+    def verify(self, part: BackupPart) -> str | None:
+        """Re-read the part whole: None when it is intact, else what is wrong (missing, size, checksum)."""
+        ...
+
+    def discard(self, part: BackupPart) -> None:
+        """Remove the part (idempotent)."""
+        ...
+
+
 class Sweep(Protocol):
     """What the cloud still holds for a workspace, found by its tags (the leak sweep after deletion)."""
 
@@ -154,6 +194,7 @@ class Providers:
     identity: ResourceProvider | None = None
     probe: Probe | None = None
     sweep: Sweep | None = None
+    backup: BackupProvider | None = None
 
     def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]:
         """Everything still present for ``ws`` across all concerns (each line once)."""
