@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
 
+from control_plane.audit import service as audit
 from control_plane.audit.auth import AuditReader
-from control_plane.audit.models import AuditEntry
+from control_plane.audit.repository import AuditFilter
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import problem_responses
 from control_plane.core.types import BIGINT_MAX
@@ -43,22 +43,29 @@ class AuditPage(BaseModel):
     next_before_id: int | None
 
 
-@router.get("/audit", response_model=AuditPage)
+@router.get("/audit", response_model=AuditPage, responses=problem_responses(422))
 def list_audit(
     session: DbSession,
     principal: AuditReader,
-    target_id: str | None = None,
+    organization_id: uuid.UUID | None = None,
+    target_type: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    target_id: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    action: Annotated[str | None, Query(min_length=1, max_length=100, examples=["workspace.create"])] = None,
+    actor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    since: Annotated[datetime | None, Query(description="Entries at or after this time (UTC if no zone).")] = None,
+    until: Annotated[datetime | None, Query(description="Entries before this time (UTC if no zone).")] = None,
     before_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
-    """Audit entries the caller may see (an owner sees its organization's)."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if not principal.is_staff:
-        query = query.where(AuditEntry.organization_id == principal.organization_id)
-    if target_id is not None:
-        query = query.where(AuditEntry.target_id == target_id)
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
-    rows = list(session.scalars(query))
-    next_before = rows[limit - 1].id if len(rows) > limit else None
-    return AuditPage(items=[AuditEntryOut.model_validate(r) for r in rows[:limit]], next_before_id=next_before)
+    """Audit entries the caller may see (an owner sees its organization's) that match every filter given."""
+    filters = AuditFilter(
+        organization_id=organization_id,
+        target_type=target_type,
+        target_id=target_id,
+        action=action,
+        actor=actor,
+        since=since,
+        until=until,
+    )
+    rows, next_before = audit.list_page(session, principal, filters, before_id=before_id, limit=limit)
+    return AuditPage(items=[AuditEntryOut.model_validate(r) for r in rows], next_before_id=next_before)

@@ -25,6 +25,7 @@ from control_plane.workspaces.auth import (
 )
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
+from control_plane.workspaces.repository import WorkspaceFilter
 from control_plane.workspaces.schemas import (
     SlugAvailability,
     WorkspaceCreate,
@@ -40,6 +41,7 @@ router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 wake_router = APIRouter(include_in_schema=False)
 WAKE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 STALE_ROUTE_PAUSE_SECONDS = 1.0
+SLUG_SEARCH = r"^[A-Za-z0-9-]+$"  # slug characters (any case): no LIKE wildcard reaches the query
 WEBSOCKET_SERVICE_RESTART = 1012
 
 
@@ -91,19 +93,35 @@ def list_workspaces(
     organization_id: uuid.UUID | None = None,
     state: Lifecycle | None = None,
     tier: Tier | None = None,
+    cell: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    desired_release: Annotated[
+        str | None, Query(min_length=1, max_length=50, description="The release the workspace should run.")
+    ] = None,
+    observed_release: Annotated[
+        str | None, Query(min_length=1, max_length=50, description="The release the workspace was last seen running.")
+    ] = None,
+    slug_prefix: Annotated[
+        str | None, Query(min_length=1, max_length=63, pattern=SLUG_SEARCH, description="Slugs starting with this.")
+    ] = None,
+    slug_contains: Annotated[
+        str | None,
+        Query(min_length=3, max_length=63, pattern=SLUG_SEARCH, description="Slugs containing this (3+ characters)."),
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
 ) -> WorkspacePage:
-    """Workspaces the caller may see, oldest first, keyset-paginated by ``cursor``."""
-    rows, next_cursor = service.list_page(
-        session,
-        principal,
+    """Workspaces the caller may see that match every filter given, oldest first, keyset-paginated by ``cursor``."""
+    filters = WorkspaceFilter(
         organization_id=organization_id,
         state=state,
         tier=tier,
-        cursor=cursor,
-        limit=limit,
+        cell=cell,
+        desired_release=desired_release,
+        observed_release=observed_release,
+        slug_prefix=slug_prefix.lower() if slug_prefix else None,
+        slug_contains=slug_contains.lower() if slug_contains else None,
     )
+    rows, next_cursor = service.list_page(session, principal, filters, cursor=cursor, limit=limit)
     return WorkspacePage(items=[workspace_out(ws) for ws in rows], next_cursor=next_cursor)
 
 

@@ -32,7 +32,16 @@ class Workspace(Base):
 
     __tablename__ = "workspaces"
     __table_args__ = (
+        # Listing (repository.page_query): every equality filter reads its index in page order.
+        Index("ix_workspaces_created", "created_at", "id"),
         Index("ix_workspaces_org_created", "organization_id", "created_at", "id"),
+        Index("ix_workspaces_state_created", "lifecycle_state", "created_at", "id"),
+        Index("ix_workspaces_tier_created", "tier", "created_at", "id"),
+        Index("ix_workspaces_cell_created", "cell", "created_at", "id"),
+        Index("ix_workspaces_desired_release_created", "desired_release", "created_at", "id"),
+        Index("ix_workspaces_observed_release_created", "observed_release", "created_at", "id"),
+        # Slug search, prefix and substring (LIKE 'ab%', LIKE '%abc%'): trigrams (the pg_trgm extension).
+        Index("ix_workspaces_slug_trgm", "slug", postgresql_using="gin", postgresql_ops={"slug": "gin_trgm_ops"}),
         Index(
             "uq_workspaces_live_slug",
             "slug",
@@ -54,7 +63,7 @@ class Workspace(Base):
     cell: Mapped[str | None] = mapped_column(String(100), nullable=True)
     desired_release: Mapped[str] = mapped_column(String(50))
     observed_release: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"), index=True)
+    lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"))
     # The state waking returns to; set exactly while hibernated.
     resume_state: Mapped[Lifecycle | None] = mapped_column(_enum(Lifecycle, "lifecycle"), nullable=True)
     conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)

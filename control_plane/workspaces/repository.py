@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from control_plane.workspaces.lifecycle import Lifecycle
@@ -28,32 +29,53 @@ def get(session: Session, workspace_id: uuid.UUID, *, for_update: bool = False) 
     return session.scalars(query).one_or_none()
 
 
-def page(
-    session: Session,
-    *,
-    organization_id: uuid.UUID | None,
-    state: Lifecycle | None,
-    tier: Tier | None,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[Workspace]:
-    """Workspaces ordered by (created_at, id), keyset-paginated after ``after``."""
+@dataclass(frozen=True)
+class WorkspaceFilter:
+    """What a workspace listing is narrowed to (``None``: any). The slug searches take lowercase slug characters
+    only (the API checks them), so they need no ``LIKE`` escaping."""
+
+    organization_id: uuid.UUID | None = None
+    state: Lifecycle | None = None
+    tier: Tier | None = None
+    cell: str | None = None
+    desired_release: str | None = None
+    observed_release: str | None = None
+    slug_prefix: str | None = None
+    slug_contains: str | None = None
+
+
+def page_query(filters: WorkspaceFilter, after: tuple[datetime, uuid.UUID] | None, limit: int) -> Select[Workspace]:
+    """Workspaces ordered by (created_at, id), keyset-paginated after ``after``.
+
+    Each equality filter has a ``(column, created_at, id)`` index, so the page is read in order from the most
+    selective one and the scan stops after ``limit`` rows; the slug searches use the trigram index."""
     query = select(Workspace).order_by(Workspace.created_at, Workspace.id).limit(limit)
-    if organization_id is not None:
-        query = query.where(Workspace.organization_id == organization_id)
-    if state is not None:
-        query = query.where(Workspace.lifecycle_state == state)
-    if tier is not None:
-        query = query.where(Workspace.tier == tier)
+    equalities = {
+        Workspace.organization_id: filters.organization_id,
+        Workspace.lifecycle_state: filters.state,
+        Workspace.tier: filters.tier,
+        Workspace.cell: filters.cell,
+        Workspace.desired_release: filters.desired_release,
+        Workspace.observed_release: filters.observed_release,
+    }
+    for column, value in equalities.items():
+        if value is not None:
+            query = query.where(column == value)
+    if filters.slug_prefix is not None:
+        query = query.where(Workspace.slug.like(f"{filters.slug_prefix}%"))
+    if filters.slug_contains is not None:
+        query = query.where(Workspace.slug.like(f"%{filters.slug_contains}%"))
     if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(
-                Workspace.created_at > created_at,
-                and_(Workspace.created_at == created_at, Workspace.id > last_id),
-            )
-        )
-    return list(session.scalars(query))
+        # A row comparison: an index bound on (created_at, id), so a deep page costs what the first does.
+        query = query.where(tuple_(Workspace.created_at, Workspace.id) > tuple_(*after))
+    return query
+
+
+def page(
+    session: Session, filters: WorkspaceFilter, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Workspace]:
+    """The rows of :func:`page_query`."""
+    return list(session.scalars(page_query(filters, after, limit)))
 
 
 def pending_verification_of(session: Session, organization_ids: list[uuid.UUID]) -> list[Workspace]:

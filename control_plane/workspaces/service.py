@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -189,28 +190,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def list_page(
-    session: Session,
-    principal: Principal,
-    *,
-    organization_id: uuid.UUID | None,
-    state: Lifecycle | None,
-    tier: Tier | None,
-    cursor: str | None,
-    limit: int,
+    session: Session, principal: Principal, filters: repository.WorkspaceFilter, *, cursor: str | None, limit: int
 ) -> tuple[list[Workspace], str | None]:
-    """A page of the workspaces the caller may see, and the next cursor."""
+    """A page of the workspaces the caller may see that match ``filters``, and the next cursor."""
     if not principal.is_staff:
-        if organization_id not in (None, principal.organization_id):
+        if filters.organization_id not in (None, principal.organization_id):
             return [], None
-        organization_id = principal.organization_id
+        filters = replace(filters, organization_id=principal.organization_id)
     limit = max(1, min(limit, MAX_PAGE))
-    rows = repository.page(
-        session,
-        organization_id=organization_id,
-        state=state,
-        tier=tier,
-        after=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
-    )
+    rows = repository.page(session, filters, after=decode_cursor(cursor) if cursor else None, limit=limit + 1)
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
