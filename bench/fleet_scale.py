@@ -4,7 +4,7 @@ Section ``api``: list and filter latency through the real HTTP API. A fresh data
 migrated to head, is filled by bulk SQL (``INSERT ... SELECT generate_series``, ``tests/fleet_rows.py``; not
 timed): W workspaces across W/100 organizations, 9 cells, the lifecycle states, two tiers and six releases, and A
 audit entries. The control-plane API (``canopy api``: the app under uvicorn, no worker) serves it on loopback; an
-operator token (``canopy create-account --role operator``) and an owner token of one organization (W/O
+operator token (``canopy create-account --role operator``) and an owner token of one organization (100
 workspaces) make the requests. Each query runs once untimed, then R times in sequence over one keep-alive
 connection, timed from request to parsed answer: the first page, each filter, a deep cursor page (the middle of
 the list), slug prefix and substring searches, the owner's view, and the audit list with each filter. A baseline
