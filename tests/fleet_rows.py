@@ -118,7 +118,7 @@ def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -
             """
             WITH orgs AS (SELECT array_agg(id ORDER BY name) AS ids FROM organizations WHERE name LIKE 'fleet-%%'),
             spread AS (
-                SELECT i, (i::bigint * 7919) %% 100 AS p FROM generate_series(0, %(n)s - 1) AS i
+                SELECT i, abs(hashtext(i::text)) %% 100 AS p FROM generate_series(0, %(n)s - 1) AS i
             ), rows AS (
                 SELECT i, orgs.ids[1 + i %% %(orgs)s] AS organization_id,
                     (%(words)s::text[])[1 + (i * 31) %% %(word_count)s] || '-' || i AS slug,

@@ -10,6 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from control_plane.audit.models import AuditEntry
+from control_plane.core.db import plan_for_values
 
 
 @dataclass(frozen=True)
@@ -51,5 +52,6 @@ def page_query(filters: AuditFilter, before_id: int | None, limit: int) -> Selec
 
 
 def page(session: Session, filters: AuditFilter, *, before_id: int | None, limit: int) -> list[AuditEntry]:
-    """The rows of :func:`page_query`."""
+    """The rows of :func:`page_query`, planned for the values given."""
+    plan_for_values(session)
     return list(session.scalars(page_query(filters, before_id, limit)))

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -62,6 +62,15 @@ def _session_factory() -> sessionmaker[Session]:
     import control_plane.core.all_models  # noqa: F401
 
     return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+def plan_for_values(session: Session) -> None:
+    """Plan this transaction's statements for their parameter values, never with a generic plan.
+
+    psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any values: a list
+    filtered by ``slug LIKE $1`` would read the whole table in page order instead of its trigram index. The list
+    queries call this first (``SET LOCAL``: it ends with the transaction)."""
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def new_session() -> Session:

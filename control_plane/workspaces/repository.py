@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
+from control_plane.core.db import plan_for_values
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -74,7 +75,8 @@ def page_query(filters: WorkspaceFilter, after: tuple[datetime, uuid.UUID] | Non
 def page(
     session: Session, filters: WorkspaceFilter, *, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[Workspace]:
-    """The rows of :func:`page_query`."""
+    """The rows of :func:`page_query`, planned for the values given."""
+    plan_for_values(session)
     return list(session.scalars(page_query(filters, after, limit)))
 
 
