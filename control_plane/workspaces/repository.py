@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from control_plane.core.db import plan_for_values
 from control_plane.workspaces.lifecycle import Lifecycle
@@ -49,8 +49,10 @@ def page_query(filters: WorkspaceFilter, after: tuple[datetime, uuid.UUID] | Non
     """Workspaces ordered by (created_at, id), keyset-paginated after ``after``.
 
     Each equality filter has a ``(column, created_at, id)`` index, so the page is read in order from the most
-    selective one and the scan stops after ``limit`` rows; the slug searches use the trigram index."""
-    query = select(Workspace).order_by(Workspace.created_at, Workspace.id).limit(limit)
+    selective one and the scan stops after ``limit`` rows. A slug search finds its rows by the trigram index and
+    sorts them: it is planned apart from the order and limit (``OFFSET 0``), since reading the page order and
+    skipping the misses would read the whole table when the matches are few or all recent."""
+    query = select(Workspace)
     equalities = {
         Workspace.organization_id: filters.organization_id,
         Workspace.lifecycle_state: filters.state,
@@ -62,14 +64,17 @@ def page_query(filters: WorkspaceFilter, after: tuple[datetime, uuid.UUID] | Non
     for column, value in equalities.items():
         if value is not None:
             query = query.where(column == value)
+    if after is not None:
+        # A row comparison: an index bound on (created_at, id), so a deep page costs what the first does.
+        query = query.where(tuple_(Workspace.created_at, Workspace.id) > tuple_(*after))
     if filters.slug_prefix is not None:
         query = query.where(Workspace.slug.like(f"{filters.slug_prefix}%"))
     if filters.slug_contains is not None:
         query = query.where(Workspace.slug.like(f"%{filters.slug_contains}%"))
-    if after is not None:
-        # A row comparison: an index bound on (created_at, id), so a deep page costs what the first does.
-        query = query.where(tuple_(Workspace.created_at, Workspace.id) > tuple_(*after))
-    return query
+    if filters.slug_prefix is not None or filters.slug_contains is not None:
+        found = aliased(Workspace, query.offset(0).subquery("found"))
+        return select(found).order_by(found.created_at, found.id).limit(limit)
+    return query.order_by(Workspace.created_at, Workspace.id).limit(limit)
 
 
 def page(

@@ -100,10 +100,10 @@ WORKSPACE_CASES: list[tuple[dict[str, Any], bool]] = [
     ({"desired_release": "10.7.0"}, True),
     ({"desired_release": CANARY}, False),
     ({"observed_release": CANARY}, False),
-    ({"slug_prefix": "raven-1"}, True),
+    ({"slug_prefix": "raven-1"}, False),
     ({"slug_prefix": "oak-12"}, False),
     ({"slug_contains": "1234"}, False),
-    ({"slug_contains": "ven-19"}, True),
+    ({"slug_contains": "ven-19"}, False),
     ({"organization_id": ORG, "state": Lifecycle.hibernated}, False),
     ({"organization_id": ORG, "slug_contains": "ven"}, False),
     ({"state": Lifecycle.past_due, "tier": Tier.enterprise}, False),
@@ -111,7 +111,7 @@ WORKSPACE_CASES: list[tuple[dict[str, Any], bool]] = [
     ({"cell": NEW_CELL, "state": Lifecycle.active}, False),
     ({"cell": "cell-2", "desired_release": CANARY}, False),
     ({"desired_release": "10.9.0", "observed_release": "10.8.0"}, True),
-    ({"state": Lifecycle.trialing, "slug_contains": "maple"}, True),
+    ({"state": Lifecycle.trialing, "slug_contains": "maple"}, False),
 ]
 
 
