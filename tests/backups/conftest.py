@@ -11,10 +11,20 @@ from typing import Any
 import httpx
 import pytest
 from mattermostdriver import Driver
+from sqlalchemy import select
 
+from control_plane.audit.models import AuditEntry
+from control_plane.core import db as core_db
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.reconciler.conftest import PASSWORD, Plane, plane_context
 from tests.waiting import wait_until
+
+
+def audit_actions(target_id: str) -> list[str]:
+    """The audited actions on ``target_id``, oldest first."""
+    with core_db.session_scope() as session:
+        query = select(AuditEntry.action).where(AuditEntry.target_id == target_id).order_by(AuditEntry.id)
+        return list(session.scalars(query))
 
 
 @dataclass

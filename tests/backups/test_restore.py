@@ -14,7 +14,7 @@ from mattermostdriver import Driver
 from mattermostdriver.exceptions import ResourceNotFound
 
 from control_plane.workspaces.lifecycle import Lifecycle
-from tests.backups.conftest import BackupPlane
+from tests.backups.conftest import BackupPlane, audit_actions
 
 CHANNELS = ("town-square", "ops")
 
@@ -114,6 +114,11 @@ def test_a_clone_holds_exactly_the_backup(backing: BackupPlane) -> None:
     backing.serving(clone_id)
     restore = backing.wait_restore(workspace_id, backup_id)
     assert restore["state"] == "completed", restore
+    assert audit_actions(restore["id"]) == [
+        "workspace_restore.create",
+        "workspace_restore.start",
+        "workspace_restore.complete",
+    ]
 
     clone = backing.plane.row(clone_id)
     source = backing.plane.row(workspace_id)
@@ -150,6 +155,7 @@ def test_in_place_the_workspace_goes_back_to_the_backup(backing: BackupPlane) ->
     backing.serving(workspace_id)
     row = backing.plane.row(workspace_id)
     assert row.resume_state is None and row.generation > generation
+    assert audit_actions(str(workspace_id))[-2:] == ["workspace.restore", "workspace.restored"]
     _check_holds(backing.driver(workspace_id, _login(slug)), slug, expected)
     served = backing.plane.api.get(f"/w/{slug}/api/v4/system/ping")
     assert served.status_code == 200, served.text
