@@ -148,6 +148,7 @@ def test_in_place_the_workspace_goes_back_to_the_backup(backing: BackupPlane) ->
     refused = backing.plane.api.get(f"/w/{slug}/api/v4/system/ping")
     assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
     assert refused.json()["type"].endswith("/workspace-restoring")
+    assert backing.call(workspace_id, method="POST").status_code == 409  # no backup of a workspace being restored
 
     backing.plane.start_worker()
     restore = backing.wait_restore(workspace_id, backup_id)
