@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from control_plane.providers.aws.common import Aws, Expiring, error_code, tolerating
+from control_plane.providers.aws.common import Aws, Expiring, absent, error_code, tolerating
 from control_plane.providers.base import BackupPart, ProviderError
 from control_plane.providers.data_copy import CHUNK, Meter
 from infra.conventions import MANAGED_BY, S3, TAG_MANAGED_BY, backup_bucket, bucket_arn, s3_tagging, tls_only_policy
@@ -68,6 +68,7 @@ class BackupBucket:
     def __init__(self, aws: Aws, env: str) -> None:
         self._aws = aws
         self._env = env
+        self._names = Expiring(self._name, ENSURE_SECONDS)
         self._buckets = Expiring(self._ensure, ENSURE_SECONDS)
 
     def _s3(self, region: str) -> Any:
@@ -77,9 +78,12 @@ class BackupBucket:
         """The name of the region's backup bucket, ensured."""
         return self._buckets(region)
 
-    def _ensure(self, region: str) -> str:
+    def _name(self, region: str) -> str:
         account = str(self._aws.client("sts", region).get_caller_identity()["Account"])
-        name = backup_bucket(self._env, region, account)
+        return backup_bucket(self._env, region, account)
+
+    def _ensure(self, region: str) -> str:
+        name = self._names(region)
         s3 = self._s3(region)
         location = {} if region == "us-east-1" else {"LocationConstraint": region}
         with tolerating("BucketAlreadyOwnedByYou"):
@@ -158,6 +162,7 @@ class BackupBucket:
             self._s3(where["region"]).delete_object(Bucket=where["bucket"], Key=where["key"])
 
     def holds(self, region: str, prefix: str) -> bool:
-        """Whether any object is left under ``prefix`` in the region's backup bucket."""
-        page = self._s3(region).list_objects_v2(Bucket=self.bucket(region), Prefix=prefix, MaxKeys=1)
-        return bool(page.get("Contents"))
+        """Whether any object is left under ``prefix`` in the region's backup bucket (none without the bucket)."""
+        s3 = self._s3(region)
+        page = absent(lambda: s3.list_objects_v2(Bucket=self._names(region), Prefix=prefix, MaxKeys=1), "NoSuchBucket")
+        return bool(page and page.get("Contents"))
