@@ -5,8 +5,8 @@ makes it so (see :data:`ACTIONS`). It never raises for an infrastructure failure
 recorded on the row (attempts, last error, next attempt) and a retry is deferred at the backoff
 time. Two periodic tasks keep everything moving:
 
-- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion in progress
-  and every due retry; it is also the process supervisor (a dead server is restarted by the next
+- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion not yet stopped or due
+  for its purge, and every due retry; it is also the process supervisor (a dead server is restarted by the next
   compute ensure);
 - ``recover_stalled_jobs`` retries the jobs of workers that stopped sending heartbeats (a worker
   killed mid-reconcile), then prunes those workers.
@@ -122,8 +122,16 @@ def _teardown_step(ctx: Context, step: Step) -> bool:
 
 
 def delete(snap: records.Snapshot) -> str:
-    """Tear every step down in reverse, check nothing is left (the leak sweep), then mark the workspace deleted."""
+    """A workspace pending deletion: its server stopped (its data stays), then nothing until its purge date; once
+    that has passed, tear every step down in reverse, check nothing is left (the leak sweep), then mark the
+    workspace deleted."""
     ctx = _context(snap)
+    try:
+        ctx.providers.compute.stop(ctx.spec)
+    except Exception as exc:
+        return _fail(ctx, "stop", "ComputeReady", exc)
+    if not records.purge_due(snap.spec.id, snap.generation):
+        return "pending deletion: waiting for the purge date"
     for step in reversed(plan_for(ctx.settings.provider, ctx.spec.tier)):
         if not _teardown_step(ctx, step):
             return f"failed at teardown {step.name}"
