@@ -215,6 +215,7 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
             return False
         check_transition(ws.lifecycle_state, Lifecycle.deleted)
         ws.lifecycle_state = Lifecycle.deleted
+        ws.resume_state = None
         ws.deleted_at = now
         ws.endpoint_url = None
         reported = tuple(dict.fromkeys([*REPORTED_BY_ALL, *(c["type"] for c in ws.conditions or [])]))
