@@ -2,6 +2,7 @@
 
 from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
 from control_plane.audit.models import AuditEntry
+from control_plane.backups.models import WorkspaceBackup, WorkspaceRestore
 from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
@@ -41,6 +42,8 @@ __all__ = [
     "Subscription",
     "WebSession",
     "Workspace",
+    "WorkspaceBackup",
     "WorkspaceCredential",
     "WorkspaceExport",
+    "WorkspaceRestore",
 ]

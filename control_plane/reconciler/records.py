@@ -42,6 +42,8 @@ class Snapshot:
     outputs: dict[str, Any]
     admin_email: str | None
     admin_password_hash: str | None
+    resume_state: Lifecycle | None = None
+    deletion_requested_at: datetime | None = None
 
 
 def warm_up() -> None:
@@ -71,6 +73,8 @@ def load(workspace_id: uuid.UUID) -> Snapshot | None:
             outputs=dict(ws.outputs or {}),
             admin_email=ws.initial_admin_email,
             admin_password_hash=ws.initial_admin_password_hash,
+            resume_state=ws.resume_state,
+            deletion_requested_at=ws.deletion_requested_at,
         )
 
 
@@ -182,6 +186,21 @@ def record_hibernated(workspace_id: uuid.UUID, generation: int) -> None:
         _mark_down(ws, "Hibernated", ("ComputeReady", "Available"), now)
 
 
+def record_restored(workspace_id: uuid.UUID, generation: int) -> None:
+    """A restore in place is over: the workspace resumes the state it left (audited, actor ``worker``), its server
+    down until the next reconcile starts it."""
+    from control_plane.workspaces.service import transition
+
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        _mark_down(ws, "Restored", ("ComputeReady", "Available"), now)
+        if ws.lifecycle_state == Lifecycle.restoring and ws.resume_state is not None:
+            session = object_session(ws)
+            assert session is not None
+            transition(session, ws, ws.resume_state, "worker", action="workspace.restored")
+
+
 def record_torn_down(workspace_id: uuid.UUID, condition: str | None) -> None:
     if condition is None:
         return
@@ -225,9 +244,9 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
 
 
 def workspaces_to_resync(now: datetime) -> list[uuid.UUID]:
-    """Workspaces whose desired state needs (re)checking now: live ones, due retries, and deletions that are new
-    (not yet stopped) or due (a stopped deletion's next attempt is its purge date)."""
-    wanted = RUNNING_STATES | {Lifecycle.pending_deletion}
+    """Workspaces whose desired state needs (re)checking now: live ones, restores, due retries, and deletions that are
+    new (not yet stopped) or due (a stopped deletion's next attempt is its purge date)."""
+    wanted = RUNNING_STATES | {Lifecycle.pending_deletion, Lifecycle.restoring}
     not_backing_off = or_(Workspace.next_attempt_at.is_(None), Workspace.next_attempt_at <= now)
     due_retry = and_(Workspace.next_attempt_at <= now, Workspace.lifecycle_state != Lifecycle.deleted)
     query = select(Workspace.id).where(or_(and_(Workspace.lifecycle_state.in_(wanted), not_backing_off), due_retry))

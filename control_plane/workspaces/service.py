@@ -23,7 +23,7 @@ from control_plane.workspaces.lifecycle import (
     NotPendingDeletion,
     cancel_target,
     check_transition,
-    remembered_state,
+    resume_state_on_entering,
     wake_target,
 )
 from control_plane.workspaces.models import Tier, Workspace
@@ -119,23 +119,24 @@ def new_workspace(
 def purge_date(settings: Settings, ws: Workspace, now: datetime) -> datetime:
     """When ``ws``, deleted at ``now``, would be purged: after the grace period of the state deletion leaves (a
     trial's is shorter)."""
-    leaving = remembered_state(ws.lifecycle_state, ws.resume_state, Lifecycle.pending_deletion)
+    leaving = resume_state_on_entering(ws.lifecycle_state, ws.resume_state, Lifecycle.pending_deletion)
     trial = leaving == Lifecycle.trialing
     return now + timedelta(days=settings.trial_deletion_grace_days if trial else settings.deletion_grace_days)
 
 
 def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str, action: str | None = None) -> None:
     """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited as ``action`` (default
-    ``workspace.<target>``), not committed. Entering a pause (``hibernated``, ``pending_deletion``) remembers the
+    ``workspace.<target>``), not committed. Entering a pause (``hibernated``, ``restoring``,
+    ``pending_deletion``) remembers the
     state to resume; entering ``pending_deletion`` schedules the purge, leaving it forgets that."""
     check_transition(ws.lifecycle_state, target)
     before = snapshot(ws)
     now = utcnow()
     if target == Lifecycle.pending_deletion:
-        ws.purge_after = purge_date(get_settings(), ws, now)
+        ws.deletion_requested_at, ws.purge_after = now, purge_date(get_settings(), ws, now)
     elif ws.lifecycle_state == Lifecycle.pending_deletion:
-        ws.purge_after = None
-    ws.resume_state = remembered_state(ws.lifecycle_state, ws.resume_state, target)
+        ws.deletion_requested_at, ws.purge_after = None, None
+    ws.resume_state = resume_state_on_entering(ws.lifecycle_state, ws.resume_state, target)
     ws.lifecycle_state = target
     ws.generation += 1
     ws.updated_at = now

@@ -31,6 +31,16 @@ def _audit(deleting: DeletionPlane, workspace_id: uuid.UUID) -> list[dict[str, o
     return list(reversed(found.json()["items"]))
 
 
+def _final_backup(deleting: DeletionPlane, workspace_id: uuid.UUID, requested_at: datetime) -> dict[str, object]:
+    """The final backup of the deletion requested at ``requested_at``: completed, kept 90 days."""
+    listed = deleting.plane.as_operator("GET", f"/api/v1/workspaces/{workspace_id}/backups")
+    assert listed.status_code == 200, listed.text
+    final = next(b for b in listed.json()["items"] if b["kind"] == "final")  # newest first
+    assert final["state"] == "completed" and final["size_bytes"] > 0, final
+    assert _close(final["keep_until"], requested_at + timedelta(days=90))
+    return dict(final)
+
+
 def _gone(deleting: DeletionPlane, workspace_id: uuid.UUID) -> None:
     """Nothing of the workspace is left: database, login role, files and runtime directory, server."""
     plane = deleting.plane
@@ -73,12 +83,16 @@ def test_delete_cancel_within_the_grace_period_then_purge_when_due(deleting: Del
     assert deleting.call(ws_id, "POST", "/cancel-deletion").status_code == 409  # nothing to cancel now
 
     # Deleted again, and the clock passes the purge date: torn down, nothing left.
+    posted.append(driver.posts.create_post({"channel_id": channel["id"], "message": "after the cancel"})["id"])
+    requested_at = utcnow()
     assert deleting.call(ws_id, "DELETE").status_code == 202
     deleting.stopped(ws_id)
     deleting.advance(timedelta(days=7, minutes=1))
     ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=90)
     assert ws.deleted_at is not None and ws.last_error is None
     _gone(deleting, ws_id)
+    final = _final_backup(deleting, ws_id, requested_at)  # this deletion's, with the post made after the cancel
+    assert final["posts"] is not None and int(str(final["posts"])) >= len(posted)
     actions = [entry["action"] for entry in _audit(deleting, ws_id)]
     assert actions[-3:] == ["workspace.pending_deletion", "workspace.deletion_cancelled", "workspace.pending_deletion"]
     refused = deleting.call(ws_id, "POST", "/cancel-deletion")
@@ -89,6 +103,7 @@ def test_an_operator_purges_earlier_with_a_reason(deleting: DeletionPlane) -> No
     plane = deleting.plane
     ws_id = deleting.workspace(f"purge-{uuid.uuid4().hex[:6]}", Tier.enterprise)
 
+    requested_at = utcnow()
     deleted = deleting.call(ws_id, "DELETE")
     assert deleted.status_code == 202, deleted.text
     assert (deleted.json()["resume_state"], deleted.json()["lifecycle_state"]) == ("active", "pending_deletion")
@@ -110,8 +125,9 @@ def test_an_operator_purges_earlier_with_a_reason(deleting: DeletionPlane) -> No
     assert purged.status_code == 202, purged.text
     assert _close(purged.json()["purge_after"], utcnow())
     ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=90)
-    assert ws.last_error is None
+    assert ws.last_error is None and ws.deleted_at is not None
     _gone(deleting, ws_id)
+    _final_backup(deleting, ws_id, requested_at)
     entry = next(e for e in reversed(_audit(deleting, ws_id)) if e["action"] == "workspace.purge")
     assert isinstance(entry["after"], dict) and entry["after"]["reason"] == "legal request #42"
     assert "(operator)" in str(entry["actor"])

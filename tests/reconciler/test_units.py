@@ -24,7 +24,7 @@ from control_plane.workspaces.lifecycle import (
     NotPendingDeletion,
     cancel_target,
     check_transition,
-    remembered_state,
+    resume_state_on_entering,
     wake_target,
 )
 
@@ -153,11 +153,14 @@ def test_cancelling_a_deletion_returns_to_any_state_it_can_come_from() -> None:
     awake = DELETABLE - {Lifecycle.hibernated}
     assert TRANSITIONS[Lifecycle.pending_deletion] == awake | {Lifecycle.deleted}
     for state in awake:
-        remembered = remembered_state(state, None, Lifecycle.pending_deletion)
+        remembered = resume_state_on_entering(state, None, Lifecycle.pending_deletion)
         assert remembered == state and cancel_target(Lifecycle.pending_deletion, remembered) == state
     # A hibernated workspace's deletion remembers the state hibernation paused: cancelling starts it again.
-    assert remembered_state(Lifecycle.hibernated, Lifecycle.trialing, Lifecycle.pending_deletion) == Lifecycle.trialing
-    assert remembered_state(Lifecycle.pending_deletion, Lifecycle.trialing, Lifecycle.trialing) is None
+    assert (
+        resume_state_on_entering(Lifecycle.hibernated, Lifecycle.trialing, Lifecycle.pending_deletion)
+        == Lifecycle.trialing
+    )
+    assert resume_state_on_entering(Lifecycle.pending_deletion, Lifecycle.trialing, Lifecycle.trialing) is None
 
 
 @pytest.mark.parametrize("state", sorted(set(Lifecycle) - {Lifecycle.pending_deletion}))
