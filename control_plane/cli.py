@@ -332,6 +332,30 @@ def cmd_workspaces_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_find(args: argparse.Namespace) -> int:
+    """Print every workspace that held an address (deleted ones included), newest first, one JSON line each."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.workspaces import repository
+    from control_plane.workspaces.schemas import workspace_out
+
+    fields = ("id", "slug", "organization_id", "lifecycle_state", "resume_state", "purge_after", "deleted_at")
+    slug = args.address.split(".", 1)[0].strip().lower()
+    with session_scope() as session:
+        found = [
+            workspace_out(ws).model_dump(mode="json", include=set(fields))
+            for ws in repository.all_by_slug(session, slug)
+        ]
+    if not found:
+        log.error("no workspace ever held %s", slug)
+        return 1
+    for shown in found:
+        print(json.dumps({field: shown[field] for field in fields}))
+    return 0
+
+
 def cmd_workspaces_status(args: argparse.Namespace) -> int:
     """Print a workspace as the API shows it, with its reconcile jobs and the live workers (JSON)."""
     import json
@@ -443,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-wait", action="store_true", help="queue the export and return")
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the archive (default 3600)")
     export.set_defaults(func=cmd_workspaces_export)
+    find = verbs.add_parser("find", help="every workspace that held an address (deleted ones too), as JSON lines")
+    find.add_argument("address", help="<slug> or <slug>.<base domain>")
+    find.set_defaults(func=cmd_workspaces_find)
     status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
     status.add_argument("workspace_id", type=uuid.UUID)
     status.set_defaults(func=cmd_workspaces_status)

@@ -41,15 +41,16 @@ class DeletionPlane:
         self.plane.wait_for(workspace_id, serving, timeout=90)
         return workspace_id
 
-    def driver(self, workspace_id: uuid.UUID) -> Driver:
-        """``mattermostdriver`` on the workspace's server, logged in as its owner."""
+    def driver(self, workspace_id: uuid.UUID, login_slug: str | None = None) -> Driver:
+        """``mattermostdriver`` on the workspace's server, logged in as its owner (the owner of the workspace at
+        ``login_slug``, for a restored clone)."""
         ws = self.plane.row(workspace_id)
         driver = Driver(
             {
                 "url": "127.0.0.1",
                 "port": int(ws.outputs["port"]),
                 "scheme": "http",
-                "login_id": f"{ws.slug}.admin@example.com",
+                "login_id": f"{login_slug or ws.slug}.admin@example.com",
                 "password": PASSWORD,
             }
         )
