@@ -5,6 +5,8 @@ reason."""
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -12,11 +14,20 @@ import pytest
 
 from control_plane.core.authz import Role
 from control_plane.core.clock import utcnow
+from control_plane.core.settings import get_settings
+from control_plane.providers.factory import get_providers
+from control_plane.reconciler import records
+from control_plane.reconciler.queue import workspace_lock
+from control_plane.reconciler.tasks import RESYNC_TASK
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from tests.deletion.conftest import DeletionPlane, serving
+from tests.reconciler.conftest import FAST_ENV
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
+
+RESYNC_SECONDS = int(FAST_ENV["CANOPY_RECONCILE_RESYNC_SECONDS"])
 
 
 def _close(when: str | datetime | None, expected: datetime, slack: timedelta = timedelta(minutes=5)) -> bool:
@@ -41,9 +52,30 @@ def _final_backup(deleting: DeletionPlane, workspace_id: uuid.UUID, requested_at
     return dict(final)
 
 
+def _quiet_since(deleting: DeletionPlane, workspace_id: uuid.UUID, since: float) -> bool:
+    """Whether two periodic resyncs were deferred after ``since`` (epoch seconds; procrastinate keeps the latest
+    defer, and the test plane's resync runs every 2 s) and neither a resync nor a reconcile of the workspace is
+    waiting or running."""
+    with deleting.plane.admin() as conn:
+        latest = conn.execute(
+            "SELECT max(defer_timestamp) FROM procrastinate_periodic_defers WHERE task_name = %s", [RESYNC_TASK]
+        ).fetchone()
+        running = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs "
+            "WHERE (task_name = %s OR lock = %s) AND status IN ('todo', 'doing')",
+            [RESYNC_TASK, workspace_lock(workspace_id)],
+        ).fetchone()
+    assert latest is not None and running is not None
+    return latest[0] is not None and latest[0] >= since + 2 * RESYNC_SECONDS and int(running[0]) == 0
+
+
 def _gone(deleting: DeletionPlane, workspace_id: uuid.UUID) -> None:
-    """Nothing of the workspace is left: database, login role, files and runtime directory, server."""
+    """Nothing of the workspace is left (the leak sweep finds nothing): database, login role, files and runtime
+    directory, server."""
     plane = deleting.plane
+    snap = records.load(workspace_id)
+    assert snap is not None
+    assert get_providers(get_settings(), snap.spec.tier).leftovers(snap.spec, snap.outputs) == []
     name = f"ws_{workspace_id.hex[:12]}"
     assert not plane.database_exists(name) and not plane.role_exists(name)
     assert not (plane.state_dir.resolve() / "workspaces" / str(workspace_id)).exists()
@@ -68,6 +100,12 @@ def test_delete_cancel_within_the_grace_period_then_purge_when_due(deleting: Del
     assert _close(body["purge_after"], utcnow() + timedelta(days=7))
     ws = deleting.stopped(ws_id)
     assert plane.database_exists(f"ws_{ws_id.hex[:12]}")
+    # Stopped and backed up, it waits for its purge date: the periodic resyncs leave it alone.
+    for _ in range(2):  # the first round lets a resync that came before the stop finish
+        last_reconciled = plane.row(ws_id).last_reconciled_at
+        since = time.time()
+        wait_until("two more resyncs", functools.partial(_quiet_since, deleting, ws_id, since), timeout=30)
+    assert plane.row(ws_id).last_reconciled_at == last_reconciled
     shown = deleting.call(ws_id, "GET").json()
     assert shown["purge_after"] == body["purge_after"] and shown["url"] == ws.endpoint_url
 
