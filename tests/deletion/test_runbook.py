@@ -1,6 +1,6 @@
 """The runbook "a customer regrets a deletion" (runbooks/deletion-regret.md), command by command, on the local
 runtime: find the workspace by its address, cancel its deletion within the grace period (it comes back intact), and
-after a purge find it deleted with its final backup listed, which restores into a new workspace."""
+after a purge find it deleted with its final backup listed, and restore that into a new workspace."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from control_plane.core.authz import Role
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.deletion.conftest import DeletionPlane, serving
 from tests.reconciler.conftest import ROOT
@@ -28,12 +27,6 @@ def runbook_commands() -> list[str]:
     """The shell commands of the runbook's ``sh`` code blocks, in order."""
     blocks = re.findall(r"```sh\n(.*?)```", RUNBOOK.read_text(), flags=re.DOTALL)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
-
-
-def backups_path(workspace_id: uuid.UUID) -> str:
-    """The API path of the runbook's ``curl`` listing the backups."""
-    [path] = re.findall(r"curl -s .*?\$CANOPY(/api/v1/workspaces/<workspace id>/\S+)", RUNBOOK.read_text())
-    return path.replace("<workspace id>", str(workspace_id))
 
 
 def run(deleting: DeletionPlane, command: str, **fill: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +48,7 @@ def found(deleting: DeletionPlane, command: str, address: str) -> list[dict[str,
 def test_the_runbook_cancels_a_regretted_deletion_and_finds_the_final_backup_after_a_purge(
     deleting: DeletionPlane,
 ) -> None:
-    find, cancel, status = runbook_commands()
+    find, cancel, status, list_backups, restore = runbook_commands()
     plane = deleting.plane
     slug = f"sorry-{uuid.uuid4().hex[:6]}"
     address = f"{slug}.localhost"
@@ -97,21 +90,16 @@ def test_the_runbook_cancels_a_regretted_deletion_and_finds_the_final_backup_aft
         True,
         True,
     )
-    operator = plane.staff_headers(Role.operator)
-    listed = plane.api.get(backups_path(ws_id), headers=operator)
-    assert listed.status_code == 200, listed.text
-    final = next(b for b in listed.json()["items"] if b["kind"] == "final")
+    listed = run(deleting, list_backups, workspace_id=str(ws_id))
+    assert listed.returncode == 0, listed.stderr
+    final = next(b for b in json.loads(listed.stdout) if b["kind"] == "final")
     assert final["state"] == "completed" and final["keep_until"] is not None
 
-    # 3. Restored into a new workspace (runbooks/restore-a-workspace.md): the message is there.
+    # 3. Restored into a new workspace: the message is there.
     clone_slug = f"again-{uuid.uuid4().hex[:6]}"
-    restore = plane.api.post(
-        f"/api/v1/workspaces/{ws_id}/backups/{final['id']}/restore",
-        json={"mode": "clone", "slug": clone_slug},
-        headers=plane.owner_headers[ws_id],
-    )
-    assert restore.status_code == 202, restore.text
-    clone_id = uuid.UUID(restore.json()["target_workspace_id"])
+    restored_out = run(deleting, restore, backup_id=final["id"], new_slug=clone_slug)
+    assert restored_out.returncode == 0, restored_out.stderr
+    clone_id = uuid.UUID(json.loads(restored_out.stdout)["target_workspace_id"])
     plane.workspace_ids.append(clone_id)
     plane.wait_for(clone_id, serving, timeout=120)
     restored = deleting.driver(clone_id, login_slug=slug)
