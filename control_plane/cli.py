@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from sqlalchemy.orm import Session
 
     from control_plane.core.settings import Settings
 
@@ -249,27 +250,39 @@ def cmd_rotate_credential_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_workspaces_power(args: argparse.Namespace) -> int:
-    """Hibernate or wake a workspace as an operator at the console, then ask the workers to act on it."""
+    """Hibernate, wake, delete, cancel a deletion or purge a workspace as an operator at the console, then ask the
+    workers to act on it; prints its state (and its purge date while it is pending deletion)."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
     from control_plane.reconciler.queue import defer_reconcile
     from control_plane.workspaces import repository, service
+    from control_plane.workspaces.models import Workspace
 
-    act = service.hibernate_row if args.workspaces_command == "hibernate" else service.wake_row
+    def purge(session: Session, ws: Workspace, actor: str) -> None:
+        service.purge_row(session, ws, actor, args.reason)
+
+    act = {
+        "hibernate": service.hibernate_row,
+        "wake": service.wake_row,
+        "delete": service.delete_row,
+        "cancel-deletion": service.cancel_deletion_row,
+        "purge": purge,
+    }[args.workspaces_command]
     try:
         with session_scope() as session:
             ws = repository.get(session, args.workspace_id, for_update=True)
             if ws is None:
                 log.error("workspace %s not found", args.workspace_id)
                 return 1
-            act(session, ws, actor="cli")
+            act(session, ws, "cli")
             state = ws.lifecycle_state.value
+            purge_after = f" (purged after {ws.purge_after.isoformat()})" if ws.purge_after else ""
     except Problem as exc:
         log.error("workspace %s: %s", args.workspace_id, exc.detail)
         return 1
     defer_reconcile(args.workspace_id)
-    print(state)
+    print(state + purge_after)
     return 0
 
 
@@ -316,6 +329,30 @@ def cmd_workspaces_export(args: argparse.Namespace) -> int:
     assert location is not None and link is not None
     print(location.get("path") or f"s3://{location['bucket']}/{location['key']}")
     print(f"{link[0]}  (expires {link[1].isoformat()})")
+    return 0
+
+
+def cmd_workspaces_find(args: argparse.Namespace) -> int:
+    """Print every workspace that held an address (deleted ones included), newest first, one JSON line each."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.workspaces import repository
+    from control_plane.workspaces.schemas import workspace_out
+
+    fields = ("id", "slug", "organization_id", "lifecycle_state", "resume_state", "purge_after", "deleted_at")
+    slug = args.address.split(".", 1)[0].strip().lower()
+    with session_scope() as session:
+        found = [
+            workspace_out(ws).model_dump(mode="json", include=set(fields))
+            for ws in repository.all_by_slug(session, slug)
+        ]
+    if not found:
+        log.error("no workspace ever held %s", slug)
+        return 1
+    for shown in found:
+        print(json.dumps({field: shown[field] for field in fields}))
     return 0
 
 
@@ -513,15 +550,23 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, help_text in (
         ("hibernate", "stop a trialing, active, past-due or suspended workspace's server, keep its data"),
         ("wake", "return a hibernated workspace to the state it was hibernated from"),
+        ("delete", "schedule a workspace's deletion (pending until its purge date; cancellable until then)"),
+        ("cancel-deletion", "return a workspace pending deletion to the state it was deleted from"),
+        ("purge", "purge a workspace pending deletion now (after its final backup), with a --reason"),
     ):
         verb_parser = verbs.add_parser(verb, help=help_text)
         verb_parser.add_argument("workspace_id", type=uuid.UUID)
+        if verb == "purge":
+            verb_parser.add_argument("--reason", required=True, help="why it cannot wait (kept in the audit log)")
         verb_parser.set_defaults(func=cmd_workspaces_power)
     export = verbs.add_parser("export", help="export a workspace (Mattermost bulk-export archive) and print a link")
     export.add_argument("workspace_id", type=uuid.UUID)
     export.add_argument("--no-wait", action="store_true", help="queue the export and return")
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the archive (default 3600)")
     export.set_defaults(func=cmd_workspaces_export)
+    find = verbs.add_parser("find", help="every workspace that held an address (deleted ones too), as JSON lines")
+    find.add_argument("address", help="<slug> or <slug>.<base domain>")
+    find.set_defaults(func=cmd_workspaces_find)
     status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
     status.add_argument("workspace_id", type=uuid.UUID)
     status.set_defaults(func=cmd_workspaces_status)

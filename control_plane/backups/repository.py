@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,8 +37,10 @@ def open_of(session: Session, workspace_id: uuid.UUID) -> WorkspaceBackup | None
     return session.scalars(query).first()
 
 
-def final_of(session: Session, workspace_id: uuid.UUID, states: frozenset[BackupState]) -> WorkspaceBackup | None:
-    """The workspace's newest final backup in one of ``states``."""
+def final_of(
+    session: Session, workspace_id: uuid.UUID, states: frozenset[BackupState], started_since: datetime | None = None
+) -> WorkspaceBackup | None:
+    """The workspace's newest final backup in one of ``states`` (started at ``started_since`` or later, if given)."""
     query = (
         select(WorkspaceBackup)
         .where(
@@ -48,6 +51,8 @@ def final_of(session: Session, workspace_id: uuid.UUID, states: frozenset[Backup
         .order_by(WorkspaceBackup.created_at.desc())
         .limit(1)
     )
+    if started_since is not None:
+        query = query.where(WorkspaceBackup.started_at >= started_since)
     return session.scalars(query).first()
 
 

@@ -347,12 +347,13 @@ def run(backup_id: uuid.UUID) -> BackupOutcome | None:
     return _finish(backup_id, parts, None, time.monotonic() - started)
 
 
-def ensure_final_backup(workspace_id: uuid.UUID) -> BackupOutcome:
-    """The workspace's completed final backup (kept 90 days), taken now if it has none: synchronous, for the
-    deletion reconcile before teardown. Idempotent: a completed one is returned as is, an interrupted one is taken
-    again; a failed outcome is returned (the caller retries later, which takes a new one)."""
+def ensure_final_backup(workspace_id: uuid.UUID, since: datetime | None = None) -> BackupOutcome:
+    """The workspace's completed final backup (kept 90 days), taken now if it has none (none started at ``since``
+    or later: a deletion that was cancelled and requested again needs a new one): synchronous, for the deletion
+    reconcile before teardown. Idempotent: a completed one is returned as is, an interrupted one is taken again; a
+    failed outcome is returned (the caller retries later, which takes a new one)."""
     with session_scope() as session:
-        done = repository.final_of(session, workspace_id, frozenset({BackupState.completed}))
+        done = repository.final_of(session, workspace_id, frozenset({BackupState.completed}), since)
         if done is not None:
             return BackupOutcome(done.id, done.state, None, done.keep_until)
         backup = repository.final_of(session, workspace_id, OPEN_BACKUP_STATES)

@@ -37,6 +37,7 @@ class Permission(enum.StrEnum):
     create_organization = "create_organization"
     create_workspace = "create_workspace"
     delete_workspace = "delete_workspace"
+    purge_workspace = "purge_workspace"
     hibernate_workspace = "hibernate_workspace"
     wake_workspace = "wake_workspace"
     export_workspace = "export_workspace"
@@ -57,6 +58,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.create_organization: frozenset({R.sales, R.admin}),
     Permission.create_workspace: frozenset({R.owner, R.sales, R.admin}),
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.purge_workspace: frozenset({R.operator, R.admin}),
     Permission.hibernate_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.wake_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.export_workspace: frozenset({R.owner, R.operator, R.admin}),

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a request to a hibernated workspace is held while it wakes (then 503).",
     )
+    deletion_grace_days: int = Field(
+        default=30, ge=0, description="Days a deleted workspace stays pending (cancellable) before it is purged."
+    )
+    trial_deletion_grace_days: int = Field(
+        default=7, ge=0, description="The same for a workspace deleted during its trial."
+    )
     aws_environment: str = Field(default="dev", description="Names AWS resources canopy-<environment>-<id>.")
     aws_region: str | None = Field(
         default=None, description="Region of silo resources; unset = boto3's default (AWS_DEFAULT_REGION)."

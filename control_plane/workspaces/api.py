@@ -20,12 +20,14 @@ from control_plane.workspaces.auth import (
     WorkspaceCreator,
     WorkspaceDeleter,
     WorkspaceHibernator,
+    WorkspacePurger,
     WorkspaceReader,
     WorkspaceWaker,
 )
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from control_plane.workspaces.schemas import (
+    PurgeRequest,
     SlugAvailability,
     WorkspaceCreate,
     WorkspaceOut,
@@ -119,11 +121,40 @@ def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: Worksp
     response_model=WorkspaceOut,
     responses=problem_responses(401, 403, 404, 409),
 )
-def delete_workspace(
-    workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter, response: Response
-) -> WorkspaceOut:
-    """Request deletion; the reconciler tears the workspace down and marks it deleted."""
+def delete_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter) -> WorkspaceOut:
+    """Schedule the deletion: ``pending_deletion`` until ``purge_after`` (the server stops, a final backup is taken;
+    cancellable until then), then the reconciler tears the workspace down and marks it deleted."""
     ws = service.request_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/cancel-deletion",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def cancel_workspace_deletion(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter) -> WorkspaceOut:
+    """Cancel a scheduled deletion (409 once the purge has begun): back to the state it was deleted from; the
+    reconciler starts the workspace again."""
+    ws = service.cancel_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/purge",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def purge_workspace(
+    workspace_id: uuid.UUID, body: PurgeRequest, session: DbSession, principal: WorkspacePurger
+) -> WorkspaceOut:
+    """End a workspace's grace period now, with a reason (operators and admins; audited): the reconciler takes its
+    final backup if it has none yet and tears it down."""
+    ws = service.purge(session, principal, workspace_id, body.reason)
     defer_reconcile(ws.id)
     return workspace_out(ws)
 

@@ -143,7 +143,7 @@ def test_a_leftover_keeps_the_workspace_pending_deletion(plane: Plane, kube: Kub
     tags = workspace_tags(ws_id, ws.organization_id, "professional", CELL)
     s3.put_bucket_tagging(Bucket=stray, Tagging=s3_tagging(tags))
 
-    assert plane.as_operator("DELETE", f"/api/v1/workspaces/{ws_id}").status_code == 202
+    plane.purge(ws_id)
     ws = plane.wait_for(ws_id, lambda w: "leak sweep" in (w.last_error or ""), timeout=60)
     assert ws.lifecycle_state == Lifecycle.pending_deletion and f"arn:aws:s3:::{stray}" in ws.last_error
     assert kube_objects(kube, ws_id) == {}, "everything else was torn down"
@@ -209,7 +209,7 @@ def _provision(plane: Plane, ws_id: uuid.UUID, state: Lifecycle) -> Any:
 
 def _delete(plane: Plane, kube: KubeClient, ws_id: uuid.UUID, dns: list[tuple[str, str]]) -> None:
     started = time.monotonic()
-    assert plane.as_operator("DELETE", f"/api/v1/workspaces/{ws_id}").status_code == 202
+    plane.purge(ws_id)
     ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=90)
     print(f"deleted in {time.monotonic() - started:.1f}s")
     assert all(c["status"] == "False" for c in ws.conditions)
