@@ -146,10 +146,7 @@ def dump_database(url: str, count_query: LiteralString | None = None) -> Iterato
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert snapshot is not None
-        count = None
-        if count_query is not None:
-            row = conn.execute(count_query).fetchone()
-            count = None if row is None else int(row[0])
+        count = None if count_query is None else _count(conn, count_query)
         tools = pg_tools(_server_major(conn))
         conninfo, env = _libpq(url)
         with tempfile.TemporaryFile() as stderr:
@@ -168,6 +165,17 @@ def dump_database(url: str, count_query: LiteralString | None = None) -> Iterato
                 process.wait()
                 assert process.stdout is not None
                 process.stdout.close()
+
+
+def _count(conn: psycopg.Connection[Any], query: LiteralString) -> int | None:
+    """What ``query`` counts, in the open transaction's snapshot; None when what it counts does not exist (a
+    database no server has initialised yet). The query runs in a savepoint, so a failure leaves the snapshot open."""
+    try:
+        with conn.transaction():
+            row = conn.execute(query).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return None if row is None else int(row[0])
 
 
 def _process_chunks(process: subprocess.Popen[bytes], stderr: IO[bytes]) -> Iterator[bytes]:

@@ -128,6 +128,19 @@ def test_dump_restores_exactly_into_another_database_and_in_place(tenant_url: Ca
     assert count == 300 and _fingerprint(clone) == expected
 
 
+def test_a_database_no_server_initialised_backs_up_with_no_count(tenant_url: Callable[[], str]) -> None:
+    """A workspace deleted before its server ever started still gets its final backup: nothing to count, and the
+    dump restores (to an empty database)."""
+    source, clone = tenant_url(), tenant_url()
+    archive, count = _dump(source)
+    assert count is None
+    with psycopg.connect(clone) as conn:
+        conn.execute("CREATE TABLE stray (x int)")
+    data_copy.restore_database(clone, [archive])
+    with psycopg.connect(clone) as conn:
+        assert conn.execute("SELECT to_regclass('stray')").fetchone() == (None,)
+
+
 def test_a_failed_restore_says_why_and_a_new_one_starts_from_scratch(tenant_url: Callable[[], str]) -> None:
     source, target = tenant_url(), tenant_url()
     _seed(source, 20)
