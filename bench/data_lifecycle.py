@@ -17,8 +17,10 @@ job's pickup, the proxy's polling and the request itself).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -29,11 +31,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 sys.path.insert(0, str(ROOT))
 
 from bench.time_to_workspace import canopy_env, free_port, percentile, verification_token  # noqa: E402
@@ -121,10 +126,187 @@ def breakdown(log: str, ids: set[str], since: int) -> None:
         print(f"    {name:<14} {statistics.median(durations):.3f} s")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20)
-    args = parser.parse_args()
+# --------------------------------------------------------------------------------------------
+# Backup and restore throughput
+
+LOREM = (
+    "Shipping the release today after the last review. Can someone check the migration on staging before noon? "
+    "The dashboard shows a spike in latency around the deploy, probably the cache warming up again. "
+    "Thanks for the write-up, I left a few comments on the doc and a question about the retry budget. "
+    "Lunch at the usual place? I will book a table for six people at half past twelve. "
+    "Reminder: the quarterly planning starts Monday, please add your team's goals to the board by Friday. "
+    "I pushed a fix for the flaky test, it was waiting on a timer instead of the event it meant to wait for. "
+)
+
+
+def _populate(url: str, posts: int) -> None:
+    """A workspace server's schema (its own migrations) and, by bulk SQL, 1,000 users, a team, 200 channels with
+    their members and ``posts`` posts of chat-sized messages (a fifth of them replies)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from workspace_server.migrate import upgrade_schema
+    from workspace_server.settings import sqlalchemy_url
+
+    engine = create_async_engine(sqlalchemy_url(url))
+    asyncio.run(upgrade_schema(engine))
+    asyncio.run(engine.dispose())
+    users, channels = 1000, 200
+    now_ms = int(time.time() * 1000)
+    start_ms = now_ms - posts * 1000
+    with psycopg.connect(url, autocommit=True) as conn:
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'posts' AND indexname <> 'posts_pkey'"
+        ).fetchall()
+        for name, _ in indexes:  # a bulk load builds its secondary indexes once, at the end
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        conn.execute(
+            "INSERT INTO users (id, create_at, update_at, username, email, email_verified, password, first_name,"
+            " last_name) SELECT substr(md5('u' || i), 1, 26), %(t)s, %(t)s, 'user' || i, 'user' || i ||"
+            " '@bench.example.com', true, '$2b$10$' || md5('pw' || i) || md5('salt' || i), 'First' || i, 'Last' || i"
+            " FROM generate_series(1, %(users)s) i",
+            {"t": start_ms, "users": users},
+        )
+        conn.execute(
+            "INSERT INTO teams (id, create_at, update_at, display_name, name, invite_id, allow_open_invite)"
+            " VALUES (substr(md5('team'), 1, 26), %(t)s, %(t)s, 'Bench', 'bench', substr(md5('invite'), 1, 26), true)",
+            {"t": start_ms},
+        )
+        conn.execute(
+            "INSERT INTO team_members (team_id, user_id, create_at) SELECT substr(md5('team'), 1, 26), id, %(t)s"
+            " FROM users",
+            {"t": start_ms},
+        )
+        conn.execute(
+            "INSERT INTO channels (id, create_at, update_at, team_id, type, display_name, name, purpose, creator_id)"
+            " SELECT substr(md5('c' || i), 1, 26), %(t)s, %(t)s, substr(md5('team'), 1, 26), 'O', 'Channel ' || i,"
+            " 'channel-' || i, 'Talk about topic ' || i, substr(md5('u1'), 1, 26) FROM generate_series(1, %(n)s) i",
+            {"t": start_ms, "n": channels},
+        )
+        conn.execute(  # every user in 20 channels
+            "INSERT INTO channel_members (channel_id, user_id, last_viewed_at) SELECT substr(md5('c' || c), 1, 26),"
+            " substr(md5('u' || u), 1, 26), %(t)s FROM generate_series(1, %(users)s) u,"
+            " generate_series(1, 20) k, LATERAL (SELECT 1 + (u * 7 + k * 10) %% %(n)s AS c) ch"
+            " ON CONFLICT DO NOTHING",
+            {"t": now_ms, "users": users, "n": channels},
+        )
+        conn.execute(
+            "INSERT INTO posts (id, create_at, update_at, user_id, channel_id, root_id, message, props)"
+            " SELECT substr(md5('p' || i), 1, 26), %(start)s + i * 1000, %(start)s + i * 1000,"
+            " substr(md5('u' || (1 + i %% %(users)s)), 1, 26), substr(md5('c' || (1 + i %% %(n)s)), 1, 26),"
+            " CASE WHEN i %% 5 = 0 AND i > %(n)s THEN substr(md5('p' || (i - %(n)s)), 1, 26) ELSE '' END,"
+            " substr(%(lorem)s, 1 + (i * 7919) %% 400, 20 + (i * 31) %% 180) || ' #' || (i %% 97),"
+            " '{}'::jsonb FROM generate_series(1, %(posts)s) i",
+            {"start": start_ms, "users": users, "n": channels, "lorem": LOREM, "posts": posts},
+        )
+        for _, definition in indexes:
+            conn.execute(definition)
+        conn.execute("VACUUM ANALYZE")
+
+
+def _admin(dbname: str = "postgres") -> str:
+    """URL of ``dbname`` on the benchmark's server, as its superuser."""
+    return urlunsplit(urlsplit(BENCH_SERVER)._replace(path=f"/{dbname}"))
+
+
+def _create_database(name: str) -> str:
+    with psycopg.connect(_admin(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _admin(name)
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(_admin(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _post_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM posts").fetchone()
+    assert row
+    return int(row[0])
+
+
+def _timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started
+
+
+def _canopy(source_url: str, posts: int, work: Path) -> tuple[float, float]:
+    """Seconds of Canopy's backup of the database at ``source_url`` (the local runtime's database part: a dump in
+    its snapshot with the post count, encrypted, metered) and of its restore into a fresh database (re-read,
+    checked, decrypted, restored)."""
+    from cryptography.fernet import Fernet
+
+    from control_plane.credentials.keys import Keyring
+    from control_plane.providers import data_copy
+
+    keys = Keyring((Fernet.generate_key().decode(),))
+    part = work / "canopy.part"
+    started = time.perf_counter()
+    with data_copy.dump_database(source_url, "SELECT count(*) FROM posts") as dump, part.open("wb") as f:
+        meter = data_copy.Meter()
+        for chunk in meter.wrap(data_copy.encrypt(dump.chunks, keys)):
+            f.write(chunk)
+    backup = time.perf_counter() - started
+    assert dump.count == posts
+    target = f"bench_canopy_{os.urandom(3).hex()}"
+    try:
+        target_url = _create_database(target)
+        started = time.perf_counter()
+        check = data_copy.Meter()
+        data_copy.restore_database(target_url, data_copy.decrypt(check.wrap(data_copy.file_chunks(part)), keys))
+        restore = time.perf_counter() - started
+        assert (check.size, check.sha256) == (meter.size, meter.sha256)
+        assert _post_count(target_url) == posts
+    finally:
+        _drop_database(target)
+    print(f"  Canopy part {meter.size / 1e6:.0f} MB (encrypted dump), sha256 {meter.sha256[:12]}...")
+    return backup, restore
+
+
+def _rate(size: int, seconds: float) -> str:
+    return f"{size / 1e6 / seconds:7.1f} MB/s ({seconds:.1f} s)"
+
+
+def backup_benchmark(posts: int) -> None:
+    """Bare ``pg_dump -Fc``/``pg_restore`` against Canopy's backup and restore of one workspace database."""
+    run_id = os.urandom(3).hex()
+    source, bare_copy = f"bench_ws_{run_id}", f"bench_bare_{run_id}"
+    work = Path(tempfile.mkdtemp(prefix="canopy-bench-backup-"))
+    try:
+        source_url = _create_database(source)
+        started = time.perf_counter()
+        _populate(source_url, posts)
+        with psycopg.connect(source_url) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        assert row
+        size = int(row[0])
+        made = time.perf_counter() - started
+        print(f"workspace database: {posts:,} posts, {size / 1e6:.0f} MB, made in {made:.0f} s")
+        print("throughput in MB of the database (pg_database_size) per second:")
+        dump = work / "bare.dump"
+        bare_backup = _timed(["pg_dump", "-Fc", "-f", str(dump), "-d", source_url])
+        bare_url = _create_database(bare_copy)
+        bare_restore = _timed(["pg_restore", "--no-owner", "-d", bare_url, str(dump)])
+        assert _post_count(bare_url) == posts
+        print(f"  bare pg_dump -Fc      {_rate(size, bare_backup)}   dump {dump.stat().st_size / 1e6:.0f} MB")
+        print(f"  bare pg_restore       {_rate(size, bare_restore)}")
+        canopy_backup, canopy_restore = _canopy(source_url, posts, work)
+        print(f"  Canopy backup         {_rate(size, canopy_backup)}")
+        print(f"  Canopy restore        {_rate(size, canopy_restore)}")
+        print(
+            f"  ratio Canopy/bare: backup {bare_backup / canopy_backup:.2f},"
+            f" restore {bare_restore / canopy_restore:.2f}   (target >= 0.7)"
+        )
+    finally:
+        for name in (source, bare_copy):
+            _drop_database(name)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def wake_benchmark(count: int) -> None:
+    """Wake latency over ``count`` hibernated workspaces (see the module's docstring)."""
     state = Path(tempfile.mkdtemp(prefix="canopy-bench-"))
     db_url = start_postgres(state)
     port = free_port()
@@ -141,7 +323,7 @@ def main() -> int:
     try:
         wait_for("the control plane", lambda: httpx.get(f"{base}/readyz", timeout=1).status_code == 200, 60)
         run_id = os.urandom(3).hex()
-        slugs = [f"wake-{run_id}-{i}" for i in range(args.count)]
+        slugs = [f"wake-{run_id}-{i}" for i in range(count)]
         with httpx.Client(base_url=base, timeout=60) as client:
             for slug in slugs:
                 email = f"owner@{slug}.example.com"
@@ -164,6 +346,18 @@ def main() -> int:
     print("  target: p50 <= 1 s, p95 <= 1.5 s")
     breakdown(log, ids, since)
     figures(f"  all {len(slugs)} at once", at_once)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20, help="hibernated workspaces woken")
+    parser.add_argument("--posts", type=int, default=1_000_000, help="posts of the backed-up workspace")
+    parser.add_argument("--only", choices=("backup", "wake"), help="run one half only")
+    args = parser.parse_args()
+    if args.only != "wake":
+        backup_benchmark(args.posts)
+    if args.only != "backup":
+        wake_benchmark(args.count)
     return 0
 
 
