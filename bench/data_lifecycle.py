@@ -195,7 +195,7 @@ def _populate(url: str, posts: int) -> None:
             " substr(md5('u' || (1 + i %% %(users)s)), 1, 26), substr(md5('c' || (1 + i %% %(n)s)), 1, 26),"
             " CASE WHEN i %% 5 = 0 AND i > %(n)s THEN substr(md5('p' || (i - %(n)s)), 1, 26) ELSE '' END,"
             " substr(%(lorem)s, 1 + (i * 7919) %% 400, 20 + (i * 31) %% 180) || ' #' || (i %% 97),"
-            " '{}'::jsonb FROM generate_series(1, %(posts)s) i",
+            " '{}'::jsonb FROM generate_series(1, %(posts)s::bigint) i",
             {"start": start_ms, "users": users, "n": channels, "lorem": LOREM, "posts": posts},
         )
         for _, definition in indexes:
