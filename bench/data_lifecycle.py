@@ -194,7 +194,7 @@ def _populate(url: str, posts: int) -> None:
             " SELECT substr(md5('p' || i), 1, 26), %(start)s + i * 1000, %(start)s + i * 1000,"
             " substr(md5('u' || (1 + i %% %(users)s)), 1, 26), substr(md5('c' || (1 + i %% %(n)s)), 1, 26),"
             " CASE WHEN i %% 5 = 0 AND i > %(n)s THEN substr(md5('p' || (i - %(n)s)), 1, 26) ELSE '' END,"
-            " substr(%(lorem)s, 1 + (i * 7919) %% 400, 20 + (i * 31) %% 180) || ' #' || (i %% 97),"
+            " substr(%(lorem)s::text, (1 + (i * 7919) %% 400)::int, (20 + (i * 31) %% 180)::int) || ' #' || (i %% 97),"
             " '{}'::jsonb FROM generate_series(1, %(posts)s::bigint) i",
             {"start": start_ms, "users": users, "n": channels, "lorem": LOREM, "posts": posts},
         )
