@@ -1,17 +1,25 @@
-"""Wake latency on the embedded default: from the first request for a hibernated workspace to its first answer.
+"""Data lifecycle benchmarks: backup and restore throughput of a large workspace, and wake latency.
 
-Starts the embedded PostgreSQL and `canopy run` (one worker, local workspace runtime, the API with its proxy) in a
-temporary state directory, signs up N workspaces (POST /api/v1/signup, confirmed with the link from the outbox),
-waits until they serve, hibernates them all (POST /api/v1/workspaces/{id}/hibernate as an operator) and waits until
-no server runs. Then, one workspace at a time, it times `GET /w/<slug>/api/v4/config/client?format=old` (what a
-client asks first) through the proxy: the request wakes the workspace and is held until it serves. Finally it wakes
-them again all at once (one request each, at the same moment).
+Backup half (on the machine's PostgreSQL, ``BENCH_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/
+postgres``): makes a workspace database as the local runtime does (a role owning its database), runs the workspace
+server's migrations on it and fills it by bulk SQL (1,000 users, a team, 200 channels, ``--posts`` posts of
+chat-sized messages, a fifth of them replies). Then, in the same run, it times a bare ``pg_dump -Fc`` to a file and
+``pg_restore`` into a fresh database, and Canopy's backup of the database part (the local runtime's BackupProvider:
+dump in a snapshot with the post count, AES-256-GCM encryption, SHA-256, written to a part file) and its restore into
+a new workspace database. Prints MB/s of the database's size for each and the ratios Canopy/bare (target >= 0.7).
+Everything it made is dropped at the end.
 
-    .venv/bin/python bench/data_lifecycle.py [--count 20]
+Wake half: starts the embedded PostgreSQL and `canopy run` (one worker, local workspace runtime, the API with its
+proxy) in a temporary state directory, signs up N workspaces (POST /api/v1/signup, confirmed with the link from the
+outbox), waits until they serve, hibernates them all (POST /api/v1/workspaces/{id}/hibernate as an operator) and
+waits until no server runs. Then, one workspace at a time, it times `GET /w/<slug>/api/v4/config/client?format=old`
+(what a client asks first) through the proxy: the request wakes the workspace and is held until it serves. Finally
+it wakes them again all at once (one request each, at the same moment). Prints p50 and p95 seconds (target, one at
+a time: p50 <= 1 s, p95 <= 1.5 s on a 2-core machine) and where the time goes: the reconcile's steps as the worker
+logged them (medians), and the rest (the wake's transaction, the job's pickup, the proxy's polling and the request
+itself).
 
-Prints p50 and p95 seconds (target, one at a time: p50 <= 1 s, p95 <= 1.5 s on a 2-core machine) and where the
-time goes: the reconcile's steps as the worker logged them (medians), and the rest (the wake's transaction, the
-job's pickup, the proxy's polling and the request itself).
+    .venv/bin/python bench/data_lifecycle.py [--posts 1000000] [--count 20] [--only backup|wake]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -27,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.time_to_workspace import canopy_env, free_port, percentile, verification_token  # noqa: E402
 from control_plane.embedded import start_postgres  # noqa: E402
+from control_plane.providers.base import WorkspaceSpec  # noqa: E402
 
 PASSWORD = "bench password 1234"
 STEP_LINE = re.compile(r"workspace ([0-9a-f-]{36}): (\w+) ensured in ([0-9.]+) s")
@@ -232,50 +243,63 @@ def _timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def _canopy(source_url: str, posts: int, work: Path) -> tuple[float, float]:
-    """Seconds of Canopy's backup of the database at ``source_url`` (the local runtime's database part: a dump in
-    its snapshot with the post count, encrypted, metered) and of its restore into a fresh database (re-read,
-    checked, decrypted, restored)."""
-    from cryptography.fernet import Fernet
+class Workspaces:
+    """Workspace databases on the benchmark's server as the local runtime makes them (a role owning its database),
+    and the local runtime's BackupProvider over them, keeping its parts under ``work``."""
 
-    from control_plane.credentials.keys import Keyring
-    from control_plane.providers import data_copy
+    def __init__(self, work: Path) -> None:
+        from cryptography.fernet import Fernet
 
-    keys = Keyring((Fernet.generate_key().decode(),))
-    part = work / "canopy.part"
+        from control_plane.credentials.keys import Keyring
+        from control_plane.providers.local import LocalDatabase, LocalStorage
+        from control_plane.providers.local_backup import LocalBackup
+
+        password = secrets.token_urlsafe(24)
+        self.database = LocalDatabase(BENCH_SERVER, lambda _id, _purpose: password)
+        self.backup = LocalBackup(work, self.database, LocalStorage(work), Keyring((Fernet.generate_key().decode(),)))
+        self.made: list[WorkspaceSpec] = []
+
+    def make(self, label: str) -> tuple[WorkspaceSpec, str]:
+        """A new workspace database, and its URL as the workspace's role."""
+        workspace_id = uuid.uuid4()
+        spec = WorkspaceSpec(workspace_id, f"bench-{label}", uuid.uuid4(), "professional", "local", label)
+        self.database.ensure(spec)
+        self.made.append(spec)
+        return spec, self.database.connection_url(spec)
+
+    def teardown(self) -> None:
+        for spec in self.made:
+            self.database.teardown(spec)
+
+
+def _canopy(workspaces: Workspaces, source: WorkspaceSpec, posts: int) -> tuple[float, float]:
+    """Seconds of Canopy's backup of the database part of ``source`` (the local runtime's BackupProvider: a dump in
+    its snapshot with the post count, encrypted, metered, written) and of its restore into a new workspace database
+    (decrypted, authenticated, restored in one transaction)."""
     started = time.perf_counter()
-    with data_copy.dump_database(source_url, "SELECT count(*) FROM posts") as dump, part.open("wb") as f:
-        meter = data_copy.Meter()
-        for chunk in meter.wrap(data_copy.encrypt(dump.chunks, keys)):
-            f.write(chunk)
+    part = workspaces.backup.back_up_database(source, {}, uuid.uuid4())
     backup = time.perf_counter() - started
-    assert dump.count == posts
-    target = f"bench_canopy_{os.urandom(3).hex()}"
-    try:
-        target_url = _create_database(target)
-        started = time.perf_counter()
-        check = data_copy.Meter()
-        data_copy.restore_database(target_url, data_copy.decrypt(check.wrap(data_copy.file_chunks(part)), keys))
-        restore = time.perf_counter() - started
-        assert (check.size, check.sha256) == (meter.size, meter.sha256)
-        assert _post_count(target_url) == posts
-    finally:
-        _drop_database(target)
-    print(f"  Canopy part {meter.size / 1e6:.0f} MB (encrypted dump), sha256 {meter.sha256[:12]}...")
+    assert part.count == posts
+    target, target_url = workspaces.make("restored")
+    started = time.perf_counter()
+    workspaces.backup.restore_database(target, {}, part)
+    restore = time.perf_counter() - started
+    assert _post_count(target_url) == posts
+    print(f"  Canopy database part {part.size / 1e6:.0f} MB (encrypted dump), sha256 {part.sha256}")
     return backup, restore
 
 
 def _rate(size: int, seconds: float) -> str:
-    return f"{size / 1e6 / seconds:7.1f} MB/s ({seconds:.1f} s)"
+    return f"{size / 1e6:7.1f} MB/s ({seconds:.1f} s)"
 
 
 def backup_benchmark(posts: int) -> None:
     """Bare ``pg_dump -Fc``/``pg_restore`` against Canopy's backup and restore of one workspace database."""
-    run_id = os.urandom(3).hex()
-    source, bare_copy = f"bench_ws_{run_id}", f"bench_bare_{run_id}"
+    bare_copy = f"bench_bare_{os.urandom(3).hex()}"
     work = Path(tempfile.mkdtemp(prefix="canopy-bench-backup-"))
+    workspaces = Workspaces(work)
     try:
-        source_url = _create_database(source)
+        source, source_url = workspaces.make("source")
         started = time.perf_counter()
         _populate(source_url, posts)
         with psycopg.connect(source_url) as conn:
@@ -286,13 +310,13 @@ def backup_benchmark(posts: int) -> None:
         print(f"workspace database: {posts:,} posts, {size / 1e6:.0f} MB, made in {made:.0f} s")
         print("throughput in MB of the database (pg_database_size) per second:")
         dump = work / "bare.dump"
-        bare_backup = _timed(["pg_dump", "-Fc", "-f", str(dump), "-d", source_url])
+        bare_backup = _timed(["pg_dump", "-Fc", "-f", str(dump), "-d", _admin(f"ws_{source.short_id}")])
         bare_url = _create_database(bare_copy)
         bare_restore = _timed(["pg_restore", "--no-owner", "-d", bare_url, str(dump)])
         assert _post_count(bare_url) == posts
         print(f"  bare pg_dump -Fc      {_rate(size, bare_backup)}   dump {dump.stat().st_size / 1e6:.0f} MB")
         print(f"  bare pg_restore       {_rate(size, bare_restore)}")
-        canopy_backup, canopy_restore = _canopy(source_url, posts, work)
+        canopy_backup, canopy_restore = _canopy(workspaces, source, posts)
         print(f"  Canopy backup         {_rate(size, canopy_backup)}")
         print(f"  Canopy restore        {_rate(size, canopy_restore)}")
         print(
@@ -300,8 +324,8 @@ def backup_benchmark(posts: int) -> None:
             f" restore {bare_restore / canopy_restore:.2f}   (target >= 0.7)"
         )
     finally:
-        for name in (source, bare_copy):
-            _drop_database(name)
+        _drop_database(bare_copy)
+        workspaces.teardown()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -16,6 +16,7 @@ from control_plane.core.migrate import require_migrated
 from control_plane.core.problems import install_problem_handlers, problem_responses
 from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
+from control_plane.backups.drill_api import router as drills_router
 from control_plane.exports.api import router as exports_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
@@ -48,6 +49,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         organizations_router,
         workspaces_router,
         exports_router,
+        drills_router,
         tokens_router,
         audit_router,
         cells_router,

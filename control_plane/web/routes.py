@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.web import billing_page, dev_mail, invitations, progress_pages, signin, signup, static, verification
+from control_plane.web import (
+    billing_page,
+    data_page,
+    dev_mail,
+    invitations,
+    progress_pages,
+    signin,
+    signup,
+    static,
+    verification,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (signup, verification, signin, invitations, progress_pages, billing_page, dev_mail, static):
+for module in (signup, verification, signin, invitations, progress_pages, billing_page, data_page, dev_mail, static):
     router.include_router(module.router)
