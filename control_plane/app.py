@@ -6,6 +6,8 @@ from fastapi import Depends, FastAPI
 
 from control_plane.accounts.api import router as signup_router
 from control_plane.audit.api import router as audit_router
+from control_plane.backups.api import router as backups_router
+from control_plane.backups.drill_api import router as drills_router
 from control_plane.cells.api import router as cells_router
 from control_plane.core.body_limit import BodyLimitMiddleware
 from control_plane.core.db import database_url
@@ -16,7 +18,6 @@ from control_plane.core.migrate import require_migrated
 from control_plane.core.problems import install_problem_handlers, problem_responses
 from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
-from control_plane.backups.drill_api import router as drills_router
 from control_plane.exports.api import router as exports_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
@@ -49,6 +50,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         organizations_router,
         workspaces_router,
         exports_router,
+        backups_router,
         drills_router,
         tokens_router,
         audit_router,

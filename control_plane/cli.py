@@ -330,7 +330,9 @@ def cmd_backups_drill(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        done = [drills.drill(settings, args.backup_id, "cli")] if args.backup_id else drills.drill_sample(settings, "cli")
+        done = (
+            [drills.drill(settings, args.backup_id, "cli")] if args.backup_id else drills.drill_sample(settings, "cli")
+        )
     except Problem as exc:
         log.error("backup %s: %s", args.backup_id, exc.detail)
         return 1
@@ -344,13 +346,10 @@ def cmd_backups_schedule(args: argparse.Namespace) -> int:
     """Request the due scheduled backups and discard the expired ones now; print how many."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.backups import schedule
-    from control_plane.backups.tasks import defer_backup
     from control_plane.core.settings import get_settings
 
     settings = get_settings()
     requested = schedule.request_scheduled(settings)
-    for backup_id, workspace_id in requested:
-        defer_backup(backup_id, workspace_id)
     expired = schedule.apply_retention(settings)
     print(f"{len(requested)} scheduled backups requested, {len(expired)} expired backups discarded")
     return 0

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from control_plane.accounts.models import Account
 from control_plane.audit.service import record
 from control_plane.backups import repository as backups_repo
+from control_plane.backups import service as backups_service
 from control_plane.backups.drill_models import BackupDrill, DrillOutcome
 from control_plane.backups.models import BackupState, WorkspaceBackup
 from control_plane.core.authz import Role
@@ -81,7 +82,9 @@ def _scratch_providers(settings: Settings, spec: WorkspaceSpec) -> Providers:
 def check_restored(url: str, expected_posts: int | None) -> tuple[list[str], int | None]:
     """What is wrong with a restored workspace database (schema, post count), and its post count."""
     with psycopg.connect(url) as conn:
-        missing = [t for t in SCHEMA_TABLES if conn.execute("SELECT to_regclass(%s)", [t]).fetchone() in (None, (None,))]
+        missing = [
+            t for t in SCHEMA_TABLES if conn.execute("SELECT to_regclass(%s)", [t]).fetchone() in (None, (None,))
+        ]
         if missing:
             return [f"restored database lacks {', '.join(missing)}"], None
         row = conn.execute("SELECT count(*) FROM posts").fetchone()
@@ -91,9 +94,9 @@ def check_restored(url: str, expected_posts: int | None) -> tuple[list[str], int
     return [], posts
 
 
-def _restore_and_check(settings: Settings, ws: Workspace, part: BackupPart, expected_posts: int | None) -> tuple[
-    list[str], int | None
-]:
+def _restore_and_check(
+    settings: Settings, ws: Workspace, part: BackupPart, expected_posts: int | None
+) -> tuple[list[str], int | None]:
     spec = scratch_spec(ws)
     providers = _scratch_providers(settings, spec)
     assert providers.backup is not None
@@ -113,7 +116,7 @@ def examine(settings: Settings, ws: Workspace, backup: WorkspaceBackup) -> tuple
     providers = get_providers(settings, ws.tier.value)
     if providers.backup is None:
         raise Conflict("backups-unavailable", "This deployment keeps no backups of this tier")
-    parts = [BackupPart(**part) for part in backup.parts]
+    parts = backups_service.parts_of(backup)
     problems = []
     for part in parts:
         try:

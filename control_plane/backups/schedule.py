@@ -24,9 +24,9 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from control_plane.backups import repository as backups_repo
 from control_plane.backups import service as backups
 from control_plane.backups.models import BackupKind, BackupState, WorkspaceBackup
+from control_plane.backups.tasks import defer_backup
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.problems import Problem
@@ -72,7 +72,7 @@ def due_workspaces(session: Session, settings: Settings) -> list[uuid.UUID]:
     rows = session.execute(
         select(Workspace.id, Workspace.created_at, newest.c.last)
         .outerjoin(newest, newest.c.workspace_id == Workspace.id)
-        .where(Workspace.lifecycle_state.in_(backups.BACKABLE_STATES))
+        .where(Workspace.lifecycle_state.in_(backups.BACKUP_STATES))
     ).all()
     due = []
     for workspace_id, created_at, last in rows:
@@ -82,7 +82,8 @@ def due_workspaces(session: Session, settings: Settings) -> list[uuid.UUID]:
 
 
 def request_scheduled(settings: Settings) -> list[uuid.UUID]:
-    """Request a scheduled backup of every due workspace (each in its own transaction); returns their ids."""
+    """Request a scheduled backup of every due workspace (each in its own transaction, its job deferred once
+    committed); returns the backups' ids."""
     with session_scope() as session:
         due = due_workspaces(session, settings)
     requested = []
@@ -92,13 +93,15 @@ def request_scheduled(settings: Settings) -> list[uuid.UUID]:
             if ws is None:
                 continue
             try:
-                backups.request_backup(session, ws, BackupKind.scheduled, SCHEDULER)
+                backup = backups.request_backup(session, ws, BackupKind.scheduled, SCHEDULER)
             except Problem as exc:  # one already running, or the workspace changed state meanwhile
-                logger.info("scheduled backup of %s not requested: %s", workspace_id, exc)
+                logger.info("scheduled backup of %s not requested: %s", workspace_id, exc.detail)
                 session.rollback()
                 continue
+            backup_id = backup.id
             session.commit()
-            requested.append(workspace_id)
+        defer_backup(backup_id, workspace_id)
+        requested.append(backup_id)
     return requested
 
 
@@ -127,7 +130,9 @@ def scheduled_to_keep(tier: str, scheduled: Sequence[WorkspaceBackup], settings:
     return _newest_per(scheduled, "%Y-%m-%d", settings.backup_keep_professional_daily)
 
 
-def expired(tier: str, completed: Sequence[WorkspaceBackup], settings: Settings, now: datetime) -> list[WorkspaceBackup]:
+def expired(
+    tier: str, completed: Sequence[WorkspaceBackup], settings: Settings, now: datetime
+) -> list[WorkspaceBackup]:
     """A workspace's completed backups that its retention no longer keeps: those past their own ``keep_until``, the
     scheduled ones its tier does not keep, manual and final ones past their configured days."""
     kept_days = {
@@ -149,6 +154,22 @@ def expired(tier: str, completed: Sequence[WorkspaceBackup], settings: Settings,
     return out
 
 
+def _completed_of(session: Session, workspace_id: uuid.UUID) -> list[WorkspaceBackup]:
+    query = select(WorkspaceBackup).where(
+        WorkspaceBackup.workspace_id == workspace_id, WorkspaceBackup.state == BackupState.completed
+    )
+    return list(session.scalars(query.with_for_update()))
+
+
+def _expire(session: Session, ws: Workspace, backup: WorkspaceBackup) -> None:
+    """Discard the backup's parts through the provider (idempotent), then mark it expired, audited."""
+    provider = backups.backup_provider(ws.tier.value)
+    for part in backups.parts_of(backup):
+        provider.discard(part)
+    backup.state = BackupState.expired
+    backups.audit_backup(session, backup, RETENTION, "expire")
+
+
 def apply_retention(settings: Settings) -> list[uuid.UUID]:
     """Discard and mark ``expired`` every backup past its retention (one transaction per workspace); returns their
     ids."""
@@ -165,9 +186,8 @@ def apply_retention(settings: Settings) -> list[uuid.UUID]:
             ws = session.get(Workspace, workspace_id)
             if ws is None:
                 continue
-            completed = backups_repo.completed_of(session, workspace_id)
-            for backup in expired(ws.tier.value, completed, settings, now):
-                backups.expire(session, ws, backup, RETENTION)
+            for backup in expired(ws.tier.value, _completed_of(session, workspace_id), settings, now):
+                _expire(session, ws, backup)
                 gone.append(backup.id)
             session.commit()
     return gone

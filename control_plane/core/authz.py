@@ -40,6 +40,9 @@ class Permission(enum.StrEnum):
     hibernate_workspace = "hibernate_workspace"
     wake_workspace = "wake_workspace"
     export_workspace = "export_workspace"
+    back_up_workspace = "back_up_workspace"
+    restore_workspace = "restore_workspace"
+    read_backups = "read_backups"
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
     manage_cells = "manage_cells"
@@ -58,6 +61,9 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.hibernate_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.wake_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.export_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.back_up_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.restore_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.read_backups: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_cells: frozenset({R.operator, R.admin}),

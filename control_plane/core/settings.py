@@ -167,7 +167,9 @@ class Settings(BaseSettings):
         default=12, ge=0, description="Monthly backups (a month's newest) an Enterprise keeps beyond its daily ones."
     )
     backup_keep_manual_days: int = Field(default=30, ge=1, description="Days an on-demand backup is kept.")
-    backup_keep_final_days: int = Field(default=90, ge=1, description="Days a deleted workspace's final backup is kept.")
+    backup_keep_final_days: int = Field(
+        default=90, ge=1, description="Days a deleted workspace's final backup is kept."
+    )
     backup_drill_seconds: int = Field(
         default=86400, ge=0, description="Period of the restore drills (0 = only `canopy backups drill`)."
     )

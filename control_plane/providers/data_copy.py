@@ -44,6 +44,8 @@ CHUNK = 1 << 20
 """Bytes read at a time from a process, a file or a part."""
 
 SYSTEM_BINARIES = Path("/usr/lib/postgresql")
+POST_COUNT: LiteralString = "SELECT count(*) FROM posts"
+"""The count a database backup records: every row of the workspace server's ``posts`` table (deleted ones too)."""
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 

@@ -20,14 +20,19 @@ def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | Non
     workspace row); only the local runtime takes it.
     """
     if settings.provider == "local":
+        from control_plane.credentials.keys import keyring
         from control_plane.credentials.service import workspace_secret
         from control_plane.providers import local
+        from control_plane.providers.local_backup import LocalBackup
 
+        database = local.LocalDatabase(database_url(), secrets or workspace_secret)
+        storage = local.LocalStorage(settings.state_dir)
         return Providers(
-            database=local.LocalDatabase(database_url(), secrets or workspace_secret),
-            storage=local.LocalStorage(settings.state_dir),
+            database=database,
+            storage=storage,
             compute=local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds),
             dns=local.LocalDns(settings.base_domain, settings.public_url),
+            backup=LocalBackup(settings.state_dir, database, storage, keyring(settings)),
         )
     if settings.provider == "aws":
         from control_plane.providers.aws.fleet import aws_providers

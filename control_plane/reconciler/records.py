@@ -182,6 +182,21 @@ def record_hibernated(workspace_id: uuid.UUID, generation: int) -> None:
         _mark_down(ws, "Hibernated", ("ComputeReady", "Available"), now)
 
 
+def record_restored(workspace_id: uuid.UUID, generation: int) -> None:
+    """A restore in place is over: the workspace resumes the state it left (audited, actor ``worker``), its server
+    down until the next reconcile starts it."""
+    from control_plane.workspaces.service import transition
+
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        _mark_down(ws, "Restored", ("ComputeReady", "Available"), now)
+        if ws.lifecycle_state == Lifecycle.restoring and ws.resume_state is not None:
+            session = object_session(ws)
+            assert session is not None
+            transition(session, ws, ws.resume_state, "worker", action="workspace.restored")
+
+
 def record_torn_down(workspace_id: uuid.UUID, condition: str | None) -> None:
     if condition is None:
         return
@@ -207,8 +222,8 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
 
 
 def workspaces_to_resync(now: datetime) -> list[uuid.UUID]:
-    """Workspaces whose desired state needs (re)checking now: live ones, deletions, due retries."""
-    wanted = RUNNING_STATES | {Lifecycle.pending_deletion}
+    """Workspaces whose desired state needs (re)checking now: live ones, deletions, restores, due retries."""
+    wanted = RUNNING_STATES | {Lifecycle.pending_deletion, Lifecycle.restoring}
     not_backing_off = or_(Workspace.next_attempt_at.is_(None), Workspace.next_attempt_at <= now)
     due_retry = and_(Workspace.next_attempt_at <= now, Workspace.lifecycle_state != Lifecycle.deleted)
     query = select(Workspace.id).where(or_(and_(Workspace.lifecycle_state.in_(wanted), not_backing_off), due_retry))

@@ -145,6 +145,22 @@ def hibernate(snap: records.Snapshot) -> str:
     return "hibernated"
 
 
+def restore_in_place(snap: records.Snapshot) -> str:
+    """Stop the server, put the pending restore's database and files back (:mod:`control_plane.backups.restoring`),
+    then resume the state the workspace left and defer the reconcile that starts its server again."""
+    from control_plane.backups.restoring import restore_in_place as apply_restore
+
+    ctx = _context(snap)
+    try:
+        ctx.providers.compute.stop(ctx.spec)
+        apply_restore(ctx.spec, ctx.providers, ctx.outputs)
+    except Exception as exc:
+        return _fail(ctx, "restore", None, exc)
+    records.record_restored(snap.spec.id, snap.generation)
+    defer_reconcile(snap.spec.id)
+    return "restored"
+
+
 def nothing(snap: records.Snapshot) -> str:
     return f"nothing to do in {snap.state.value}"
 
@@ -153,6 +169,7 @@ ACTIONS: dict[Lifecycle, Callable[[records.Snapshot], str]] = {
     **dict.fromkeys(RUNNING_STATES, converge),
     Lifecycle.pending_deletion: delete,
     Lifecycle.hibernated: hibernate,
+    Lifecycle.restoring: restore_in_place,
     Lifecycle.pending_verification: nothing,
     Lifecycle.deleted: nothing,
 }

@@ -14,18 +14,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from control_plane.accounts import repository as accounts_repo
 from control_plane.accounts.models import Account
 from control_plane.backups import service as backups
-from control_plane.backups.tasks import defer_backup, defer_restore
+from control_plane.backups.models import OPEN_BACKUP_STATES
+from control_plane.backups.schemas import CloneRestore, InPlaceRestore
+from control_plane.backups.tasks import defer_backup
 from control_plane.core.authz import Principal
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Problem
 from control_plane.core.settings import Settings
 from control_plane.exports import service as exports
+from control_plane.exports.models import OPEN_STATES as EXPORT_OPEN_STATES
 from control_plane.exports.tasks import defer_export
+from control_plane.reconciler.queue import defer_reconcile
 from control_plane.web.access import own_workspace
 from control_plane.web.sessions import Viewer, login_redirect
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, not_found, redirect, render
@@ -71,12 +76,16 @@ def _page(
         "backups": listed_backups,
         "exports": [(export, exports.download_link(export)) for export in listed_exports],
         "alert": alert,
+        "busy": any(b.state in OPEN_BACKUP_STATES for b in listed_backups)
+        or any(e.state in EXPORT_OPEN_STATES for e in listed_exports),
     }
     return render(request, settings, "workspace_data.html", context, viewer=viewer, form=True, status_code=status_code)
 
 
 @router.get("/workspaces/{workspace_id}/data")
-def data_page(workspace_id: str, request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer) -> Response:
+def data_page(
+    workspace_id: str, request: Request, session: DbSession, settings: SettingsDep, viewer: Viewer
+) -> Response:
     """The workspace's backups and exports, with their actions."""
     if viewer is None:
         return login_redirect(request.url.path)
@@ -109,7 +118,9 @@ def _form_action(
         session.commit()
     except Problem as problem:
         session.rollback()
-        return _page(request, session, settings, viewer, ws, alert=problem.detail or problem.title, status_code=problem.status)
+        return _page(
+            request, session, settings, viewer, ws, alert=problem.detail or problem.title, status_code=problem.status
+        )
     then()
     return redirect(data_path(ws))
 
@@ -150,6 +161,13 @@ def export_now(
     return _form_action(request, session, settings, viewer, workspace_id, csrf_token, act)
 
 
+def _slug_of(address: str, settings: Settings) -> str:
+    """The slug of an address typed as ``<slug>`` or ``<slug>.<base domain>``."""
+    address = address.strip().lower()
+    suffix = f".{settings.base_domain}"
+    return address[: -len(suffix)] if address.endswith(suffix) else address
+
+
 @router.post("/workspaces/{workspace_id}/data/backups/{backup_id}/restore")
 def restore(
     workspace_id: str,
@@ -166,10 +184,15 @@ def restore(
     is the workspace's own address typed out."""
 
     def act(principal: Principal, ws: Workspace) -> Callable[[], None]:
-        if confirm:
-            done = backups.restore_in_place(session, principal, ws.id, backup_id, confirm=confirm)
-        else:
-            done = backups.restore_to_new(session, principal, ws.id, backup_id, slug=target.strip())
-        return lambda: defer_restore(done.id)
+        try:
+            body = (
+                InPlaceRestore(mode="in_place", confirm=_slug_of(confirm, settings))
+                if confirm
+                else CloneRestore(mode="clone", slug=_slug_of(target, settings))
+            )
+        except ValidationError:
+            raise Problem(422, "invalid-address", "Invalid address", "Type the new workspace's address") from None
+        restore = backups.request_restore(session, principal, ws.id, backup_id, body)
+        return lambda: defer_reconcile(restore.target_workspace_id)
 
     return _form_action(request, session, settings, viewer, workspace_id, csrf_token, act)

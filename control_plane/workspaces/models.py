@@ -41,7 +41,8 @@ class Workspace(Base):
         ),
         Index("ix_workspaces_next_attempt", "next_attempt_at"),
         CheckConstraint(
-            "(lifecycle_state = 'hibernated') = (resume_state IS NOT NULL)", name="resume_state_iff_hibernated"
+            "(lifecycle_state IN ('hibernated', 'restoring')) = (resume_state IS NOT NULL)",
+            name="resume_state_iff_hibernated",
         ),
     )
 
@@ -55,7 +56,7 @@ class Workspace(Base):
     desired_release: Mapped[str] = mapped_column(String(50))
     observed_release: Mapped[str | None] = mapped_column(String(50), nullable=True)
     lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"), index=True)
-    # The state waking returns to; set exactly while hibernated.
+    # The state waking (or the end of a restore in place) returns to; set exactly while hibernated or restoring.
     resume_state: Mapped[Lifecycle | None] = mapped_column(_enum(Lifecycle, "lifecycle"), nullable=True)
     conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

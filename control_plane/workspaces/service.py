@@ -17,7 +17,7 @@ from control_plane.core.problems import Conflict, InvalidInput, NotFound
 from control_plane.core.settings import get_settings
 from control_plane.organizations.models import Organization
 from control_plane.workspaces import repository, slugs
-from control_plane.workspaces.lifecycle import Lifecycle, check_transition, wake_target
+from control_plane.workspaces.lifecycle import Lifecycle, check_transition, resume_state_on_entering, wake_target
 from control_plane.workspaces.models import Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
@@ -109,10 +109,10 @@ def new_workspace(
 
 def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str, action: str | None = None) -> None:
     """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited as ``action`` (default
-    ``workspace.<target>``), not committed. Entering ``hibernated`` remembers the state to resume."""
+    ``workspace.<target>``), not committed. Entering ``hibernated`` or ``restoring`` remembers the state to resume."""
     check_transition(ws.lifecycle_state, target)
     before = snapshot(ws)
-    ws.resume_state = ws.lifecycle_state if target == Lifecycle.hibernated else None
+    ws.resume_state = resume_state_on_entering(ws.lifecycle_state, ws.resume_state, target)
     ws.lifecycle_state = target
     ws.generation += 1
     ws.updated_at = utcnow()

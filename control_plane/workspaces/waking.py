@@ -71,6 +71,14 @@ def still_waking() -> Problem:
     return problem
 
 
+def being_restored() -> Problem:
+    """What a request for a workspace being restored in place gets at once: ``503 workspace-restoring`` with
+    ``Retry-After`` (it comes back with the backup's content)."""
+    problem = Problem(503, "workspace-restoring", "Service unavailable", "The workspace is being restored; try again")
+    problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return problem
+
+
 def claim(slug: str) -> Claim | None:
     """Wake the workspace at ``slug`` if it sleeps (committed, then its reconcile deferred); None when no workspace
     there can serve (unknown, provisioning, being deleted)."""

@@ -56,7 +56,9 @@ def test_an_intact_backup_drills_ok_and_a_flipped_byte_is_reported_corrupt(drill
     wait_until(lambda: f"the drill asked for\n{plane.worker_logs()}", drilled_twice, timeout=120)
     corrupt = found[0]
     assert corrupt["outcome"] == "corrupt" and corrupt["posts_restored"] is None
-    assert corrupt["problems"] == ["part database: record 0 fails authentication (altered, reordered or from another part)"]
+    assert corrupt["problems"] == [
+        "part database: record 0 fails authentication (altered, reordered or from another part)"
+    ]
     assert _workspace_databases(drilling) == databases
 
     with plane.admin() as conn:
