@@ -25,8 +25,8 @@ from control_plane.workspaces.models import Workspace
 __all__ = [
     "Account",
     "ApiToken",
-    "BackupDrill",
     "AuditEntry",
+    "BackupDrill",
     "Base",
     "BillingNotice",
     "BillingReconciliation",
