@@ -228,13 +228,11 @@ def of_backup(session: Session, backup_id: uuid.UUID, limit: int = 20) -> list[B
 
 def latest_outcomes(session: Session) -> dict[DrillOutcome, int]:
     """How many backups' newest drill is ok and how many corrupt (for /metrics)."""
-    newest = (
-        select(BackupDrill.outcome)
-        .distinct(BackupDrill.backup_id)
-        .order_by(BackupDrill.backup_id, BackupDrill.created_at.desc())
-        .subquery()
-    )
-    rows = session.execute(select(newest.c.outcome, func.count()).group_by(newest.c.outcome)).all()
+    order = func.row_number().over(partition_by=BackupDrill.backup_id, order_by=BackupDrill.created_at.desc())
+    ranked = select(BackupDrill.outcome, order.label("n")).subquery()
+    rows = session.execute(
+        select(ranked.c.outcome, func.count()).where(ranked.c.n == 1).group_by(ranked.c.outcome)
+    ).all()
     found = {outcome: 0 for outcome in DrillOutcome}
     found.update({DrillOutcome(outcome): int(count) for outcome, count in rows})
     return found

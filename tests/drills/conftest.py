@@ -14,8 +14,11 @@ import pytest
 from mattermostdriver import Driver
 
 from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.models import Tier
 from tests.reconciler.conftest import PASSWORD, Plane, plane_context
 from tests.waiting import wait_until
+
+SERVING = (Lifecycle.trialing, Lifecycle.active)
 
 
 @dataclass
@@ -25,12 +28,12 @@ class DrillPlane:
     plane: Plane
     clock_file: Path
 
-    def workspace(self, slug: str, tier: Any = None) -> tuple[uuid.UUID, Driver]:
+    def workspace(self, slug: str, tier: Tier = Tier.professional) -> tuple[uuid.UUID, Driver]:
         """A workspace provisioned by the workers, and ``mattermostdriver`` logged in as its owner."""
         if not self.plane.workers:
             self.plane.start_worker()
-        workspace_id = self.plane.create_workspace(slug, **({"tier": tier} if tier else {}))
-        ws = self.plane.wait_state(workspace_id, Lifecycle.trialing, timeout=90)
+        workspace_id = self.plane.create_workspace(slug, tier)
+        ws = self.plane.wait_for(workspace_id, lambda w: w.lifecycle_state in SERVING, timeout=90)
         driver = Driver(
             {
                 "url": "127.0.0.1",
@@ -59,6 +62,15 @@ class DrillPlane:
         )
         assert response.status_code == 202, response.text
         return self.wait_completed(workspace_id, response.json()["id"])
+
+    def backups(self, workspace_id: uuid.UUID) -> list[tuple[str, str, str]]:
+        """(kind, state, id) of the workspace's backups, oldest first."""
+        with self.plane.admin() as conn:
+            rows = conn.execute(
+                "SELECT kind, state, id::text FROM workspace_backups WHERE workspace_id = %s ORDER BY created_at",
+                [workspace_id],
+            ).fetchall()
+        return [(str(kind), str(state), str(backup_id)) for kind, state, backup_id in rows]
 
     def wait_completed(self, workspace_id: uuid.UUID, backup_id: str, timeout: float = 120.0) -> dict[str, Any]:
         found: dict[str, Any] = {}
