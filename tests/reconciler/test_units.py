@@ -126,7 +126,7 @@ def test_hibernation_pauses_a_state_and_waking_resumes_it(state: Lifecycle) -> N
 
 def test_only_serving_states_hibernate() -> None:
     assert {Lifecycle.trialing, Lifecycle.active, Lifecycle.past_due, Lifecycle.suspended} == HIBERNATABLE_STATES
-    assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.pending_deletion}
+    assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.restoring, Lifecycle.pending_deletion}
     for state in (Lifecycle.provisioning, Lifecycle.pending_deletion, Lifecycle.hibernated):
         with pytest.raises(IllegalTransition) as refused:
             check_transition(state, Lifecycle.hibernated)
