@@ -4,6 +4,8 @@ corrupt with what is wrong, audited, counted on /metrics and mailed to the opera
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -78,6 +80,16 @@ def test_an_intact_backup_drills_ok_and_a_flipped_byte_is_reported_corrupt(drill
     metrics = plane.api.get("/metrics").text
     assert 'canopy_backup_drills_latest{outcome="corrupt"} 1.0' in metrics
     assert 'canopy_backup_drills_latest{outcome="ok"} 0.0' in metrics
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", "backups", "drill", backup["id"]],
+        env=plane.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 1, cli.stderr
+    assert cli.stdout.startswith(f"backup {backup['id']}: corrupt") and "part database" in cli.stdout
 
     refused = plane.api.post(f"/api/v1/backups/{backup['id']}/drills", headers=plane.owner_headers[workspace_id])
     assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"

@@ -4,6 +4,8 @@ a manual backup goes after its 30 days. Expired backups' part files are gone and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +15,6 @@ from control_plane.core.clock import advance
 from control_plane.core.settings import get_settings
 from control_plane.workspaces.models import Tier
 from tests.drills.conftest import DrillPlane
-from tests.waiting import wait_until
 
 DAYS = 9
 
@@ -55,4 +56,16 @@ def test_a_scheduled_backup_a_day_and_retention_per_tier(drilling: DrillPlane) -
             "SELECT count(*) FROM audit_entries WHERE action = 'workspace_backup.expire' AND actor = 'retention'"
         ).fetchone()
     assert audited == (DAYS - 7 + 1,)
-    wait_until("nothing left to expire", lambda: schedule.apply_retention(settings) == [])
+    assert schedule.apply_retention(settings) == []
+
+    cli = subprocess.run(  # a day after the last scheduled ones: both are due again
+        [sys.executable, "-m", "control_plane.cli", "backups", "schedule"],
+        env=drilling.plane.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip() == "2 scheduled backups requested, 0 expired backups discarded"
+    for workspace_id in (pro, ent):
+        drilling.wait_completed(workspace_id, drilling.backups(workspace_id)[-1][2])
