@@ -155,8 +155,15 @@ def drillable(session: Session, backup_id: uuid.UUID, *, completed: bool = True)
     return backup
 
 
+def require_supported(settings: Settings) -> None:
+    """409 off the local runtime, where drills do not run yet (see docs/architecture.md, "Known gaps")."""
+    if settings.provider != "local":
+        raise Conflict("drills-unsupported", "Restore drills run on the local runtime only (for now)")
+
+
 def drill(settings: Settings, backup_id: uuid.UUID, actor: str) -> BackupDrill:
     """Drill one completed backup now; the drill row is committed, audited and (corrupt) mailed to operators."""
+    require_supported(settings)
     with session_scope() as session:
         backup = drillable(session, backup_id)
         ws = session.get(Workspace, backup.workspace_id)
@@ -209,7 +216,10 @@ def sample(session: Session, settings: Settings) -> list[uuid.UUID]:
 
 
 def drill_sample(settings: Settings, actor: str = "drills") -> list[BackupDrill]:
-    """Drill a sample of the backups (the periodic task)."""
+    """Drill a sample of the backups (the periodic task; nothing off the local runtime, see :func:`drill`)."""
+    if settings.provider != "local":
+        logger.info("restore drills run on the local runtime only")
+        return []
     with session_scope() as session:
         picked = sample(session, settings)
     return [drill(settings, backup_id, actor) for backup_id in picked]
