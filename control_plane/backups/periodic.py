@@ -16,6 +16,7 @@ from control_plane.core.task_queue import app, ensure_sync_open
 from control_plane.reconciler.tasks import every
 
 SCHEDULE_TASK = "schedule_backups"
+RETENTION_TASK = "expire_backups"
 DRILL_TASK = "drill_backups"
 DRILL_ONE_TASK = "drill_backup"
 
@@ -24,9 +25,14 @@ _settings_at_import = get_settings()
 
 @app.task(name=SCHEDULE_TASK, lock=SCHEDULE_TASK, queueing_lock=SCHEDULE_TASK, pass_context=False)
 def schedule_backups(timestamp: int) -> int:
-    """Request the due scheduled backups, then discard the expired ones; returns how many of each changed."""
-    settings = get_settings()
-    return len(schedule.request_scheduled(settings)) + len(schedule.apply_retention(settings))
+    """Request the due scheduled backups; returns how many."""
+    return len(schedule.request_scheduled(get_settings()))
+
+
+@app.task(name=RETENTION_TASK, lock=RETENTION_TASK, queueing_lock=RETENTION_TASK, pass_context=False)
+def expire_backups(timestamp: int) -> int:
+    """Discard the backups past their retention; returns how many."""
+    return len(schedule.apply_retention(get_settings()))
 
 
 @app.task(name=DRILL_TASK, lock=DRILL_TASK, queueing_lock=DRILL_TASK, pass_context=False)
@@ -50,8 +56,8 @@ def drill_backup(backup_id: str, actor: str) -> str:
 
 
 if _settings_at_import.backup_schedule_seconds > 0:
-    app.periodic(
-        cron=every(schedule.check_seconds(_settings_at_import.backup_schedule_seconds)), periodic_id=SCHEDULE_TASK
-    )(schedule_backups)
+    _check = every(schedule.check_seconds(_settings_at_import.backup_schedule_seconds))
+    app.periodic(cron=_check, periodic_id=SCHEDULE_TASK)(schedule_backups)
+    app.periodic(cron=_check, periodic_id=RETENTION_TASK)(expire_backups)
 if _settings_at_import.backup_drill_seconds > 0:
     app.periodic(cron=every(_settings_at_import.backup_drill_seconds), periodic_id=DRILL_TASK)(drill_backups)
