@@ -11,9 +11,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import uvicorn
@@ -377,6 +377,103 @@ def cmd_workspaces_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_for(read: Callable[[], tuple[bool, dict[str, Any]]], timeout: float, what: str) -> dict[str, Any] | None:
+    """Poll ``read`` (done?, shown) every half second until done; None (logged) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, shown = read()
+        if done:
+            return shown
+        if time.monotonic() > deadline:
+            log.error("%s is still %s (it goes on in the background)", what, shown.get("state"))
+            return None
+        time.sleep(0.5)
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    """Back workspaces up, list and show their backups, restore one (as an operator at the console; JSON out)."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import repository as backups
+    from control_plane.backups import service
+    from control_plane.backups.models import OPEN_BACKUP_STATES, OPEN_RESTORE_STATES, BackupKind
+    from control_plane.backups.schemas import CloneRestore, InPlaceRestore, backup_out, restore_out
+    from control_plane.backups.tasks import defer_backup
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+    from control_plane.reconciler.queue import defer_reconcile
+    from control_plane.workspaces import repository
+
+    def show_backup(backup_id: uuid.UUID) -> tuple[bool, dict[str, Any]]:
+        with session_scope() as session:
+            backup = backups.get(session, backup_id)
+            if backup is None:
+                raise LookupError(f"backup {backup_id} not found")
+            shown = backup_out(backup).model_dump(mode="json")
+            restore = backups.newest_restore_of(session, backup_id)
+            shown["restore"] = restore_out(restore).model_dump(mode="json") if restore else None
+            return backup.state not in OPEN_BACKUP_STATES, shown
+
+    def show_restore(restore_id: uuid.UUID) -> tuple[bool, dict[str, Any]]:
+        with session_scope() as session:
+            restore = backups.get_restore(session, restore_id)
+            assert restore is not None
+            return restore.state not in OPEN_RESTORE_STATES, restore_out(restore).model_dump(mode="json")
+
+    verb = args.backups_command
+    try:
+        if verb == "list":
+            with session_scope() as session:
+                rows = backups.newest_of(session, args.workspace_id, args.limit)
+                print(json.dumps([backup_out(b).model_dump(mode="json") for b in rows], indent=2))
+            return 0
+        if verb == "show":
+            print(json.dumps(show_backup(args.backup_id)[1], indent=2))
+            return 0
+        if verb == "create":
+            with session_scope() as session:
+                ws = repository.get(session, args.workspace_id, for_update=True)
+                if ws is None:
+                    raise LookupError(f"workspace {args.workspace_id} not found")
+                backup_id = service.request_backup(session, ws, BackupKind.manual, "cli").id
+            defer_backup(backup_id, args.workspace_id)
+            shown = show_backup(backup_id)[1] if args.no_wait else None
+            if shown is None:
+                shown = _wait_for(lambda: show_backup(backup_id), args.timeout, f"backup {backup_id}")
+            if shown is None:
+                return 1
+            print(json.dumps(shown, indent=2))
+            return 0 if shown["state"] != "failed" else 1
+        body: CloneRestore | InPlaceRestore
+        if args.clone:
+            body = CloneRestore(mode="clone", slug=args.clone, display_name=args.display_name)
+        else:
+            body = InPlaceRestore(mode="in_place", confirm=args.confirm or "")
+        with session_scope() as session:
+            backup = backups.get(session, args.backup_id)
+            if backup is None:
+                raise LookupError(f"backup {args.backup_id} not found")
+            ws = repository.get(session, backup.workspace_id, for_update=True)
+            assert ws is not None
+            restore = service.start_restore(session, ws, backup, body, "cli", None)
+            restore_id, target_id = restore.id, restore.target_workspace_id
+        defer_reconcile(target_id)
+        shown = show_restore(restore_id)[1] if args.no_wait else None
+        if shown is None:
+            shown = _wait_for(lambda: show_restore(restore_id), args.timeout, f"restore {restore_id}")
+        if shown is None:
+            return 1
+        print(json.dumps(shown, indent=2))
+        return 0 if shown["state"] != "failed" else 1
+    except LookupError as exc:
+        log.error("%s", exc)
+        return 1
+    except Problem as exc:
+        log.error("%s", exc.detail)
+        return 1
+
+
 def cmd_billing(args: argparse.Namespace) -> int:
     """Run the billing of due organizations (or one) now, or collect today's seat snapshots now."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
@@ -464,11 +561,31 @@ def build_parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
     status.add_argument("workspace_id", type=uuid.UUID)
     status.set_defaults(func=cmd_workspaces_status)
-    backups = sub.add_parser("backups", help="workspace backups").add_subparsers(dest="backups_command", required=True)
-    drill = backups.add_parser("drill", help="restore-drill a backup (or the periodic sample) now")
+    backups = sub.add_parser("backups", help="back workspaces up and restore them (JSON out)")
+    backup_verbs = backups.add_subparsers(dest="backups_command", required=True)
+    create = backup_verbs.add_parser("create", help="back a workspace up now and wait for the backup")
+    create.add_argument("workspace_id", type=uuid.UUID)
+    listing = backup_verbs.add_parser("list", help="a workspace's newest backups")
+    listing.add_argument("workspace_id", type=uuid.UUID)
+    listing.add_argument("--limit", type=int, default=20)
+    show = backup_verbs.add_parser("show", help="one backup and its newest restore")
+    show.add_argument("backup_id", type=uuid.UUID)
+    restore = backup_verbs.add_parser("restore", help="restore a backup into a new workspace or in place, and wait")
+    restore.add_argument("backup_id", type=uuid.UUID)
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--clone", metavar="SLUG", help="into a new workspace at this address (the backup's users)")
+    target.add_argument("--in-place", action="store_true", help="over the workspace (what was posted since is lost)")
+    restore.add_argument("--confirm", metavar="SLUG", help="with --in-place: the workspace's slug")
+    restore.add_argument("--display-name", help="with --clone: the new workspace's name")
+    for waiting in (create, restore):
+        waiting.add_argument("--no-wait", action="store_true", help="queue it and return")
+        waiting.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    for backup_parser in (create, listing, show, restore):
+        backup_parser.set_defaults(func=cmd_backups)
+    drill = backup_verbs.add_parser("drill", help="restore-drill a backup (or the periodic sample) now")
     drill.add_argument("backup_id", type=uuid.UUID, nargs="?", help="the backup (default: the periodic sample)")
     drill.set_defaults(func=cmd_backups_drill)
-    backups.add_parser(
+    backup_verbs.add_parser(
         "schedule", help="request the due scheduled backups and discard the expired ones now"
     ).set_defaults(func=cmd_backups_schedule)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)

@@ -207,23 +207,23 @@ def newest_restore(
     return restore
 
 
-def request_restore(
+def start_restore(
     session: Session,
-    principal: Principal,
-    workspace_id: uuid.UUID,
-    backup_id: uuid.UUID,
+    ws: Workspace,
+    backup: WorkspaceBackup,
     body: CloneRestore | InPlaceRestore,
+    actor: str,
+    initial_admin: tuple[str, str] | None,
 ) -> WorkspaceRestore:
-    """Restore a completed backup (added and audited, committed; the caller defers the target's reconcile):
+    """Restore a completed backup of ``ws`` (locked by the caller; added and audited, not committed; the caller
+    defers the target's reconcile):
 
-    - clone: a new workspace of the same organization, tier and region at ``body.slug``, ``provisioning``, whose
-      initial admin is the requester (as workspace creation does); its reconcile restores the backup into it
-      before its server first starts;
+    - clone: a new workspace of the same organization, tier and region at ``body.slug``, ``provisioning``, with
+      ``initial_admin`` (email, password hash) as workspace creation has it; its reconcile restores the backup into
+      it before its server first starts;
     - in place: 409 unless ``body.confirm`` is the workspace's slug; the workspace goes ``restoring`` (its server
       stops, requests get 503 with ``Retry-After``) and comes back in the state it left, with the backup's content.
     """
-    ws = workspaces.visible(session, principal, workspace_id, for_update=True)
-    backup = visible(session, principal, workspace_id, backup_id)
     if backup.state is not BackupState.completed:
         raise Conflict("backup-not-restorable", f"The backup is {backup.state.value}: only a completed one restores")
     if isinstance(body, InPlaceRestore):
@@ -233,11 +233,9 @@ def request_restore(
             )
         if repository.open_restore_into(session, ws.id) is not None:
             raise Conflict("restore-in-progress", "A restore into this workspace is already under way")
-        workspaces.transition(session, ws, Lifecycle.restoring, principal.actor, action="workspace.restore")
+        workspaces.transition(session, ws, Lifecycle.restoring, actor, action="workspace.restore")
         target = ws
     else:
-        account = session.get(Account, principal.account_id)
-        assert account is not None
         target = workspaces.new_workspace(
             session,
             organization_id=ws.organization_id,
@@ -246,8 +244,8 @@ def request_restore(
             tier=ws.tier,
             region=ws.region,
             state=Lifecycle.provisioning,
-            actor=principal.actor,
-            initial_admin=(account.email, account.password_hash),
+            actor=actor,
+            initial_admin=initial_admin,
         )
     restore = WorkspaceRestore(
         backup_id=backup.id,
@@ -256,11 +254,28 @@ def request_restore(
         target_workspace_id=target.id,
         mode=RestoreMode.in_place if isinstance(body, InPlaceRestore) else RestoreMode.clone,
         state=RestoreState.queued,
-        requested_by=principal.actor,
+        requested_by=actor,
     )
     session.add(restore)
     session.flush()
-    audit_restore(session, restore, principal.actor, "create")
+    audit_restore(session, restore, actor, "create")
+    return restore
+
+
+def request_restore(
+    session: Session,
+    principal: Principal,
+    workspace_id: uuid.UUID,
+    backup_id: uuid.UUID,
+    body: CloneRestore | InPlaceRestore,
+) -> WorkspaceRestore:
+    """:func:`start_restore` for a caller who may see the backup, a clone's initial admin being the caller;
+    committed."""
+    ws = workspaces.visible(session, principal, workspace_id, for_update=True)
+    backup = visible(session, principal, workspace_id, backup_id)
+    account = session.get(Account, principal.account_id)
+    assert account is not None
+    restore = start_restore(session, ws, backup, body, principal.actor, (account.email, account.password_hash))
     session.commit()
     return restore
 

@@ -25,6 +25,7 @@ from control_plane.core.settings import Settings, get_settings
 from control_plane.providers.base import Ensured, WorkspaceSpec
 from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
 from control_plane.subscriptions import service as subscriptions
+from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -185,8 +186,6 @@ def record_hibernated(workspace_id: uuid.UUID, generation: int) -> None:
 def record_restored(workspace_id: uuid.UUID, generation: int) -> None:
     """A restore in place is over: the workspace resumes the state it left (audited, actor ``worker``), its server
     down until the next reconcile starts it."""
-    from control_plane.workspaces.service import transition
-
     now = utcnow()
     with locked(workspace_id) as ws:
         _clear_attempts(ws, now, generation)
@@ -194,7 +193,7 @@ def record_restored(workspace_id: uuid.UUID, generation: int) -> None:
         if ws.lifecycle_state == Lifecycle.restoring and ws.resume_state is not None:
             session = object_session(ws)
             assert session is not None
-            transition(session, ws, ws.resume_state, "worker", action="workspace.restored")
+            workspaces.transition(session, ws, ws.resume_state, "worker", action="workspace.restored")
 
 
 def record_torn_down(workspace_id: uuid.UUID, condition: str | None) -> None:

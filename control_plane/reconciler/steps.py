@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
+from control_plane.backups.restoring import ensure_restored
 from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
@@ -80,8 +81,6 @@ def teardown_storage(ctx: Context) -> None:
 
 def ensure_restore(ctx: Context) -> Ensured:
     """Restore the backup a clone was made from, before its server first starts (nothing when none is pending)."""
-    from control_plane.backups.restoring import ensure_restored
-
     return ensure_restored(ctx.spec, ctx.providers, ctx.outputs)
 
 

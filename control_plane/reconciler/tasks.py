@@ -22,6 +22,7 @@ from collections.abc import Callable
 from procrastinate import jobs
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 
+from control_plane.backups import restoring
 from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
@@ -148,12 +149,10 @@ def hibernate(snap: records.Snapshot) -> str:
 def restore_in_place(snap: records.Snapshot) -> str:
     """Stop the server, put the pending restore's database and files back (:mod:`control_plane.backups.restoring`),
     then resume the state the workspace left and defer the reconcile that starts its server again."""
-    from control_plane.backups.restoring import restore_in_place as apply_restore
-
     ctx = _context(snap)
     try:
         ctx.providers.compute.stop(ctx.spec)
-        apply_restore(ctx.spec, ctx.providers, ctx.outputs)
+        restoring.restore_in_place(ctx.spec, ctx.providers, ctx.outputs)
     except Exception as exc:
         return _fail(ctx, "restore", None, exc)
     records.record_restored(snap.spec.id, snap.generation)

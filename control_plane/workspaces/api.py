@@ -33,7 +33,7 @@ from control_plane.workspaces.schemas import (
     workspace_out,
 )
 from control_plane.workspaces.slugs import check_format
-from control_plane.workspaces.waking import Serving, WakeFailed, Waker, still_waking
+from control_plane.workspaces.waking import BeingRestored, Serving, WakeFailed, Waker, being_restored, still_waking
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 # Where a sleeping workspace's Ingress sends its requests (Kubernetes); not part of the API.
@@ -169,6 +169,8 @@ async def wake_and_return(slug: str, path: str, request: Request) -> Response:
     address (``307``: the method and body are sent again), where the workspace now answers."""
     try:
         woken = await _woken(request.app.state.waker, slug)
+    except BeingRestored as exc:
+        raise being_restored() from exc
     except WakeFailed as exc:
         raise still_waking() from exc
     if not woken.waited:  # it was up already: an ingress still routing here catches up first
