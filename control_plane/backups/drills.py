@@ -21,6 +21,7 @@ import logging
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
@@ -94,25 +95,35 @@ def check_restored(url: str, expected_posts: int | None) -> tuple[list[str], int
     return [], posts
 
 
-def _restore_and_check(
-    settings: Settings, ws: Workspace, part: BackupPart, expected_posts: int | None
-) -> tuple[list[str], int | None]:
+@dataclass(frozen=True)
+class Examination:
+    """What a drill found: what is wrong (nothing when empty), the restored post count, and the scratch database it
+    restored into (gone by now)."""
+
+    problems: list[str]
+    posts: int | None = None
+    scratch_database: str | None = None
+
+
+def _restore_and_check(settings: Settings, ws: Workspace, part: BackupPart, expected_posts: int | None) -> Examination:
     spec = scratch_spec(ws)
     providers = _scratch_providers(settings, spec)
     assert providers.backup is not None
+    scratch = None
     try:
         outputs = providers.database.ensure(spec).outputs
+        scratch = str(outputs.get("database_name") or spec.slug)
         providers.backup.restore_database(spec, outputs, part)
-        return check_restored(providers.database.connection_url(spec), expected_posts)
+        problems, posts = check_restored(providers.database.connection_url(spec), expected_posts)
+        return Examination(problems, posts, scratch)
     except ProviderError as exc:
-        return [f"database part does not restore: {exc}"], None
+        return Examination([f"database part does not restore: {exc}"], None, scratch)
     finally:
         providers.database.teardown(spec)
 
 
-def examine(settings: Settings, ws: Workspace, backup: WorkspaceBackup) -> tuple[list[str], int | None]:
-    """Re-read every part of ``backup``, then restore its database part into a scratch database and check it;
-    returns what is wrong (empty when nothing) and the restored post count."""
+def examine(settings: Settings, ws: Workspace, backup: WorkspaceBackup) -> Examination:
+    """Re-read every part of ``backup``, then restore its database part into a scratch database and check it."""
     providers = get_providers(settings, ws.tier.value)
     if providers.backup is None:
         raise Conflict("backups-unavailable", "This deployment keeps no backups of this tier")
@@ -126,10 +137,10 @@ def examine(settings: Settings, ws: Workspace, backup: WorkspaceBackup) -> tuple
         if wrong:
             problems.append(wrong)
     if problems:  # a part that does not re-read whole is not worth restoring
-        return problems, None
+        return Examination(problems)
     database = next((p for p in parts if p.name == DATABASE_PART), None)
     if database is None:
-        return ["the backup has no database part"], None
+        return Examination(["the backup has no database part"])
     return _restore_and_check(settings, ws, database, backup.posts)
 
 
@@ -170,7 +181,8 @@ def drill(settings: Settings, backup_id: uuid.UUID, actor: str) -> BackupDrill:
         assert ws is not None
         session.expunge_all()
     started = time.monotonic()
-    problems, posts = examine(settings, ws, backup)
+    found = examine(settings, ws, backup)
+    problems, posts = found.problems, found.posts
     with session_scope() as session:
         row = BackupDrill(
             backup_id=backup.id,
@@ -191,7 +203,13 @@ def drill(settings: Settings, backup_id: uuid.UUID, actor: str) -> BackupDrill:
             target_type="backup",
             target_id=backup.id,
             organization_id=ws.organization_id,
-            after={"drill_id": str(row.id), "outcome": row.outcome.value, "problems": problems, "posts": posts},
+            after={
+                "drill_id": str(row.id),
+                "outcome": row.outcome.value,
+                "problems": problems,
+                "posts": posts,
+                "scratch_database": found.scratch_database,
+            },
         )
         if problems:
             logger.warning("restore drill %s: backup %s is corrupt: %s", row.id, backup.id, "; ".join(problems))

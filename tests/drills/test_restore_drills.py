@@ -19,9 +19,18 @@ from tests.drills.conftest import DrillPlane
 from tests.waiting import wait_until
 
 
-def _workspace_databases(drilling: DrillPlane) -> set[str]:
+def _scratch_databases(drilling: DrillPlane, backup_id: str) -> list[str | None]:
+    """The scratch databases the backup's drills restored into, as their audit entries say (None: no restore); none
+    may exist any more."""
     with drilling.plane.admin() as conn:
-        return {name for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ws\\_%'")}
+        rows = conn.execute(
+            "SELECT after->>'scratch_database' FROM audit_entries WHERE target_id = %s"
+            " AND action LIKE 'backup.drill.%%' ORDER BY id",
+            [backup_id],
+        ).fetchall()
+        left = [name for (name,) in rows if drilling.plane.database_exists(str(name))]
+    assert left == [], f"scratch databases left: {left}"
+    return [name for (name,) in rows]
 
 
 def _flip_a_byte(path: Path) -> None:
@@ -35,12 +44,12 @@ def test_an_intact_backup_drills_ok_and_a_flipped_byte_is_reported_corrupt(drill
     workspace_id, driver = drilling.workspace(f"drill-{uuid.uuid4().hex[:6]}")
     drilling.post(driver, 12)
     backup = drilling.back_up(workspace_id)
-    databases = _workspace_databases(drilling)
 
     ok = drills.drill(get_settings(), uuid.UUID(backup["id"]), "test")
     assert ok.outcome is DrillOutcome.ok, ok.problems
     assert ok.problems == [] and ok.posts_restored == backup["posts"] and ok.posts_restored >= 12
-    assert _workspace_databases(drilling) == databases  # the scratch database is gone
+    (scratch,) = _scratch_databases(drilling, backup["id"])  # restored into, and gone
+    assert scratch and scratch.startswith("ws_") and scratch != f"ws_{workspace_id.hex[:12]}"
 
     with plane.admin() as conn:  # where the part is kept (answers do not say)
         row = conn.execute("SELECT parts FROM workspace_backups WHERE id = %s", [backup["id"]]).fetchone()
@@ -64,7 +73,7 @@ def test_an_intact_backup_drills_ok_and_a_flipped_byte_is_reported_corrupt(drill
     assert corrupt["problems"] == [
         "part database: record 0 fails authentication (altered, reordered or from another part)"
     ]
-    assert _workspace_databases(drilling) == databases
+    assert _scratch_databases(drilling, backup["id"]) == [scratch, None]  # the corrupt part was not restored
 
     with plane.admin() as conn:
         audited = conn.execute(
