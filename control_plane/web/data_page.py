@@ -2,8 +2,8 @@
 place) and exports (export now, download links).
 
 The forms post with the page's CSRF token and act as the viewer in the workspace's organization, through the same
-services as the API (whose roles decide: a member whose role may not back up is refused with the reason). Another
-organization's workspace is the 404 page.
+services as the API, with the API's permissions (a role that may not read backups or exports sees none, and one
+that may not act is refused with the reason). Another organization's workspace is the 404 page.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from control_plane.backups import service as backups
 from control_plane.backups.models import OPEN_BACKUP_STATES
 from control_plane.backups.schemas import CloneRestore, InPlaceRestore
 from control_plane.backups.tasks import defer_backup
-from control_plane.core.authz import Principal
+from control_plane.core.authz import GRANTS, Permission, Principal
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Problem
 from control_plane.core.settings import Settings
@@ -64,16 +64,19 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     principal = _principal(session, viewer, ws)
-    try:
-        listed_backups = backups.of_workspace(session, principal, ws.id, LISTED)
-        listed_exports = exports.of_workspace(session, principal, ws.id, LISTED)
-    except Problem:  # a role that may not see them sees the page without them
-        listed_backups, listed_exports = [], []
+    may_read_backups = principal.role in GRANTS[Permission.read_backups]
+    may_export = principal.role in GRANTS[Permission.export_workspace]
+    listed_backups = backups.of_workspace(session, principal, ws.id, LISTED) if may_read_backups else []
+    listed_exports = exports.of_workspace(session, principal, ws.id, LISTED) if may_export else []
     context = {
         "workspace": ws,
         "address": f"{ws.slug}.{settings.base_domain}",
         "page_url": data_path(ws),
         "backups": listed_backups,
+        "may_back_up": principal.role in GRANTS[Permission.back_up_workspace],
+        "may_restore": principal.role in GRANTS[Permission.restore_workspace],
+        "may_read_backups": may_read_backups,
+        "may_export": may_export,
         "exports": [(export, exports.download_link(export)) for export in listed_exports],
         "alert": alert,
         "busy": any(b.state in OPEN_BACKUP_STATES for b in listed_backups)
@@ -137,6 +140,7 @@ def back_up_now(
     """Back the workspace up now."""
 
     def act(principal: Principal, ws: Workspace) -> Callable[[], None]:
+        principal.require(Permission.back_up_workspace)
         backup = backups.request(session, principal, ws.id)
         return lambda: defer_backup(backup.id, ws.id)
 
@@ -155,6 +159,7 @@ def export_now(
     """Export the workspace now (the page lists the export; its download link appears once it is complete)."""
 
     def act(principal: Principal, ws: Workspace) -> Callable[[], None]:
+        principal.require(Permission.export_workspace)
         export = exports.request(session, principal, ws.id)
         return lambda: defer_export(export.id, ws.id)
 
@@ -184,6 +189,7 @@ def restore(
     is the workspace's own address typed out."""
 
     def act(principal: Principal, ws: Workspace) -> Callable[[], None]:
+        principal.require(Permission.restore_workspace)
         try:
             body = (
                 InPlaceRestore(mode="in_place", confirm=_slug_of(confirm, settings))
