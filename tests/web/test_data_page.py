@@ -10,7 +10,7 @@ import httpx
 
 from tests.waiting import wait_until
 from tests.web.conftest import Server
-from tests.web.pages import Page, new_client, sign_up_and_verify
+from tests.web.pages import PASSWORD, Page, new_client, path_of, sign_up_and_verify
 
 TIMEOUT = 120.0
 
@@ -90,3 +90,37 @@ def test_the_data_page_forms(server: Server) -> None:
     token = Page(stranger.get("/workspaces").text).value("csrf_token")
     assert stranger.post(f"{page}/backups", data={"csrf_token": token}).status_code == 404
     assert len(_backups(server, workspace_id)) == 1
+
+
+def test_a_billing_member_sees_no_backups_and_may_not_back_up(server: Server) -> None:
+    slug = f"roles-{uuid.uuid4().hex[:6]}"
+    owner = new_client(server.loopback)
+    sign_up_and_verify(owner, f"owner@{slug}.example.com", slug)
+    token = owner.post("/api/v1/auth/token", json={"email": f"owner@{slug}.example.com", "password": PASSWORD})
+    assert token.status_code == 201, token.text
+    organization_id, headers = token.json()["organization_id"], {"Authorization": f"Bearer {token.json()['token']}"}
+    ((workspace_id,),) = server.query("SELECT id::text FROM workspaces WHERE slug = %s", slug)
+    member_email = f"billing@{slug}.example.com"
+    invited = owner.post(
+        f"/api/v1/organizations/{organization_id}/invitations",
+        json={"email": member_email, "role": "billing"},
+        headers=headers,
+    )
+    assert invited.status_code == 201, invited.text
+    links = [
+        link for link in Page(owner.get("/dev/mail", params={"to": member_email}).text).links if "/invitations/" in link
+    ]
+    member = new_client(server.loopback)
+    link = path_of(links[0])
+    joined = member.post(
+        link, data={"password": PASSWORD, "csrf_token": Page(member.get(link).text).value("csrf_token")}
+    )
+    assert joined.status_code == 303, joined.text
+
+    page = member.get(f"/workspaces/{workspace_id}/data")
+    assert page.status_code == 200
+    shown = Page(page.text)
+    assert "back-up-now" not in shown.text and "export-now" not in shown.text
+    refused = member.post(f"/workspaces/{workspace_id}/data/backups", data={"csrf_token": shown.value("csrf_token")})
+    assert refused.status_code == 403 and "may not back up workspace" in Page(refused.text).said("data-alert")
+    assert _backups(server, workspace_id) == []
