@@ -317,8 +317,8 @@ def _rate(size: int, seconds: float) -> str:
 
 
 def backup_benchmark(posts: int, rounds: int) -> None:
-    """Bare ``pg_dump -Fc``/``pg_restore`` against Canopy's backup and restore of one workspace database, in
-    alternating rounds (the best of each is compared: the machine is shared)."""
+    """Bare ``pg_dump -Fc``/``pg_restore`` against Canopy's backup and restore of one workspace database, in rounds
+    that alternate which goes first (the best of each is compared: the machine is shared)."""
     work = Path(tempfile.mkdtemp(prefix="canopy-bench-backup-"))
     workspaces = Workspaces(work)
     try:
@@ -334,8 +334,12 @@ def backup_benchmark(posts: int, rounds: int) -> None:
         bare: list[tuple[float, float, int]] = []
         canopy: list[tuple[float, float, int]] = []
         for round_ in range(1, rounds + 1):
-            bare.append(_bare(workspaces, source, posts, work))
-            canopy.append(_canopy(workspaces, source, posts))
+            if round_ % 2:  # who goes first alternates: the second reads a source the first brought into the cache
+                bare.append(_bare(workspaces, source, posts, work))
+                canopy.append(_canopy(workspaces, source, posts))
+            else:
+                canopy.append(_canopy(workspaces, source, posts))
+                bare.append(_bare(workspaces, source, posts, work))
             print(
                 f"  round {round_}: bare {bare[-1][0]:.1f} s + {bare[-1][1]:.1f} s,"
                 f" Canopy {canopy[-1][0]:.1f} s + {canopy[-1][1]:.1f} s (backup + restore)",
