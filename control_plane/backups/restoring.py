@@ -27,6 +27,7 @@ from control_plane.backups.models import OPEN_RESTORE_STATES, RestoreMode, Resto
 from control_plane.backups.service import WORKER_ACTOR, audit_restore, parts_of
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
+from control_plane.core.faults import fault_pause
 from control_plane.providers.base import BackupPart, Ensured, ProviderError, Providers, WorkspaceSpec
 from control_plane.providers.data_copy import CorruptPart
 from control_plane.reconciler.status import short_error
@@ -102,6 +103,7 @@ def _apply(
         if part.name == "database":
             backup.restore_database(spec, outputs, part)
             _rename_team(spec, providers, pending.source_slug)
+            fault_pause("restore:database")
         elif part.name == "files":
             backup.restore_files(spec, outputs, part)
         else:

@@ -333,9 +333,9 @@ def run(backup_id: uuid.UUID) -> BackupOutcome | None:
         assert ws is not None
         backup.state = BackupState.running
         backup.started_at = utcnow()
-        state = ws.lifecycle_state
+        workspace_id, state = ws.id, ws.lifecycle_state
     started = time.monotonic()
-    snap = records.load(backup.workspace_id)
+    snap = records.load(workspace_id)
     if snap is None or state not in BACKUP_STATES:
         return _finish(backup_id, [], f"backup: the workspace is {state.value}, it has no data to back up", 0.0)
     try:

@@ -5,6 +5,7 @@ restored server's own API (every post, every file byte for byte)."""
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from mattermostdriver.exceptions import ResourceNotFound
 
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.backups.conftest import BackupPlane, audit_actions
+from tests.waiting import wait_until
 
 CHANNELS = ("town-square", "ops")
 
@@ -148,6 +150,7 @@ def test_in_place_the_workspace_goes_back_to_the_backup(backing: BackupPlane) ->
     refused = backing.plane.api.get(f"/w/{slug}/api/v4/system/ping")
     assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
     assert refused.json()["type"].endswith("/workspace-restoring")
+    assert backing.call(workspace_id, method="POST").status_code == 409  # no backup of a workspace being restored
 
     backing.plane.start_worker()
     restore = backing.wait_restore(workspace_id, backup_id)
@@ -196,3 +199,28 @@ def test_waiting_for_a_restored_server_never_hangs(backing: BackupPlane) -> None
     backing.plane.start_worker()
     assert backing.wait_restore(workspace_id, backup["id"])["state"] == "completed"
     backing.serving(workspace_id)
+
+
+def test_a_worker_killed_mid_restore_in_place_leaves_it_to_the_next(backing: BackupPlane) -> None:
+    """Killed with the database restored and the files not yet: the next worker restores again from scratch."""
+    slug = f"crash-{uuid.uuid4().hex[:6]}"
+    workspace_id = backing.workspace(slug)
+    expected = _state_of_backup(backing, slug, workspace_id)
+    backup_id = expected["backup"]["id"]
+    backing.plane.stop_workers()
+    doomed = backing.plane.start_worker(concurrency=1, CANOPY_FAULT_PAUSE_AFTER_STEP="restore:database")
+    asked = backing.call(workspace_id, f"/{backup_id}/restore", "POST", json={"mode": "in_place", "confirm": slug})
+    assert asked.status_code == 202, asked.text
+    wait_until(
+        lambda: f"the pause mid-restore\n{backing.plane.worker_logs()}",
+        lambda: "pausing after restore:database" in backing.plane.worker_logs(),
+        120,
+    )
+    assert backing.call(workspace_id, f"/{backup_id}/restore").json()["state"] == "running"
+
+    backing.plane.start_worker()  # the paused job's lock keeps it off this workspace until recovery
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    assert backing.wait_restore(workspace_id, backup_id)["state"] == "completed"
+    backing.serving(workspace_id)
+    _check_holds(backing.driver(workspace_id, _login(slug)), slug, expected)
