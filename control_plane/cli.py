@@ -356,6 +356,42 @@ def cmd_workspaces_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backups_drill(args: argparse.Namespace) -> int:
+    """Restore-drill one backup (or, without an id, the periodic sample) now; print each outcome; 1 if any is
+    corrupt."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import drills
+    from control_plane.backups.drill_models import DrillOutcome
+    from control_plane.core.problems import Problem
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    try:
+        done = (
+            [drills.drill(settings, args.backup_id, "cli")] if args.backup_id else drills.drill_sample(settings, "cli")
+        )
+    except Problem as exc:
+        log.error("backup %s: %s", args.backup_id, exc.detail)
+        return 1
+    for drill in done:
+        problems = "".join(f"\n  {problem}" for problem in drill.problems)
+        print(f"backup {drill.backup_id}: {drill.outcome.value} ({drill.duration_seconds:.1f} s){problems}")
+    return 1 if any(drill.outcome is DrillOutcome.corrupt for drill in done) else 0
+
+
+def cmd_backups_schedule(args: argparse.Namespace) -> int:
+    """Request the due scheduled backups and discard the expired ones now; print how many."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import schedule
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    requested = schedule.request_scheduled(settings)
+    expired = schedule.apply_retention(settings)
+    print(f"{len(requested)} scheduled backups requested, {len(expired)} expired backups discarded")
+    return 0
+
+
 def cmd_workspaces_status(args: argparse.Namespace) -> int:
     """Print a workspace as the API shows it, with its reconcile jobs and the live workers (JSON)."""
     import json
@@ -591,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         waiting.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     for backup_parser in (create, listing, show, restore):
         backup_parser.set_defaults(func=cmd_backups)
+    drill = backup_verbs.add_parser("drill", help="restore-drill a backup (or the periodic sample) now")
+    drill.add_argument("backup_id", type=uuid.UUID, nargs="?", help="the backup (default: the periodic sample)")
+    drill.set_defaults(func=cmd_backups_drill)
+    backup_verbs.add_parser(
+        "schedule", help="request the due scheduled backups and discard the expired ones now"
+    ).set_defaults(func=cmd_backups_schedule)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

@@ -63,7 +63,6 @@ BACKUP_STATES = frozenset(
     }
 )
 """States of a workspace that has data to back up."""
-FINAL_KEEP = timedelta(days=90)
 MAX_LIST = 100
 WORKER_ACTOR = "worker"
 
@@ -168,6 +167,7 @@ def request_backup(
         requested_by=actor,
         parts=[],
         keep_until=keep_until,
+        created_at=utcnow(),
     )
     session.add(backup)
     session.flush()
@@ -361,7 +361,8 @@ def ensure_final_backup(workspace_id: uuid.UUID, since: datetime | None = None) 
             ws = session.get(Workspace, workspace_id, with_for_update=True)
             if ws is None:
                 raise LookupError(f"workspace {workspace_id} disappeared")
-            backup = request_backup(session, ws, BackupKind.final, WORKER_ACTOR, keep_until=utcnow() + FINAL_KEEP)
+            keep = timedelta(days=get_settings().backup_keep_final_days)
+            backup = request_backup(session, ws, BackupKind.final, WORKER_ACTOR, keep_until=utcnow() + keep)
         backup_id = backup.id
     outcome = run(backup_id)
     assert outcome is not None

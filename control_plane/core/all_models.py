@@ -2,6 +2,7 @@
 
 from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
 from control_plane.audit.models import AuditEntry
+from control_plane.backups.drill_models import BackupDrill
 from control_plane.backups.models import WorkspaceBackup, WorkspaceRestore
 from control_plane.cells.models import Cell
 from control_plane.core.db import Base
@@ -25,6 +26,7 @@ __all__ = [
     "Account",
     "ApiToken",
     "AuditEntry",
+    "BackupDrill",
     "Base",
     "BillingNotice",
     "BillingReconciliation",

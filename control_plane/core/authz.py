@@ -51,6 +51,7 @@ class Permission(enum.StrEnum):
     manage_members = "manage_members"
     read_billing = "read_billing"
     manage_billing = "manage_billing"
+    drill_backups = "drill_backups"
 
 
 R = Role
@@ -72,6 +73,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.manage_members: frozenset({R.owner, R.admin}),
     Permission.read_billing: frozenset({R.owner, R.billing, R.support, R.admin}),
     Permission.manage_billing: frozenset({R.owner, R.billing, R.admin}),
+    Permission.drill_backups: frozenset({R.operator, R.admin}),
 }
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 
 from control_plane.web import (
     billing_page,
+    data_page,
     deletion_pages,
     dev_mail,
     invitations,
@@ -31,6 +32,7 @@ for module in (
     invitations,
     progress_pages,
     billing_page,
+    data_page,
     dev_mail,
     static,
 ):
