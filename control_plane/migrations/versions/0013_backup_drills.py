@@ -4,7 +4,7 @@ A restore drill re-reads every part of a completed backup, restores its database
 checks it; the row records the outcome (ok, or corrupt with what is wrong).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 05:00:00.000000
 """
 
