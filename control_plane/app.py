@@ -6,6 +6,8 @@ from fastapi import Depends, FastAPI
 
 from control_plane.accounts.api import router as signup_router
 from control_plane.audit.api import router as audit_router
+from control_plane.backups.api import router as backups_router
+from control_plane.backups.drill_api import router as drills_router
 from control_plane.cells.api import router as cells_router
 from control_plane.core.body_limit import BodyLimitMiddleware
 from control_plane.core.db import database_url
@@ -48,6 +50,8 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         organizations_router,
         workspaces_router,
         exports_router,
+        backups_router,
+        drills_router,
         tokens_router,
         audit_router,
         cells_router,

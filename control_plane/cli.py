@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from sqlalchemy.orm import Session
 
     from control_plane.core.settings import Settings
 
@@ -249,27 +250,39 @@ def cmd_rotate_credential_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_workspaces_power(args: argparse.Namespace) -> int:
-    """Hibernate or wake a workspace as an operator at the console, then ask the workers to act on it."""
+    """Hibernate, wake, delete, cancel a deletion or purge a workspace as an operator at the console, then ask the
+    workers to act on it; prints its state (and its purge date while it is pending deletion)."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
     from control_plane.reconciler.queue import defer_reconcile
     from control_plane.workspaces import repository, service
+    from control_plane.workspaces.models import Workspace
 
-    act = service.hibernate_row if args.workspaces_command == "hibernate" else service.wake_row
+    def purge(session: Session, ws: Workspace, actor: str) -> None:
+        service.purge_row(session, ws, actor, args.reason)
+
+    act = {
+        "hibernate": service.hibernate_row,
+        "wake": service.wake_row,
+        "delete": service.delete_row,
+        "cancel-deletion": service.cancel_deletion_row,
+        "purge": purge,
+    }[args.workspaces_command]
     try:
         with session_scope() as session:
             ws = repository.get(session, args.workspace_id, for_update=True)
             if ws is None:
                 log.error("workspace %s not found", args.workspace_id)
                 return 1
-            act(session, ws, actor="cli")
+            act(session, ws, "cli")
             state = ws.lifecycle_state.value
+            purge_after = f" (purged after {ws.purge_after.isoformat()})" if ws.purge_after else ""
     except Problem as exc:
         log.error("workspace %s: %s", args.workspace_id, exc.detail)
         return 1
     defer_reconcile(args.workspace_id)
-    print(state)
+    print(state + purge_after)
     return 0
 
 
@@ -319,6 +332,66 @@ def cmd_workspaces_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_find(args: argparse.Namespace) -> int:
+    """Print every workspace that held an address (deleted ones included), newest first, one JSON line each."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.workspaces import repository
+    from control_plane.workspaces.schemas import workspace_out
+
+    fields = ("id", "slug", "organization_id", "lifecycle_state", "resume_state", "purge_after", "deleted_at")
+    slug = args.address.split(".", 1)[0].strip().lower()
+    with session_scope() as session:
+        found = [
+            workspace_out(ws).model_dump(mode="json", include=set(fields))
+            for ws in repository.all_by_slug(session, slug)
+        ]
+    if not found:
+        log.error("no workspace ever held %s", slug)
+        return 1
+    for shown in found:
+        print(json.dumps({field: shown[field] for field in fields}))
+    return 0
+
+
+def cmd_backups_drill(args: argparse.Namespace) -> int:
+    """Restore-drill one backup (or, without an id, the periodic sample) now; print each outcome; 1 if any is
+    corrupt."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import drills
+    from control_plane.backups.drill_models import DrillOutcome
+    from control_plane.core.problems import Problem
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    try:
+        done = (
+            [drills.drill(settings, args.backup_id, "cli")] if args.backup_id else drills.drill_sample(settings, "cli")
+        )
+    except Problem as exc:
+        log.error("backup %s: %s", args.backup_id, exc.detail)
+        return 1
+    for drill in done:
+        problems = "".join(f"\n  {problem}" for problem in drill.problems)
+        print(f"backup {drill.backup_id}: {drill.outcome.value} ({drill.duration_seconds:.1f} s){problems}")
+    return 1 if any(drill.outcome is DrillOutcome.corrupt for drill in done) else 0
+
+
+def cmd_backups_schedule(args: argparse.Namespace) -> int:
+    """Request the due scheduled backups and discard the expired ones now; print how many."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import schedule
+    from control_plane.core.settings import get_settings
+
+    settings = get_settings()
+    requested = schedule.request_scheduled(settings)
+    expired = schedule.apply_retention(settings)
+    print(f"{len(requested)} scheduled backups requested, {len(expired)} expired backups discarded")
+    return 0
+
+
 def cmd_workspaces_status(args: argparse.Namespace) -> int:
     """Print a workspace as the API shows it, with its reconcile jobs and the live workers (JSON)."""
     import json
@@ -339,6 +412,103 @@ def cmd_workspaces_status(args: argparse.Namespace) -> int:
     shown["queue"] = reconcile_queue(args.workspace_id, get_settings().stalled_worker_seconds)
     print(json.dumps(shown, indent=2))
     return 0
+
+
+def _wait_for(read: Callable[[], tuple[bool, dict[str, Any]]], timeout: float, what: str) -> dict[str, Any] | None:
+    """Poll ``read`` (done?, shown) every half second until done; None (logged) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, shown = read()
+        if done:
+            return shown
+        if time.monotonic() > deadline:
+            log.error("%s is still %s (it goes on in the background)", what, shown.get("state"))
+            return None
+        time.sleep(0.5)
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    """Back workspaces up, list and show their backups, restore one (as an operator at the console; JSON out)."""
+    import json
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.backups import repository as backups
+    from control_plane.backups import service
+    from control_plane.backups.models import OPEN_BACKUP_STATES, OPEN_RESTORE_STATES, BackupKind
+    from control_plane.backups.schemas import CloneRestore, InPlaceRestore, backup_out, restore_out
+    from control_plane.backups.tasks import defer_backup
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+    from control_plane.reconciler.queue import defer_reconcile
+    from control_plane.workspaces import repository
+
+    def show_backup(backup_id: uuid.UUID) -> tuple[bool, dict[str, Any]]:
+        with session_scope() as session:
+            backup = backups.get(session, backup_id)
+            if backup is None:
+                raise LookupError(f"backup {backup_id} not found")
+            shown = backup_out(backup).model_dump(mode="json")
+            restore = backups.newest_restore_of(session, backup_id)
+            shown["restore"] = restore_out(restore).model_dump(mode="json") if restore else None
+            return backup.state not in OPEN_BACKUP_STATES, shown
+
+    def show_restore(restore_id: uuid.UUID) -> tuple[bool, dict[str, Any]]:
+        with session_scope() as session:
+            restore = backups.get_restore(session, restore_id)
+            assert restore is not None
+            return restore.state not in OPEN_RESTORE_STATES, restore_out(restore).model_dump(mode="json")
+
+    verb = args.backups_command
+    try:
+        if verb == "list":
+            with session_scope() as session:
+                rows = backups.newest_of(session, args.workspace_id, args.limit)
+                print(json.dumps([backup_out(b).model_dump(mode="json") for b in rows], indent=2))
+            return 0
+        if verb == "show":
+            print(json.dumps(show_backup(args.backup_id)[1], indent=2))
+            return 0
+        if verb == "create":
+            with session_scope() as session:
+                ws = repository.get(session, args.workspace_id, for_update=True)
+                if ws is None:
+                    raise LookupError(f"workspace {args.workspace_id} not found")
+                backup_id = service.request_backup(session, ws, BackupKind.manual, "cli").id
+            defer_backup(backup_id, args.workspace_id)
+            shown = show_backup(backup_id)[1] if args.no_wait else None
+            if shown is None:
+                shown = _wait_for(lambda: show_backup(backup_id), args.timeout, f"backup {backup_id}")
+            if shown is None:
+                return 1
+            print(json.dumps(shown, indent=2))
+            return 0 if shown["state"] != "failed" else 1
+        body: CloneRestore | InPlaceRestore
+        if args.clone:
+            body = CloneRestore(mode="clone", slug=args.clone, display_name=args.display_name)
+        else:
+            body = InPlaceRestore(mode="in_place", confirm=args.confirm or "")
+        with session_scope() as session:
+            backup = backups.get(session, args.backup_id)
+            if backup is None:
+                raise LookupError(f"backup {args.backup_id} not found")
+            ws = repository.get(session, backup.workspace_id, for_update=True)
+            assert ws is not None
+            restore = service.start_restore(session, ws, backup, body, "cli", None)
+            restore_id, target_id = restore.id, restore.target_workspace_id
+        defer_reconcile(target_id)
+        shown = show_restore(restore_id)[1] if args.no_wait else None
+        if shown is None:
+            shown = _wait_for(lambda: show_restore(restore_id), args.timeout, f"restore {restore_id}")
+        if shown is None:
+            return 1
+        print(json.dumps(shown, indent=2))
+        return 0 if shown["state"] != "failed" else 1
+    except LookupError as exc:
+        log.error("%s", exc)
+        return 1
+    except Problem as exc:
+        log.error("%s", exc.detail)
+        return 1
 
 
 def cmd_billing(args: argparse.Namespace) -> int:
@@ -416,18 +586,53 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, help_text in (
         ("hibernate", "stop a trialing, active, past-due or suspended workspace's server, keep its data"),
         ("wake", "return a hibernated workspace to the state it was hibernated from"),
+        ("delete", "schedule a workspace's deletion (pending until its purge date; cancellable until then)"),
+        ("cancel-deletion", "return a workspace pending deletion to the state it was deleted from"),
+        ("purge", "purge a workspace pending deletion now (after its final backup), with a --reason"),
     ):
         verb_parser = verbs.add_parser(verb, help=help_text)
         verb_parser.add_argument("workspace_id", type=uuid.UUID)
+        if verb == "purge":
+            verb_parser.add_argument("--reason", required=True, help="why it cannot wait (kept in the audit log)")
         verb_parser.set_defaults(func=cmd_workspaces_power)
     export = verbs.add_parser("export", help="export a workspace (Mattermost bulk-export archive) and print a link")
     export.add_argument("workspace_id", type=uuid.UUID)
     export.add_argument("--no-wait", action="store_true", help="queue the export and return")
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the archive (default 3600)")
     export.set_defaults(func=cmd_workspaces_export)
+    find = verbs.add_parser("find", help="every workspace that held an address (deleted ones too), as JSON lines")
+    find.add_argument("address", help="<slug> or <slug>.<base domain>")
+    find.set_defaults(func=cmd_workspaces_find)
     status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
     status.add_argument("workspace_id", type=uuid.UUID)
     status.set_defaults(func=cmd_workspaces_status)
+    backups = sub.add_parser("backups", help="back workspaces up and restore them (JSON out)")
+    backup_verbs = backups.add_subparsers(dest="backups_command", required=True)
+    create = backup_verbs.add_parser("create", help="back a workspace up now and wait for the backup")
+    create.add_argument("workspace_id", type=uuid.UUID)
+    listing = backup_verbs.add_parser("list", help="a workspace's newest backups")
+    listing.add_argument("workspace_id", type=uuid.UUID)
+    listing.add_argument("--limit", type=int, default=20)
+    show = backup_verbs.add_parser("show", help="one backup and its newest restore")
+    show.add_argument("backup_id", type=uuid.UUID)
+    restore = backup_verbs.add_parser("restore", help="restore a backup into a new workspace or in place, and wait")
+    restore.add_argument("backup_id", type=uuid.UUID)
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--clone", metavar="SLUG", help="into a new workspace at this address (the backup's users)")
+    target.add_argument("--in-place", action="store_true", help="over the workspace (what was posted since is lost)")
+    restore.add_argument("--confirm", metavar="SLUG", help="with --in-place: the workspace's slug")
+    restore.add_argument("--display-name", help="with --clone: the new workspace's name")
+    for waiting in (create, restore):
+        waiting.add_argument("--no-wait", action="store_true", help="queue it and return")
+        waiting.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    for backup_parser in (create, listing, show, restore):
+        backup_parser.set_defaults(func=cmd_backups)
+    drill = backup_verbs.add_parser("drill", help="restore-drill a backup (or the periodic sample) now")
+    drill.add_argument("backup_id", type=uuid.UUID, nargs="?", help="the backup (default: the periodic sample)")
+    drill.set_defaults(func=cmd_backups_drill)
+    backup_verbs.add_parser(
+        "schedule", help="request the due scheduled backups and discard the expired ones now"
+    ).set_defaults(func=cmd_backups_schedule)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

@@ -13,7 +13,8 @@ are sandboxed (``Content-Security-Policy: sandbox``): they share the control pla
 A request (or WebSocket) for a hibernated workspace wakes it and is held until its server serves, then forwarded
 (:mod:`control_plane.workspaces.waking`: one wake however many requests wait); only a wake that takes longer than
 ``wake_timeout_seconds`` answers ``503`` with ``Retry-After``. A request whose server went away under it (hibernated
-between the lookup and the connection) is looked up again and, asleep, waits for the wake in the same way.
+between the lookup and the connection) is looked up again and, asleep, waits for the wake in the same way. A
+workspace being restored in place answers ``503`` with ``Retry-After`` at once (:func:`waking.being_restored`).
 In production an ingress does this job and the middleware is not installed.
 """
 
@@ -35,10 +36,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.core.db import new_session
 from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
-from control_plane.workspaces.lifecycle import RUNNING_STATES
+from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
-from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, still_waking
+from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, being_restored, still_waking
 
 log = logging.getLogger(__name__)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
@@ -50,6 +51,7 @@ PREFIX_HEADER = b"x-forwarded-prefix"
 _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
 UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
 ASLEEP = 0  # the port of a workspace whose server is not up (hibernated, or starting again)
+RESTORING = -1  # the port of a workspace being restored in place (no server, none to wait for)
 WEBSOCKET_POLICY_VIOLATION = 1008
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
@@ -145,16 +147,19 @@ class WorkspaceProxy:
         return path_route(scope["raw_path"])
 
     def _lookup_port(self, slug: str) -> int | None:
-        """The port of the slug's server, :data:`ASLEEP` when it has none up but a request may wait for one, None
-        when no workspace there can serve."""
+        """The port of the slug's server, :data:`ASLEEP` when it has none up but a request may wait for one,
+        :data:`RESTORING` while it is restored in place, None when no workspace there can serve."""
+        states = RUNNING_STATES | WAKEABLE_STATES | {Lifecycle.restoring}
         with new_session() as session:
             row = session.execute(
                 select(Workspace.lifecycle_state, Workspace.outputs).where(
-                    Workspace.slug == slug, Workspace.lifecycle_state.in_(list(RUNNING_STATES | WAKEABLE_STATES))
+                    Workspace.slug == slug, Workspace.lifecycle_state.in_(list(states))
                 )
             ).one_or_none()
         if row is None:
             return None
+        if row.lifecycle_state == Lifecycle.restoring:
+            return RESTORING
         port = (row.outputs or {}).get("port")
         if port and row.lifecycle_state in RUNNING_STATES:
             return int(port)
@@ -165,7 +170,7 @@ class WorkspaceProxy:
         if cached and not fresh and time.monotonic() - cached[0] < (CACHE_SECONDS if cached[1] else MISS_CACHE_SECONDS):
             return cached[1]
         port = await asyncio.to_thread(self._lookup_port, slug)
-        if port == ASLEEP:
+        if port in (ASLEEP, RESTORING):
             self.ports.pop(slug, None)
         else:
             self.ports[slug] = (time.monotonic(), port)
@@ -177,6 +182,8 @@ class WorkspaceProxy:
         port = await self._port(slug, fresh=fresh)
         if port is None:
             return _nothing_there()
+        if port == RESTORING:
+            return being_restored()
         if port != ASLEEP:
             return port
         try:

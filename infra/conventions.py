@@ -24,6 +24,9 @@ TAG_TIER: Final = "canopy:tier"
 TAG_CELL: Final = "canopy:cell"
 TAG_MANAGED_BY: Final = "canopy:managed-by"
 MANAGED_BY: Final = "canopy"
+TAG_KEPT_FOR: Final = "canopy:kept-for"
+KEPT_FOR_BACKUPS: Final = "backups"
+"""``canopy:kept-for`` = ``backups``: a deleted silo's key, left enabled because its backups are encrypted with it."""
 
 WORKSPACE_TAG_KEYS: Final = (TAG_WORKSPACE, TAG_ORG, TAG_TIER, TAG_CELL, TAG_MANAGED_BY)
 CELL_TAG_KEYS: Final = (TAG_CELL, TAG_MANAGED_BY)
@@ -122,6 +125,7 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 IAM_PATH: Final = "/canopy/"
 POOLED_PREFIX_ROOT: Final = "workspaces/"
+BACKUP_PREFIX_ROOT: Final = "backups/"
 WORKSPACE_SERVICE_ACCOUNT: Final = "workspace-server"
 """The Kubernetes service account the workspace server's pods run as (in the workspace's namespace)."""
 STS_AUDIENCE: Final = "sts.amazonaws.com"
@@ -224,6 +228,29 @@ def workspace_names(env: str, workspace_id: uuid.UUID | str) -> WorkspaceNames:
     )
 
 
+def backup_bucket(env: str, region: str, account_id: str) -> str:
+    """The backup bucket of an environment in a region: ``canopy-<env>-backups-<region>-<account id>`` (the account
+    id keeps the global S3 name ours; at most 7 + 10 + 9 + 14 + 1 + 12 = 53 characters)."""
+    if not _ACCOUNT_RE.match(account_id):
+        raise ValueError(f"invalid AWS account id {account_id!r}")
+    return f"canopy-{validate_env(env)}-backups-{validate_region(region)}-{account_id}"
+
+
+def backup_prefix(workspace_id: uuid.UUID | str) -> str:
+    """``backups/<short id>/``: every backup object of a workspace in the backup bucket."""
+    return f"{BACKUP_PREFIX_ROOT}{short_id(workspace_id)}/"
+
+
+def backup_object_key(workspace_id: uuid.UUID | str, backup_id: uuid.UUID, part: str) -> str:
+    """``backups/<short id>/<backup id>/<part>`` (``database.dump``, ``files.tar``)."""
+    return f"{backup_prefix(workspace_id)}{backup_id}/{part}"
+
+
+def backup_snapshot(env: str, workspace_id: uuid.UUID | str, backup_id: uuid.UUID) -> str:
+    """The RDS snapshot of a silo backup: ``canopy-<env>-<short id>-backup-<backup id hex>``."""
+    return f"{workspace_names(env, workspace_id).rds_instance}-backup-{backup_id.hex}"
+
+
 @dataclass(frozen=True)
 class CellNames:
     """Physical names of a cell's shared resources (``canopy-cell-<cell>...``)."""
@@ -308,9 +335,9 @@ class S3Settings:
     object_ownership: str = "BucketOwnerEnforced"
     min_tls_version: str = "1.2"
 
-    def encryption_configuration(self, kms_key_arn: str) -> dict[str, Any]:
-        """``ServerSideEncryptionConfiguration=`` of ``put_bucket_encryption``."""
-        default = {"SSEAlgorithm": self.sse_algorithm, "KMSMasterKeyID": kms_key_arn}
+    def encryption_configuration(self, kms_key_arn: str | None) -> dict[str, Any]:
+        """``ServerSideEncryptionConfiguration=`` of ``put_bucket_encryption`` (no key: S3's AWS managed key)."""
+        default = {"SSEAlgorithm": self.sse_algorithm} | ({"KMSMasterKeyID": kms_key_arn} if kms_key_arn else {})
         return {"Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": self.bucket_key_enabled}]}
 
     def versioning_configuration(self) -> dict[str, str]:

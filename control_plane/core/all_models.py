@@ -2,6 +2,8 @@
 
 from control_plane.accounts.models import Account, EmailVerification, Membership, WebSession
 from control_plane.audit.models import AuditEntry
+from control_plane.backups.drill_models import BackupDrill
+from control_plane.backups.models import WorkspaceBackup, WorkspaceRestore
 from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
@@ -24,6 +26,7 @@ __all__ = [
     "Account",
     "ApiToken",
     "AuditEntry",
+    "BackupDrill",
     "Base",
     "BillingNotice",
     "BillingReconciliation",
@@ -41,6 +44,8 @@ __all__ = [
     "Subscription",
     "WebSession",
     "Workspace",
+    "WorkspaceBackup",
     "WorkspaceCredential",
     "WorkspaceExport",
+    "WorkspaceRestore",
 ]

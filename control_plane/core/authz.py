@@ -37,9 +37,13 @@ class Permission(enum.StrEnum):
     create_organization = "create_organization"
     create_workspace = "create_workspace"
     delete_workspace = "delete_workspace"
+    purge_workspace = "purge_workspace"
     hibernate_workspace = "hibernate_workspace"
     wake_workspace = "wake_workspace"
     export_workspace = "export_workspace"
+    back_up_workspace = "back_up_workspace"
+    restore_workspace = "restore_workspace"
+    read_backups = "read_backups"
     manage_tokens = "manage_tokens"
     read_audit = "read_audit"
     manage_cells = "manage_cells"
@@ -47,6 +51,7 @@ class Permission(enum.StrEnum):
     manage_members = "manage_members"
     read_billing = "read_billing"
     manage_billing = "manage_billing"
+    drill_backups = "drill_backups"
 
 
 R = Role
@@ -54,9 +59,13 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.create_organization: frozenset({R.sales, R.admin}),
     Permission.create_workspace: frozenset({R.owner, R.sales, R.admin}),
     Permission.delete_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.purge_workspace: frozenset({R.operator, R.admin}),
     Permission.hibernate_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.wake_workspace: frozenset({R.owner, R.operator, R.admin}),
     Permission.export_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.back_up_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.restore_workspace: frozenset({R.owner, R.operator, R.admin}),
+    Permission.read_backups: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_tokens: frozenset(Role),
     Permission.read_audit: frozenset({R.owner, R.support, R.operator, R.admin}),
     Permission.manage_cells: frozenset({R.operator, R.admin}),
@@ -64,6 +73,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.manage_members: frozenset({R.owner, R.admin}),
     Permission.read_billing: frozenset({R.owner, R.billing, R.support, R.admin}),
     Permission.manage_billing: frozenset({R.owner, R.billing, R.admin}),
+    Permission.drill_backups: frozenset({R.operator, R.admin}),
 }
 
 

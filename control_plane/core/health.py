@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane.backups import drills
 from control_plane.core.db import get_engine, session_scope
 from control_plane.subscriptions import reconciliation
 
@@ -25,6 +26,9 @@ BILLING_RECONCILED = Gauge(
     "canopy_billing_reconciliation_timestamp_seconds", "When the latest billing reconciliation ran (Unix time)"
 )
 STRIPE_EVENTS_UNPROCESSED = Gauge("canopy_stripe_events_unprocessed", "Stripe webhook events stored, not applied yet")
+BACKUP_DRILLS = Gauge(
+    "canopy_backup_drills_latest", "Backups whose newest restore drill had this outcome (ok, corrupt)", ["outcome"]
+)
 
 
 @router.get("/healthz")
@@ -47,8 +51,9 @@ def readyz(response: Response) -> dict[str, str]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics() -> Response:
-    """Prometheus metrics (the billing gauges are read from the database at each scrape)."""
+    """Prometheus metrics (the billing and drill gauges are read from the database at each scrape)."""
     _read_billing_gauges()
+    _read_drill_gauges()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -63,6 +68,18 @@ def _read_billing_gauges() -> None:
     BILLING_DRIFT.set(figures.drift)
     BILLING_RECONCILED.set(figures.reconciled_at.timestamp() if figures.reconciled_at is not None else 0)
     STRIPE_EVENTS_UNPROCESSED.set(figures.unprocessed_events)
+
+
+def _read_drill_gauges() -> None:
+    """Set the drill gauges from the database; they keep their last values while it cannot be read."""
+    try:
+        with session_scope() as session:
+            outcomes = drills.latest_outcomes(session)
+    except SQLAlchemyError as e:
+        log.warning("metrics: drill outcomes unavailable: %s", type(e).__name__)
+        return
+    for outcome, count in outcomes.items():
+        BACKUP_DRILLS.labels(outcome.value).set(count)
 
 
 class MetricsMiddleware:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a request to a hibernated workspace is held while it wakes (then 503).",
     )
+    deletion_grace_days: int = Field(
+        default=30, ge=0, description="Days a deleted workspace stays pending (cancellable) before it is purged."
+    )
+    trial_deletion_grace_days: int = Field(
+        default=7, ge=0, description="The same for a workspace deleted during its trial."
+    )
     aws_environment: str = Field(default="dev", description="Names AWS resources canopy-<environment>-<id>.")
     aws_region: str | None = Field(
         default=None, description="Region of silo resources; unset = boto3's default (AWS_DEFAULT_REGION)."
@@ -156,6 +162,26 @@ class Settings(BaseSettings):
 
     export_link_seconds: int = Field(
         default=86400, ge=60, description="How long a workspace export's download link works, in seconds."
+    )
+
+    backup_schedule_seconds: int = Field(
+        default=86400, ge=0, description="Each workspace with data gets a scheduled backup this often (0 = none)."
+    )
+    backup_keep_professional_daily: int = Field(default=7, ge=1, description="Daily backups a Professional keeps.")
+    backup_keep_enterprise_daily: int = Field(default=30, ge=1, description="Daily backups an Enterprise keeps.")
+    backup_keep_enterprise_monthly: int = Field(
+        default=12, ge=0, description="Monthly backups (a month's newest) an Enterprise keeps beyond its daily ones."
+    )
+    backup_keep_manual_days: int = Field(default=30, ge=1, description="Days an on-demand backup is kept.")
+    backup_keep_final_days: int = Field(
+        default=90, ge=1, description="Days a deleted workspace's final backup is kept."
+    )
+    backup_drill_seconds: int = Field(
+        default=86400, ge=0, description="Period of the restore drills (0 = only `canopy backups drill`)."
+    )
+    backup_drill_sample: int = Field(default=3, ge=1, description="Backups restored and checked by each drill run.")
+    backup_drill_recent_days: int = Field(
+        default=7, ge=0, description="A backup drilled within this many days is not picked again."
     )
 
     fault_pause_after_step: str | None = Field(

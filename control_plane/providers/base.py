@@ -141,13 +141,15 @@ class BackupPart:
 
     ``location`` is the provider's own: ``{"path": ...}`` (local runtime, encrypted file), ``{"bucket", "key",
     "region"}`` (S3 object under SSE-KMS) or ``{"rds_snapshot", "region"}`` (a silo's database; ``sha256`` is None:
-    RDS keeps a snapshot's integrity itself).
+    RDS keeps a snapshot's integrity itself). ``count`` is what the part holds: posts (counted in the dump's own
+    snapshot) for ``database``, files for ``files``; None when the provider cannot tell.
     """
 
     name: str
     location: dict[str, Any]
     size: int
     sha256: str | None
+    count: int | None = None
 
 
 class BackupProvider(Protocol):

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from control_plane.core.db import database_url
 from control_plane.core.settings import Settings
 from control_plane.providers.base import Providers
 from infra.conventions import TIER_PROFESSIONAL
 
+if TYPE_CHECKING:
+    from control_plane.credentials.service import WorkspaceSecrets
 
-def get_providers(settings: Settings, tier: str) -> Providers:
-    """Providers for ``settings.provider``: "local" (one set for every tier) or "aws" (silo or pooled by tier)."""
+
+def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | None = None) -> Providers:
+    """Providers for ``settings.provider``: "local" (one set for every tier) or "aws" (silo or pooled by tier).
+
+    ``secrets`` replaces the stored workspace credentials (a restore drill's scratch database, which has no
+    workspace row); only the local runtime takes it.
+    """
     if settings.provider == "local":
+        from control_plane.credentials.keys import keyring
         from control_plane.credentials.service import workspace_secret
         from control_plane.providers import local
+        from control_plane.providers.local_backup import LocalBackup
 
+        database = local.LocalDatabase(database_url(), secrets or workspace_secret)
+        storage = local.LocalStorage(settings.state_dir)
         return Providers(
-            database=local.LocalDatabase(database_url(), workspace_secret),
-            storage=local.LocalStorage(settings.state_dir),
+            database=database,
+            storage=storage,
             compute=local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds),
             dns=local.LocalDns(settings.base_domain, settings.public_url),
+            backup=LocalBackup(settings.state_dir, database, storage, keyring(settings)),
         )
     if settings.provider == "aws":
         from control_plane.providers.aws.fleet import aws_providers
 
+        if secrets is not None:
+            raise ValueError("the aws providers keep their credentials themselves")
         return aws_providers(settings, tier)
     raise ValueError(f"unknown provider {settings.provider!r}")
 

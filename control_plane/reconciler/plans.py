@@ -1,8 +1,13 @@
 """Which steps provision a workspace, per provider and tier, as data.
 
-- local (every tier): database, storage, compute, dns, initial_admin, available, plan (:data:`.steps.STEPS`).
-- aws, enterprise (a silo): kms, storage, database, cluster, identity, compute, initial_admin, dns, available, plan.
-- aws, professional (pooled in a cell): database, storage, identity, compute, initial_admin, dns, available, plan.
+- local (every tier): database, storage, restore, compute, dns, initial_admin, available, plan (:data:`.steps.STEPS`).
+- aws, enterprise (a silo): kms, storage, database, restore, cluster, identity, compute, initial_admin, dns,
+  available, plan.
+- aws, professional (pooled in a cell): database, storage, restore, identity, compute, initial_admin, dns, available,
+  plan.
+
+``restore`` puts a backup into a clone made from it before its server first starts (nothing otherwise:
+:mod:`control_plane.backups.restoring`).
 
 ``plan`` tells the server its billing plan (trial end, suspension: :mod:`control_plane.subscriptions`).
 
@@ -23,6 +28,7 @@ from control_plane.kube.render import InitialAdmin, KubeServerConfig, S3Config
 from control_plane.providers.base import Ensured, ProviderError
 from control_plane.providers.workspace_client import admin_username
 from control_plane.reconciler.steps import (
+    RESTORE,
     STEPS,
     Context,
     Step,
@@ -136,6 +142,7 @@ ENTERPRISE: tuple[Step, ...] = (
     Step("kms", "KeyReady", ensure_kms, teardown_kms),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
     Step("database", "DatabaseReady", ensure_database, teardown_database),
+    RESTORE,
     Step("cluster", "ClusterReady", ensure_cluster, teardown_cluster),
     IDENTITY,
     COMPUTE,
@@ -148,6 +155,7 @@ ENTERPRISE: tuple[Step, ...] = (
 PROFESSIONAL: tuple[Step, ...] = (
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    RESTORE,
     IDENTITY,
     COMPUTE,
     HANDOVER,

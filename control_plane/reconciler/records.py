@@ -25,6 +25,7 @@ from control_plane.core.settings import Settings, get_settings
 from control_plane.providers.base import Ensured, WorkspaceSpec
 from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
 from control_plane.subscriptions import service as subscriptions
+from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -42,6 +43,8 @@ class Snapshot:
     outputs: dict[str, Any]
     admin_email: str | None
     admin_password_hash: str | None
+    resume_state: Lifecycle | None = None
+    deletion_requested_at: datetime | None = None
 
 
 def warm_up() -> None:
@@ -71,6 +74,8 @@ def load(workspace_id: uuid.UUID) -> Snapshot | None:
             outputs=dict(ws.outputs or {}),
             admin_email=ws.initial_admin_email,
             admin_password_hash=ws.initial_admin_password_hash,
+            resume_state=ws.resume_state,
+            deletion_requested_at=ws.deletion_requested_at,
         )
 
 
@@ -182,11 +187,41 @@ def record_hibernated(workspace_id: uuid.UUID, generation: int) -> None:
         _mark_down(ws, "Hibernated", ("ComputeReady", "Available"), now)
 
 
+def record_restored(workspace_id: uuid.UUID, generation: int) -> None:
+    """A restore in place is over: the workspace resumes the state it left (audited, actor ``worker``), its server
+    down until the next reconcile starts it."""
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        _clear_attempts(ws, now, generation)
+        _mark_down(ws, "Restored", ("ComputeReady", "Available"), now)
+        if ws.lifecycle_state == Lifecycle.restoring and ws.resume_state is not None:
+            session = object_session(ws)
+            assert session is not None
+            workspaces.transition(session, ws, ws.resume_state, "worker", action="workspace.restored")
+
+
 def record_torn_down(workspace_id: uuid.UUID, condition: str | None) -> None:
     if condition is None:
         return
     with locked(workspace_id) as ws:
         _mark_down(ws, "Deleted", (condition, "Available"), utcnow())
+
+
+def purge_due(workspace_id: uuid.UUID, generation: int) -> bool:
+    """Whether the purge of a stopped workspace pending deletion may begin: it is still the deletion this reconcile
+    read (not cancelled meanwhile) and its purge date has passed. Until then the reconcile is done and the next
+    attempt is the purge date (the resync leaves it alone till then)."""
+    now = utcnow()
+    with locked(workspace_id) as ws:
+        if ws.lifecycle_state != Lifecycle.pending_deletion or ws.generation != generation:
+            return False
+        assert ws.purge_after is not None
+        if ws.purge_after <= now:
+            return True
+        _clear_attempts(ws, now, generation)
+        ws.next_attempt_at = ws.purge_after
+        _mark_down(ws, "PendingDeletion", ("ComputeReady", "Available"), now)
+        return False
 
 
 def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
@@ -198,6 +233,7 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
             return False
         check_transition(ws.lifecycle_state, Lifecycle.deleted)
         ws.lifecycle_state = Lifecycle.deleted
+        ws.resume_state = None
         ws.deleted_at = now
         ws.endpoint_url = None
         reported = tuple(dict.fromkeys([*REPORTED_BY_ALL, *(c["type"] for c in ws.conditions or [])]))
@@ -207,8 +243,9 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
 
 
 def workspaces_to_resync(now: datetime) -> list[uuid.UUID]:
-    """Workspaces whose desired state needs (re)checking now: live ones, deletions, due retries."""
-    wanted = RUNNING_STATES | {Lifecycle.pending_deletion}
+    """Workspaces whose desired state needs (re)checking now: live ones, restores, due retries, and deletions that are
+    new (not yet stopped) or due (a stopped deletion's next attempt is its purge date)."""
+    wanted = RUNNING_STATES | {Lifecycle.pending_deletion, Lifecycle.restoring}
     not_backing_off = or_(Workspace.next_attempt_at.is_(None), Workspace.next_attempt_at <= now)
     due_retry = and_(Workspace.next_attempt_at <= now, Workspace.lifecycle_state != Lifecycle.deleted)
     query = select(Workspace.id).where(or_(and_(Workspace.lifecycle_state.in_(wanted), not_backing_off), due_retry))

@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
+from control_plane.backups.restoring import ensure_restored
 from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
@@ -76,6 +77,14 @@ def ensure_storage(ctx: Context) -> Ensured:
 
 def teardown_storage(ctx: Context) -> None:
     ctx.providers.storage.teardown(ctx.spec)
+
+
+def ensure_restore(ctx: Context) -> Ensured:
+    """Restore the backup a clone was made from, before its server first starts (nothing when none is pending)."""
+    return ensure_restored(ctx.spec, ctx.providers, ctx.outputs)
+
+
+RESTORE = Step("restore", None, ensure_restore)
 
 
 def server_config(ctx: Context) -> ServerConfig:
@@ -140,6 +149,7 @@ def ensure_plan(ctx: Context) -> Ensured:
 STEPS: tuple[Step, ...] = (
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
+    RESTORE,
     Step("compute", "ComputeReady", ensure_compute, teardown_compute),
     Step("dns", "DnsReady", ensure_dns, teardown_dns),
     Step("initial_admin", None, ensure_initial_admin),

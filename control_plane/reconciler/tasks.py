@@ -5,8 +5,8 @@ makes it so (see :data:`ACTIONS`). It never raises for an infrastructure failure
 recorded on the row (attempts, last error, next attempt) and a retry is deferred at the backoff
 time. Two periodic tasks keep everything moving:
 
-- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion in progress
-  and every due retry; it is also the process supervisor (a dead server is restarted by the next
+- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion not yet stopped or due
+  for its purge, and every due retry; it is also the process supervisor (a dead server is restarted by the next
   compute ensure);
 - ``recover_stalled_jobs`` retries the jobs of workers that stopped sending heartbeats (a worker
   killed mid-reconcile), then prunes those workers.
@@ -18,10 +18,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from procrastinate import jobs
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 
+from control_plane.backups import restoring
+from control_plane.backups.models import BackupState
+from control_plane.backups.service import BACKUP_STATES, ensure_final_backup
 from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
@@ -121,9 +125,32 @@ def _teardown_step(ctx: Context, step: Step) -> bool:
     return True
 
 
+def _final_backup(ctx: Context, since: datetime | None) -> bool:
+    """The workspace's final backup exists: one taken ``since`` the deletion was requested (taken now if there is
+    none, once, through the backups domain; kept 90 days)."""
+    try:
+        outcome = ensure_final_backup(ctx.spec.id, since)
+        if outcome.state is not BackupState.completed:
+            raise ProviderError(outcome.error or f"the final backup is {outcome.state.value}")
+    except Exception as exc:
+        _fail(ctx, "final backup", None, exc)
+        return False
+    return True
+
+
 def delete(snap: records.Snapshot) -> str:
-    """Tear every step down in reverse, check nothing is left (the leak sweep), then mark the workspace deleted."""
+    """A workspace pending deletion: its server stopped (its data stays) and, if it had data, its final backup
+    taken; then nothing until its purge date. Once that has passed, tear every step down in reverse, check nothing
+    is left (the leak sweep), then mark the workspace deleted."""
     ctx = _context(snap)
+    try:
+        ctx.providers.compute.stop(ctx.spec)
+    except Exception as exc:
+        return _fail(ctx, "stop", "ComputeReady", exc)
+    if snap.resume_state in BACKUP_STATES and not _final_backup(ctx, snap.deletion_requested_at):
+        return "failed at final backup"
+    if not records.purge_due(snap.spec.id, snap.generation):
+        return "pending deletion: waiting for the purge date"
     for step in reversed(plan_for(ctx.settings.provider, ctx.spec.tier)):
         if not _teardown_step(ctx, step):
             return f"failed at teardown {step.name}"
@@ -145,6 +172,20 @@ def hibernate(snap: records.Snapshot) -> str:
     return "hibernated"
 
 
+def restore_in_place(snap: records.Snapshot) -> str:
+    """Stop the server, put the pending restore's database and files back (:mod:`control_plane.backups.restoring`),
+    then resume the state the workspace left and defer the reconcile that starts its server again."""
+    ctx = _context(snap)
+    try:
+        ctx.providers.compute.stop(ctx.spec)
+        restoring.restore_in_place(ctx.spec, ctx.providers, ctx.outputs)
+    except Exception as exc:
+        return _fail(ctx, "restore", None, exc)
+    records.record_restored(snap.spec.id, snap.generation)
+    defer_reconcile(snap.spec.id)
+    return "restored"
+
+
 def nothing(snap: records.Snapshot) -> str:
     return f"nothing to do in {snap.state.value}"
 
@@ -153,6 +194,7 @@ ACTIONS: dict[Lifecycle, Callable[[records.Snapshot], str]] = {
     **dict.fromkeys(RUNNING_STATES, converge),
     Lifecycle.pending_deletion: delete,
     Lifecycle.hibernated: hibernate,
+    Lifecycle.restoring: restore_in_place,
     Lifecycle.pending_verification: nothing,
     Lifecycle.deleted: nothing,
 }

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DatabaseNotMigrated, RuntimeError) as exc:
         print(f"canopy worker: {exc}", file=sys.stderr)
         return 2
+    from control_plane.backups import periodic as backup_periodic  # noqa: F401  (schedules, retention, drills)
+    from control_plane.backups import tasks as backup_tasks  # noqa: F401  (registers the backup task)
     from control_plane.core.task_queue import app
     from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)

@@ -3,8 +3,8 @@
 Billing owns its status (:mod:`billing.engine.status`); the workspace lifecycle belongs to the workspaces domain.
 A status change *requests* a lifecycle state, applied here through the lifecycle table
 (:func:`control_plane.workspaces.service.transition`): a hibernated workspace keeps sleeping and resumes the
-requested state when woken, except one that billing itself put to sleep after a long suspension, which a
-reactivation wakes at once.
+requested state when woken (one being restored in place, when its restore ends), except one that billing itself put
+to sleep after a long suspension, which a reactivation wakes at once.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ def _request(session: Session, ws: Workspace, target: Lifecycle) -> bool:
             return True
         if target in TRANSITIONS[Lifecycle.hibernated] and ws.resume_state != target:
             ws.resume_state = target  # it resumes the requested state when woken
+        return False
+    if state == Lifecycle.restoring:
+        if target in TRANSITIONS[Lifecycle.restoring]:
+            ws.resume_state = target  # the restore in place ends in the requested state
         return False
     workspaces.transition(session, ws, target, ACTOR)
     return True

@@ -7,7 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control_plane.accounts import repository as accounts_repo
 from control_plane.accounts.models import Account, Membership
+from control_plane.core.authz import GRANTS, Permission, Principal
 from control_plane.workspaces import repository as workspaces_repo
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
@@ -42,6 +44,24 @@ def own_workspace(session: Session, account: Account, raw_id: str) -> Workspace 
     if ws is None or ws.organization_id not in member_organizations(session, account):
         return None
     return ws
+
+
+def deleter(session: Session, account: Account, ws: Workspace) -> Principal | None:
+    """The account acting in the workspace's organization, when its role there may delete (and undelete) it."""
+    role = accounts_repo.membership_role(session, account.id, ws.organization_id)
+    if role is None or role not in GRANTS[Permission.delete_workspace]:
+        return None
+    return Principal(account_id=account.id, role=role, organization_id=ws.organization_id)
+
+
+def delete_path(ws: Workspace) -> str:
+    """The delete form's action."""
+    return f"/workspaces/{ws.id}/delete"
+
+
+def cancel_deletion_path(ws: Workspace) -> str:
+    """The cancel-deletion form's action."""
+    return f"/workspaces/{ws.id}/cancel-deletion"
 
 
 def progress_path(ws: Workspace) -> str:

@@ -1,5 +1,5 @@
-"""All web pages as one router: signup, verification, sign-in, invitations, progress, billing, dev mailbox,
-static files.
+"""All web pages as one router: signup, verification, sign-in and the workspaces list (with deletion), invitations,
+progress, billing, dev mailbox, static files.
 
 Pages authenticate with the ``canopy_session`` cookie (opened by the verification link or by
 signing in). Without a session the workspace pages send the browser to sign in; another
@@ -10,8 +10,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.web import billing_page, dev_mail, invitations, progress_pages, signin, signup, static, verification
+from control_plane.web import (
+    billing_page,
+    data_page,
+    deletion_pages,
+    dev_mail,
+    invitations,
+    progress_pages,
+    signin,
+    signup,
+    static,
+    verification,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (signup, verification, signin, invitations, progress_pages, billing_page, dev_mail, static):
+for module in (
+    signup,
+    verification,
+    signin,
+    deletion_pages,
+    invitations,
+    progress_pages,
+    billing_page,
+    data_page,
+    dev_mail,
+    static,
+):
     router.include_router(module.router)

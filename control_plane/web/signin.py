@@ -1,4 +1,5 @@
-"""Sign-in, sign-out and the list of the signed-in account's workspaces.
+"""Sign-in, sign-out and the list of the signed-in account's workspaces (with their delete and cancel-deletion
+forms, for those who may delete them: :mod:`control_plane.web.deletion_pages`).
 
 Sign-in goes through :func:`control_plane.accounts.service.sign_in`, the one credential check that
 the API token exchange uses too: rate limited per client address and per email before the password
@@ -8,18 +9,28 @@ is checked, and every failure gets the same 401 answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from control_plane.accounts import service as accounts
 from control_plane.accounts.models import Account
+from control_plane.core.clock import utcnow
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Unauthorized
 from control_plane.core.ratelimit import RateLimited, client_address
 from control_plane.core.settings import Settings
-from control_plane.web.access import progress_path, ready_path, workspaces_of
+from control_plane.web.access import (
+    cancel_deletion_path,
+    delete_path,
+    deleter,
+    progress_path,
+    ready_path,
+    workspaces_of,
+)
 from control_plane.web.billing_page import billing_paths
 from control_plane.web.progress import is_ready, is_setting_up
 from control_plane.web.sessions import (
@@ -32,7 +43,8 @@ from control_plane.web.sessions import (
     start_session,
 )
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, message, redirect, render, retry_after
-from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces import service as workspaces
+from control_plane.workspaces.lifecycle import TRANSITIONS, Lifecycle
 from control_plane.workspaces.models import Workspace
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +57,7 @@ STATE_LABELS = {
     Lifecycle.past_due: "Payment overdue",
     Lifecycle.suspended: "Suspended",
     Lifecycle.hibernated: "Hibernated",
-    Lifecycle.pending_deletion: "Being deleted",
+    Lifecycle.pending_deletion: "Scheduled for deletion",
     Lifecycle.deleted: "Deleted",
 }
 
@@ -159,19 +171,49 @@ class Listed:
     ready_url: str | None  # where it is and how to sign in to it
     progress_url: str | None  # while it is being set up
     billing_url: str | None  # its organization's billing page, for those who manage it
+    delete_url: str | None  # the delete form, for those who may delete it
+    purged_if_deleted: datetime | None  # when it would be purged if deleted now
+    cancel_deletion_url: str | None  # while it is pending deletion and its purge has not begun
 
 
-def _listed(ws: Workspace, base_domain: str, billing_url: str | None) -> Listed:
+def _listed(session: Session, settings: Settings, viewer: Account, ws: Workspace, billing_url: str | None) -> Listed:
     ready = is_ready(ws)
+    now = utcnow()
+    may_delete = deleter(session, viewer, ws) is not None
+    deletable = may_delete and Lifecycle.pending_deletion in TRANSITIONS[ws.lifecycle_state]
+    cancellable = (
+        may_delete and ws.lifecycle_state == Lifecycle.pending_deletion and not workspaces.purge_started(ws, now)
+    )
     return Listed(
         workspace=ws,
-        address=f"{ws.slug}.{base_domain}",
+        address=f"{ws.slug}.{settings.base_domain}",
         state=STATE_LABELS.get(ws.lifecycle_state, ws.lifecycle_state.value),
         open_url=ws.endpoint_url if ready else None,
         ready_url=ready_path(ws) if ready else None,
         progress_url=progress_path(ws) if is_setting_up(ws) else None,
         billing_url=billing_url,
+        delete_url=delete_path(ws) if deletable else None,
+        purged_if_deleted=workspaces.purge_date(settings, ws, now) if deletable else None,
+        cancel_deletion_url=cancel_deletion_path(ws) if cancellable else None,
     )
+
+
+def workspaces_page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    viewer: Account,
+    *,
+    alert: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The viewer's workspaces across its organizations, newest first (with ``alert`` when a form was refused)."""
+    billing = billing_paths(session, viewer)
+    listed = [
+        _listed(session, settings, viewer, ws, billing.get(ws.organization_id)) for ws in workspaces_of(session, viewer)
+    ]
+    context = {"workspaces": listed, "alert": alert}
+    return render(request, settings, "workspaces.html", context, viewer=viewer, status_code=status_code)
 
 
 @router.get("/workspaces")
@@ -179,7 +221,4 @@ def workspace_list(request: Request, session: DbSession, settings: SettingsDep, 
     """The signed-in account's workspaces across its organizations, newest first."""
     if viewer is None:
         return login_redirect(DEFAULT_NEXT)
-    billing = billing_paths(session, viewer)
-    workspaces = workspaces_of(session, viewer)
-    listed = [_listed(ws, settings.base_domain, billing.get(ws.organization_id)) for ws in workspaces]
-    return render(request, settings, "workspaces.html", {"workspaces": listed}, viewer=viewer)
+    return workspaces_page(request, session, settings, viewer)

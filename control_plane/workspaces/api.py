@@ -20,6 +20,7 @@ from control_plane.workspaces.auth import (
     WorkspaceCreator,
     WorkspaceDeleter,
     WorkspaceHibernator,
+    WorkspacePurger,
     WorkspaceReader,
     WorkspaceWaker,
 )
@@ -27,6 +28,7 @@ from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from control_plane.workspaces.repository import WorkspaceFilter
 from control_plane.workspaces.schemas import (
+    PurgeRequest,
     SlugAvailability,
     WorkspaceCreate,
     WorkspaceOut,
@@ -34,7 +36,7 @@ from control_plane.workspaces.schemas import (
     workspace_out,
 )
 from control_plane.workspaces.slugs import check_format
-from control_plane.workspaces.waking import Serving, WakeFailed, Waker, still_waking
+from control_plane.workspaces.waking import BeingRestored, Serving, WakeFailed, Waker, being_restored, still_waking
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 # Where a sleeping workspace's Ingress sends its requests (Kubernetes); not part of the API.
@@ -137,11 +139,40 @@ def get_workspace(workspace_id: uuid.UUID, session: DbSession, principal: Worksp
     response_model=WorkspaceOut,
     responses=problem_responses(401, 403, 404, 409),
 )
-def delete_workspace(
-    workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter, response: Response
-) -> WorkspaceOut:
-    """Request deletion; the reconciler tears the workspace down and marks it deleted."""
+def delete_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter) -> WorkspaceOut:
+    """Schedule the deletion: ``pending_deletion`` until ``purge_after`` (the server stops, a final backup is taken;
+    cancellable until then), then the reconciler tears the workspace down and marks it deleted."""
     ws = service.request_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/cancel-deletion",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def cancel_workspace_deletion(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceDeleter) -> WorkspaceOut:
+    """Cancel a scheduled deletion (409 once the purge has begun): back to the state it was deleted from; the
+    reconciler starts the workspace again."""
+    ws = service.cancel_deletion(session, principal, workspace_id)
+    defer_reconcile(ws.id)
+    return workspace_out(ws)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/purge",
+    status_code=202,
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def purge_workspace(
+    workspace_id: uuid.UUID, body: PurgeRequest, session: DbSession, principal: WorkspacePurger
+) -> WorkspaceOut:
+    """End a workspace's grace period now, with a reason (operators and admins; audited): the reconciler takes its
+    final backup if it has none yet and tears it down."""
+    ws = service.purge(session, principal, workspace_id, body.reason)
     defer_reconcile(ws.id)
     return workspace_out(ws)
 
@@ -187,6 +218,8 @@ async def wake_and_return(slug: str, path: str, request: Request) -> Response:
     address (``307``: the method and body are sent again), where the workspace now answers."""
     try:
         woken = await _woken(request.app.state.waker, slug)
+    except BeingRestored as exc:
+        raise being_restored() from exc
     except WakeFailed as exc:
         raise still_waking() from exc
     if not woken.waited:  # it was up already: an ingress still routing here catches up first

@@ -13,6 +13,7 @@ from control_plane.core.deps import CurrentPrincipal, authorized
 
 WorkspaceReader = CurrentPrincipal
 WorkspaceCreator = Annotated[Principal, authorized(Permission.create_workspace)]
-WorkspaceDeleter = Annotated[Principal, authorized(Permission.delete_workspace)]
+WorkspaceDeleter = Annotated[Principal, authorized(Permission.delete_workspace)]  # also cancels a deletion
+WorkspacePurger = Annotated[Principal, authorized(Permission.purge_workspace)]
 WorkspaceHibernator = Annotated[Principal, authorized(Permission.hibernate_workspace)]
 WorkspaceWaker = Annotated[Principal, authorized(Permission.wake_workspace)]

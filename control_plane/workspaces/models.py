@@ -15,6 +15,11 @@ from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
 from control_plane.workspaces.lifecycle import Lifecycle
 
+# ``resume_state`` is set exactly while a workspace is paused (hibernated, restoring or pending deletion).
+RESUME_STATE_CONDITION = (
+    "(lifecycle_state IN ('hibernated', 'restoring', 'pending_deletion')) = (resume_state IS NOT NULL)"
+)
+
 
 class Tier(enum.StrEnum):
     """Enterprise = dedicated silo; professional = pooled."""
@@ -49,9 +54,7 @@ class Workspace(Base):
             postgresql_where=text("lifecycle_state <> 'deleted'"),
         ),
         Index("ix_workspaces_next_attempt", "next_attempt_at"),
-        CheckConstraint(
-            "(lifecycle_state = 'hibernated') = (resume_state IS NOT NULL)", name="resume_state_iff_hibernated"
-        ),
+        CheckConstraint(RESUME_STATE_CONDITION, name="resume_state_iff_hibernated"),
     )
 
     id: Mapped[UUIDPk]
@@ -64,7 +67,8 @@ class Workspace(Base):
     desired_release: Mapped[str] = mapped_column(String(50))
     observed_release: Mapped[str | None] = mapped_column(String(50), nullable=True)
     lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"))
-    # The state waking returns to; set exactly while hibernated.
+    # The state waking, the end of a restore in place or cancelling the deletion returns to; set exactly while
+    # paused (hibernated, restoring or pending deletion).
     resume_state: Mapped[Lifecycle | None] = mapped_column(_enum(Lifecycle, "lifecycle"), nullable=True)
     conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
@@ -78,6 +82,10 @@ class Workspace(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_reconciled_at: Mapped[OptionalTimestamp]
     trial_ends_at: Mapped[OptionalTimestamp]
+    # When the deletion was requested (its final backup is taken after that) and when its grace period ends and the
+    # reconciler tears the workspace down; set on entering pending_deletion, cleared when it is cancelled.
+    deletion_requested_at: Mapped[OptionalTimestamp]
+    purge_after: Mapped[OptionalTimestamp]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
     deleted_at: Mapped[OptionalTimestamp]

@@ -22,6 +22,12 @@ def live_by_slug(session: Session, slug: str, *, for_update: bool = False) -> Wo
     return session.scalars(query).one_or_none()
 
 
+def all_by_slug(session: Session, slug: str) -> list[Workspace]:
+    """Every workspace that held ``slug``, deleted ones included, newest first."""
+    query = select(Workspace).where(Workspace.slug == slug).order_by(Workspace.created_at.desc(), Workspace.id)
+    return list(session.scalars(query))
+
+
 def get(session: Session, workspace_id: uuid.UUID, *, for_update: bool = False) -> Workspace | None:
     """A workspace by id."""
     query = select(Workspace).where(Workspace.id == workspace_id)

@@ -48,7 +48,14 @@ class WorkspaceOut(BaseModel):
     desired_release: str
     observed_release: str | None
     lifecycle_state: Lifecycle
-    resume_state: Lifecycle | None = Field(description="While hibernated: the state waking returns to.")
+    resume_state: Lifecycle | None = Field(
+        description="While hibernated: the state waking returns to; while pending deletion: the state cancelling "
+        "the deletion returns to."
+    )
+    purge_after: datetime | None = Field(
+        description="While pending deletion: when the workspace and its data are purged (until then the deletion "
+        "can be cancelled; a final backup is kept for 90 days)."
+    )
     conditions: list[Condition]
     url: str | None
     reconcile: ReconcileStatus
@@ -66,6 +73,12 @@ class WorkspaceCreate(BaseModel):
     organization_id: uuid.UUID | None = None
     tier: Tier = Tier.professional
     region: str | None = Field(default=None, max_length=50)
+
+
+class PurgeRequest(BaseModel):
+    """Why a workspace pending deletion is purged before its date (kept in the audit log)."""
+
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S")
 
 
 class WorkspacePage(BaseModel):
@@ -97,6 +110,7 @@ def workspace_out(ws: Any) -> WorkspaceOut:
         observed_release=ws.observed_release,
         lifecycle_state=ws.lifecycle_state,
         resume_state=ws.resume_state,
+        purge_after=ws.purge_after,
         conditions=[Condition.model_validate(c) for c in ws.conditions or []],
         url=ws.endpoint_url,
         reconcile=ReconcileStatus(

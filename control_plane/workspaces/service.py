@@ -1,11 +1,12 @@
-"""Workspace actions: create, transition, hibernate, wake, delete, read with per-organization authorization."""
+"""Workspace actions: create, transition, hibernate, wake, delete (scheduled, cancellable, purged earlier by an
+operator), read with per-organization authorization."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,10 +16,17 @@ from control_plane.cells.service import place_workspace
 from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound
-from control_plane.core.settings import get_settings
+from control_plane.core.settings import Settings, get_settings
 from control_plane.organizations.models import Organization
 from control_plane.workspaces import repository, slugs
-from control_plane.workspaces.lifecycle import Lifecycle, check_transition, wake_target
+from control_plane.workspaces.lifecycle import (
+    Lifecycle,
+    NotPendingDeletion,
+    cancel_target,
+    check_transition,
+    resume_state_on_entering,
+    wake_target,
+)
 from control_plane.workspaces.models import Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
@@ -34,6 +42,7 @@ def snapshot(ws: Workspace) -> dict[str, Any]:
         "resume_state": ws.resume_state.value if ws.resume_state else None,
         "desired_release": ws.desired_release,
         "generation": ws.generation,
+        "purge_after": ws.purge_after.isoformat() if ws.purge_after else None,
     }
 
 
@@ -108,15 +117,30 @@ def new_workspace(
     return ws
 
 
+def purge_date(settings: Settings, ws: Workspace, now: datetime) -> datetime:
+    """When ``ws``, deleted at ``now``, would be purged: after the grace period of the state deletion leaves (a
+    trial's is shorter)."""
+    leaving = resume_state_on_entering(ws.lifecycle_state, ws.resume_state, Lifecycle.pending_deletion)
+    trial = leaving == Lifecycle.trialing
+    return now + timedelta(days=settings.trial_deletion_grace_days if trial else settings.deletion_grace_days)
+
+
 def transition(session: Session, ws: Workspace, target: Lifecycle, actor: str, action: str | None = None) -> None:
     """Move ``ws`` to ``target`` if the lifecycle allows it (409 otherwise); audited as ``action`` (default
-    ``workspace.<target>``), not committed. Entering ``hibernated`` remembers the state to resume."""
+    ``workspace.<target>``), not committed. Entering a pause (``hibernated``, ``restoring``,
+    ``pending_deletion``) remembers the
+    state to resume; entering ``pending_deletion`` schedules the purge, leaving it forgets that."""
     check_transition(ws.lifecycle_state, target)
     before = snapshot(ws)
-    ws.resume_state = ws.lifecycle_state if target == Lifecycle.hibernated else None
+    now = utcnow()
+    if target == Lifecycle.pending_deletion:
+        ws.deletion_requested_at, ws.purge_after = now, purge_date(get_settings(), ws, now)
+    elif ws.lifecycle_state == Lifecycle.pending_deletion:
+        ws.deletion_requested_at, ws.purge_after = None, None
+    ws.resume_state = resume_state_on_entering(ws.lifecycle_state, ws.resume_state, target)
     ws.lifecycle_state = target
     ws.generation += 1
-    ws.updated_at = utcnow()
+    ws.updated_at = now
     ws.next_attempt_at = None
     ws.reconcile_attempts = 0
     audit.record(
@@ -139,11 +163,74 @@ def visible(session: Session, principal: Principal, workspace_id: uuid.UUID, *, 
     return ws
 
 
-def request_deletion(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
-    """Mark a workspace for deletion (the reconciler tears it down); committed."""
-    ws = visible(session, principal, workspace_id, for_update=True)
-    transition(session, ws, Lifecycle.pending_deletion, principal.actor)
+def delete_row(session: Session, ws: Workspace, actor: str) -> None:
+    """Schedule the deletion of ``ws``: ``pending_deletion`` until its purge date (its server stops, its data stays,
+    the reconciler takes a final backup, then tears it down when the date passes); committed."""
+    transition(session, ws, Lifecycle.pending_deletion, actor)
     session.commit()
+
+
+def purge_started(ws: Workspace, now: datetime) -> bool:
+    """Whether the workspace's purge date has passed: from then on the reconciler may be tearing it down."""
+    return ws.lifecycle_state == Lifecycle.pending_deletion and ws.purge_after is not None and ws.purge_after <= now
+
+
+def cancel_deletion_row(session: Session, ws: Workspace, actor: str) -> None:
+    """Return a workspace pending deletion to the state it was deleted from (409 once its purge has begun or it is
+    deleted); committed."""
+    target = cancel_target(ws.lifecycle_state, ws.resume_state)
+    if purge_started(ws, utcnow()):
+        raise Conflict(
+            "purge-started",
+            "This workspace is being purged: its deletion can no longer be cancelled",
+            current_state=ws.lifecycle_state.value,
+            purge_after=ws.purge_after.isoformat() if ws.purge_after else None,
+        )
+    transition(session, ws, target, actor, action="workspace.deletion_cancelled")
+    session.commit()
+
+
+def purge_row(session: Session, ws: Workspace, actor: str, reason: str) -> None:
+    """End the grace period of a workspace pending deletion now (the reconciler purges it next); audited with the
+    ``reason``, committed."""
+    if ws.lifecycle_state != Lifecycle.pending_deletion:
+        raise NotPendingDeletion(ws.lifecycle_state, "purged")
+    before = snapshot(ws)
+    now = utcnow()
+    ws.purge_after = min(ws.purge_after or now, now)
+    ws.next_attempt_at = None
+    ws.updated_at = now
+    audit.record(
+        session,
+        actor=actor,
+        action="workspace.purge",
+        target_type="workspace",
+        target_id=ws.id,
+        organization_id=ws.organization_id,
+        before=before,
+        after={**snapshot(ws), "reason": reason},
+    )
+    session.commit()
+
+
+def request_deletion(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
+    """:func:`delete_row` for a caller allowed to (the route defers the reconcile that stops the server)."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    delete_row(session, ws, principal.actor)
+    return ws
+
+
+def cancel_deletion(session: Session, principal: Principal, workspace_id: uuid.UUID) -> Workspace:
+    """:func:`cancel_deletion_row` for a caller allowed to (the route defers the reconcile that starts it again)."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    cancel_deletion_row(session, ws, principal.actor)
+    return ws
+
+
+def purge(session: Session, principal: Principal, workspace_id: uuid.UUID, reason: str) -> Workspace:
+    """:func:`purge_row` for a caller allowed to (the route defers the reconcile that purges it)."""
+    ws = visible(session, principal, workspace_id, for_update=True)
+    purge_row(session, ws, principal.actor, reason)
     return ws
 
 

@@ -71,11 +71,25 @@ def still_waking() -> Problem:
     return problem
 
 
+class BeingRestored(WakeFailed):
+    """The workspace is being restored in place: nothing to wait for (it comes back when the restore ends)."""
+
+
+def being_restored() -> Problem:
+    """What a request for a workspace being restored in place gets at once: ``503 workspace-restoring`` with
+    ``Retry-After`` (it comes back with the backup's content)."""
+    problem = Problem(503, "workspace-restoring", "Service unavailable", "The workspace is being restored; try again")
+    problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return problem
+
+
 def claim(slug: str) -> Claim | None:
     """Wake the workspace at ``slug`` if it sleeps (committed, then its reconcile deferred); None when no workspace
-    there can serve (unknown, provisioning, being deleted)."""
+    there can serve (unknown, provisioning, being deleted); :class:`BeingRestored` while it is restored in place."""
     with session_scope() as session:
         ws = repository.live_by_slug(session, slug, for_update=True)
+        if ws is not None and ws.lifecycle_state == Lifecycle.restoring:
+            raise BeingRestored("the workspace is being restored")
         if ws is None or ws.lifecycle_state not in WAKEABLE_STATES:
             return None
         woken = ws.lifecycle_state == Lifecycle.hibernated

@@ -182,7 +182,7 @@ def aws_resources(workspace_id: uuid.UUID) -> Counter[str]:
         for page in pages.paginate(TagFilters=tag_filters({TAG_WORKSPACE: str(workspace_id)}))
         for item in page["ResourceTagMappingList"]
     ]
-    found = Counter(_arn_type(arn) for arn in arns if _alive(arn))
+    found = Counter(_arn_type(arn) for arn in arns if resource_alive(arn))
     eks = boto3.client("eks")
     for name in eks.list_clusters()["clusters"]:
         cluster = eks.describe_cluster(name=name)["cluster"]
@@ -206,7 +206,7 @@ def _arn_type(arn: str) -> str:
     return f"{service_name} {kind}"
 
 
-def _alive(arn: str) -> bool:
+def resource_alive(arn: str) -> bool:
     """Keys pending deletion, deleted secrets and snapshots are on their way out (or kept on purpose)."""
     if ":kms:" in arn:
         return bool(boto3.client("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "Enabled")

@@ -24,6 +24,8 @@ from control_plane.reconciler.queue import defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import (
+    TAG_KEPT_FOR,
+    TAG_WORKSPACE,
     bucket_policy,
     kubernetes_labels,
     prefix_policy,
@@ -43,7 +45,7 @@ from tests.aws.test_silo import (
     silo_oidc_provider,
 )
 from tests.harness.moto import REGION
-from tests.provisioning.conftest import aws_resources, kube_objects, new_workspace
+from tests.provisioning.conftest import aws_resources, kube_objects, new_workspace, resource_alive
 from tests.reconciler.conftest import Plane
 
 pytestmark = pytest.mark.slow
@@ -143,7 +145,7 @@ def test_a_leftover_keeps_the_workspace_pending_deletion(plane: Plane, kube: Kub
     tags = workspace_tags(ws_id, ws.organization_id, "professional", CELL)
     s3.put_bucket_tagging(Bucket=stray, Tagging=s3_tagging(tags))
 
-    assert plane.as_operator("DELETE", f"/api/v1/workspaces/{ws_id}").status_code == 202
+    plane.purge(ws_id)
     ws = plane.wait_for(ws_id, lambda w: "leak sweep" in (w.last_error or ""), timeout=60)
     assert ws.lifecycle_state == Lifecycle.pending_deletion and f"arn:aws:s3:::{stray}" in ws.last_error
     assert kube_objects(kube, ws_id) == {}, "everything else was torn down"
@@ -209,13 +211,30 @@ def _provision(plane: Plane, ws_id: uuid.UUID, state: Lifecycle) -> Any:
 
 def _delete(plane: Plane, kube: KubeClient, ws_id: uuid.UUID, dns: list[tuple[str, str]]) -> None:
     started = time.monotonic()
-    assert plane.as_operator("DELETE", f"/api/v1/workspaces/{ws_id}").status_code == 202
+    plane.purge(ws_id)
     ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=90)
     print(f"deleted in {time.monotonic() - started:.1f}s")
     assert all(c["status"] == "False" for c in ws.conditions)
     assert LeakSweep(Aws(), REGION).leftovers_for(ws_id, dns) == []
-    assert aws_resources(ws_id) == {}
+    if ws.tier is Tier.enterprise:  # the tenant key outlives the silo while its final backup needs it
+        assert aws_resources(ws_id) == {"kms key": 1}
+        assert _kept_keys(ws_id) == ["backups"]
+    else:
+        assert aws_resources(ws_id) == {}
     assert kube_objects(kube, ws_id) == {}, "no Kubernetes object labelled with the workspace is left"
+
+
+def _kept_keys(ws_id: uuid.UUID) -> list[str]:
+    """What each live KMS key of the workspace is kept for (its ``canopy:kept-for`` tag); a key left kept has no
+    alias."""
+    kms = boto3.client("kms")
+    kept = []
+    for key in kms.list_keys()["Keys"]:
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]}
+        if tags.get(TAG_WORKSPACE) == str(ws_id) and resource_alive(key["KeyArn"]):
+            assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []
+            kept.append(tags.get(TAG_KEPT_FOR, ""))
+    return kept
 
 
 def _assert_gone(role: str, policy_arn: str, oidc_provider: str | None = None) -> None:

@@ -199,11 +199,19 @@ class Plane:
             self._api = TestClient(create_app())
         return self._api
 
-    def as_operator(self, method: str, path: str) -> httpx.Response:
-        """``method path`` on the API as an operator (staff who may hibernate, wake and delete any workspace)."""
+    def as_operator(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``method path`` on the API as an operator (staff who may hibernate, wake, delete and purge any
+        workspace)."""
         if self._operator is None:
             self._operator = self.staff_headers(Role.operator)
-        return self.api.request(method, path, headers=self._operator)
+        return self.api.request(method, path, headers=self._operator, **kwargs)
+
+    def purge(self, workspace_id: uuid.UUID) -> None:
+        """Delete a workspace and purge it at once, as an operator (the reconciler then tears it down)."""
+        deleted = self.as_operator("DELETE", f"/api/v1/workspaces/{workspace_id}")
+        assert deleted.status_code == 202, deleted.text
+        purged = self.as_operator("POST", f"/api/v1/workspaces/{workspace_id}/purge", json={"reason": "test teardown"})
+        assert purged.status_code == 202, purged.text
 
     def close_api(self) -> None:
         if self._api is not None:

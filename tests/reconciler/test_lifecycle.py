@@ -158,12 +158,14 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
         ("workspace.wake", "trialing", None),
     ], changes
 
-    # Deletion (through the API, of a hibernated workspace: it forgets the state to resume) tears everything down
-    # and marks the row deleted.
+    # Deletion (through the API, of a hibernated workspace: cancelling would start it again in the state hibernation
+    # paused) is scheduled; an operator's purge tears everything down and marks the row deleted.
     assert _act(plane, ws_id, "hibernate").status_code == 202
     r = plane.api.delete(f"/api/v1/workspaces/{ws_id}", headers=plane.owner_headers[ws_id])
     assert r.status_code == 202 and r.json()["lifecycle_state"] == "pending_deletion", r.text
-    assert plane.row(ws_id).resume_state is None
+    assert plane.row(ws_id).resume_state == Lifecycle.trialing
+    r = plane.as_operator("POST", f"/api/v1/workspaces/{ws_id}/purge", json={"reason": "lifecycle test"})
+    assert r.status_code == 202, r.text
     ws = plane.wait_state(ws_id, Lifecycle.deleted)
     assert ws.deleted_at is not None and ws.endpoint_url is None
     assert all(c["status"] == "False" for c in ws.conditions)

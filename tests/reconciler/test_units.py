@@ -21,7 +21,10 @@ from control_plane.workspaces.lifecycle import (
     IllegalTransition,
     Lifecycle,
     NotHibernated,
+    NotPendingDeletion,
+    cancel_target,
     check_transition,
+    resume_state_on_entering,
     wake_target,
 )
 
@@ -126,7 +129,7 @@ def test_hibernation_pauses_a_state_and_waking_resumes_it(state: Lifecycle) -> N
 
 def test_only_serving_states_hibernate() -> None:
     assert {Lifecycle.trialing, Lifecycle.active, Lifecycle.past_due, Lifecycle.suspended} == HIBERNATABLE_STATES
-    assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.pending_deletion}
+    assert TRANSITIONS[Lifecycle.hibernated] == HIBERNATABLE_STATES | {Lifecycle.restoring, Lifecycle.pending_deletion}
     for state in (Lifecycle.provisioning, Lifecycle.pending_deletion, Lifecycle.hibernated):
         with pytest.raises(IllegalTransition) as refused:
             check_transition(state, Lifecycle.hibernated)
@@ -141,6 +144,30 @@ def test_only_a_hibernated_workspace_wakes(state: Lifecycle) -> None:
     assert (problem.status, problem.slug) == (409, "illegal-transition")
     assert problem.extra["current_state"] == state.value and problem.extra["requested_action"] == "wake"
     assert problem.extra["allowed_states"] == sorted(s.value for s in TRANSITIONS[state])
+
+
+DELETABLE = frozenset(s for s, targets in TRANSITIONS.items() if Lifecycle.pending_deletion in targets)
+
+
+def test_cancelling_a_deletion_returns_to_any_state_it_can_come_from() -> None:
+    awake = DELETABLE - {Lifecycle.hibernated}
+    assert TRANSITIONS[Lifecycle.pending_deletion] == awake | {Lifecycle.deleted}
+    for state in awake:
+        remembered = resume_state_on_entering(state, None, Lifecycle.pending_deletion)
+        assert remembered == state and cancel_target(Lifecycle.pending_deletion, remembered) == state
+    # A hibernated workspace's deletion remembers the state hibernation paused: cancelling starts it again.
+    assert (
+        resume_state_on_entering(Lifecycle.hibernated, Lifecycle.trialing, Lifecycle.pending_deletion)
+        == Lifecycle.trialing
+    )
+    assert resume_state_on_entering(Lifecycle.pending_deletion, Lifecycle.trialing, Lifecycle.trialing) is None
+
+
+@pytest.mark.parametrize("state", sorted(set(Lifecycle) - {Lifecycle.pending_deletion}))
+def test_only_a_deletion_pending_is_cancelled(state: Lifecycle) -> None:
+    with pytest.raises(NotPendingDeletion) as refused:
+        cancel_target(state, None)
+    assert (refused.value.status, refused.value.extra["requested_action"]) == (409, "cancelled")
 
 
 def test_waking_cannot_resume_a_state_hibernation_never_pauses() -> None:

@@ -22,7 +22,7 @@ T = TypeVar("T")
 K = TypeVar("K")
 CellLookup = Callable[[str], CellOutputs]
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-SERVICES = ("ec2", "eks", "iam", "kms", "rds", "resourcegroupstaggingapi", "route53", "s3", "secretsmanager")
+SERVICES = ("ec2", "eks", "iam", "kms", "rds", "resourcegroupstaggingapi", "route53", "s3", "secretsmanager", "sts")
 """Every service the providers call."""
 
 

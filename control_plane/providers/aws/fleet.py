@@ -178,6 +178,7 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
         identity=silo.identity,
         probe=workload,
         sweep=AwsSweep(aws),
+        backup=silo.backup,
     )
 
 
@@ -200,6 +201,7 @@ def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: C
         identity=pooled.identity,
         probe=workload,
         sweep=AwsSweep(aws),
+        backup=pooled.backup,
     )
 
 

@@ -11,19 +11,29 @@ Crash safety, by what a run finds:
 - a version staged ``AWSPENDING`` but not ``AWSCURRENT`` (a :meth:`SiloDatabase.rotate_password` that
   died): set that password on the instance again and promote it. Rotation moves version stages itself
   and never calls ``rotate_secret`` (which needs a rotation Lambda).
+
+Restores (:meth:`SiloDatabase.restore_snapshot`, :meth:`SiloDatabase.restore_to_point_in_time`) replace the
+instance: a new one is made as ``<name>-restoring`` tagged ``canopy:restore`` = what it holds, then the old one is
+deleted (no final snapshot: its content is replaced on purpose), the new one renamed, the master password set to the
+secret's, settings and tags converged and the ``canopy:restore`` tag removed.
+A re-run finds where the last one stopped: the renamed instance still tagged for this restore (only the password
+and tag are left), the staging instance of this restore (a staging instance of another is deleted first), or
+nothing done yet.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from control_plane.providers.aws.common import Aws, SiloConfig, absent, tags_of, tolerating
 from control_plane.providers.aws.kms import SiloKms
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
-from infra.conventions import RDS, WorkspaceNames, tag_list
+from infra.conventions import RDS, WorkspaceNames, tag_list, tags_from_list
 
 DATABASE_NAME = "workspace"
 SECRET_DELETION_DAYS = 7
@@ -31,6 +41,9 @@ READY_STATES = frozenset(
     {"available", "backing-up", "modifying", "storage-optimization", "resetting-master-credentials"}
 )
 FAILED_STATES = frozenset({"failed", "incompatible-parameters", "incompatible-restore", "deleting"})
+SNAPSHOT_FAILED_STATES = frozenset({"failed", "error", "deleting"})
+TAG_RESTORE = "canopy:restore"
+STAGING_SUFFIX = "-restoring"
 
 
 def new_password() -> str:
@@ -59,10 +72,12 @@ class SiloDatabase:
     # -- reading --------------------------------------------------------------------------------
 
     def _instance(self, names: WorkspaceNames) -> dict[str, Any] | None:
+        return self._instance_named(names.rds_instance)
+
+    def _instance_named(self, identifier: str) -> dict[str, Any] | None:
         rds = self._client("rds")
         found = absent(
-            lambda: rds.describe_db_instances(DBInstanceIdentifier=names.rds_instance)["DBInstances"],
-            "DBInstanceNotFound",
+            lambda: rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"], "DBInstanceNotFound"
         )
         return dict(found[0]) if found else None
 
@@ -245,18 +260,19 @@ class SiloDatabase:
                 DBInstanceIdentifier=instance["DBInstanceIdentifier"], ApplyImmediately=True, **drift
             )
 
-    def _wait_ready(self, names: WorkspaceNames) -> dict[str, Any]:
+    def _wait_ready(self, names: WorkspaceNames, identifier: str | None = None) -> dict[str, Any]:
         seen: dict[str, Any] = {}
+        name = identifier or names.rds_instance
 
         def ready() -> bool:
-            instance = self._instance(names)
+            instance = self._instance_named(name)
             if instance is None or instance["DBInstanceStatus"] in FAILED_STATES:
                 status = instance["DBInstanceStatus"] if instance else "missing"
                 raise ProviderError(f"the workspace's database is {status}")
             seen.update(instance)
             return instance["DBInstanceStatus"] in READY_STATES and "Endpoint" in instance
 
-        self._config.waits.until(f"database {names.rds_instance}", ready)
+        self._config.waits.until(f"database {name}", ready)
         return seen
 
     # -- credentials ----------------------------------------------------------------------------
@@ -291,6 +307,198 @@ class SiloDatabase:
             SecretId=names.secret, VersionStage="AWSCURRENT", MoveToVersionId=pending[0], RemoveFromVersionId=current[0]
         )
         sm.update_secret_version_stage(SecretId=names.secret, VersionStage="AWSPENDING", RemoveFromVersionId=pending[0])
+
+    # -- snapshots and restores -------------------------------------------------------------------
+
+    def snapshot(self, ws: WorkspaceSpec, identifier: str) -> dict[str, Any]:
+        """The manual snapshot ``identifier`` of the instance (taken unless it exists), once available, tagged
+        like the workspace and encrypted with its key (a snapshot of the instance is under the instance's key)."""
+        names = self._config.names(ws)
+        key_arn = self._kms.key_arn(ws)
+        if self._snapshot(identifier) is None:
+            self._client("rds").create_db_snapshot(
+                DBSnapshotIdentifier=identifier, DBInstanceIdentifier=names.rds_instance, Tags=tag_list(tags_of(ws))
+            )
+        snapshot = self._wait_snapshot(identifier)
+        if not snapshot.get("Encrypted") or snapshot.get("KmsKeyId") != key_arn:
+            raise ProviderError(f"snapshot {identifier} is not encrypted with the workspace key")
+        return snapshot
+
+    def _snapshot(self, identifier: str) -> dict[str, Any] | None:
+        rds = self._client("rds")
+        found = absent(
+            lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"], "DBSnapshotNotFound"
+        )
+        return dict(found[0]) if found else None
+
+    def _wait_snapshot(self, identifier: str) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def available() -> bool:
+            snapshot = self._snapshot(identifier)
+            if snapshot is None or snapshot["Status"] in SNAPSHOT_FAILED_STATES:
+                raise ProviderError(f"snapshot {identifier} is {snapshot['Status'] if snapshot else 'missing'}")
+            seen.update(snapshot)
+            return bool(snapshot["Status"] == "available")
+
+        self._config.waits.until(f"snapshot {identifier}", available)
+        return seen
+
+    def describe_snapshot(self, identifier: str) -> dict[str, Any] | None:
+        """The snapshot ``identifier`` as RDS describes it, or None."""
+        return self._snapshot(identifier)
+
+    def delete_snapshot(self, identifier: str) -> None:
+        """Delete the snapshot ``identifier`` (idempotent)."""
+        with tolerating("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
+            self._client("rds").delete_db_snapshot(DBSnapshotIdentifier=identifier)
+
+    def restore_snapshot(self, ws: WorkspaceSpec, identifier: str) -> None:
+        """Replace ``ws``'s instance by one restored from snapshot ``identifier`` (of this or another silo).
+
+        RDS restores a snapshot under the snapshot's own key: one under another key is first copied under ``ws``'s
+        key as ``<name>-from-<snapshot>`` (tagged for ``ws``; deleted once the restore is done).
+        """
+        names = self._config.names(ws)
+        key_arn = self._kms.key_arn(ws)
+        snapshot = self._snapshot(identifier)
+        if snapshot is None:
+            raise ProviderError(f"snapshot {identifier} does not exist")
+        copy = f"{names.rds_instance}-from-{identifier}"[:255]
+        source = identifier
+        if snapshot.get("KmsKeyId") != key_arn:
+            if self._snapshot(copy) is None:
+                self._client("rds").copy_db_snapshot(
+                    SourceDBSnapshotIdentifier=identifier,
+                    TargetDBSnapshotIdentifier=copy,
+                    KmsKeyId=key_arn,
+                    Tags=tag_list(tags_of(ws)),
+                )
+            self._wait_snapshot(copy)
+            source = copy
+
+        def create(staging: str, settings: dict[str, Any]) -> None:
+            self._client("rds").restore_db_instance_from_db_snapshot(
+                DBInstanceIdentifier=staging, DBSnapshotIdentifier=source, **settings
+            )
+
+        self._replace(ws, f"snapshot:{identifier}", create)
+        if source == copy:
+            self.delete_snapshot(copy)
+
+    def restore_window(self, ws: WorkspaceSpec) -> tuple[dt.datetime, dt.datetime]:
+        """The earliest and latest times ``ws``'s instance can be restored to.
+
+        The earliest is RDS's ``RestoreWindow`` of the instance's automated backups where RDS reports one, else the
+        retention period back from now (not before the instance was created).
+        """
+        names = self._config.names(ws)
+        instance = self._instance(names)
+        if instance is None or not instance.get("LatestRestorableTime"):
+            raise ProviderError("the workspace's database has no point-in-time recovery")
+        latest: dt.datetime = instance["LatestRestorableTime"]
+        backups = absent(
+            lambda: self._client("rds").describe_db_instance_automated_backups(DbiResourceId=instance["DbiResourceId"])[
+                "DBInstanceAutomatedBackups"
+            ],
+            "DBInstanceAutomatedBackupNotFound",
+        )
+        windows = [
+            b["RestoreWindow"]["EarliestTime"] for b in backups or [] if b.get("RestoreWindow", {}).get("EarliestTime")
+        ]
+        if windows:
+            return min(windows), latest
+        retention = dt.timedelta(days=int(instance.get("BackupRetentionPeriod") or 0))
+        return max(instance["InstanceCreateTime"], dt.datetime.now(dt.UTC) - retention), latest
+
+    def restore_to_point_in_time(self, ws: WorkspaceSpec, source: WorkspaceSpec, when: dt.datetime) -> None:
+        """Replace ``ws``'s instance by ``source``'s (the same silo, or another under the same key) as it was at
+        ``when``; ProviderError when ``when`` is outside the source's restore window.
+
+        ``RestoreDBInstanceToPointInTime`` keeps the source's key (it takes none), so a source under another key
+        is refused: restore a backup into that silo instead.
+        """
+        source_names = self._config.names(source)
+        source_instance = self._instance(source_names)
+        if source_instance is None:
+            raise ProviderError("the source workspace's database does not exist")
+        if source_instance.get("KmsKeyId") != self._kms.key_arn(ws):
+            raise ProviderError("point-in-time recovery keeps the source's key: restore into the same silo")
+        marker = f"time:{when.astimezone(dt.UTC).isoformat(timespec='seconds')}"
+
+        def create(staging: str, settings: dict[str, Any]) -> None:
+            earliest, latest = self.restore_window(source)
+            if not earliest <= when <= latest:
+                raise ProviderError(
+                    f"{when.isoformat(timespec='seconds')} is outside the restore window "
+                    f"{earliest.isoformat(timespec='seconds')} .. {latest.isoformat(timespec='seconds')}"
+                )
+            self._client("rds").restore_db_instance_to_point_in_time(
+                SourceDBInstanceIdentifier=source_names.rds_instance,
+                TargetDBInstanceIdentifier=staging,
+                RestoreTime=when,
+                **settings,
+            )
+
+        self._replace(ws, marker, create)
+
+    def _replace(self, ws: WorkspaceSpec, marker: str, create: Callable[[str, dict[str, Any]], None]) -> None:
+        """Make ``ws``'s instance one that ``create(staging identifier, settings)`` makes (see the module)."""
+        names = self._config.names(ws)
+        rds = self._client("rds")
+        staging = f"{names.rds_instance}{STAGING_SUFFIX}"
+        if self._secret(names) is None:
+            raise ProviderError("the workspace's database is not provisioned")
+        current = self._instance(names)
+        if current is None or _restore_marker(current) != marker:
+            staged = self._instance_named(staging)
+            if staged is not None and _restore_marker(staged) != marker:
+                self._delete(staging, staged)
+                staged = None
+            if staged is None:
+                create(staging, self._restore_settings(ws, names, marker))
+            self._wait_ready(names, staging)
+            if current is not None:
+                self._delete(names.rds_instance, current)
+            rds.modify_db_instance(
+                DBInstanceIdentifier=staging, NewDBInstanceIdentifier=names.rds_instance, ApplyImmediately=True
+            )
+        instance = self._wait_ready(names)
+        self._set_master_password(names, self._password(names.secret))
+        self._converge(instance, self._kms.key_arn(ws))
+        rds.add_tags_to_resource(ResourceName=instance["DBInstanceArn"], Tags=tag_list(tags_of(ws)))
+        rds.remove_tags_from_resource(ResourceName=instance["DBInstanceArn"], TagKeys=[TAG_RESTORE])
+
+    def _restore_settings(self, ws: WorkspaceSpec, names: WorkspaceNames, marker: str) -> dict[str, Any]:
+        """What a restored instance gets from ``ws`` (the rest comes from the snapshot or the source instance)."""
+        group = self._config.db_subnet_group or names.db_subnet_group
+        security_group = self._security_group(names)
+        if security_group is None:
+            raise ProviderError("the workspace's database security group does not exist")
+        return {
+            "DBInstanceClass": RDS.instance_class(ws.tier),
+            "DBSubnetGroupName": group,
+            "VpcSecurityGroupIds": [security_group],
+            "PubliclyAccessible": RDS.publicly_accessible,
+            "DeletionProtection": RDS.deletion_protection,
+            "BackupRetentionPeriod": RDS.backup_retention_days,
+            "CopyTagsToSnapshot": RDS.copy_tags_to_snapshot,
+            "AutoMinorVersionUpgrade": RDS.auto_minor_version_upgrade,
+            "StorageType": RDS.storage_type,
+            "Port": RDS.port,
+            "Tags": tag_list({**tags_of(ws), TAG_RESTORE: marker}),
+        }
+
+    def _delete(self, identifier: str, instance: dict[str, Any]) -> None:
+        """Delete an instance that a restore replaces (no final snapshot: its content is being replaced on
+        purpose), and wait until it is gone."""
+        rds = self._client("rds")
+        if instance["DBInstanceStatus"] != "deleting":
+            if instance.get("DeletionProtection"):
+                rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
+            with tolerating("DBInstanceNotFound"):
+                rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+        self._config.waits.until(f"deletion of {identifier}", lambda: self._instance_named(identifier) is None)
 
     # -- teardown -------------------------------------------------------------------------------
 
@@ -340,3 +548,8 @@ class SiloDatabase:
             )
             found += [f"db subnet group {names.db_subnet_group}"] if group else []
         return found
+
+
+def _restore_marker(instance: dict[str, Any]) -> str | None:
+    """The ``canopy:restore`` tag of an instance (what a restore in progress put in it), or None."""
+    return tags_from_list(instance.get("TagList") or []).get(TAG_RESTORE)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from control_plane.core.settings import Settings
 from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
+from control_plane.providers.aws.backup_store import BackupBucket
+from control_plane.providers.aws.backups import PooledBackups, SiloBackups, silo_backups_left
 from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
 from control_plane.providers.aws.eks import SiloCluster
 from control_plane.providers.aws.iam import PooledIdentity, SiloIdentity
@@ -18,7 +21,7 @@ from control_plane.providers.aws.s3 import PooledStorage, SiloStorage
 
 @dataclass(frozen=True)
 class SiloProviders:
-    """An enterprise silo, in step order: key, bucket, database, cluster, the pods' role, name."""
+    """An enterprise silo, in step order: key, bucket, database, cluster, the pods' role, name; and its backups."""
 
     kms: SiloKms
     storage: SiloStorage
@@ -26,30 +29,35 @@ class SiloProviders:
     cluster: SiloCluster
     identity: SiloIdentity
     dns: SiloDns
+    backup: SiloBackups
 
 
 @dataclass(frozen=True)
 class PooledProviders:
-    """A professional workspace in its cell: database, bucket prefix, the pods' role, name."""
+    """A professional workspace in its cell: database, bucket prefix, the pods' role, name; and its backups."""
 
     database: PooledDatabase
     storage: PooledStorage
     identity: PooledIdentity
     dns: PooledDns
+    backup: PooledBackups
 
 
 def silo_providers(settings: Settings, aws: Aws) -> SiloProviders:
     """Silo providers configured by the ``aws_*`` settings."""
     config = SiloConfig.from_settings(settings)
-    kms = SiloKms(aws, config)
+    store = BackupBucket(aws, config.env)
+    kms = SiloKms(aws, config, functools.partial(silo_backups_left, aws, store, config))
     cluster = SiloCluster(aws, config, kms)
+    database = SiloDatabase(aws, config, kms)
     return SiloProviders(
         kms=kms,
         storage=SiloStorage(aws, config, kms),
-        database=SiloDatabase(aws, config, kms),
+        database=database,
         cluster=cluster,
         identity=SiloIdentity(aws, config, kms, cluster),
         dns=SiloDns(aws, config),
+        backup=SiloBackups(aws, store, config, database),
     )
 
 
@@ -59,16 +67,18 @@ def pooled_providers(
     """Pooled providers configured by the ``cell_*`` settings; ``cells`` reads a cell's outputs by name,
     ``secrets`` a workspace's stored credentials."""
     waits = Waits(settings.aws_wait_timeout_seconds, settings.aws_poll_seconds)
+    database = PooledDatabase(
+        aws,
+        settings.aws_environment,
+        cells,
+        secrets,
+        sslmode=settings.cell_postgres_sslmode,
+        connection_limit=settings.cell_database_connection_limit,
+    )
     return PooledProviders(
-        database=PooledDatabase(
-            aws,
-            settings.aws_environment,
-            cells,
-            secrets,
-            sslmode=settings.cell_postgres_sslmode,
-            connection_limit=settings.cell_database_connection_limit,
-        ),
+        database=database,
         storage=PooledStorage(aws, settings.aws_environment, cells),
         identity=PooledIdentity(aws, settings.aws_environment, cells),
         dns=PooledDns(aws, cells, settings.cell_ingress_label, waits),
+        backup=PooledBackups(aws, BackupBucket(aws, settings.aws_environment), database),
     )

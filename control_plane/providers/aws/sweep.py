@@ -2,8 +2,9 @@
 
 - Resource Groups Tagging API (``canopy:workspace`` = id): S3 buckets, RDS instances and subnet
   groups, KMS keys, Secrets Manager secrets, EC2 security groups. KMS keys pending deletion and
-  secrets scheduled for deletion are on their way out and not reported; RDS snapshots are never
-  reported: the final snapshot of a silo database is kept on purpose (it is the last backup).
+  secrets scheduled for deletion are on their way out and not reported, nor are keys kept for backups (a deleted
+  silo's key while its backups last); RDS snapshots are never reported: the final snapshot of a silo database and
+  backup snapshots are kept on purpose.
 - EKS (the tagging API misses it): clusters listed and described, reported with all their nodegroups
   when tagged for the workspace.
 - IAM (missed too): roles and policies under ``/canopy/`` whose name holds the workspace's short id,
@@ -20,7 +21,7 @@ from typing import Any
 
 from control_plane.providers.aws.common import Aws, absent, tagged_arns
 from control_plane.providers.aws.eks import oidc_provider_owner
-from control_plane.providers.aws.kms import GONE_STATES
+from control_plane.providers.aws.kms import GONE_STATES, kept_for_backups
 from control_plane.providers.aws.route53 import find_record
 from infra.conventions import IAM_PATH, TAG_WORKSPACE, short_id, tags_from_list
 
@@ -53,7 +54,11 @@ class LeakSweep:
             return False
         if service == "kms":
             key = absent(lambda: self._client("kms").describe_key(KeyId=arn)["KeyMetadata"], "NotFoundException")
-            return key is not None and key["KeyState"] not in GONE_STATES
+            return (
+                key is not None
+                and key["KeyState"] not in GONE_STATES
+                and not kept_for_backups(self._client("kms"), arn)
+            )
         if service == "secretsmanager":
             sm = self._client("secretsmanager")
             secret = absent(lambda: sm.describe_secret(SecretId=arn), "ResourceNotFoundException")
