@@ -90,3 +90,27 @@ def test_owners_support_and_strangers_get_nothing(server: Server) -> None:
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/operations/data"
     assert _audit(server, workspace_id, "workspace.purge") == []
     assert lifecycle(server, workspace_id)[0] == "pending_deletion"
+
+
+def test_drill_now_drills_the_final_backup(server: Server) -> None:
+    slug = f"drilled-{uuid.uuid4().hex[:6]}"
+    _, workspace_id = pending_deletion(server, slug)
+    [(backup_id,)] = server.query(
+        "SELECT id::text FROM workspace_backups WHERE workspace_id = %s AND kind = 'final'", uuid.UUID(workspace_id)
+    )
+    operator = new_client(server.loopback)
+    assert post_login(operator, staff_account(server, "operator")).status_code == 303
+    token = Page(operator.get(PAGE).text).value("csrf_token")
+    drilled = operator.post(f"{PAGE}/backups/{backup_id}/drill", data={"csrf_token": token})
+    assert drilled.status_code == 303 and drilled.headers["location"] == PAGE
+
+    def outcomes() -> list[str]:
+        rows = server.query("SELECT outcome::text FROM backup_drills WHERE backup_id = %s", uuid.UUID(backup_id))
+        return [str(outcome) for (outcome,) in rows]
+
+    wait_until("the drill", lambda: outcomes() == ["ok"], TIMEOUT)
+    shown = Page(operator.get(PAGE).text)
+    listed = [shown.said(key) for key in shown.text if key.startswith("drill-") and slug in shown.said(key)]
+    assert listed and all("Ok" in text for text in listed)
+    missing = operator.post(f"{PAGE}/backups/{uuid.uuid4()}/drill", data={"csrf_token": token})
+    assert missing.status_code == 404 and Page(missing.text).said("operations-alert")
