@@ -254,6 +254,14 @@ def of_backup(session: Session, backup_id: uuid.UUID, limit: int = 20) -> list[B
     return list(session.scalars(query))
 
 
+def newest(session: Session, limit: int) -> list[BackupDrill]:
+    """The newest ``limit`` drills of every backup, corrupt ones first."""
+    recent = select(BackupDrill.id).order_by(BackupDrill.created_at.desc()).limit(limit).scalar_subquery()
+    corrupt_first = (BackupDrill.outcome == DrillOutcome.corrupt).desc()
+    query = select(BackupDrill).where(BackupDrill.id.in_(recent)).order_by(corrupt_first, BackupDrill.created_at.desc())
+    return list(session.scalars(query))
+
+
 def latest_outcomes(session: Session) -> dict[DrillOutcome, int]:
     """How many backups' newest drill is ok and how many corrupt (for /metrics)."""
     order = func.row_number().over(partition_by=BackupDrill.backup_id, order_by=BackupDrill.created_at.desc())

@@ -103,3 +103,14 @@ def newest_restore_of(session: Session, backup_id: uuid.UUID) -> WorkspaceRestor
         .limit(1)
     )
     return session.scalars(query).first()
+
+
+def newest_failed(session: Session, limit: int) -> list[WorkspaceBackup]:
+    """The newest failed backups of every workspace."""
+    query = (
+        select(WorkspaceBackup)
+        .where(WorkspaceBackup.state == BackupState.failed)
+        .order_by(WorkspaceBackup.created_at.desc(), WorkspaceBackup.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

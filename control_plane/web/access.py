@@ -54,6 +54,19 @@ def deleter(session: Session, account: Account, ws: Workspace) -> Principal | No
     return Principal(account_id=account.id, role=role, organization_id=ws.organization_id)
 
 
+OPERATIONS_PERMISSIONS = (Permission.purge_workspace, Permission.delete_workspace, Permission.drill_backups)
+
+
+def operator(account: Account | None) -> Principal | None:
+    """The account acting with its staff role, when that role may do all the operations page does (operators and
+    admins); the session's account carries its staff role as the API token of a password sign-in does."""
+    role = account.staff_role if account is not None else None
+    if role is None or any(role not in GRANTS[permission] for permission in OPERATIONS_PERMISSIONS):
+        return None
+    assert account is not None
+    return Principal(account_id=account.id, role=role, organization_id=None)
+
+
 def delete_path(ws: Workspace) -> str:
     """The delete form's action."""
     return f"/workspaces/{ws.id}/delete"

@@ -1,5 +1,5 @@
 """All web pages as one router: signup, verification, sign-in and the workspaces list (with deletion), invitations,
-progress, billing, dev mailbox, static files.
+progress, billing, the workspace data page, the operators' data page, dev mailbox, static files.
 
 Pages authenticate with the ``canopy_session`` cookie (opened by the verification link or by
 signing in). Without a session the workspace pages send the browser to sign in; another
@@ -16,6 +16,7 @@ from control_plane.web import (
     deletion_pages,
     dev_mail,
     invitations,
+    operations_page,
     progress_pages,
     signin,
     signup,
@@ -33,6 +34,7 @@ for module in (
     progress_pages,
     billing_page,
     data_page,
+    operations_page,
     dev_mail,
     static,
 ):

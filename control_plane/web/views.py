@@ -12,6 +12,7 @@ from control_plane.accounts.models import Account
 from control_plane.core.ratelimit import RateLimited
 from control_plane.core.settings import Settings, get_settings
 from control_plane.web import csrf
+from control_plane.web.access import operator
 from control_plane.web.rendering import page
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -46,7 +47,7 @@ def render(
     sees), gets a CSRF token bound to the browser's nonce cookie; the cookie is set when missing
     (or malformed). Other pages set no cookie.
     """
-    values = {**common(settings), "viewer": viewer, **context}
+    values = {**common(settings), "viewer": viewer, "operations_nav": operator(viewer) is not None, **context}
     nonce: str | None = None
     fresh = False
     if form or viewer is not None:

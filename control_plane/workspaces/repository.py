@@ -98,3 +98,14 @@ def pending_verification_of(session: Session, organization_ids: list[uuid.UUID])
         Workspace.lifecycle_state == Lifecycle.pending_verification,
     )
     return list(session.scalars(query.with_for_update()))
+
+
+def pending_deletion(session: Session, limit: int) -> list[Workspace]:
+    """Workspaces pending deletion, the soonest purged first."""
+    query = (
+        select(Workspace)
+        .where(Workspace.lifecycle_state == Lifecycle.pending_deletion)
+        .order_by(Workspace.purge_after.asc().nulls_last(), Workspace.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
