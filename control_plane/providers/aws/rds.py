@@ -482,6 +482,9 @@ class SiloDatabase:
     def _restore_settings(self, ws: WorkspaceSpec, names: WorkspaceNames, marker: str) -> dict[str, Any]:
         """What a restored instance gets from ``ws`` (the rest comes from the snapshot or the source instance)."""
         group = self._config.db_subnet_group or names.db_subnet_group
+        rds = self._client("rds")
+        if absent(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=group), "DBSubnetGroupNotFoundFault") is None:
+            raise ProviderError(f"DB subnet group {group} does not exist")
         security_group = self._security_group(names)
         if security_group is None:
             raise ProviderError("the workspace's database security group does not exist")
@@ -517,18 +520,21 @@ class SiloDatabase:
         """Snapshot ``identifier`` of silo ``workspace_id`` restored into the restore drill's scratch instance
         (:func:`~infra.conventions.drill_instance`): in the silo's subnet group and behind its security group when
         they are still there (else the VPC's default group), never public, no deletion protection, no automated
-        backups, tagged as ``scratch``'s with ``canopy:drill-of``; yielded once ready with what is wrong with it
-        (not available, not encrypted under ``key_arn``). Deleted on exit with no final snapshot (it only ever
+        backups, tagged as ``scratch``'s with ``canopy:drill-of``; yielded once available with what is wrong with it
+        (not encrypted under ``key_arn``). Deleted on exit with no final snapshot (it only ever
         held a copy of a backup), and waited for until gone."""
         names = workspace_names(self._config.env, workspace_id)
         identifier_of_scratch = drill_instance(self._config.env, workspace_id, scratch.id)
         group = self._config.db_subnet_group or names.db_subnet_group
+        rds = self._client("rds")
+        if absent(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=group), "DBSubnetGroupNotFoundFault") is None:
+            raise ProviderError(f"DB subnet group {group} does not exist")
         security_group = self._security_group(names)
         tags = {**tags_of(scratch), TAG_DRILL_OF: str(workspace_id)}
         if self._snapshot(identifier) is None:
             raise ProviderError(f"snapshot {identifier} does not exist")
         try:
-            self._client("rds").restore_db_instance_from_db_snapshot(
+            rds.restore_db_instance_from_db_snapshot(
                 DBInstanceIdentifier=identifier_of_scratch,
                 DBSnapshotIdentifier=identifier,
                 DBInstanceClass=RDS.instance_class(scratch.tier),
