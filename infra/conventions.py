@@ -26,6 +26,9 @@ TAG_MANAGED_BY: Final = "canopy:managed-by"
 MANAGED_BY: Final = "canopy"
 TAG_KEPT_FOR: Final = "canopy:kept-for"
 KEPT_FOR_BACKUPS: Final = "backups"
+TAG_DRILL_OF: Final = "canopy:drill-of"
+"""``canopy:drill-of`` = a workspace id: a restore drill's scratch resource restored from that workspace's backup
+(its ``canopy:workspace`` is the drill's own scratch id, so the workspace's leak sweep never counts it)."""
 """``canopy:kept-for`` = ``backups``: a deleted silo's key, left enabled because its backups are encrypted with it."""
 
 WORKSPACE_TAG_KEYS: Final = (TAG_WORKSPACE, TAG_ORG, TAG_TIER, TAG_CELL, TAG_MANAGED_BY)
@@ -249,6 +252,12 @@ def backup_object_key(workspace_id: uuid.UUID | str, backup_id: uuid.UUID, part:
 def backup_snapshot(env: str, workspace_id: uuid.UUID | str, backup_id: uuid.UUID) -> str:
     """The RDS snapshot of a silo backup: ``canopy-<env>-<short id>-backup-<backup id hex>``."""
     return f"{workspace_names(env, workspace_id).rds_instance}-backup-{backup_id.hex}"
+
+
+def drill_instance(env: str, workspace_id: uuid.UUID | str, scratch_id: uuid.UUID | str) -> str:
+    """The scratch RDS instance a restore drill restores a silo snapshot into:
+    ``canopy-<env>-<short id>-drill-<scratch short id>`` (at most 7 + 10 + 13 + 7 + 12 = 49 characters)."""
+    return f"{workspace_names(env, workspace_id).rds_instance}-drill-{short_id(scratch_id)}"
 
 
 @dataclass(frozen=True)

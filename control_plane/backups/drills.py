@@ -2,13 +2,15 @@
 
 A drill takes a completed backup and
 
-1. re-reads every part whole (:meth:`BackupProvider.verify`: size and SHA-256; a part that does not decrypt is
-   corrupt too);
-2. restores its database part into a scratch database: a synthetic :class:`WorkspaceSpec` (a fresh id, never a
-   workspace row) whose database the provider's own ``ensure`` makes, with a throwaway password that is never
-   stored, and which is torn down afterwards whatever happened;
-3. checks the scratch database: the workspace server's schema is there and it holds exactly the backup's recorded
-   number of posts.
+1. re-reads every part whole (:meth:`BackupProvider.verify`: size and SHA-256 of a file or object, a part that
+   does not decrypt is corrupt too; a silo's RDS snapshot: there, available, under the workspace's key);
+2. restores its database part into a scratch database (:meth:`BackupProvider.scratch_restore`) named after a
+   synthetic :class:`WorkspaceSpec` (a fresh id, never a workspace row), torn down afterwards whatever happened:
+   on the local runtime and a pooled cell a database the provider's own ``ensure`` makes, with a throwaway
+   password that is never stored; for a silo a scratch RDS instance restored from the snapshot;
+3. checks it: a database the control plane can read has the workspace server's schema and exactly the backup's
+   recorded number of posts (when it recorded one); a silo's scratch instance became available under the
+   workspace's key.
 
 The outcome is a :class:`BackupDrill` row (``ok``, or ``corrupt`` with what is wrong), audited; a corrupt one is
 mailed to the operators. A periodic task (:mod:`control_plane.backups.periodic`) drills a sample of the backups not
@@ -107,19 +109,16 @@ class Examination:
 
 def _restore_and_check(settings: Settings, ws: Workspace, part: BackupPart, expected_posts: int | None) -> Examination:
     spec = scratch_spec(ws)
-    providers = _scratch_providers(settings, spec)
-    assert providers.backup is not None
-    scratch = None
+    backup = _scratch_providers(settings, spec).backup
+    assert backup is not None
     try:
-        outputs = providers.database.ensure(spec).outputs
-        scratch = str(outputs.get("database_name") or spec.slug)
-        providers.backup.restore_database(spec, outputs, part)
-        problems, posts = check_restored(providers.database.connection_url(spec), expected_posts)
-        return Examination(problems, posts, scratch)
+        with backup.scratch_restore(spec, part) as scratch:
+            if scratch.url is None:  # only what the cloud reports of the restored database
+                return Examination(scratch.problems, None, scratch.name)
+            problems, posts = check_restored(scratch.url, expected_posts)
+            return Examination(scratch.problems + problems, posts, scratch.name)
     except ProviderError as exc:
-        return Examination([f"database part does not restore: {exc}"], None, scratch)
-    finally:
-        providers.database.teardown(spec)
+        return Examination([f"database part does not restore: {exc}"])
 
 
 def examine(settings: Settings, ws: Workspace, backup: WorkspaceBackup) -> Examination:
@@ -166,15 +165,8 @@ def drillable(session: Session, backup_id: uuid.UUID, *, completed: bool = True)
     return backup
 
 
-def require_supported(settings: Settings) -> None:
-    """409 off the local runtime, where drills do not run yet (see docs/architecture.md, "Known gaps")."""
-    if settings.provider != "local":
-        raise Conflict("drills-unsupported", "Restore drills run on the local runtime only (for now)")
-
-
 def drill(settings: Settings, backup_id: uuid.UUID, actor: str) -> BackupDrill:
     """Drill one completed backup now; the drill row is committed, audited and (corrupt) mailed to operators."""
-    require_supported(settings)
     with session_scope() as session:
         backup = drillable(session, backup_id)
         ws = session.get(Workspace, backup.workspace_id)
@@ -234,10 +226,7 @@ def sample(session: Session, settings: Settings) -> list[uuid.UUID]:
 
 
 def drill_sample(settings: Settings, actor: str = "drills") -> list[BackupDrill]:
-    """Drill a sample of the backups (the periodic task; nothing off the local runtime, see :func:`drill`)."""
-    if settings.provider != "local":
-        logger.info("restore drills run on the local runtime only")
-        return []
+    """Drill a sample of the backups (the periodic task)."""
     with session_scope() as session:
         picked = sample(session, settings)
     return [drill(settings, backup_id, actor) for backup_id in picked]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -152,6 +153,17 @@ class BackupPart:
     count: int | None = None
 
 
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A backup's database part restored for a restore drill: what it was restored into (``name``), a URL to read it
+    through when the control plane can (None: only what the cloud reports about it is checked), and what is wrong
+    with it as the cloud reports it."""
+
+    name: str
+    url: str | None
+    problems: list[str] = field(default_factory=list)
+
+
 class BackupProvider(Protocol):
     """Copies a workspace's data (its database, then its files: every file a dumped post names is in the copy) to
     backup parts, puts parts back into a workspace (the same one, or a clone), re-reads them and removes them."""
@@ -174,6 +186,12 @@ class BackupProvider(Protocol):
 
     def discard(self, part: BackupPart) -> None:
         """Remove the part (idempotent)."""
+        ...
+
+    def scratch_restore(self, scratch: WorkspaceSpec, part: BackupPart) -> AbstractContextManager[ScratchDatabase]:
+        """Restore the database part into a scratch database named after ``scratch`` (a synthetic spec of the
+        backed-up workspace's organization, tier and cell: never a workspace row); torn down on exit whatever
+        happened (ProviderError when it does not restore)."""
         ...
 
 

@@ -17,7 +17,7 @@ def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | Non
     """Providers for ``settings.provider``: "local" (one set for every tier) or "aws" (silo or pooled by tier).
 
     ``secrets`` replaces the stored workspace credentials (a restore drill's scratch database, which has no
-    workspace row); only the local runtime takes it.
+    workspace row): on the local runtime and a pooled cell (a silo keeps its credentials in Secrets Manager).
     """
     if settings.provider == "local":
         from control_plane.credentials.keys import keyring
@@ -37,9 +37,7 @@ def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | Non
     if settings.provider == "aws":
         from control_plane.providers.aws.fleet import aws_providers
 
-        if secrets is not None:
-            raise ValueError("the aws providers keep their credentials themselves")
-        return aws_providers(settings, tier)
+        return aws_providers(settings, tier, secrets)
     raise ValueError(f"unknown provider {settings.provider!r}")
 
 

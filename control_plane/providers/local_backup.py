@@ -16,13 +16,15 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from control_plane.credentials.keys import Keyring
 from control_plane.providers import data_copy
-from control_plane.providers.base import BackupPart, WorkspaceSpec
+from control_plane.providers.base import BackupPart, ScratchDatabase, WorkspaceSpec
 from control_plane.providers.local import LocalDatabase, LocalStorage
+from control_plane.providers.scratch import scratch_database
 
 DATABASE_PART = "database"
 FILES_PART = "files"
@@ -101,6 +103,9 @@ class LocalBackup:
         if meter.sha256 != part.sha256:
             return f"part {part.name}: checksum mismatch"
         return None
+
+    def scratch_restore(self, scratch: WorkspaceSpec, part: BackupPart) -> AbstractContextManager[ScratchDatabase]:
+        return scratch_database(self._database, self.restore_database, scratch, part)
 
     def discard(self, part: BackupPart) -> None:
         path = Path(str(part.location["path"]))

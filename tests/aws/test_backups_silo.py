@@ -18,11 +18,20 @@ from typing import Any
 import boto3
 import pytest
 
+from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.rds import TAG_RESTORE
 from control_plane.providers.aws.sets import SiloProviders
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.base import ProviderError, WorkspaceSpec
-from infra.conventions import RDS, backup_snapshot, tags_from_list, workspace_names, workspace_tags
+from infra.conventions import (
+    RDS,
+    TAG_DRILL_OF,
+    backup_snapshot,
+    drill_instance,
+    tags_from_list,
+    workspace_names,
+    workspace_tags,
+)
 from tests.aws.test_backups_pooled import ensure_backup_bucket
 from tests.harness.moto import REGION
 
@@ -231,3 +240,34 @@ def test_the_tenant_key_outlives_the_silo_while_its_backups_need_it(
     for name in ("database", "storage", "kms"):
         getattr(silo, name).teardown(other)
     assert kms.describe_key(KeyId=other_outputs["kms_key_arn"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_a_drill_restores_a_snapshot_into_a_tagged_scratch_instance_deleted_afterwards(
+    silo: SiloProviders, provisioned: Provisioned
+) -> None:
+    ws, outputs = provisioned()
+    database = silo.backup.back_up_database(ws, outputs, uuid.uuid4())
+    scratch = WorkspaceSpec(
+        id=uuid.uuid4(),
+        slug="drill-x",
+        organization_id=ws.organization_id,
+        tier=ws.tier,
+        region=ws.region,
+        display_name="Restore drill",
+    )
+    rds = boto3.client("rds")
+    with silo.backup.scratch_restore(scratch, database) as restored:
+        assert restored.name == drill_instance("test", ws.id, scratch.id) and restored.url is None
+        assert restored.problems == []
+        [found] = rds.describe_db_instances(DBInstanceIdentifier=restored.name)["DBInstances"]
+        assert found["DBInstanceStatus"] == "available" and found["StorageEncrypted"] is True
+        assert found["KmsKeyId"] == outputs["kms_key_arn"]  # the tenant key
+        assert found["PubliclyAccessible"] is False  # (moto keeps the source's deletion protection; it is lifted)
+        assert found["DBSubnetGroup"]["DBSubnetGroupName"] == workspace_names("test", ws.id).db_subnet_group
+        tags = workspace_tags(scratch.id, ws.organization_id, "enterprise", None) | {TAG_DRILL_OF: str(ws.id)}
+        assert tags_from_list(found["TagList"]) == tags
+        assert LeakSweep(Aws(), REGION).leftovers_for(scratch.id)  # the scratch id's, not the workspace's
+    assert not rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [restored.name]}])["DBInstances"]
+    assert not [s for s in rds.describe_db_snapshots()["DBSnapshots"] if s["DBInstanceIdentifier"] == restored.name]
+    assert LeakSweep(Aws(), REGION).leftovers_for(scratch.id) == []
+    silo.backup.discard(database)

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from control_plane.providers.aws.backup_store import BackupBucket, upload
@@ -23,7 +24,7 @@ from control_plane.providers.aws.common import Aws, SiloConfig, tolerating
 from control_plane.providers.aws.kms import DELETION_WINDOW_DAYS, kept_for_backups
 from control_plane.providers.aws.postgres import PooledDatabase
 from control_plane.providers.aws.rds import SiloDatabase
-from control_plane.providers.base import BackupPart, ProviderError, WorkspaceSpec
+from control_plane.providers.base import BackupPart, ProviderError, ScratchDatabase, WorkspaceSpec
 from control_plane.providers.data_copy import (
     CHUNK,
     POST_COUNT,
@@ -33,6 +34,7 @@ from control_plane.providers.data_copy import (
     restore_database,
     unpack_files,
 )
+from control_plane.providers.scratch import scratch_database
 from infra.conventions import TAG_WORKSPACE, backup_object_key, backup_prefix, backup_snapshot, workspace_names
 
 DATABASE_PART = "database"
@@ -142,6 +144,11 @@ class PooledBackups(_S3Parts):
     def restore_database(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], part: BackupPart) -> None:
         restore_database(self._database.connection_url(ws), self._store.read(part))
 
+    def scratch_restore(self, scratch: WorkspaceSpec, part: BackupPart) -> AbstractContextManager[ScratchDatabase]:
+        """A scratch database and role on the cell's PostgreSQL (with the password this provider set was built
+        with), the dump restored into it; dropped on exit."""
+        return scratch_database(self._database, self.restore_database, scratch, part)
+
 
 class SiloBackups(_S3Parts):
     """An enterprise silo: a snapshot of its instance and its bucket packed under the tenant key."""
@@ -164,6 +171,17 @@ class SiloBackups(_S3Parts):
 
     def restore_database(self, ws: WorkspaceSpec, outputs: Mapping[str, Any], part: BackupPart) -> None:
         self._database.restore_snapshot(ws, str(part.location["rds_snapshot"]))
+
+    def scratch_restore(self, scratch: WorkspaceSpec, part: BackupPart) -> AbstractContextManager[ScratchDatabase]:
+        """The snapshot restored into a scratch instance (:meth:`SiloDatabase.scratch_instance`): what RDS reports
+        of it is checked (available, encrypted under the backup's key); no data is read (the control plane has no
+        credential of a restored instance: its master password is the backed-up silo's)."""
+        return self._database.scratch_instance(
+            scratch,
+            uuid.UUID(str(part.location["workspace_id"])),
+            str(part.location["rds_snapshot"]),
+            str(part.location["kms_key_arn"]),
+        )
 
     def restore_window(self, ws: WorkspaceSpec) -> tuple[dt.datetime, dt.datetime]:
         """The earliest and latest times the silo's database can be restored to."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from control_plane.cells.service import lookup
 from control_plane.core.settings import Settings
+from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
 from control_plane.kube.client import KubeClient
 from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.eks import ClusterResolver
@@ -182,9 +183,15 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
     )
 
 
-def pooled_set(settings: Settings, aws: Aws, resolver: ClusterResolver, cells: CellLookup) -> Providers:
-    """Professional: a share of the workspace's cell."""
-    pooled = pooled_providers(settings, aws, cells)
+def pooled_set(
+    settings: Settings,
+    aws: Aws,
+    resolver: ClusterResolver,
+    cells: CellLookup,
+    secrets: WorkspaceSecrets = workspace_secret,
+) -> Providers:
+    """Professional: a share of the workspace's cell (``secrets``: the workspaces' stored credentials)."""
+    pooled = pooled_providers(settings, aws, cells, secrets)
 
     def target(ws: WorkspaceSpec) -> Target:
         cell = cell_of(cells, ws)
@@ -218,6 +225,7 @@ class Fleet:
             TIER_ENTERPRISE: functools.partial(silo_set, settings, aws, resolver),
             TIER_PROFESSIONAL: functools.partial(pooled_set, settings, aws, resolver, cells),
         }
+        self._pooled_with = functools.partial(pooled_set, settings, aws, resolver, cells)
         self._built: dict[str, Providers] = {}
         self._lock = threading.Lock()
 
@@ -235,6 +243,12 @@ class Fleet:
                 self._built[tier] = self._sets[tier]()
             return self._built[tier]
 
+    def providers_with(self, tier: str, secrets: WorkspaceSecrets) -> Providers:
+        """A provider set of ``tier`` whose pooled databases take their passwords from ``secrets`` (a restore drill's
+        scratch database), built for the caller and not kept; a silo's is the kept one (its credentials live in
+        Secrets Manager)."""
+        return self._pooled_with(secrets) if tier == TIER_PROFESSIONAL else self.providers(tier)
+
 
 _fleets: dict[str, Fleet] = {}
 _fleets_lock = threading.Lock()
@@ -249,6 +263,8 @@ def fleet_of(settings: Settings) -> Fleet:
         return _fleets[key]
 
 
-def aws_providers(settings: Settings, tier: str) -> Providers:
-    """The provider set of ``tier`` for ``settings``, kept for the life of the process."""
-    return fleet_of(settings).providers(tier)
+def aws_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | None = None) -> Providers:
+    """The provider set of ``tier`` for ``settings``, kept for the life of the process; with ``secrets``, one whose
+    pooled databases take their passwords from there (:meth:`Fleet.providers_with`)."""
+    fleet = fleet_of(settings)
+    return fleet.providers(tier) if secrets is None else fleet.providers_with(tier, secrets)

@@ -23,17 +23,27 @@ nothing done yet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 from control_plane.providers.aws.common import Aws, SiloConfig, absent, tags_of, tolerating
 from control_plane.providers.aws.kms import SiloKms
-from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
-from infra.conventions import RDS, WorkspaceNames, tag_list, tags_from_list
+from control_plane.providers.base import Ensured, ProviderError, ScratchDatabase, WorkspaceSpec
+from infra.conventions import (
+    RDS,
+    TAG_DRILL_OF,
+    WorkspaceNames,
+    drill_instance,
+    tag_list,
+    tags_from_list,
+    workspace_names,
+)
 
 DATABASE_NAME = "workspace"
 SECRET_DELETION_DAYS = 7
@@ -472,6 +482,9 @@ class SiloDatabase:
     def _restore_settings(self, ws: WorkspaceSpec, names: WorkspaceNames, marker: str) -> dict[str, Any]:
         """What a restored instance gets from ``ws`` (the rest comes from the snapshot or the source instance)."""
         group = self._config.db_subnet_group or names.db_subnet_group
+        rds = self._client("rds")
+        if absent(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=group), "DBSubnetGroupNotFoundFault") is None:
+            raise ProviderError(f"DB subnet group {group} does not exist")
         security_group = self._security_group(names)
         if security_group is None:
             raise ProviderError("the workspace's database security group does not exist")
@@ -499,6 +512,65 @@ class SiloDatabase:
             with tolerating("DBInstanceNotFound"):
                 rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
         self._config.waits.until(f"deletion of {identifier}", lambda: self._instance_named(identifier) is None)
+
+    @contextlib.contextmanager
+    def scratch_instance(
+        self, scratch: WorkspaceSpec, workspace_id: uuid.UUID, identifier: str, key_arn: str
+    ) -> Iterator[ScratchDatabase]:
+        """Snapshot ``identifier`` of silo ``workspace_id`` restored into the restore drill's scratch instance
+        (:func:`~infra.conventions.drill_instance`): in the silo's subnet group and behind its security group when
+        they are still there (else the VPC's default group), never public, no deletion protection, no automated
+        backups, tagged as ``scratch``'s with ``canopy:drill-of``; yielded once available with what is wrong with it
+        (not encrypted under ``key_arn``). Deleted on exit with no final snapshot (it only ever
+        held a copy of a backup), and waited for until gone."""
+        names = workspace_names(self._config.env, workspace_id)
+        identifier_of_scratch = drill_instance(self._config.env, workspace_id, scratch.id)
+        group = self._config.db_subnet_group or names.db_subnet_group
+        rds = self._client("rds")
+        if absent(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=group), "DBSubnetGroupNotFoundFault") is None:
+            raise ProviderError(f"DB subnet group {group} does not exist")
+        security_group = self._security_group(names)
+        tags = {**tags_of(scratch), TAG_DRILL_OF: str(workspace_id)}
+        if self._snapshot(identifier) is None:
+            raise ProviderError(f"snapshot {identifier} does not exist")
+        try:
+            rds.restore_db_instance_from_db_snapshot(
+                DBInstanceIdentifier=identifier_of_scratch,
+                DBSnapshotIdentifier=identifier,
+                DBInstanceClass=RDS.instance_class(scratch.tier),
+                DBSubnetGroupName=group,
+                PubliclyAccessible=False,
+                DeletionProtection=False,
+                BackupRetentionPeriod=0,
+                StorageType=RDS.storage_type,
+                Port=RDS.port,
+                Tags=tag_list(tags),
+                **({"VpcSecurityGroupIds": [security_group]} if security_group else {}),
+            )
+            instance = self._wait_available(identifier_of_scratch)
+            problems = []
+            if not instance.get("StorageEncrypted") or instance.get("KmsKeyId") != key_arn:
+                problems.append(f"scratch instance {identifier_of_scratch} is not encrypted with the workspace key")
+            yield ScratchDatabase(identifier_of_scratch, None, problems)
+        finally:
+            scratch_instance = self._instance_named(identifier_of_scratch)
+            if scratch_instance is not None:
+                self._delete(identifier_of_scratch, scratch_instance)
+
+    def _wait_available(self, identifier: str) -> dict[str, Any]:
+        """Instance ``identifier`` once available (ProviderError if it fails or disappears)."""
+        seen: dict[str, Any] = {}
+
+        def available() -> bool:
+            instance = self._instance_named(identifier)
+            if instance is None or instance["DBInstanceStatus"] in FAILED_STATES:
+                status = instance["DBInstanceStatus"] if instance else "missing"
+                raise ProviderError(f"instance {identifier} is {status}")
+            seen.update(instance)
+            return bool(instance["DBInstanceStatus"] == "available")
+
+        self._config.waits.until(f"instance {identifier}", available)
+        return seen
 
     # -- teardown -------------------------------------------------------------------------------
 
