@@ -83,7 +83,10 @@ def _scratch_providers(settings: Settings, spec: WorkspaceSpec) -> Providers:
 
 
 def check_restored(url: str, expected_posts: int | None) -> tuple[list[str], int | None]:
-    """What is wrong with a restored workspace database (schema, post count), and its post count."""
+    """What is wrong with a restored workspace database (schema, post count), and its post count. A backup that
+    recorded no count was taken of a database no server had initialised: restoring it is all there is to check."""
+    if expected_posts is None:
+        return [], None
     with psycopg.connect(url) as conn:
         missing = [
             t for t in SCHEMA_TABLES if conn.execute("SELECT to_regclass(%s)", [t]).fetchone() in (None, (None,))
@@ -92,7 +95,7 @@ def check_restored(url: str, expected_posts: int | None) -> tuple[list[str], int
             return [f"restored database lacks {', '.join(missing)}"], None
         row = conn.execute("SELECT count(*) FROM posts").fetchone()
     posts = int(row[0]) if row else 0
-    if expected_posts is not None and posts != expected_posts:
+    if posts != expected_posts:
         return [f"restored database holds {posts} posts, the backup recorded {expected_posts}"], posts
     return [], posts
 

@@ -172,3 +172,14 @@ def test_a_silo_backup_drills_ok_in_a_scratch_instance_that_is_gone_afterwards(p
     snapshots = rds.describe_db_snapshots()["DBSnapshots"]
     assert not [s for s in snapshots if s["DBInstanceIdentifier"] == scratch], "deleted with no final snapshot"
     assert _sweep(ws_id) == swept
+
+
+def test_a_backup_of_a_database_no_server_initialised_drills_ok(plane: Plane) -> None:
+    """No Pod ran for this workspace: its database is empty, the backup records no post count, and its drill checks
+    that the dump restores (there is no schema to expect)."""
+    ws_id, _ = _provision(plane, Tier.professional, Lifecycle.trialing)
+    backup = _back_up(plane, ws_id)
+    assert backup["posts"] is None
+    drilled = drills.drill(get_settings(), uuid.UUID(backup["id"]), "test")
+    assert drilled.outcome is DrillOutcome.ok and drilled.problems == [], drilled.problems
+    assert _scratch_names(plane, backup["id"])[-1] is not None, "the dump was restored into a scratch database"
