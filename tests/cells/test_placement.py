@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from control_plane.cells import service
 from control_plane.cells.models import CellState
 from control_plane.core.db import new_session, session_scope
+from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 from tests.cells.conftest import stack_outputs
@@ -25,21 +26,25 @@ def register(region: str, name: str, max_workspaces: int, max_databases: int | N
         service.register(session, outputs, actor="test")
 
 
-def add_workspace(session: Session, organization_id: uuid.UUID, cell: str | None, region: str, **extra: object) -> None:
-    session.add(
-        Workspace(
-            organization_id=organization_id,
-            slug=f"w{uuid.uuid4().hex[:12]}",
-            display_name="w",
-            tier=extra.pop("tier", Tier.professional),
-            region=region,
-            cell=cell,
-            desired_release="0.1.0",
-            lifecycle_state=extra.pop("state", Lifecycle.active),
-            conditions=[],
-            outputs={},
-        )
+def add_workspace(
+    session: Session, organization_id: uuid.UUID, cell: str | None, region: str, tier: Tier = Tier.professional
+) -> Workspace:
+    """A workspace placed in ``cell``, as signup inserts it (``provisioning``)."""
+    ws = Workspace(
+        organization_id=organization_id,
+        slug=f"w{uuid.uuid4().hex[:12]}",
+        display_name="w",
+        tier=tier,
+        region=region,
+        cell=cell,
+        desired_release="0.1.0",
+        lifecycle_state=Lifecycle.provisioning,
+        conditions=[],
+        outputs={},
     )
+    session.add(ws)
+    session.flush()
+    return ws
 
 
 def place_and_add(organization_id: uuid.UUID, region: str) -> str:
@@ -59,7 +64,9 @@ def test_the_cell_with_most_room_is_chosen_until_the_region_is_full(organization
     register("tb-placement-1", "pd", max_workspaces=100)  # another region
     with session_scope() as session:
         service.set_state(session, "pc", CellState.draining, actor="test")
-        add_workspace(session, organization_id, "pa", region, state=Lifecycle.deleted)  # frees its slot
+        gone = add_workspace(session, organization_id, "pa", region)  # deleted, through the lifecycle: frees its slot
+        for state in (Lifecycle.pending_deletion, Lifecycle.deleted):
+            workspaces.transition(session, gone, state, actor="test")
         add_workspace(session, organization_id, "pb", region, tier=Tier.enterprise)  # not a pooled workspace
 
     placed = [place_and_add(organization_id, region) for _ in range(5)]
