@@ -41,8 +41,7 @@ Provisioned = Callable[[], tuple[WorkspaceSpec, dict[str, Any]]]
 
 @pytest.fixture
 def provisioned(workspace: Make, silo: SiloProviders, cleanup: list[Any]) -> Provisioned:
-    """Factory: an enterprise silo's key, bucket and database; its outputs. The bucket's TLS-only policy is removed
-    (moto applies its Deny to every object request whatever the conditions)."""
+    """Factory: an enterprise silo's key, bucket and database; its outputs."""
 
     def make() -> tuple[WorkspaceSpec, dict[str, Any]]:
         ws = workspace("enterprise")
@@ -50,7 +49,6 @@ def provisioned(workspace: Make, silo: SiloProviders, cleanup: list[Any]) -> Pro
         outputs: dict[str, Any] = {}
         for name in ("kms", "storage", "database"):
             outputs |= getattr(silo, name).ensure(ws).outputs
-        boto3.client("s3").delete_bucket_policy(Bucket=outputs["bucket"])
         return ws, outputs
 
     return make
