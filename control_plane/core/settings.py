@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     export_link_seconds: int = Field(
         default=86400, ge=60, description="How long a workspace export's download link works, in seconds."
     )
+    export_keep_days: int = Field(
+        default=7, ge=1, description="Days an export's archive is kept after it completed (then removed: expired)."
+    )
 
     backup_schedule_seconds: int = Field(
         default=86400, ge=0, description="Each workspace with data gets a scheduled backup this often (0 = none)."

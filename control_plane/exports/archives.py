@@ -150,6 +150,14 @@ def read(location: dict[str, Any]) -> Iterator[bytes]:
     return _body_chunks(body)
 
 
+def discard(location: dict[str, Any]) -> None:
+    """Remove the archive at ``location`` (idempotent)."""
+    if "path" in location:
+        Path(location["path"]).unlink(missing_ok=True)
+    else:
+        _aws().client("s3", location["region"]).delete_object(Bucket=location["bucket"], Key=location["key"])
+
+
 def _file_chunks(handle: BinaryIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK_BYTES):

@@ -15,12 +15,14 @@ from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
 
 
 class ExportState(enum.StrEnum):
-    """queued -> running -> completed | failed (a running export whose worker died runs again from the start)."""
+    """queued -> running -> completed | failed (a running export whose worker died runs again from the start);
+    completed -> expired once its archive is removed (past ``export_keep_days``, or with its purged workspace)."""
 
     queued = "queued"
     running = "running"
     completed = "completed"
     failed = "failed"
+    expired = "expired"
 
 
 OPEN_STATES = frozenset({ExportState.queued, ExportState.running})

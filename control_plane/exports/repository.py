@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from control_plane.core.clock import utcnow
-from control_plane.exports.models import OPEN_STATES, WorkspaceExport
+from control_plane.exports.models import OPEN_STATES, ExportState, WorkspaceExport
 
 
 def get(session: Session, export_id: uuid.UUID, *, for_update: bool = False) -> WorkspaceExport | None:
@@ -45,3 +46,22 @@ def record_progress(session: Session, export_id: uuid.UUID, bytes_written: int, 
         .where(WorkspaceExport.id == export_id)
         .values(bytes_written=bytes_written, posts_exported=posts_exported, progress_at=utcnow())
     )
+
+
+def completed_of(session: Session, workspace_id: uuid.UUID) -> list[WorkspaceExport]:
+    """The workspace's completed exports (their archives are kept), locked."""
+    query = select(WorkspaceExport).where(
+        WorkspaceExport.workspace_id == workspace_id, WorkspaceExport.state == ExportState.completed
+    )
+    return list(session.scalars(query.with_for_update()))
+
+
+def completed_before(session: Session, before: datetime, limit: int) -> list[WorkspaceExport]:
+    """Completed exports finished before ``before``, oldest first, locked (skipping those another worker holds)."""
+    query = (
+        select(WorkspaceExport)
+        .where(WorkspaceExport.state == ExportState.completed, WorkspaceExport.completed_at < before)
+        .order_by(WorkspaceExport.completed_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query.with_for_update(skip_locked=True)))

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -52,6 +52,8 @@ MAX_LIST = 100
 PROGRESS_SECONDS = 1.0
 WORKER_ACTOR = "worker"
 LINK_ACTOR = "download link"
+RETENTION_ACTOR = "retention"
+RETENTION_BATCH = 100
 _LINK_KEY_PURPOSE = b"canopy workspace export download links"
 # The server streams without pause; a silence this long means it is stuck.
 SERVER_TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -62,6 +64,13 @@ class LinkExpired(Problem):
 
     def __init__(self) -> None:
         super().__init__(410, "link-expired", "Gone", "This download link has expired; read the export for a new one")
+
+
+class ExportExpired(Problem):
+    """A genuine download link to an export whose archive was removed (retention, or its workspace was purged)."""
+
+    def __init__(self) -> None:
+        super().__init__(410, "export-expired", "Gone", "This export's archive was removed; make a new export")
 
 
 def snapshot(export: WorkspaceExport) -> dict[str, Any]:
@@ -175,6 +184,8 @@ def download(session: Session, export_id: uuid.UUID, token: str) -> tuple[Worksp
     """The export a link names and its archive's bytes (opened now), audited; committed."""
     check_link(export_id, token)
     export = repository.get(session, export_id)
+    if export is not None and export.state is ExportState.expired:
+        raise ExportExpired()
     if export is None or export.state is not ExportState.completed or export.location is None:
         raise NotFound("Export")
     try:
@@ -191,6 +202,42 @@ def file_name(session: Session, export: WorkspaceExport) -> str:
     ws = session.get(Workspace, export.workspace_id)
     slug = ws.slug if ws is not None else "workspace"
     return f"{slug}-export-{(export.completed_at or export.created_at):%Y%m%d-%H%M%S}.zip"
+
+
+# --- retention ---------------------------------------------------------------------------------------------------
+
+
+def expire(session: Session, export: WorkspaceExport, actor: str) -> None:
+    """Remove a completed export's archive (idempotent) and mark it ``expired``, audited; not committed."""
+    if export.location is not None:
+        archives.discard(export.location)
+    export.state = ExportState.expired
+    _audit(session, export, actor, "expire")
+
+
+def expire_of_workspace(workspace_id: uuid.UUID, actor: str) -> int:
+    """Remove every kept archive of a workspace (its purge: nothing of a deleted customer outlives it but its final
+    backup); committed. Returns how many."""
+    with session_scope() as session:
+        kept = repository.completed_of(session, workspace_id)
+        for export in kept:
+            expire(session, export, actor)
+    return len(kept)
+
+
+def apply_retention() -> list[uuid.UUID]:
+    """Remove the archives of exports completed more than ``export_keep_days`` ago, a batch per transaction;
+    returns their ids."""
+    before = utcnow() - timedelta(days=get_settings().export_keep_days)
+    gone: list[uuid.UUID] = []
+    while True:
+        with session_scope() as session:
+            batch = repository.completed_before(session, before, RETENTION_BATCH)
+            for export in batch:
+                expire(session, export, RETENTION_ACTOR)
+        gone += [export.id for export in batch]
+        if len(batch) < RETENTION_BATCH:
+            return gone
 
 
 # --- the worker's side -------------------------------------------------------------------------------------------

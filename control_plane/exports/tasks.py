@@ -1,4 +1,5 @@
-"""The procrastinate task of workspace exports: one archive at a time per workspace (its procrastinate ``lock``)."""
+"""The procrastinate tasks of workspace exports: one archive at a time per workspace (its procrastinate ``lock``), and
+the hourly removal of archives past their retention."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.task_queue import app, ensure_sync_open
 from control_plane.exports import service
+from control_plane.reconciler.tasks import every
 
 EXPORT_TASK = "export_workspace"
+RETENTION_TASK = "expire_exports"
+RETENTION_SECONDS = 3600
 
 
 def defer_export(export_id: uuid.UUID, workspace_id: uuid.UUID) -> None:
@@ -25,3 +29,10 @@ def defer_export(export_id: uuid.UUID, workspace_id: uuid.UUID) -> None:
 def export_workspace(export_id: str) -> str:
     """procrastinate entry point of :func:`service.run`."""
     return service.run(uuid.UUID(export_id))
+
+
+@app.periodic(cron=every(RETENTION_SECONDS), periodic_id=RETENTION_TASK)
+@app.task(name=RETENTION_TASK, lock=RETENTION_TASK, queueing_lock=RETENTION_TASK, pass_context=False)
+def expire_exports(timestamp: int) -> int:
+    """Remove the archives of exports past ``export_keep_days``; returns how many."""
+    return len(service.apply_retention())

@@ -30,6 +30,7 @@ from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import app
+from control_plane.exports import service as exports
 from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.reconciler import records
@@ -140,8 +141,8 @@ def _final_backup(ctx: Context, since: datetime | None) -> bool:
 
 def delete(snap: records.Snapshot) -> str:
     """A workspace pending deletion: its server stopped (its data stays) and, if it had data, its final backup
-    taken; then nothing until its purge date. Once that has passed, tear every step down in reverse, check nothing
-    is left (the leak sweep), then mark the workspace deleted."""
+    taken; then nothing until its purge date. Once that has passed, remove its exports' archives, tear every step
+    down in reverse, check nothing is left (the leak sweep), then mark the workspace deleted."""
     ctx = _context(snap)
     try:
         ctx.providers.compute.stop(ctx.spec)
@@ -151,6 +152,10 @@ def delete(snap: records.Snapshot) -> str:
         return "failed at final backup"
     if not records.purge_due(snap.spec.id, snap.generation):
         return "pending deletion: waiting for the purge date"
+    try:
+        exports.expire_of_workspace(snap.spec.id, exports.WORKER_ACTOR)
+    except Exception as exc:
+        return _fail(ctx, "exports", None, exc)
     for step in reversed(plan_for(ctx.settings.provider, ctx.spec.tier)):
         if not _teardown_step(ctx, step):
             return f"failed at teardown {step.name}"

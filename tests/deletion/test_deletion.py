@@ -120,6 +120,16 @@ def test_delete_cancel_within_the_grace_period_then_purge_when_due(deleting: Del
     assert set(posted) <= set(kept) and {kept[p]["message"] for p in posted} == {f"keep me {i}" for i in range(5)}
     assert deleting.call(ws_id, "POST", "/cancel-deletion").status_code == 409  # nothing to cancel now
 
+    # An export made meanwhile: its archive goes with the purge (only the final backup outlives the workspace).
+    export = deleting.call(ws_id, "POST", "/exports")
+    assert export.status_code == 202, export.text
+    export_path = f"/exports/{export.json()['id']}"
+    wait_until(
+        "the export", lambda: deleting.call(ws_id, "GET", export_path).json()["state"] == "completed", timeout=60
+    )
+    archive = plane.state_dir.resolve() / "exports" / str(ws_id) / f"{export.json()['id']}.zip"
+    assert archive.exists()
+
     # Deleted again, and the clock passes the purge date: torn down, nothing left.
     posted.append(driver.posts.create_post({"channel_id": channel["id"], "message": "after the cancel"})["id"])
     requested_at = utcnow()
@@ -129,6 +139,8 @@ def test_delete_cancel_within_the_grace_period_then_purge_when_due(deleting: Del
     ws = plane.wait_state(ws_id, Lifecycle.deleted, timeout=90)
     assert ws.deleted_at is not None and ws.last_error is None
     _gone(deleting, ws_id)
+    assert not archive.exists()
+    assert deleting.call(ws_id, "GET", export_path).json()["state"] == "expired"
     final = _final_backup(deleting, ws_id, requested_at)  # this deletion's, with the post made after the cancel
     assert final["posts"] is not None and int(str(final["posts"])) >= len(posted)
     actions = [entry["action"] for entry in _audit(deleting, ws_id)]

@@ -19,6 +19,7 @@ import httpx
 
 from control_plane.core.authz import Role
 from control_plane.core.clock import advance
+from control_plane.exports import service as export_service
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.exports.conftest import ExportPlane
 from tests.mattermost_import import check_archive
@@ -242,6 +243,18 @@ def test_one_export_at_a_time_then_the_cli_and_never_from_a_sleeping_workspace(e
     plane.wait_state(workspace_id, Lifecycle.hibernated)
     asleep = _problem(exporting.exports(workspace_id, method="POST"), 409)
     assert asleep["type"].endswith("/workspace-not-running")
+
+    # Archives are kept export_keep_days (7) after they completed; then the hourly retention removes them.
+    advance(exporting.clock_file, timedelta(days=7, hours=-1))
+    assert export_service.apply_retention() == []
+    fresh_link = _ok(exporting.exports(workspace_id, f"/{export_id}"))["download_url"]  # valid for a day
+    advance(exporting.clock_file, timedelta(hours=2))
+    assert sorted(map(str, export_service.apply_retention())) == sorted([export_id, first["id"]])
+    assert not archive.exists()
+    assert [item["state"] for item in _ok(exporting.exports(workspace_id))["items"]] == ["expired", "expired"]
+    assert _problem(plane.api.get(fresh_link), 410)["type"].endswith("/export-expired")
+    audit = _ok(plane.api.get("/api/v1/audit", params={"target_id": export_id}, headers=owner))
+    assert "workspace_export.expire" in [entry["action"] for entry in audit["items"]]
 
 
 def _town_square(client: httpx.Client, slug: str) -> str:
