@@ -22,15 +22,10 @@ from control_plane.reconciler.tasks import RECONCILES
 log = logging.getLogger(__name__)
 
 
-class FleetCollector(Collector):
-    """The queue's depth and age, reconciles by cause, AWS calls and throttling by cell and service, and the
-    budget's use (calls in the last whole second over the rate)."""
+class QueueCollector(Collector):
+    """The reconcile queue's depth and the age of its oldest due job (procrastinate's jobs table)."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._queue()
-        yield from self._counters()
-
-    def _queue(self) -> Iterator[Metric]:
         try:
             figures = queue_figures()
         except (ConnectorException, PsycopgError) as e:
@@ -50,7 +45,12 @@ class FleetCollector(Collector):
             value=figures["oldest_due_seconds"],
         )
 
-    def _counters(self) -> Iterator[Metric]:
+
+class CountersCollector(Collector):
+    """Reconciles by cause, AWS calls, throttling answers and budget waits by cell and service, and the budget's
+    use (calls in the last whole second over the rate), from the counters in Redis."""
+
+    def collect(self) -> Iterator[Metric]:
         settings = get_settings()
         budget = CallBudget.from_settings(settings)
         try:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.backups import drills
 from control_plane.core.db import get_engine, session_scope
-from control_plane.core.fleet_metrics import FleetCollector
+from control_plane.core.fleet_metrics import CountersCollector, QueueCollector
 from control_plane.subscriptions import reconciliation
 
 router = APIRouter(tags=["health"])
@@ -31,7 +31,8 @@ BACKUP_DRILLS = Gauge(
     "canopy_backup_drills_latest", "Backups whose newest restore drill had this outcome (ok, corrupt)", ["outcome"]
 )
 
-REGISTRY.register(FleetCollector())
+REGISTRY.register(QueueCollector())
+REGISTRY.register(CountersCollector())
 """The fleet's series (queue, reconciles by cause, AWS calls and budget): :mod:`control_plane.core.fleet_metrics`."""
 
 
