@@ -16,8 +16,7 @@ from psycopg import Error as PsycopgError
 from control_plane.core import fleet_counters
 from control_plane.core.settings import get_settings
 from control_plane.providers.aws.budget import CALLS, THROTTLED, WAITED, CallBudget
-from control_plane.reconciler.queue import queue_figures
-from control_plane.reconciler.tasks import RECONCILES
+from control_plane.reconciler.queue import RECONCILES, queue_figures
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ from procrastinate.exceptions import AlreadyEnqueued
 from control_plane.core.task_queue import app, ensure_sync_open
 
 RECONCILE_TASK = "reconcile_workspace"
+RECONCILES = "reconciles"
+"""Counter of reconciles run (label: cause), read by ``/metrics``."""
 
 
 class Cause(StrEnum):

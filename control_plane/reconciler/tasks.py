@@ -36,7 +36,7 @@ from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.providers.scope import about_cell
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
-from control_plane.reconciler.queue import RECONCILE_TASK, Cause, defer_reconcile
+from control_plane.reconciler.queue import RECONCILE_TASK, RECONCILES, Cause, defer_reconcile
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
@@ -207,10 +207,6 @@ def warm_up() -> None:
     the ORM and the pool's first connection."""
     warm_up_providers(get_settings())
     records.warm_up()
-
-
-RECONCILES = "reconciles"
-"""Counter of reconciles run (label: cause), read by ``/metrics``."""
 
 
 def budget_cell(snap: records.Snapshot) -> str:
