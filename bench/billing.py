@@ -83,7 +83,7 @@ from control_plane.core.migrate import upgrade  # noqa: E402
 from control_plane.core.settings import get_settings  # noqa: E402
 from control_plane.core.task_queue import close_sync_app  # noqa: E402
 from control_plane.organizations.models import Organization  # noqa: E402
-from control_plane.reconciler.queue import defer_reconcile  # noqa: E402
+from control_plane.reconciler.queue import Cause, defer_reconcile  # noqa: E402
 from control_plane.subscriptions import seats  # noqa: E402
 from control_plane.subscriptions.gateway import payment_gateway  # noqa: E402
 from control_plane.subscriptions.models import Invoice, InvoiceState, SeatSnapshot, SnapshotReason, Subscription  # noqa: E402
@@ -561,7 +561,7 @@ def seat_collection(args: argparse.Namespace, server: LocalStripe, work: Path) -
         ids = [plane.create_workspace(f"seats-{os.getpid()}-{i}") for i in range(args.servers)]
         start_workers(plane, args.workers)
         for workspace_id in ids:
-            defer_reconcile(workspace_id)
+            defer_reconcile(workspace_id, Cause.signup)
         deadline = started + 120 + 10 * args.servers
         for workspace_id in ids:
             plane.wait_state(workspace_id, Lifecycle.trialing, timeout=max(1.0, deadline - time.monotonic()))

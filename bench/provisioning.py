@@ -53,7 +53,7 @@ from control_plane.kube.client import KubeClient  # noqa: E402
 from control_plane.kube.render import KubeServerConfig, S3Config, choose_api_versions, render_workspace  # noqa: E402
 from control_plane.providers.aws.fleet import deploy_settings  # noqa: E402
 from control_plane.providers.base import WorkspaceSpec  # noqa: E402
-from control_plane.reconciler.queue import defer_reconcile  # noqa: E402
+from control_plane.reconciler.queue import Cause, defer_reconcile  # noqa: E402
 from control_plane.workspaces.models import Tier  # noqa: E402
 from infra.conventions import (  # noqa: E402
     WORKSPACE_SERVICE_ACCOUNT,
@@ -140,7 +140,7 @@ def provision(ids: list[uuid.UUID], database_url: str, timeout: float) -> float:
     """Defer every reconcile, then wait until all are trialing; the elapsed seconds."""
     started = time.monotonic()
     for ws_id in ids:
-        defer_reconcile(ws_id)
+        defer_reconcile(ws_id, Cause.signup)
     while time.monotonic() - started < timeout:
         with psycopg.connect(database_url) as conn:
             query = "SELECT count(*) FROM workspaces WHERE id = ANY(%s) AND lifecycle_state = 'trialing'"

@@ -255,7 +255,7 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
-    from control_plane.reconciler.queue import defer_reconcile
+    from control_plane.reconciler.queue import Cause, defer_reconcile
     from control_plane.workspaces import repository, service
     from control_plane.workspaces.models import Workspace
 
@@ -281,7 +281,7 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     except Problem as exc:
         log.error("workspace %s: %s", args.workspace_id, exc.detail)
         return 1
-    defer_reconcile(args.workspace_id)
+    defer_reconcile(args.workspace_id, Cause.operator)
     print(state + purge_after)
     return 0
 
@@ -439,7 +439,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
     from control_plane.backups.tasks import defer_backup
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
-    from control_plane.reconciler.queue import defer_reconcile
+    from control_plane.reconciler.queue import Cause, defer_reconcile
     from control_plane.workspaces import repository
 
     def show_backup(backup_id: uuid.UUID) -> tuple[bool, dict[str, Any]]:
@@ -495,7 +495,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
             assert ws is not None
             restore = service.start_restore(session, ws, backup, body, "cli", None)
             restore_id, target_id = restore.id, restore.target_workspace_id
-        defer_reconcile(target_id)
+        defer_reconcile(target_id, Cause.restore)
         shown = show_restore(restore_id)[1] if args.no_wait else None
         if shown is None:
             shown = _wait_for(lambda: show_restore(restore_id), args.timeout, f"restore {restore_id}")

@@ -14,7 +14,7 @@ from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
 from control_plane.core.ratelimit import client_address, hit
 from control_plane.core.settings import get_settings
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.schemas import workspace_out
 
 router = APIRouter(prefix="/api/v1", tags=["signup"])
@@ -55,5 +55,5 @@ def verify(body: VerifyRequest, session: DbSession) -> Verified:
     """Confirm an email; its workspaces start provisioning."""
     verified = service.verify_email(session, body.token)
     for ws in verified.started:
-        defer_reconcile(ws.id)
+        defer_reconcile(ws.id, Cause.signup)
     return Verified(account_id=verified.account.id, workspaces=[workspace_out(ws) for ws in verified.started])

@@ -15,7 +15,7 @@ from control_plane.backups.tasks import defer_backup
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 
 router = APIRouter(prefix="/api/v1", tags=["backups"])
 
@@ -80,7 +80,7 @@ def restore_backup(
     content (the requester its initial admin); ``{"mode": "in_place", "confirm": "<slug>"}`` puts the workspace back
     to the backup (what was posted since is lost; it answers 503 with ``Retry-After`` meanwhile)."""
     restore = service.request_restore(session, principal, workspace_id, backup_id, body)
-    defer_reconcile(restore.target_workspace_id)
+    defer_reconcile(restore.target_workspace_id, Cause.restore)
     return restore_out(restore)
 
 

@@ -7,13 +7,14 @@ import time
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.backups import drills
 from control_plane.core.db import get_engine, session_scope
+from control_plane.core.fleet_metrics import CountersCollector, QueueCollector
 from control_plane.subscriptions import reconciliation
 
 router = APIRouter(tags=["health"])
@@ -29,6 +30,10 @@ STRIPE_EVENTS_UNPROCESSED = Gauge("canopy_stripe_events_unprocessed", "Stripe we
 BACKUP_DRILLS = Gauge(
     "canopy_backup_drills_latest", "Backups whose newest restore drill had this outcome (ok, corrupt)", ["outcome"]
 )
+
+REGISTRY.register(QueueCollector())
+REGISTRY.register(CountersCollector())
+"""The fleet's series (queue, reconciles by cause, AWS calls and budget): :mod:`control_plane.core.fleet_metrics`."""
 
 
 @router.get("/healthz")
@@ -51,7 +56,8 @@ def readyz(response: Response) -> dict[str, str]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics() -> Response:
-    """Prometheus metrics (the billing and drill gauges are read from the database at each scrape)."""
+    """Prometheus metrics (the billing, drill and fleet figures are read from the database and Redis at each
+    scrape)."""
     _read_billing_gauges()
     _read_drill_gauges()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

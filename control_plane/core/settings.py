@@ -10,6 +10,20 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_AWS_BUDGET_RATES = {
+    "ec2": 20.0,
+    "eks": 10.0,
+    "iam": 10.0,
+    "kms": 50.0,
+    "rds": 10.0,
+    "resourcegroupstaggingapi": 5.0,
+    "route53": 5.0,
+    "s3": 100.0,
+    "secretsmanager": 50.0,
+    "sts": 20.0,
+}
+"""AWS calls per second per cell, by service: a share of AWS's own per-account limits (route53 and the tagging API
+allow 5/s per account; EC2 and RDS describes refill about 20/s)."""
 DEFAULT_SECRET_KEY = "dev-insecure-secret-change-me"
 """Public, so refused outside dev mode (``canopy run`` keeps a random key in its state dir instead)."""
 
@@ -101,6 +115,21 @@ class Settings(BaseSettings):
         default=1800.0, description="How long an ensure waits for AWS (RDS, EKS) before a retry."
     )
     aws_poll_seconds: float = 10.0
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis of the AWS call budget and the workers' counters (/metrics); empty: neither.",
+    )
+    aws_budget_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_AWS_BUDGET_RATES),
+        description="AWS calls per second per cell, by service (JSON object; others: aws_budget_default_rate).",
+    )
+    aws_budget_default_rate: float = Field(default=20.0, gt=0, description="Calls per second of other services.")
+    aws_budget_burst_seconds: float = Field(
+        default=1.0, gt=0, description="A bucket holds this many seconds of its rate (at least one call)."
+    )
+    aws_budget_max_wait_seconds: float = Field(
+        default=30.0, ge=0, description="How long a call waits for its budget before a ProviderError (retried)."
+    )
     cell_postgres_sslmode: str = Field(default="require", description="libpq sslmode towards cell databases.")
     cell_database_connection_limit: int = Field(default=20, description="Connections per pooled workspace role.")
     cell_ingress_label: str = Field(

@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.task_queue import app, ensure_sync_open
 
 RECONCILE_TASK = "reconcile_workspace"
-WAKE_PRIORITY = 10
-"""Priority of the reconcile that wakes a workspace for a waiting request (others have procrastinate's default, 0):
-workers take it before any other waiting job."""
+RECONCILES = "reconciles"
+"""Counter of reconciles run (label: cause), read by ``/metrics``."""
+
+
+class Cause(StrEnum):
+    """Why a reconcile was asked for (the ``cause`` of ``canopy_reconciles_total``); it sets the job's priority."""
+
+    wake = "wake"
+    signup = "signup"
+    restore = "restore"
+    lifecycle = "lifecycle"
+    deletion = "deletion"
+    billing = "billing"
+    operator = "operator"
+    retry = "retry"
+    resync = "resync"
+
+
+PRIORITIES: dict[Cause, int] = {
+    Cause.wake: 30,
+    Cause.signup: 20,
+    Cause.restore: 20,
+    Cause.lifecycle: 10,
+    Cause.deletion: 10,
+    Cause.billing: 10,
+    Cause.operator: 10,
+    Cause.retry: 5,
+    Cause.resync: 0,
+}
+"""Workers take waiting jobs of a higher priority first: a request waiting on a hibernated workspace, then new
+customers' workspaces and restores, then owners' and operators' changes, retries, and last the background resync
+(procrastinate's default 0, like every other task), so that a fleet-wide resync never delays a signup."""
 EXPEDITE_QUERY = """
 UPDATE procrastinate_jobs
    SET scheduled_at = CASE WHEN scheduled_at > now() THEN now() ELSE scheduled_at END,
@@ -40,14 +70,15 @@ def workspace_queueing_lock(workspace_id: uuid.UUID) -> str:
     return f"reconcile:{workspace_id}"
 
 
-def defer_reconcile(workspace_id: uuid.UUID, schedule_at: datetime | None = None, priority: int = 0) -> None:
-    """Ask the workers to reconcile ``workspace_id`` (now, or not before ``schedule_at``), before waiting jobs of a
-    lower ``priority``.
+def defer_reconcile(workspace_id: uuid.UUID, cause: Cause, schedule_at: datetime | None = None) -> None:
+    """Ask the workers to reconcile ``workspace_id`` (now, or not before ``schedule_at``) because of ``cause``,
+    before waiting jobs of a lower priority (:data:`PRIORITIES`).
 
-    Idempotent: if a reconcile of this workspace is already waiting, that one will do (and is
-    moved to now, and up to ``priority``, when this call asks for now).
+    Idempotent: if a reconcile of this workspace is already waiting, that one will do (and is moved to now, and up
+    to this cause's priority, when this call asks for now; it keeps its own cause).
     """
     ensure_sync_open()
+    priority = PRIORITIES[cause]
     deferrer = app.configure_task(
         name=RECONCILE_TASK,
         lock=workspace_lock(workspace_id),
@@ -56,7 +87,7 @@ def defer_reconcile(workspace_id: uuid.UUID, schedule_at: datetime | None = None
         priority=priority,
     )
     try:
-        deferrer.defer(workspace_id=str(workspace_id))
+        deferrer.defer(workspace_id=str(workspace_id), cause=cause.value)
     except AlreadyEnqueued:
         if schedule_at is None:  # the waiting job may sit in a backoff: bring it forward
             app.connector.get_sync_connector().execute_query(
@@ -75,3 +106,25 @@ def reconcile_queue(workspace_id: uuid.UUID, heartbeat_age: float) -> dict[str, 
     }
     workers = connector.execute_query_one(LIVE_WORKERS_QUERY, age=heartbeat_age)
     return {"waiting": int(jobs.get("todo", 0)), "running": int(jobs.get("doing", 0)), "workers": int(workers["count"])}
+
+
+QUEUE_QUERY = """
+SELECT count(*) FILTER (WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) AS due,
+       count(*) FILTER (WHERE j.status = 'todo' AND j.scheduled_at > now()) AS scheduled,
+       count(*) FILTER (WHERE j.status = 'doing') AS running,
+       coalesce(extract(epoch FROM now() - min(greatest(j.scheduled_at, d.at))
+                FILTER (WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()))), 0)
+           AS oldest_due_seconds
+  FROM procrastinate_jobs j
+  LEFT JOIN LATERAL (SELECT min(e.at) AS at FROM procrastinate_events e
+                      WHERE e.job_id = j.id AND e.type = 'deferred') d ON true
+ WHERE j.task_name = %(task)s AND j.status IN ('todo', 'doing')
+"""
+
+
+def queue_figures() -> dict[str, float]:
+    """Reconcile jobs due now (waiting for a worker), scheduled later (retries' backoffs), running, and how long the
+    oldest due one has waited since it was due (seconds; 0 when none waits)."""
+    ensure_sync_open()
+    row = app.connector.get_sync_connector().execute_query_one(QUEUE_QUERY, task=RECONCILE_TASK)
+    return {name: float(row[name]) for name in ("due", "scheduled", "running", "oldest_due_seconds")}

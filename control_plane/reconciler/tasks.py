@@ -26,6 +26,7 @@ from procrastinate.exceptions import ConnectorException, UniqueViolation
 from control_plane.backups import restoring
 from control_plane.backups.models import BackupState
 from control_plane.backups.service import BACKUP_STATES, ensure_final_backup
+from control_plane.core import fleet_counters
 from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
@@ -33,9 +34,10 @@ from control_plane.core.task_queue import app
 from control_plane.exports import service as exports
 from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers, warm_up_providers
+from control_plane.providers.scope import about_cell
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
-from control_plane.reconciler.queue import RECONCILE_TASK, defer_reconcile
+from control_plane.reconciler.queue import RECONCILE_TASK, RECONCILES, Cause, defer_reconcile
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
@@ -85,7 +87,7 @@ def _fail(ctx: Context, where: str, condition: str | None, exc: BaseException) -
     error = short_error(where, exc, ctx.secrets())
     logger.warning("workspace %s: %s", ctx.spec.id, error, exc_info=not isinstance(exc, ProviderError))
     next_at = records.record_failure(ctx.spec.id, condition, error, ctx.settings)
-    defer_reconcile(ctx.spec.id, schedule_at=next_at)
+    defer_reconcile(ctx.spec.id, Cause.retry, schedule_at=next_at)
     return f"failed at {where}"
 
 
@@ -187,7 +189,7 @@ def restore_in_place(snap: records.Snapshot) -> str:
     except Exception as exc:
         return _fail(ctx, "restore", None, exc)
     records.record_restored(snap.spec.id, snap.generation)
-    defer_reconcile(snap.spec.id)
+    defer_reconcile(snap.spec.id, Cause.restore)
     return "restored"
 
 
@@ -212,19 +214,27 @@ def warm_up() -> None:
     records.warm_up()
 
 
+def budget_cell(snap: records.Snapshot) -> str:
+    """Whose AWS call budget a reconcile takes from: its cell (pooled), or its own silo (enterprise)."""
+    return snap.spec.cell or f"silo-{snap.spec.id}"
+
+
 def reconcile(workspace_id: uuid.UUID) -> str:
     """Converge one workspace to what its lifecycle state asks for; returns what happened."""
     snap = records.load(workspace_id)
     if snap is None:
         return "no such workspace"
-    outcome = ACTIONS[snap.state](snap)
+    with about_cell(budget_cell(snap)):
+        outcome = ACTIONS[snap.state](snap)
     logger.info("workspace %s (%s): %s", workspace_id, snap.state.value, outcome)
     return outcome
 
 
 @app.task(name=RECONCILE_TASK)
-def reconcile_workspace(workspace_id: str) -> str:
-    """procrastinate entry point (always deferred through :func:`defer_reconcile`)."""
+def reconcile_workspace(workspace_id: str, cause: str = "unknown") -> str:
+    """procrastinate entry point (always deferred through :func:`defer_reconcile`; jobs deferred before causes
+    were recorded count as ``unknown``)."""
+    fleet_counters.add(RECONCILES, cause)
     return reconcile(uuid.UUID(workspace_id))
 
 
@@ -240,7 +250,7 @@ def resync_workspaces(timestamp: int) -> int:
     """Defer a reconcile of every workspace that needs one (deduplicated per workspace)."""
     ids = records.workspaces_to_resync(utcnow())
     for workspace_id in ids:
-        defer_reconcile(workspace_id)
+        defer_reconcile(workspace_id, Cause.resync)
     return len(ids)
 
 

@@ -15,7 +15,7 @@ from control_plane.core.clock import utcnow
 from control_plane.core.problems import InvalidInput, Problem
 from control_plane.core.settings import Settings
 from control_plane.organizations import service as organizations
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.subscriptions import repository, service, tasks
 from control_plane.subscriptions.gateway import billing_enabled, payment_gateway
 from control_plane.subscriptions.models import Subscription
@@ -83,7 +83,7 @@ def resume(session: Session, principal: Principal, organization_id: uuid.UUID) -
 
 def _follow_up(organization_id: uuid.UUID, changed_workspaces: list[uuid.UUID]) -> None:
     for workspace_id in changed_workspaces:
-        defer_reconcile(workspace_id)
+        defer_reconcile(workspace_id, Cause.billing)
     tasks.defer_billing(organization_id)
 
 

@@ -12,7 +12,7 @@ from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import app, ensure_sync_open
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.reconciler.tasks import every
 from control_plane.subscriptions import repository, seats
 from control_plane.subscriptions.models import SnapshotReason
@@ -32,7 +32,7 @@ def bill(organization_id: uuid.UUID) -> RunOutcome:
     workspaces' reconciles (they tell their servers) and a seat snapshot at the billing event."""
     outcome = run_organization(organization_id)
     for workspace_id in outcome.changed_workspaces:
-        defer_reconcile(workspace_id)
+        defer_reconcile(workspace_id, Cause.billing)
     if outcome.status_changed:
         _defer_unique(COLLECT_ORGANIZATION_TASK, f"seats:{organization_id}", organization_id)
     return outcome

@@ -30,7 +30,7 @@ from control_plane.core.settings import Settings
 from control_plane.exports import service as exports
 from control_plane.exports.models import OPEN_STATES as EXPORT_OPEN_STATES
 from control_plane.exports.tasks import defer_export
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.access import own_workspace
 from control_plane.web.sessions import Viewer, login_redirect
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, not_found, redirect, render
@@ -199,6 +199,6 @@ def restore(
         except ValidationError:
             raise Problem(422, "invalid-address", "Invalid address", "Type the new workspace's address") from None
         restore = backups.request_restore(session, principal, ws.id, backup_id, body)
-        return lambda: defer_reconcile(restore.target_workspace_id)
+        return lambda: defer_reconcile(restore.target_workspace_id, Cause.restore)
 
     return _form_action(request, session, settings, viewer, workspace_id, csrf_token, act)

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from control_plane.core.authz import Principal
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Problem
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.access import deleter, own_workspace
 from control_plane.web.sessions import DEFAULT_NEXT, Viewer, login_redirect
 from control_plane.web.signin import workspaces_page
@@ -53,7 +53,7 @@ def _act(
         session.rollback()
         detail = problem.detail or problem.title
         return workspaces_page(request, session, settings, viewer, alert=detail, status_code=problem.status)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.deletion)
     return redirect("/workspaces")
 
 

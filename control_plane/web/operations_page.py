@@ -31,7 +31,7 @@ from control_plane.core.clock import utcnow
 from control_plane.core.deps import DbSession
 from control_plane.core.problems import Problem
 from control_plane.core.settings import Settings
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.access import operator
 from control_plane.web.sessions import Viewer, login_redirect
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, not_found, redirect, render
@@ -152,7 +152,7 @@ def cancel_deletion(
     def act(principal: Principal) -> Callable[[], None]:
         principal.require(Permission.delete_workspace)
         ws = workspaces.cancel_deletion(session, principal, workspace_id)
-        return lambda: defer_reconcile(ws.id)
+        return lambda: defer_reconcile(ws.id, Cause.deletion)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)
 
@@ -177,7 +177,7 @@ def purge(
             detail = "Say why it cannot wait (1 to 1000 characters)."
             raise Problem(422, "reason-required", "Reason required", detail) from None
         ws = workspaces.purge(session, principal, workspace_id, body.reason)
-        return lambda: defer_reconcile(ws.id)
+        return lambda: defer_reconcile(ws.id, Cause.deletion)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)
 

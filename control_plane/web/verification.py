@@ -9,7 +9,7 @@ from control_plane.accounts import service as accounts
 from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession
 from control_plane.core.settings import Settings
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.access import progress_path, workspaces_of
 from control_plane.web.sessions import Viewer, start_session
 from control_plane.web.views import (
@@ -41,7 +41,7 @@ def verify(request: Request, session: DbSession, settings: SettingsDep, viewer: 
             request, settings, viewer, "This link is unknown or has expired. Sign up again to get a new one."
         )
     for ws in verified.started:
-        defer_reconcile(ws.id)
+        defer_reconcile(ws.id, Cause.signup)
     account = verified.account
     target: Workspace | None = next(iter(verified.started), None) or next(iter(workspaces_of(session, account)), None)
     signed_in = viewer is not None and viewer.id == account.id

@@ -14,7 +14,7 @@ from control_plane.accounts.models import Account
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import InvalidInput, NotFound, problem_responses
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces import service
 from control_plane.workspaces.auth import (
     WorkspaceCreator,
@@ -84,7 +84,7 @@ def create_workspace(
 
     outcome = run_once(session, f"workspaces:{principal.account_id}", key, body.model_dump(mode="json"), create)
     if not outcome.replayed:
-        defer_reconcile(uuid.UUID(outcome.body["id"]))
+        defer_reconcile(uuid.UUID(outcome.body["id"]), Cause.signup)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
@@ -143,7 +143,7 @@ def delete_workspace(workspace_id: uuid.UUID, session: DbSession, principal: Wor
     """Schedule the deletion: ``pending_deletion`` until ``purge_after`` (the server stops, a final backup is taken;
     cancellable until then), then the reconciler tears the workspace down and marks it deleted."""
     ws = service.request_deletion(session, principal, workspace_id)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.deletion)
     return workspace_out(ws)
 
 
@@ -157,7 +157,7 @@ def cancel_workspace_deletion(workspace_id: uuid.UUID, session: DbSession, princ
     """Cancel a scheduled deletion (409 once the purge has begun): back to the state it was deleted from; the
     reconciler starts the workspace again."""
     ws = service.cancel_deletion(session, principal, workspace_id)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.deletion)
     return workspace_out(ws)
 
 
@@ -173,7 +173,7 @@ def purge_workspace(
     """End a workspace's grace period now, with a reason (operators and admins; audited): the reconciler takes its
     final backup if it has none yet and tears it down."""
     ws = service.purge(session, principal, workspace_id, body.reason)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.deletion)
     return workspace_out(ws)
 
 
@@ -186,7 +186,7 @@ def purge_workspace(
 def hibernate_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceHibernator) -> WorkspaceOut:
     """Hibernate a trialing, active, past-due or suspended workspace: its server stops, its data stays."""
     ws = service.hibernate(session, principal, workspace_id)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.lifecycle)
     return workspace_out(ws)
 
 
@@ -199,7 +199,7 @@ def hibernate_workspace(workspace_id: uuid.UUID, session: DbSession, principal: 
 def wake_workspace(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceWaker) -> WorkspaceOut:
     """Wake a hibernated workspace into the state it was hibernated from; the reconciler starts its server."""
     ws = service.wake(session, principal, workspace_id)
-    defer_reconcile(ws.id)
+    defer_reconcile(ws.id, Cause.wake)
     return workspace_out(ws)
 
 

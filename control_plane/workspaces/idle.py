@@ -33,7 +33,7 @@ from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import reveal
 from control_plane.providers.base import ProviderError
 from control_plane.providers.workspace_client import control_url, get_activity, shared_client
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces import repository, service
 from control_plane.workspaces.lifecycle import HIBERNATABLE_STATES, Lifecycle
 from control_plane.workspaces.models import Workspace
@@ -79,7 +79,7 @@ def hibernate_idle(settings: Settings) -> list[uuid.UUID]:
     idle_ones = [c for c, used in zip(candidates, uses, strict=True) if used is not None and used < cutoff_ms]
     hibernated = [c.workspace_id for c in idle_ones if _hibernate(c, idle)]
     for workspace_id in hibernated:
-        defer_reconcile(workspace_id)
+        defer_reconcile(workspace_id, Cause.lifecycle)
     return hibernated
 
 

@@ -6,9 +6,9 @@ client back to the workspace's address).
 
 - :func:`claim` (one short transaction, the row locked): a hibernated workspace is woken into the state it was
   hibernated from (:func:`service.wake_row`, audited ``workspace.wake`` by ``request``), never any other, and its
-  reconcile is deferred before every other waiting job (:data:`WAKE_PRIORITY`). Requests racing in several API
-  processes are serialised by the row lock: the first wakes it, the others find it awake and wait for the same
-  generation.
+  reconcile is deferred before every other waiting job (cause ``wake``, first in
+  :data:`~control_plane.reconciler.queue.PRIORITIES`). Requests racing in several API processes are serialised by
+  the row lock: the first wakes it, the others find it awake and wait for the same generation.
 - :func:`serving`: the workspace's address once the reconcile of that generation has converged (its server up, its
   billing plan told), so the first request is answered exactly as every later one (a suspended workspace is
   read-only from it on).
@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from control_plane.core.db import session_scope
 from control_plane.core.problems import Problem
-from control_plane.reconciler.queue import WAKE_PRIORITY, defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces import repository, service
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 from control_plane.workspaces.models import Workspace
@@ -97,7 +97,7 @@ def claim(slug: str) -> Claim | None:
             service.wake_row(session, ws, ACTOR)
         claimed = Claim(ws.id, ws.generation)
     if woken:
-        defer_reconcile(claimed.workspace_id, priority=WAKE_PRIORITY)
+        defer_reconcile(claimed.workspace_id, Cause.wake)
     return claimed
 
 

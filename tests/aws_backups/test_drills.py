@@ -31,7 +31,7 @@ from control_plane.kube.client import KubeClient
 from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.providers.workspace_client import admin_username
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import TAG_DRILL_OF, tags_from_list, workspace_names
@@ -50,7 +50,7 @@ def _provision(plane: Plane, tier: Tier, state: Lifecycle) -> tuple[uuid.UUID, s
     ws_id = new_workspace(plane, slug, tier)
     if not plane.workers:
         plane.start_worker()
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     plane.wait_state(ws_id, state, timeout=180)
     return ws_id, slug
 

@@ -18,7 +18,7 @@ from control_plane.providers.aws.backups import PooledBackups
 from control_plane.providers.factory import get_providers
 from control_plane.providers.workspace_client import admin_username
 from control_plane.reconciler import records
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import workspace_names
@@ -49,7 +49,7 @@ def test_pooled_backup_restores_posts_and_files_into_a_clone_and_in_place(
     if not plane.workers:
         plane.start_worker()
     for ws_id in ids.values():
-        defer_reconcile(ws_id)
+        defer_reconcile(ws_id, Cause.signup)
     for ws_id in ids.values():
         plane.wait_state(ws_id, Lifecycle.trialing, timeout=120)
     email = f"{slugs['a']}.admin@example.com"

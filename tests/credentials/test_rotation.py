@@ -19,7 +19,7 @@ import pytest
 
 from control_plane.credentials.keys import Keyring, UndecryptableCredential, key_id
 from control_plane.credentials.models import Purpose
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 from tests.reconciler.conftest import ROOT, Plane
@@ -60,7 +60,7 @@ def test_rotation_by_the_runbook(plane: Plane) -> None:
     make_key, rotate = runbook_commands()
     ws_id = plane.create_workspace(f"rot{uuid.uuid4().hex[:8]}")
     plane.start_worker()
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     plane.wait_state(ws_id, Lifecycle.trialing, timeout=120)
     old_key = json.loads(plane.env["CANOPY_CREDENTIAL_KEYS"])[0]
     secrets = {p: Keyring((old_key,)).decrypt(c) for p, c in ciphertexts(plane, ws_id).items()}

@@ -17,7 +17,7 @@ from control_plane.core.db import session_scope
 from control_plane.core.settings import DEFAULT_SECRET_KEY
 from control_plane.credentials import service as credentials
 from control_plane.credentials.models import Purpose
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.credentials.scram import password_matches, role_verifier
 from tests.reconciler.conftest import Plane, password_hash
@@ -45,7 +45,7 @@ def provisioned(plane: Plane) -> list[uuid.UUID]:
     ids = [plane.create_workspace(f"cred{uuid.uuid4().hex[:8]}") for _ in range(2)]
     plane.start_worker()
     for ws_id in ids:
-        defer_reconcile(ws_id)
+        defer_reconcile(ws_id, Cause.signup)
     for ws_id in ids:
         plane.wait_state(ws_id, Lifecycle.trialing, timeout=120)
     return ids
@@ -100,7 +100,7 @@ def test_a_role_with_another_password_gets_the_stored_one_back(plane: Plane, pro
     with plane.admin() as conn:
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(formerly)))
         conn.execute(sql.SQL("COMMENT ON ROLE {} IS NULL").format(sql.Identifier(role)))
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     with plane.admin() as conn:
         plane.wait_for(
             ws_id, lambda _: password_matches(role_verifier(conn, role), stored(ws_id, Purpose.database)), timeout=60

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from mattermostdriver import Driver
 
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 from tests.reconciler.conftest import PASSWORD, ROOT, Plane, plane_context, server_pids
@@ -122,7 +122,7 @@ class Sleepy:
         """New workspaces, provisioned by the workers (one must run) into their trial."""
         ids = [self.plane.create_workspace(slug) for slug in slugs]
         for workspace_id in ids:
-            defer_reconcile(workspace_id)
+            defer_reconcile(workspace_id, Cause.signup)
         for workspace_id in ids:
             self.plane.wait_for(workspace_id, lambda ws: ws.lifecycle_state == Lifecycle.trialing, timeout)
         return ids

@@ -13,7 +13,7 @@ import pytest
 
 from control_plane.kube.client import KubeClient
 from control_plane.reconciler.plans import ENTERPRISE, PROFESSIONAL
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.reconciler.steps import Step
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
@@ -40,7 +40,7 @@ def test_a_worker_killed_after_a_step_leaves_nothing_doubled(
 ) -> None:
     ws_id = new_workspace(plane, f"c{uuid.uuid4().hex[:8]}", tier)
     doomed = plane.start_worker(concurrency=1, CANOPY_FAULT_PAUSE_AFTER_STEP=step.name)
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     wait_until(lambda: f"the pause after {step.name}\n{plane.worker_logs()}", lambda: paused_after(plane, step), 60)
     assert plane.row(ws_id).lifecycle_state == Lifecycle.provisioning
 

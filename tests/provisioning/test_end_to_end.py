@@ -20,7 +20,7 @@ from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.sets import silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.reconciler import records
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import (
@@ -118,7 +118,7 @@ def test_pooled_credentials_open_only_their_own_database(plane: Plane, kube: Kub
     """The database URLs the pods get (from their Secrets): one workspace's cannot open or read another's."""
     a, b = (new_workspace(plane, f"iso{uuid.uuid4().hex[:6]}", Tier.professional) for _ in range(2))
     for ws_id in (a, b):
-        defer_reconcile(ws_id)
+        defer_reconcile(ws_id, Cause.signup)
     _provision(plane, a, Lifecycle.trialing)
     _provision(plane, b, Lifecycle.trialing)
     url_a, url_b = (
@@ -197,7 +197,7 @@ def _provision(plane: Plane, ws_id: uuid.UUID, state: Lifecycle) -> Any:
     if not plane.workers:
         plane.start_worker()
     started = time.monotonic()
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     ws = plane.wait_state(ws_id, state, timeout=90)
     print(f"{ws.tier.value} provisioned in {time.monotonic() - started:.1f}s")
     assert all(c["status"] == "True" for c in ws.conditions), ws.conditions

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 from tests.reconciler.conftest import Plane, all_server_pids
@@ -26,8 +26,8 @@ def _reconciled_after(converged: Workspace) -> Callable[[Workspace], bool]:
 def test_three_workers_thirty_workspaces(plane: Plane) -> None:
     ids = [plane.create_workspace(f"team-{i:02d}") for i in range(COUNT)]
     for ws_id in ids:
-        defer_reconcile(ws_id)
-        defer_reconcile(ws_id)  # a duplicate request is deduplicated
+        defer_reconcile(ws_id, Cause.signup)
+        defer_reconcile(ws_id, Cause.signup)  # a duplicate request is deduplicated
     with plane.admin() as conn:
         locks = [f"reconcile:{ws_id}" for ws_id in ids]
         waiting = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = ANY(%s)", [locks])

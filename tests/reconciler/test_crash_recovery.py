@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from tests.reconciler.conftest import Plane, server_pids
 from tests.waiting import wait_until
@@ -29,7 +29,7 @@ def _wait_for_log(plane: Plane, text: str, timeout: float = 30.0) -> None:
 def test_killed_worker_job_is_recovered(plane: Plane) -> None:
     ws_id = plane.create_workspace("crash")
     doomed = plane.start_worker(CANOPY_FAULT_PAUSE_AFTER_STEP="compute")
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
 
     ws = plane.wait_for(ws_id, _compute_ready, timeout=60)
     _wait_for_log(plane, "fault injection: pausing after compute")  # the worker now sleeps, holding the job

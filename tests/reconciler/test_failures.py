@@ -9,7 +9,7 @@ import time
 import pytest
 
 from control_plane.core.clock import utcnow
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from tests.reconciler.conftest import Plane, pid_alive, server_pids
@@ -37,7 +37,7 @@ def test_failing_step_backs_off_then_converges(plane: Plane) -> None:
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("in the way")
     plane.start_worker()
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
 
     gaps = _watch_attempts(plane, ws_id, until=4, timeout=60)
     # backoff = min(max=4, base=0.5 * 2**(attempts-1)) * jitter(0.5..1.0)
@@ -65,7 +65,7 @@ def test_failing_step_backs_off_then_converges(plane: Plane) -> None:
 def test_wedged_server_is_replaced(plane: Plane) -> None:
     plane.start_worker(CANOPY_WORKSPACE_READY_TIMEOUT_SECONDS="8")
     ws_id = plane.create_workspace("wedged")
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
     ws = plane.wait_state(ws_id, Lifecycle.trialing)
     pid = ws.outputs["pid"]
 

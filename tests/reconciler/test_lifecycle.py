@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from control_plane.core.authz import Role
-from control_plane.reconciler.queue import defer_reconcile
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 from tests.reconciler.conftest import PASSWORD, ROOT, Plane, pid_alive, server_pids
@@ -74,7 +74,7 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
     runtime_dir = plane.runtime_dir(ws_id)
     plane.start_worker()
     started = time.monotonic()
-    defer_reconcile(ws_id)
+    defer_reconcile(ws_id, Cause.signup)
 
     ws = plane.wait_state(ws_id, Lifecycle.trialing)
     print(f"provisioned in {time.monotonic() - started:.1f}s")

@@ -14,7 +14,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from control_plane.core.settings import Settings
+from control_plane.core.settings import Settings, get_settings
+from control_plane.providers.aws.budget import CallBudget
 from control_plane.providers.base import ProviderError, WorkspaceSpec
 from infra.conventions import TAG_WORKSPACE, CellOutputs, WorkspaceNames, tag_filters, workspace_names, workspace_tags
 
@@ -22,14 +23,18 @@ T = TypeVar("T")
 K = TypeVar("K")
 CellLookup = Callable[[str], CellOutputs]
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+"""``standard`` retries: throttling and transient errors, exponential backoff with full jitter (``adaptive`` would add
+a per-process client-side rate limiter, which the shared budget already is)."""
 SERVICES = ("ec2", "eks", "iam", "kms", "rds", "resourcegroupstaggingapi", "route53", "s3", "secretsmanager", "sts")
 """Every service the providers call."""
 
 
 class Aws:
-    """boto3 clients per (service, region), built once and shared (boto3 clients are thread-safe)."""
+    """boto3 clients per (service, region), built once and shared (boto3 clients are thread-safe); their calls take
+    from the shared call budget (:mod:`control_plane.providers.aws.budget`; the settings' one unless given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: CallBudget | None = None) -> None:
+        self.budget = budget or CallBudget.from_settings(get_settings())
         self._session = boto3.session.Session()
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -38,9 +43,9 @@ class Aws:
         """The ``service`` client of ``region``."""
         with self._lock:
             if (service, region) not in self._clients:
-                self._clients[service, region] = self._session.client(
-                    service, region_name=region, config=_CLIENT_CONFIG
-                )
+                client = self._session.client(service, region_name=region, config=_CLIENT_CONFIG)
+                self.budget.hook(client, service)
+                self._clients[service, region] = client
             return self._clients[service, region]
 
     def warm(self, region: str, services: Iterable[str] = SERVICES) -> None:
