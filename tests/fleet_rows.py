@@ -137,14 +137,18 @@ def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -
             )
             INSERT INTO workspaces (id, organization_id, slug, display_name, tier, region, cell, desired_release,
                 observed_release, lifecycle_state, resume_state, conditions, outputs, generation,
-                observed_generation, reconcile_attempts, created_at, updated_at, deleted_at)
+                observed_generation, reconcile_attempts, created_at, updated_at, deleted_at, deletion_requested_at,
+                purge_after)
             SELECT gen_random_uuid(), organization_id, slug, slug, tier::tier, 'eu-west-1', cell, desired_release,
                 CASE WHEN state IN ('provisioning', 'pending_verification') THEN NULL
                      WHEN i %% 10 = 3 OR i %% 100 = 12
                      THEN (%(releases)s::text[])[greatest(1, (i / 7) %% %(release_count)s)]
                      ELSE desired_release END,
-                state::lifecycle, CASE WHEN state = 'hibernated' THEN 'active'::lifecycle END, '[]', '{}', 2, 2, 0,
-                created_at, created_at, CASE WHEN state = 'deleted' THEN created_at + interval '1 day' END
+                state::lifecycle, CASE WHEN state IN ('hibernated', 'pending_deletion') THEN 'active'::lifecycle END,
+                '[]', '{}', 2, 2, 0, created_at, created_at,
+                CASE WHEN state = 'deleted' THEN created_at + interval '1 day' END,
+                CASE WHEN state = 'pending_deletion' THEN created_at + interval '1 day' END,
+                CASE WHEN state = 'pending_deletion' THEN created_at + interval '31 days' END
             FROM rows
             """,
             {
