@@ -4,6 +4,8 @@ leaked (no secret in an answer, an audit entry or a worker's log)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -16,6 +18,7 @@ from control_plane.core.authz import Role
 from control_plane.credentials import service as credentials
 from control_plane.credentials.models import Purpose
 from tests.backups.conftest import BackupPlane
+from tests.reconciler.conftest import ROOT
 
 NOT_IDS = ["not-a-uuid", "1", "%00", "' OR 1=1 --", "0" * 500, "ffffffff-ffff-ffff-ffff-fffffffffffffff"]
 BAD_LIMITS = ["-1", "0", "101", "99999999999999999999999", "abc", "1.5", ""]
@@ -222,3 +225,21 @@ def test_no_secret_in_answers_audit_or_logs(backing: BackupPlane) -> None:
         assert secret and secret not in shown
     for word in ("location", "wrapped", "data_key", "password"):
         assert all(word not in answer for answer in answers), word
+
+
+def test_the_cli_refuses_an_empty_or_escaped_purge_reason(backing: BackupPlane) -> None:
+    workspace_id = backing.plane.create_workspace(f"clip-{uuid.uuid4().hex[:6]}")  # provisioning, no worker
+    api, owner = backing.plane.api, backing.plane.owner_headers[workspace_id]
+    assert api.delete(f"/api/v1/workspaces/{workspace_id}", headers=owner).status_code == 202
+    purge_after = backing.plane.row(workspace_id).purge_after
+
+    def purge(reason: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "control_plane.cli", "workspaces", "purge", str(workspace_id), "--reason", reason]
+        return subprocess.run(argv, env=backing.plane.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    for reason in ("", "   ", "\x1b[2J\x07", "\u200b"):
+        refused = purge(reason)
+        assert refused.returncode == 1 and "reason" not in refused.stdout, (reason, refused.stdout, refused.stderr)
+        assert "Traceback" not in refused.stderr, refused.stderr
+    assert backing.plane.row(workspace_id).purge_after == purge_after
+    assert api.post(f"/api/v1/workspaces/{workspace_id}/cancel-deletion", headers=owner).status_code == 202
