@@ -196,7 +196,6 @@ def drill_now(
     def act(principal: Principal) -> Callable[[], None]:
         principal.require(Permission.drill_backups)
         drills.drillable(session, backup_id)
-        drills.require_supported(settings)
         return lambda: defer_drill(backup_id, principal.actor)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)
