@@ -243,3 +243,32 @@ def test_the_cli_refuses_an_empty_or_escaped_purge_reason(backing: BackupPlane) 
         assert "Traceback" not in refused.stderr, refused.stderr
     assert backing.plane.row(workspace_id).purge_after == purge_after
     assert api.post(f"/api/v1/workspaces/{workspace_id}/cancel-deletion", headers=owner).status_code == 202
+
+
+def test_the_backups_cli_refuses_bad_input_without_a_traceback(backing: BackupPlane) -> None:
+    workspace_id = backing.plane.create_workspace(f"clib-{uuid.uuid4().hex[:6]}")  # provisioning, no worker
+
+    def canopy(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "control_plane.cli", "backups", *args]
+        return subprocess.run(argv, env=backing.plane.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    some_backup = str(uuid.uuid4())
+    for args in (
+        ("list", str(workspace_id), "--limit", "-5"),
+        ("list", str(workspace_id), "--limit", "0"),
+        ("list", str(workspace_id), "--limit", "100000"),
+        ("list", str(workspace_id), "--limit", "lots"),
+        ("list", "not-a-uuid"),
+        ("restore", some_backup, "--in-place"),
+        ("restore", some_backup, "--in-place", "--confirm", ""),
+        ("restore", some_backup, "--clone", ""),
+        ("restore", some_backup, "--clone", "x" * 101),
+        ("restore", some_backup, "--clone", "fine-slug", "--display-name", "d" * 201),
+        ("restore", some_backup, "--clone", "a", "--in-place"),
+        ("restore", some_backup, "--clone", "fine-slug"),  # no such backup
+        ("create", str(workspace_id)),  # no data yet
+    ):
+        refused = canopy(*args)
+        assert refused.returncode in (1, 2) and refused.stdout == "", (args, refused.stdout, refused.stderr)
+        assert "Traceback" not in refused.stderr, (args, refused.stderr)
+    assert canopy("list", str(workspace_id), "--limit", "100").stdout.strip() == "[]"
