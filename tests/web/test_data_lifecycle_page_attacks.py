@@ -77,3 +77,7 @@ def test_the_owners_forms_refuse_forgery_strangers_and_garbage(server: Server) -
         answer = owner.post(f"{page}/backups/{backup_id}/restore", data={**data, "csrf_token": token})
         assert answer.status_code in (409, 422) and Page(answer.text).said("data-alert"), (data, answer.text[:300])
     unchanged()
+    for typed in ("a" * 5000, f"{slug.upper()}.LOCALHOST.", f"{slug}\x07.localhost"):
+        answer = owner.post(f"/workspaces/{workspace_id}/delete", data={"confirm_address": typed, "csrf_token": token})
+        assert answer.status_code == 422 and Page(answer.text).said("workspaces-alert"), (typed[:20], answer.text[:300])
+    unchanged()
