@@ -77,6 +77,14 @@ def test_bad_input_is_refused_with_problems_and_changes_nothing(backing: BackupP
             assert answer.status_code in (404, 422), (method, path, answer.status_code, answer.text[:300])
             problem(answer, answer.status_code)
 
+    # Export links: a token that is garbage, missing or far too long; Idempotency-Keys out of bounds.
+    download = f"/api/v1/exports/{uuid.uuid4()}/download"
+    problem(api.get(download, params={"token": "garbage"}), 404)
+    for params in ({}, {"token": ""}, {"token": "t" * 201}):
+        problem(api.get(download, params=params), 422)
+    for key in ("", "k" * 10_000):
+        problem(api.post(f"{base}/backups", headers={**owner, "Idempotency-Key": key}), 422)
+
     # Limits out of range or not numbers: 422.
     for limit in BAD_LIMITS:
         for path in (f"{base}/backups", f"{base}/exports"):
