@@ -427,9 +427,24 @@ def _wait_for(read: Callable[[], tuple[bool, dict[str, Any]]], timeout: float, w
         time.sleep(0.5)
 
 
+def _list_limit(text: str) -> int:
+    """An argparse type: how many backups to list, 1 to :data:`~control_plane.backups.service.MAX_LIST`."""
+    from control_plane.backups.service import MAX_LIST
+
+    try:
+        limit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= limit <= MAX_LIST:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_LIST}")
+    return limit
+
+
 def cmd_backups(args: argparse.Namespace) -> int:
     """Back workspaces up, list and show their backups, restore one (as an operator at the console; JSON out)."""
     import json
+
+    from pydantic import ValidationError
 
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.backups import repository as backups
@@ -483,10 +498,15 @@ def cmd_backups(args: argparse.Namespace) -> int:
             print(json.dumps(shown, indent=2))
             return 0 if shown["state"] != "failed" else 1
         body: CloneRestore | InPlaceRestore
-        if args.clone:
-            body = CloneRestore(mode="clone", slug=args.clone, display_name=args.display_name)
-        else:
-            body = InPlaceRestore(mode="in_place", confirm=args.confirm or "")
+        try:
+            if args.clone is not None:
+                body = CloneRestore(mode="clone", slug=args.clone, display_name=args.display_name)
+            else:
+                body = InPlaceRestore(mode="in_place", confirm=args.confirm or "")
+        except ValidationError as exc:
+            fields = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            log.error("%s", fields.replace("--slug", "--clone").replace("display_name", "display-name"))
+            return 2
         with session_scope() as session:
             backup = backups.get(session, args.backup_id)
             if backup is None:
@@ -612,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("workspace_id", type=uuid.UUID)
     listing = backup_verbs.add_parser("list", help="a workspace's newest backups")
     listing.add_argument("workspace_id", type=uuid.UUID)
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_list_limit, default=20, help="1 to 100 (default 20)")
     show = backup_verbs.add_parser("show", help="one backup and its newest restore")
     show.add_argument("backup_id", type=uuid.UUID)
     restore = backup_verbs.add_parser("restore", help="restore a backup into a new workspace or in place, and wait")

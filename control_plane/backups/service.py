@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.errors import UniqueViolation
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control_plane.accounts.models import Account
@@ -236,17 +238,23 @@ def start_restore(
         workspaces.transition(session, ws, Lifecycle.restoring, actor, action="workspace.restore")
         target = ws
     else:
-        target = workspaces.new_workspace(
-            session,
-            organization_id=ws.organization_id,
-            slug=body.slug,
-            display_name=body.display_name or ws.display_name,
-            tier=ws.tier,
-            region=ws.region,
-            state=Lifecycle.provisioning,
-            actor=actor,
-            initial_admin=initial_admin,
-        )
+        try:
+            with session.begin_nested():  # a slug taken by a concurrent request since it was checked is a 409
+                target = workspaces.new_workspace(
+                    session,
+                    organization_id=ws.organization_id,
+                    slug=body.slug,
+                    display_name=body.display_name or ws.display_name,
+                    tier=ws.tier,
+                    region=ws.region,
+                    state=Lifecycle.provisioning,
+                    actor=actor,
+                    initial_admin=initial_admin,
+                )
+        except IntegrityError as exc:
+            if not isinstance(exc.orig, UniqueViolation):
+                raise
+            raise Conflict("slug-taken", "This address was just taken", field="slug") from None
     restore = WorkspaceRestore(
         backup_id=backup.id,
         organization_id=ws.organization_id,

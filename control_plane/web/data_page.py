@@ -25,7 +25,7 @@ from control_plane.backups.schemas import CloneRestore, InPlaceRestore
 from control_plane.backups.tasks import defer_backup
 from control_plane.core.authz import GRANTS, Permission, Principal
 from control_plane.core.deps import DbSession
-from control_plane.core.problems import Problem
+from control_plane.core.problems import NotFound, Problem
 from control_plane.core.settings import Settings
 from control_plane.exports import service as exports
 from control_plane.exports.models import OPEN_STATES as EXPORT_OPEN_STATES
@@ -40,6 +40,7 @@ router = APIRouter(include_in_schema=False)
 
 LISTED = 20
 FormText = Annotated[str, Form(max_length=200)]
+AddressText = Annotated[str, Form()]  # typed by a person: too long is the page with its reason (the schema's limit)
 
 
 def data_path(ws: Workspace) -> str:
@@ -176,20 +177,25 @@ def _slug_of(address: str, settings: Settings) -> str:
 @router.post("/workspaces/{workspace_id}/data/backups/{backup_id}/restore")
 def restore(
     workspace_id: str,
-    backup_id: uuid.UUID,
+    backup_id: str,
     request: Request,
     session: DbSession,
     settings: SettingsDep,
     viewer: Viewer,
     csrf_token: FormText = "",
-    target: FormText = "",
-    confirm: FormText = "",
+    target: AddressText = "",
+    confirm: AddressText = "",
 ) -> Response:
     """Restore a backup into a new workspace at the address ``target`` (``<slug>``), or in place when ``confirm``
-    is the workspace's own address typed out."""
+    is the workspace's own address typed out. A backup id that is no id is the page with "not found"; an address
+    too long, the page with its reason."""
 
     def act(principal: Principal, ws: Workspace) -> Callable[[], None]:
         principal.require(Permission.restore_workspace)
+        try:
+            backup = uuid.UUID(backup_id)
+        except ValueError:
+            raise NotFound("Backup") from None
         try:
             body = (
                 InPlaceRestore(mode="in_place", confirm=_slug_of(confirm, settings))
@@ -198,7 +204,7 @@ def restore(
             )
         except ValidationError:
             raise Problem(422, "invalid-address", "Invalid address", "Type the new workspace's address") from None
-        restore = backups.request_restore(session, principal, ws.id, backup_id, body)
+        restore = backups.request_restore(session, principal, ws.id, backup, body)
         return lambda: defer_reconcile(restore.target_workspace_id, Cause.restore)
 
     return _form_action(request, session, settings, viewer, workspace_id, csrf_token, act)

@@ -65,7 +65,7 @@ def delete(
     settings: SettingsDep,
     viewer: Viewer,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
-    confirm_address: Annotated[str, Form(max_length=400)] = "",
+    confirm_address: Annotated[str, Form()] = "",  # anything but the address is the page with its reason
 ) -> Response:
     """Schedule the workspace's deletion once its address is typed (its server stops; purged at the date shown)."""
 

@@ -29,7 +29,7 @@ from control_plane.backups.periodic import defer_drill
 from control_plane.core.authz import Permission, Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.deps import DbSession
-from control_plane.core.problems import Problem
+from control_plane.core.problems import NotFound, Problem
 from control_plane.core.settings import Settings
 from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.access import operator
@@ -111,6 +111,14 @@ def operations_page(request: Request, session: DbSession, settings: SettingsDep,
     return _page(request, session, settings, viewer)
 
 
+def _id(text: str, what: str) -> uuid.UUID:
+    """The id in a form's path; one that is no id names nothing (404, the page with its reason)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(what) from None
+
+
 def _form_action(
     request: Request,
     session: Session,
@@ -140,7 +148,7 @@ def _form_action(
 
 @router.post(PAGE + "/workspaces/{workspace_id}/cancel-deletion")
 def cancel_deletion(
-    workspace_id: uuid.UUID,
+    workspace_id: str,
     request: Request,
     session: DbSession,
     settings: SettingsDep,
@@ -151,7 +159,7 @@ def cancel_deletion(
 
     def act(principal: Principal) -> Callable[[], None]:
         principal.require(Permission.delete_workspace)
-        ws = workspaces.cancel_deletion(session, principal, workspace_id)
+        ws = workspaces.cancel_deletion(session, principal, _id(workspace_id, "Workspace"))
         return lambda: defer_reconcile(ws.id, Cause.deletion)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)
@@ -159,13 +167,13 @@ def cancel_deletion(
 
 @router.post(PAGE + "/workspaces/{workspace_id}/purge")
 def purge(
-    workspace_id: uuid.UUID,
+    workspace_id: str,
     request: Request,
     session: DbSession,
     settings: SettingsDep,
     viewer: Viewer,
     csrf_token: FormText = "",
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form()] = "",  # too long is the page with its reason
 ) -> Response:
     """Purge a workspace pending deletion now (after its final backup); the reason is kept in the audit log."""
 
@@ -176,7 +184,7 @@ def purge(
         except ValidationError:
             detail = "Say why it cannot wait (1 to 1000 characters)."
             raise Problem(422, "reason-required", "Reason required", detail) from None
-        ws = workspaces.purge(session, principal, workspace_id, body.reason)
+        ws = workspaces.purge(session, principal, _id(workspace_id, "Workspace"), body.reason)
         return lambda: defer_reconcile(ws.id, Cause.deletion)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)
@@ -184,7 +192,7 @@ def purge(
 
 @router.post(PAGE + "/backups/{backup_id}/drill")
 def drill_now(
-    backup_id: uuid.UUID,
+    backup_id: str,
     request: Request,
     session: DbSession,
     settings: SettingsDep,
@@ -195,7 +203,7 @@ def drill_now(
 
     def act(principal: Principal) -> Callable[[], None]:
         principal.require(Permission.drill_backups)
-        drills.drillable(session, backup_id)
-        return lambda: defer_drill(backup_id, principal.actor)
+        backup = drills.drillable(session, _id(backup_id, "Backup"))
+        return lambda: defer_drill(backup.id, principal.actor)
 
     return _form_action(request, session, settings, viewer, csrf_token, act)

@@ -76,7 +76,10 @@ class WorkspaceCreate(BaseModel):
 
 
 class PurgeRequest(BaseModel):
-    """Why a workspace pending deletion is purged before its date (kept in the audit log)."""
+    """Why a workspace pending deletion is purged before its date (kept in the audit log); nothing else (a
+    misspelt field of a destructive request is refused, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=1000, pattern=r"\S")
 

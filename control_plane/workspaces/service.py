@@ -4,6 +4,7 @@ operator), read with per-organization authorization."""
 from __future__ import annotations
 
 import base64
+import unicodedata
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,6 +32,9 @@ from control_plane.workspaces.models import Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
 MAX_PAGE = 200
+MAX_PURGE_REASON = 1000
+LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
+VISIBLE_CATEGORIES = ("L", "N", "P", "S")  # letters, digits, punctuation, symbols
 
 
 def snapshot(ws: Workspace) -> dict[str, Any]:
@@ -190,9 +194,21 @@ def cancel_deletion_row(session: Session, ws: Workspace, actor: str) -> None:
     session.commit()
 
 
+def check_purge_reason(reason: str) -> None:
+    """422 unless ``reason`` says something: 1 to 1000 characters, at least one visible, no control character (a
+    tab or a line break aside: no terminal escape or NUL reaches the audit log)."""
+    if not 1 <= len(reason) <= MAX_PURGE_REASON:
+        raise InvalidInput("reason", f"must be 1 to {MAX_PURGE_REASON} characters long")
+    if any(unicodedata.category(c) == "Cc" and c not in LINE_BREAKS_AND_TABS for c in reason):
+        raise InvalidInput("reason", "must not contain control characters")
+    if not any(unicodedata.category(c).startswith(VISIBLE_CATEGORIES) for c in reason):
+        raise InvalidInput("reason", "must say why, in words")
+
+
 def purge_row(session: Session, ws: Workspace, actor: str, reason: str) -> None:
     """End the grace period of a workspace pending deletion now (the reconciler purges it next); audited with the
-    ``reason``, committed."""
+    ``reason`` (422 unless :func:`check_purge_reason` accepts it), committed."""
+    check_purge_reason(reason)
     if ws.lifecycle_state != Lifecycle.pending_deletion:
         raise NotPendingDeletion(ws.lifecycle_state, "purged")
     before = snapshot(ws)
