@@ -277,13 +277,15 @@ def request_restore(
     backup_id: uuid.UUID,
     body: CloneRestore | InPlaceRestore,
 ) -> WorkspaceRestore:
-    """:func:`start_restore` for a caller who may see the backup, a clone's initial admin being the caller;
-    committed."""
+    """:func:`start_restore` for a caller who may see the backup; committed. A clone's initial admin is the caller
+    when they are of the organization; staff never hold an account inside a customer's workspace, so a clone they
+    restore has the backup's users only."""
     ws = workspaces.visible(session, principal, workspace_id, for_update=True)
     backup = visible(session, principal, workspace_id, backup_id)
     account = session.get(Account, principal.account_id)
     assert account is not None
-    restore = start_restore(session, ws, backup, body, principal.actor, (account.email, account.password_hash))
+    admin = None if principal.is_staff else (account.email, account.password_hash)
+    restore = start_restore(session, ws, backup, body, principal.actor, admin)
     session.commit()
     return restore
 

@@ -66,6 +66,15 @@ def test_routes_answer_who_may_what_and_refuse_bad_input(backing: BackupPlane) -
     assert backing.plane.row(workspace_id).lifecycle_state.value == "trialing"
     assert audit_actions(backup["id"]) == ["workspace_backup.create", "workspace_backup.complete"]
 
+    # A clone an operator restores holds the backup's users only: staff never get an account in a customer's
+    # workspace. The owner's clone makes the owner its admin, as signup does.
+    operator = backing.plane.staff_headers(Role.operator)
+    for headers, admin in ((operator, None), (backing.plane.owner_headers[workspace_id], f"{slug}.admin@example.com")):
+        clone = {"mode": "clone", "slug": f"clone-{uuid.uuid4().hex[:6]}"}
+        made = backing.call(workspace_id, f"{path}/restore", "POST", headers=headers, json=clone)
+        assert made.status_code == 202, made.text
+        assert backing.plane.row(uuid.UUID(made.json()["target_workspace_id"])).initial_admin_email == admin
+
 
 def test_the_final_backup_is_taken_once_and_kept_90_days(backing: BackupPlane) -> None:
     workspace_id = backing.workspace(f"final-{uuid.uuid4().hex[:6]}")
