@@ -18,7 +18,7 @@ from mattermostdriver import Driver
 from control_plane.core.clock import advance, utcnow
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
-from tests.reconciler.conftest import PASSWORD, Plane, plane_context, server_pids
+from tests.reconciler.conftest import PASSWORD, Plane, clocked_env, plane_context, server_pids
 
 
 @dataclass
@@ -94,13 +94,7 @@ def deleting(
     create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DeletionPlane]:
     clock_file = tmp_path_factory.mktemp("clock") / "offset"
-    env = {
-        "CANOPY_DEV_MODE": "true",
-        "CANOPY_CLOCK_FILE": str(clock_file),
-        "CANOPY_BILLING_RUN_SECONDS": "0",
-        "CANOPY_BILLING_SEAT_COLLECTION_SECONDS": "0",
-        "CANOPY_HIBERNATE_IDLE_SECONDS": "0",
-    }
+    env = clocked_env(clock_file, CANOPY_HIBERNATE_IDLE_SECONDS="0")
     with plane_context(create_database, tmp_path_factory, "deletion", **env) as plane:
         yield DeletionPlane(plane, clock_file)
 

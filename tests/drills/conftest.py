@@ -15,7 +15,7 @@ from mattermostdriver import Driver
 
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
-from tests.reconciler.conftest import PASSWORD, Plane, plane_context
+from tests.reconciler.conftest import PASSWORD, Plane, clocked_env, plane_context
 from tests.waiting import wait_until
 
 SERVING = (Lifecycle.trialing, Lifecycle.active)
@@ -92,15 +92,12 @@ class DrillPlane:
 @pytest.fixture(scope="module")
 def drilling(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillPlane]:
     clock_file = tmp_path_factory.mktemp("clock") / "offset"
-    env = {
-        "CANOPY_DEV_MODE": "true",
-        "CANOPY_CLOCK_FILE": str(clock_file),
-        "CANOPY_BILLING_RUN_SECONDS": "0",
-        "CANOPY_BILLING_SEAT_COLLECTION_SECONDS": "0",
-        "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",  # the tests run the scheduler and retention themselves
-        "CANOPY_BACKUP_DRILL_SECONDS": "0",
-        "CANOPY_HIBERNATE_IDLE_SECONDS": "0",
-    }
+    env = clocked_env(
+        clock_file,
+        CANOPY_BACKUP_SCHEDULE_SECONDS="0",  # the tests run the scheduler and retention themselves
+        CANOPY_BACKUP_DRILL_SECONDS="0",
+        CANOPY_HIBERNATE_IDLE_SECONDS="0",
+    )
     with plane_context(create_database, tmp_path_factory, "drills", **env) as plane:
         yield DrillPlane(plane, clock_file)
 

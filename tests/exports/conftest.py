@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from control_plane.workspaces.lifecycle import Lifecycle
-from tests.reconciler.conftest import PASSWORD, Plane, plane_context
+from tests.reconciler.conftest import PASSWORD, Plane, clocked_env, plane_context
 from tests.waiting import wait_until
 
 
@@ -61,12 +61,7 @@ class ExportPlane:
 @pytest.fixture(scope="module")
 def exporting(create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportPlane]:
     clock_file = tmp_path_factory.mktemp("clock") / "offset"
-    env = {
-        "CANOPY_DEV_MODE": "true",
-        "CANOPY_CLOCK_FILE": str(clock_file),
-        "CANOPY_BILLING_RUN_SECONDS": "0",
-        "CANOPY_BILLING_SEAT_COLLECTION_SECONDS": "0",
-    }
+    env = clocked_env(clock_file)
     with plane_context(create_database, tmp_path_factory, "exports", **env) as plane:
         yield ExportPlane(plane, clock_file)
 

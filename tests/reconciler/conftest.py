@@ -60,6 +60,18 @@ FAST_ENV = {
 }
 
 
+def clocked_env(clock_file: Path, **extra: str) -> dict[str, str]:
+    """The environment of a plane on a clock the test moves (dev mode, ``CANOPY_CLOCK_FILE``), with billing's
+    periodic runs off, plus ``extra``."""
+    return {
+        "CANOPY_DEV_MODE": "true",
+        "CANOPY_CLOCK_FILE": str(clock_file),
+        "CANOPY_BILLING_RUN_SECONDS": "0",
+        "CANOPY_BILLING_SEAT_COLLECTION_SECONDS": "0",
+        **extra,
+    }
+
+
 def secret_env() -> dict[str, str]:
     """A fresh random secret key and credential key: what a deployment outside dev mode must set."""
     return {
