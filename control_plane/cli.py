@@ -286,6 +286,19 @@ def cmd_workspaces_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_reverify(args: argparse.Namespace) -> int:
+    """Run the full plan of every converged workspace (of one cell) again now, behind customer-facing work (after an
+    incident, or to check the fleet by hand); prints how many were asked for."""
+    from control_plane.reconciler import records
+    from control_plane.reconciler.queue import Cause, defer_reconcile
+
+    ids = records.converged_ids(args.cell)
+    for workspace_id in ids:
+        defer_reconcile(workspace_id, Cause.verify)
+    print(f"{len(ids)} workspaces queued for re-verification")
+    return 0
+
+
 def cmd_workspaces_export(args: argparse.Namespace) -> int:
     """Export a workspace as an operator at the console; wait for the archive and print where it is and a link."""
     import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
@@ -615,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "purge":
             verb_parser.add_argument("--reason", required=True, help="why it cannot wait (kept in the audit log)")
         verb_parser.set_defaults(func=cmd_workspaces_power)
+    reverify = verbs.add_parser("reverify", help="re-verify every converged workspace now (lowest priority)")
+    reverify.add_argument("--cell", default=None, help="only the workspaces of this cell")
+    reverify.set_defaults(func=cmd_workspaces_reverify)
     export = verbs.add_parser("export", help="export a workspace (Mattermost bulk-export archive) and print a link")
     export.add_argument("workspace_id", type=uuid.UUID)
     export.add_argument("--no-wait", action="store_true", help="queue the export and return")

@@ -8,6 +8,7 @@ from control_plane.cells.models import Cell
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
+from control_plane.drift.models import DriftCursor
 from control_plane.exports.models import WorkspaceExport
 from control_plane.mail.models import OutboxMail
 from control_plane.organizations.models import Invitation, Organization
@@ -31,6 +32,7 @@ __all__ = [
     "BillingNotice",
     "BillingReconciliation",
     "Cell",
+    "DriftCursor",
     "EmailVerification",
     "IdempotencyRecord",
     "Invitation",

@@ -15,6 +15,8 @@ from psycopg import Error as PsycopgError
 
 from control_plane.core import fleet_counters
 from control_plane.core.settings import get_settings
+from control_plane.drift.detection import DETECTIONS, DRIFT_FOUND, PROBE_FAILED
+from control_plane.kube.eks import KUBE_CALLS
 from control_plane.providers.aws.budget import CALLS, THROTTLED, WAITED, CallBudget
 from control_plane.reconciler.queue import RECONCILES, queue_figures
 
@@ -46,8 +48,9 @@ class QueueCollector(Collector):
 
 
 class CountersCollector(Collector):
-    """Reconciles by cause, AWS calls, throttling answers and budget waits by cell and service, and the budget's
-    use (calls in the last whole second over the rate), from the counters in Redis."""
+    """Reconciles by cause, AWS calls, throttling answers and budget waits by cell and service, the budget's use
+    (calls in the last whole second over the rate), Kubernetes requests and drift found, from the counters in
+    Redis."""
 
     def collect(self) -> Iterator[Metric]:
         settings = get_settings()
@@ -72,6 +75,16 @@ class CountersCollector(Collector):
             ),
             WAITED: CounterMetricFamily(
                 "canopy_aws_budget_wait_seconds", "Time calls waited for the call budget", labels=["cell", "service"]
+            ),
+            KUBE_CALLS: CounterMetricFamily(
+                "canopy_kube_calls", "Kubernetes API requests sent, by cluster and verb", labels=["cluster", "verb"]
+            ),
+            DRIFT_FOUND: CounterMetricFamily(
+                "canopy_drift_found", "Workspaces found drifted (and reconciled), by source", labels=["source"]
+            ),
+            DETECTIONS: CounterMetricFamily("canopy_drift_detections", "Drift detections run over the fleet"),
+            PROBE_FAILED: CounterMetricFamily(
+                "canopy_drift_probe_failures", "Drift probe runs that failed, by probe", labels=["probe"]
             ),
         }
         for (name, *labels), value in sorted(counters.items()):

@@ -76,7 +76,17 @@ class Settings(BaseSettings):
     signup_rate_limit: int = Field(default=10, description="Signups per client address per window.")
     signup_rate_window_seconds: int = 600
 
-    reconcile_resync_seconds: int = Field(default=30, description="Periodic resync period.")
+    reconcile_resync_seconds: int = Field(
+        default=30, description="Periodic resync period: workspaces not converged, due retries, re-verifications."
+    )
+    drift_seconds: int = Field(
+        default=30, ge=1, description="Drift detection period (Kubernetes watches, batched cloud reads, local servers)."
+    )
+    reverify_seconds: int = Field(
+        default=21600,
+        ge=1,
+        description="Each converged workspace's full plan runs again once per this period, spread evenly over it.",
+    )
     stalled_worker_seconds: float = Field(default=30.0, description="Heartbeat age after which a job is stalled.")
     worker_heartbeat_seconds: float = 5.0
     backoff_base_seconds: float = 1.0

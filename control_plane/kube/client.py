@@ -26,6 +26,10 @@ REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 CONFLICT_ATTEMPTS = 5
 
 
+class WatchExpired(ProviderError):
+    """The resource version a watch resumed from is older than the server keeps (410 Gone): list again."""
+
+
 class KubeApiError(ProviderError):
     """A non-2xx answer of the API server (``status`` is the HTTP status, ``reason`` the Status reason)."""
 
@@ -61,6 +65,10 @@ def _base(api_version: str) -> str:
     return f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
 
 
+def _api_error(status: int, data: JSON) -> KubeApiError:
+    return KubeApiError(status, str(data.get("reason", "")), str(data.get("message", "")))
+
+
 def ref(obj: JSON) -> str:
     """``kind namespace/name`` (or ``kind name``) of an object, for messages and leak-sweep lines."""
     meta = obj["metadata"]
@@ -71,18 +79,21 @@ def ref(obj: JSON) -> str:
 class KubeClient:
     """One cluster's API: apply, get, delete, list, update, and discovery."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, on_request: Callable[[str], None] | None = None) -> None:
         self._api = api
+        self._on_request = on_request
         self._served: dict[str, list[str]] = {}
         self._resources: dict[str, dict[str, Resource]] = {}
 
     @classmethod
-    def from_kubeconfig(cls, path: str | Path) -> KubeClient:
-        """A client for the current context of a kubeconfig file."""
-        return cls(_k8s.config.new_client_from_config(config_file=str(path)))
+    def from_kubeconfig(cls, path: str | Path, on_request: Callable[[str], None] | None = None) -> KubeClient:
+        """A client for the current context of a kubeconfig file (``on_request(verb)`` is told of every request)."""
+        return cls(_k8s.config.new_client_from_config(config_file=str(path)), on_request)
 
     @classmethod
-    def from_token(cls, endpoint: str, ca_pem: bytes, token: Callable[[], str]) -> KubeClient:
+    def from_token(
+        cls, endpoint: str, ca_pem: bytes, token: Callable[[], str], on_request: Callable[[str], None] | None = None
+    ) -> KubeClient:
         """A client for ``endpoint`` trusting ``ca_pem``; ``token()`` is asked for the bearer token per request."""
         config = _k8s.client.Configuration(host=endpoint, ca_cert_data=ca_pem.decode())
         config.api_key = {"authorization": token()}  # the hook below runs only once a key is present
@@ -92,25 +103,32 @@ class KubeClient:
             cfg.api_key["authorization"] = token()
 
         config.refresh_api_key_hook = refresh
-        return cls(_k8s.client.ApiClient(config))
+        return cls(_k8s.client.ApiClient(config), on_request)
 
     def close(self) -> None:
         self._api.close()
 
     # --- HTTP ------------------------------------------------------------------------------------
 
-    def _request(
+    def _send(
         self, method: str, path: str, query: Iterable[tuple[str, str]] = (), body: Any = None, content_type: str = ""
-    ) -> tuple[int, JSON]:
+    ) -> tuple[int, bytes]:
+        if self._on_request is not None:
+            self._on_request(method)
         headers = {"Accept": "application/json", "Content-Type": content_type or "application/json"}
         method, url, headers, body, _ = self._api.param_serialize(
             method, path, query_params=list(query), header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT)
-        data = json.loads(response.read() or b"{}")
-        status = int(response.status)
+        return int(response.status), response.read() or b"{}"
+
+    def _request(
+        self, method: str, path: str, query: Iterable[tuple[str, str]] = (), body: Any = None, content_type: str = ""
+    ) -> tuple[int, JSON]:
+        status, raw = self._send(method, path, query, body, content_type)
+        data = json.loads(raw)
         if not 200 <= status < 300:
-            raise KubeApiError(status, str(data.get("reason", response.reason)), str(data.get("message", "")))
+            raise _api_error(status, data)
         return status, cast(JSON, data)
 
     # --- discovery -------------------------------------------------------------------------------
@@ -174,6 +192,39 @@ class KubeClient:
         query = [("labelSelector", selector)] if selector else []
         items = self._request("GET", self.resource(api_version, kind).path(namespace), query)[1].get("items") or []
         return [{"apiVersion": api_version, "kind": kind, **item} for item in items]
+
+    def list_with_version(self, api_version: str, kind: str, selector: str = "") -> tuple[list[JSON], str]:
+        """:meth:`list_kind` over every namespace, and the list's resource version (where a watch resumes)."""
+        query = [("labelSelector", selector)] if selector else []
+        listing = self._request("GET", self.resource(api_version, kind).path(None), query)[1]
+        items = [{"apiVersion": api_version, "kind": kind, **item} for item in listing.get("items") or []]
+        return items, str(listing["metadata"]["resourceVersion"])
+
+    def watch(
+        self, api_version: str, kind: str, resource_version: str, selector: str = "", seconds: int = 1
+    ) -> list[JSON]:
+        """The events (``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK``) on ``kind`` objects in every namespace since
+        ``resource_version``, gathered for ``seconds``; :class:`WatchExpired` when that version is too old."""
+        query = [
+            ("watch", "1"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(max(1, seconds))),
+        ]
+        query += [("labelSelector", selector)] if selector else []
+        status, raw = self._send("GET", self.resource(api_version, kind).path(None), query)
+        if status == 410:
+            raise WatchExpired(f"{kind} watch from {resource_version} expired")
+        if not 200 <= status < 300:
+            raise _api_error(status, json.loads(raw))
+        events = [cast(JSON, json.loads(line)) for line in raw.splitlines() if line.strip()]
+        for event in events:
+            if event.get("type") == "ERROR":
+                error = event.get("object") or {}
+                if error.get("code") == 410:
+                    raise WatchExpired(f"{kind} watch from {resource_version} expired")
+                raise _api_error(int(error.get("code") or 500), error)
+        return events
 
     def list_by_labels(self, selector: str, kinds: Iterable[tuple[str, str]]) -> list[JSON]:
         """Objects matching ``selector`` across ``kinds`` ((apiVersion, kind) pairs) in every namespace."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
 
+from control_plane.core import fleet_counters
 from control_plane.core.settings import Settings
 from control_plane.kube.client import KubeClient
 from control_plane.kube.render import is_pooled
@@ -55,6 +56,14 @@ class _TokenSource:
             return self._token
 
 
+KUBE_CALLS = "kube_calls"
+"""Counter of Kubernetes API requests the control plane sent (labels: cluster, verb), read by ``/metrics``."""
+
+
+def _counter(cluster: str) -> Callable[[str], None]:
+    return lambda verb: fleet_counters.add(KUBE_CALLS, cluster, verb)
+
+
 class ClusterResolver:
     """Maps an EKS cluster name to a (cached) :class:`KubeClient`.
 
@@ -82,12 +91,13 @@ class ClusterResolver:
     def _connect(self, cluster: str) -> KubeClient:
         kubeconfig = self._overrides.get(cluster) or self._overrides.get(WILDCARD)
         if kubeconfig:
-            return KubeClient.from_kubeconfig(kubeconfig)
+            return KubeClient.from_kubeconfig(kubeconfig, _counter(cluster))
         session = self._session or boto3.Session()
         described = session.client("eks").describe_cluster(name=cluster)["cluster"]
         ca_pem = base64.b64decode(described["certificateAuthority"]["data"])
         region = str(session.region_name or session.client("eks").meta.region_name)
-        return KubeClient.from_token(str(described["endpoint"]), ca_pem, _TokenSource(session, cluster, region))
+        token = _TokenSource(session, cluster, region)
+        return KubeClient.from_token(str(described["endpoint"]), ca_pem, token, _counter(cluster))
 
     def close(self) -> None:
         with self._lock:

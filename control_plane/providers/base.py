@@ -9,9 +9,10 @@ that a workspace was provisioned exactly once). Every ``teardown`` is idempotent
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -202,6 +203,38 @@ class Sweep(Protocol):
 
 
 @dataclass(frozen=True)
+class Watched:
+    """A converged workspace a drift probe looks after, and when its plan last ran (changes made by others after
+    that are drift)."""
+
+    spec: WorkspaceSpec
+    verified_at: datetime
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What a probe found of a workspace changed or gone behind Canopy's back."""
+
+    workspace_id: uuid.UUID
+    source: str
+    reason: str
+
+
+class Cursors(Protocol):
+    """Where drift sources left off (a watch's resource version), kept across ticks and workers."""
+
+    def get(self, source: str) -> str | None: ...
+
+    def put(self, source: str, position: str) -> None: ...
+
+
+class DriftProbe(Protocol):
+    """Finds drift cheaply: per change or per cell and service, never one cloud call per workspace."""
+
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]: ...
+
+
+@dataclass(frozen=True)
 class Providers:
     """The provider set of one deployment kind and tier; the silo-only and cloud-only ones are optional."""
 
@@ -215,6 +248,7 @@ class Providers:
     probe: Probe | None = None
     sweep: Sweep | None = None
     backup: BackupProvider | None = None
+    drift: tuple[DriftProbe, ...] = ()
 
     def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]:
         """Everything still present for ``ws`` across all concerns (each line once)."""

@@ -27,12 +27,14 @@ def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | Non
 
         database = local.LocalDatabase(database_url(), secrets or workspace_secret)
         storage = local.LocalStorage(settings.state_dir)
+        compute = local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds)
         return Providers(
             database=database,
             storage=storage,
-            compute=local.LocalCompute(settings.state_dir, settings.workspace_ready_timeout_seconds),
+            compute=compute,
             dns=local.LocalDns(settings.base_domain, settings.public_url),
             backup=LocalBackup(settings.state_dir, database, storage, keyring(settings)),
+            drift=(compute,),
         )
     if settings.provider == "aws":
         from control_plane.providers.aws.fleet import aws_providers

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import WorkspaceSecrets
-from control_plane.providers.base import Ensured, ProviderError, ServerConfig, WorkspaceSpec
+from control_plane.providers.base import Cursors, Drift, Ensured, ProviderError, ServerConfig, Watched, WorkspaceSpec
 from control_plane.providers.tenant_database import TenantDatabase
 from control_plane.providers.workspace_client import ping
 
@@ -53,6 +53,7 @@ PORT_FILE = "server.port"
 LOG_FILE = "server.log"
 SPAWN_LOCK_FILE = "spawn.lock"
 READY_POLL_SECONDS = 0.02
+HEALTH_TIMEOUT_SECONDS = 2.0  # a running server's ping, checked at each drift detection
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -404,7 +405,7 @@ class LocalCompute:
     def stop_all(self) -> int:
         """Stop every workspace server under the state dir (``canopy run`` on exit); returns how many.
 
-        Data stays; the next start's resync restarts the servers of running workspaces.
+        Data stays; the next start's drift check (:meth:`find_drift`) restarts the servers of running workspaces.
         """
         stopped = 0
         for rd in sorted((self._state_dir.resolve() / "workspaces").glob("*/runtime")):
@@ -417,6 +418,25 @@ class LocalCompute:
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         rd = self.runtime_dir(ws)
         return [f"workspace server in {rd}"] if lock_held(rd / LOCK_FILE) else []
+
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """The local runtime's supervisor: a running workspace whose server is gone, or no longer answers its ping
+        (its health report), has drifted; the repair starts it again."""
+        found = []
+        for item in watched:
+            reason = self._unhealthy(self.runtime_dir(item.spec))
+            if reason:
+                found.append(Drift(item.spec.id, "local-server", reason))
+        return found
+
+    @staticmethod
+    def _unhealthy(rd: Path) -> str | None:
+        if not lock_held(rd / LOCK_FILE):
+            return "the workspace server is not running"
+        port = _read_int(rd / PORT_FILE)
+        if not port or not ping(f"http://127.0.0.1:{port}", timeout=HEALTH_TIMEOUT_SECONDS):
+            return "the workspace server does not answer its ping"
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,26 @@ def password_marker(name: str, password: str) -> str:
     return "canopy password sha256:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
 
 
+BROKEN_TENANTS_QUERY = """
+SELECT n.name, coalesce(r.rolcanlogin, false), d.owner
+  FROM unnest(%s::text[]) AS n(name)
+  LEFT JOIN pg_roles r ON r.rolname = n.name
+  LEFT JOIN (SELECT datname, pg_get_userbyid(datdba) AS owner FROM pg_database) d ON d.datname = n.name
+"""
+
+
+def broken_tenants(conn: psycopg.Connection[Any], names: Sequence[str]) -> dict[str, str]:
+    """Of the tenants ``names`` on this server, those whose login role or owned database is gone, with why (one
+    query, whatever their number)."""
+    broken = {}
+    for name, can_login, owner in conn.execute(BROKEN_TENANTS_QUERY, [list(names)]):
+        if not can_login:
+            broken[name] = f"role {name} is missing or cannot log in"
+        elif owner != name:
+            broken[name] = f"database {name} is missing or not owned by its role"
+    return broken
+
+
 class TenantDatabase:
     """Role and database ``name`` of workspace ``workspace_id`` on the server that ``connect`` reaches."""
 

@@ -25,8 +25,10 @@ class Cause(StrEnum):
     deletion = "deletion"
     billing = "billing"
     operator = "operator"
+    drift = "drift"
     retry = "retry"
     resync = "resync"
+    verify = "verify"
 
 
 PRIORITIES: dict[Cause, int] = {
@@ -37,12 +39,15 @@ PRIORITIES: dict[Cause, int] = {
     Cause.deletion: 10,
     Cause.billing: 10,
     Cause.operator: 10,
+    Cause.drift: 10,
     Cause.retry: 5,
     Cause.resync: 0,
+    Cause.verify: 0,
 }
 """Workers take waiting jobs of a higher priority first: a request waiting on a hibernated workspace, then new
-customers' workspaces and restores, then owners' and operators' changes, retries, and last the background resync
-(procrastinate's default 0, like every other task), so that a fleet-wide resync never delays a signup."""
+customers' workspaces and restores, then owners' and operators' changes and repairs of drift found, retries, and last
+the background resync and the slow re-verification (procrastinate's default 0, like every other task), so that a
+fleet-wide resync or re-verification never delays a signup."""
 EXPEDITE_QUERY = """
 UPDATE procrastinate_jobs
    SET scheduled_at = CASE WHEN scheduled_at > now() THEN now() ELSE scheduled_at END,

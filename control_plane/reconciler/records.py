@@ -53,22 +53,37 @@ def warm_up() -> None:
         session.execute(select(Workspace.id).limit(1))
 
 
+SPEC_COLUMNS = (
+    Workspace.id,
+    Workspace.slug,
+    Workspace.organization_id,
+    Workspace.tier,
+    Workspace.region,
+    Workspace.display_name,
+    Workspace.cell,
+)
+
+
+def spec_of(ws: Any) -> WorkspaceSpec:
+    """What providers need of a workspace (from its row, or a row of :data:`SPEC_COLUMNS`)."""
+    return WorkspaceSpec(
+        id=ws.id,
+        slug=ws.slug,
+        organization_id=ws.organization_id,
+        tier=ws.tier.value,
+        region=ws.region,
+        display_name=ws.display_name,
+        cell=ws.cell,
+    )
+
+
 def load(workspace_id: uuid.UUID) -> Snapshot | None:
     with session_scope() as session:
         ws = session.get(Workspace, workspace_id)
         if ws is None:
             return None
-        spec = WorkspaceSpec(
-            id=ws.id,
-            slug=ws.slug,
-            organization_id=ws.organization_id,
-            tier=ws.tier.value,
-            region=ws.region,
-            display_name=ws.display_name,
-            cell=ws.cell,
-        )
         return Snapshot(
-            spec=spec,
+            spec=spec_of(ws),
             state=ws.lifecycle_state,
             generation=ws.generation,
             outputs=dict(ws.outputs or {}),
@@ -242,12 +257,49 @@ def record_deleted(workspace_id: uuid.UUID, generation: int) -> bool:
         return True
 
 
+CONVERGED = and_(
+    Workspace.lifecycle_state.in_(RUNNING_STATES - {Lifecycle.provisioning}),
+    Workspace.observed_generation >= Workspace.generation,
+    Workspace.reconcile_attempts == 0,
+    Workspace.next_attempt_at.is_(None),
+    Workspace.last_reconciled_at.is_not(None),
+)
+"""A live workspace whose last reconcile ensured its whole plan at its current generation: only drift (or its slow
+re-verification) makes it run again."""
+
+
 def workspaces_to_resync(now: datetime) -> list[uuid.UUID]:
-    """Workspaces whose desired state needs (re)checking now: live ones, restores, due retries, and deletions that are
-    new (not yet stopped) or due (a stopped deletion's next attempt is its purge date)."""
+    """Workspaces whose desired state is not reached yet: live ones not converged, restores, due retries, and
+    deletions that are new (not yet stopped) or due (a stopped deletion's next attempt is its purge date)."""
     wanted = RUNNING_STATES | {Lifecycle.pending_deletion, Lifecycle.restoring}
     not_backing_off = or_(Workspace.next_attempt_at.is_(None), Workspace.next_attempt_at <= now)
     due_retry = and_(Workspace.next_attempt_at <= now, Workspace.lifecycle_state != Lifecycle.deleted)
-    query = select(Workspace.id).where(or_(and_(Workspace.lifecycle_state.in_(wanted), not_backing_off), due_retry))
+    unconverged = and_(Workspace.lifecycle_state.in_(wanted), not_backing_off, ~CONVERGED)
+    query = select(Workspace.id).where(or_(unconverged, due_retry))
     with session_scope() as session:
         return list(session.scalars(query))
+
+
+def workspaces_to_verify(window: tuple[float, float]) -> list[uuid.UUID]:
+    """Converged workspaces whose re-verification phase lies in ``window`` ([start, end) of the period as fractions
+    in [0, 1]; start > end wraps around the period's end)."""
+    start, end = window
+    phase = Workspace.verify_phase
+    inside = and_(phase >= start, phase < end) if start <= end else or_(phase >= start, phase < end)
+    with session_scope() as session:
+        return list(session.scalars(select(Workspace.id).where(CONVERGED, inside)))
+
+
+def converged_ids(cell: str | None = None) -> list[uuid.UUID]:
+    """Every converged workspace (in ``cell`` when given)."""
+    query = select(Workspace.id).where(CONVERGED)
+    query = query.where(Workspace.cell == cell) if cell else query
+    with session_scope() as session:
+        return list(session.scalars(query))
+
+
+def converged_workspaces() -> list[tuple[WorkspaceSpec, datetime]]:
+    """Every converged workspace's spec and when its plan last ran, for the drift probes."""
+    with session_scope() as session:
+        rows = session.execute(select(*SPEC_COLUMNS, Workspace.last_reconciled_at).where(CONVERGED))
+        return [(spec_of(row), row.last_reconciled_at) for row in rows]

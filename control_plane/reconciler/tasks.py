@@ -5,9 +5,10 @@ makes it so (see :data:`ACTIONS`). It never raises for an infrastructure failure
 recorded on the row (attempts, last error, next attempt) and a retry is deferred at the backoff
 time. Two periodic tasks keep everything moving:
 
-- ``resync_workspaces`` defers a reconcile for every live workspace, every deletion not yet stopped or due
-  for its purge, and every due retry; it is also the process supervisor (a dead server is restarted by the next
-  compute ensure);
+- ``resync_workspaces`` defers a reconcile for every live workspace not converged yet, every deletion not yet
+  stopped or due for its purge, every due retry, and the slice of converged workspaces whose slow re-verification
+  falls due (:mod:`control_plane.drift.schedule`); a converged workspace otherwise runs again only when drift is
+  found (:mod:`control_plane.drift.tasks`);
 - ``recover_stalled_jobs`` retries the jobs of workers that stopped sending heartbeats (a worker
   killed mid-reconcile), then prunes those workers.
 """
@@ -31,6 +32,8 @@ from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import app
+from control_plane.drift.repository import StoredCursors
+from control_plane.drift.schedule import REVERIFY_CURSOR, verification_window
 from control_plane.exports import service as exports
 from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers, warm_up_providers
@@ -244,14 +247,30 @@ def reconcile_workspace(workspace_id: str, cause: str = "unknown") -> str:
 _settings_at_import = get_settings()
 
 
+def _verification_window(now: datetime) -> tuple[float, float] | None:
+    """The re-verification phases due since the last resync (remembered in the drift cursors)."""
+    settings = get_settings()
+    cursors = StoredCursors()
+    last = cursors.get(REVERIFY_CURSOR)
+    cursors.put(REVERIFY_CURSOR, now.isoformat())
+    since = datetime.fromisoformat(last) if last else None
+    return verification_window(since, now, settings.reverify_seconds, settings.reconcile_resync_seconds)
+
+
 @app.periodic(cron=every(_settings_at_import.reconcile_resync_seconds), periodic_id="resync")
 @app.task(name=RESYNC_TASK, lock=RESYNC_TASK, queueing_lock=RESYNC_TASK)
 def resync_workspaces(timestamp: int) -> int:
-    """Defer a reconcile of every workspace that needs one (deduplicated per workspace)."""
-    ids = records.workspaces_to_resync(utcnow())
+    """Defer a reconcile of every workspace that needs one, and of those due for re-verification (deduplicated per
+    workspace); returns how many."""
+    now = utcnow()
+    ids = records.workspaces_to_resync(now)
     for workspace_id in ids:
         defer_reconcile(workspace_id, Cause.resync)
-    return len(ids)
+    window = _verification_window(now)
+    due = records.workspaces_to_verify(window) if window else []
+    for workspace_id in due:
+        defer_reconcile(workspace_id, Cause.verify)
+    return len(ids) + len(due)
 
 
 async def _retry_stalled(job: jobs.Job) -> None:

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from control_plane.backups import periodic as backup_periodic  # noqa: F401  (schedules, retention, drills)
     from control_plane.backups import tasks as backup_tasks  # noqa: F401  (registers the backup task)
     from control_plane.core.task_queue import app
+    from control_plane.drift import tasks as drift_tasks  # noqa: F401  (registers the periodic drift detection)
     from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # registers the tasks on the app

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Enum, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import CheckConstraint, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +54,7 @@ class Workspace(Base):
             postgresql_where=text("lifecycle_state <> 'deleted'"),
         ),
         Index("ix_workspaces_next_attempt", "next_attempt_at"),
+        Index("ix_workspaces_verify_phase", "verify_phase"),
         CheckConstraint(RESUME_STATE_CONDITION, name="resume_state_iff_hibernated"),
     )
 
@@ -81,6 +82,8 @@ class Workspace(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_reconciled_at: Mapped[OptionalTimestamp]
+    verify_phase: Mapped[float] = mapped_column(Float, server_default=text("random()"))
+    """Where in the slow re-verification period this workspace's full plan runs again (uniform in [0, 1))."""
     trial_ends_at: Mapped[OptionalTimestamp]
     # When the deletion was requested (its final backup is taken after that) and when its grace period ends and the
     # reconciler tears the workspace down; set on entering pending_deletion, cleared when it is cancelled.

@@ -1,4 +1,4 @@
-"""``moto_server`` with two emulator traps fixed. Run as a script, without its directory on the path
+"""``moto_server`` with three emulator gaps fixed. Run as a script, without its directory on the path
 (``python -P moto_main.py -H ... -p ...``: the harness's ``moto.py`` would shadow moto).
 
 - moto gives every EKS cluster of a process the same OIDC issuer, where AWS gives each cluster its own (and each
@@ -8,6 +8,9 @@
   carries (Deny when ``aws:SecureTransport`` is false, or ``s3:TlsVersion`` below 1.2) would refuse every object
   request. This server is plain HTTP on loopback, standing in for AWS's TLS endpoint: its requests count as sent
   over TLS 1.2 or later, so those statements do not match (every other statement is evaluated as moto does).
+- AWS Config's item of an S3 bucket carries its default encryption (``supplementaryConfiguration.
+  ServerSideEncryptionConfiguration``), which moto's leaves out; here it is added in AWS Config's shape, so the
+  drift probes' batched reads (``BatchGetResourceConfig``) see what ``PutBucketEncryption`` set.
 """
 
 from __future__ import annotations
@@ -57,6 +60,28 @@ def _over_tls(self: FakeBucket, action: str, resource: str) -> Any:
 
 
 FakeBucket.get_permission = _over_tls  # type: ignore[method-assign]
+
+_config_item = FakeBucket.to_config_dict
+
+
+def _with_encryption(self: FakeBucket) -> dict[str, Any]:
+    """moto's AWS Config item of the bucket, plus its default encryption as AWS Config reports it."""
+    item: dict[str, Any] = _config_item(self)
+    if self.encryption:
+        rule = self.encryption["Rule"]
+        default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+        config_rule = {
+            "applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": default.get("SSEAlgorithm"),
+                "kmsMasterKeyID": default.get("KMSMasterKeyID"),
+            },
+            "bucketKeyEnabled": str(rule.get("BucketKeyEnabled", "false")).lower() == "true",
+        }
+        item["supplementaryConfiguration"]["ServerSideEncryptionConfiguration"] = json.dumps({"rules": [config_rule]})
+    return item
+
+
+FakeBucket.to_config_dict = _with_encryption  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(main())

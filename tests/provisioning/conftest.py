@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -85,23 +86,30 @@ class IngressController:
         ingress["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
 
 
-def register_cell(cell: CloudCell) -> None:
-    """The session's moto cell as a registered cell (built directly: moto's zone ids fail the registry's check)."""
+def register_cell(cell: CloudCell, capacity: int | None = None) -> None:
+    """The session's moto cell as a registered cell (built directly: moto's zone ids fail the registry's check),
+    holding ``capacity`` workspaces and databases when given."""
     outputs = cell.outputs
+    if capacity is not None:
+        outputs = replace(outputs, max_workspaces=capacity, max_databases=capacity)
     values = {name: getattr(outputs, name) for name in OUTPUT_FIELDS}
     with core_db.session_scope() as session:
         session.add(Cell(**values | {"private_subnet_ids": list(outputs.private_subnet_ids)}))
 
 
-@pytest.fixture(scope="module")
-def plane(
+@contextlib.contextmanager
+def aws_plane(
     create_database: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
     kube_cluster: TestCluster,  # noqa: F811
     aws_cell: CloudCell,  # noqa: F811
+    name: str,
+    capacity: int | None = None,
+    **extra_env: str,
 ) -> Iterator[Plane]:
-    """A migrated control plane with the aws provider, the session's cell registered, an ingress controller."""
-    url = create_database("provisioning")
+    """A migrated control plane with the aws provider (``extra_env`` on top), the session's cell registered, an
+    ingress controller."""
+    url = create_database(name)
     upgrade(url)
     overrides = {
         "CANOPY_DATABASE_URL": url,
@@ -112,13 +120,14 @@ def plane(
         "CANOPY_KUBECONFIG_OVERRIDES": json.dumps({"*": str(kube_cluster.kubeconfig)}),
         **FAST_ENV,
         **AWS_ENV,
+        **extra_env,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides
     with pytest.MonkeyPatch.context() as mp, IngressController(str(kube_cluster.kubeconfig)):
         for key, value in overrides.items():
             mp.setenv(key, value)
         _reset_in_process_caches()
-        register_cell(aws_cell)
+        register_cell(aws_cell, capacity)
         p = Plane(
             url=url, state_dir=tmp_path_factory.mktemp("unused"), log_dir=tmp_path_factory.mktemp("logs"), env=env
         )
@@ -130,6 +139,18 @@ def plane(
             p.drop_workspace_databases()
             _reset_in_process_caches()
     _reset_in_process_caches()
+
+
+@pytest.fixture(scope="module")
+def plane(
+    create_database: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    kube_cluster: TestCluster,  # noqa: F811
+    aws_cell: CloudCell,  # noqa: F811
+) -> Iterator[Plane]:
+    """:func:`aws_plane` with the default settings."""
+    with aws_plane(create_database, tmp_path_factory, kube_cluster, aws_cell, "provisioning") as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,13 @@ def test_three_workers_thirty_workspaces(plane: Plane) -> None:
     rows = [plane.wait_state(ws_id, Lifecycle.trialing, timeout=150) for ws_id in ids]
     print(f"{COUNT} workspaces provisioned in {time.monotonic() - started:.1f}s")
 
-    # Wait until the periodic resync has had every converged workspace reconciled again. A reconcile records
-    # ``last_reconciled_at`` once it has ensured every step, and one workspace's reconciles never overlap
-    # (procrastinate ``lock``), so a later value is a whole pass that started from the converged state; the test
-    # asked for one reconcile per workspace, so the later ones were deferred by the resync. They created nothing.
+    # Wait until the slow re-verification (a 20 s period here) has had every converged workspace reconciled again. A
+    # reconcile records ``last_reconciled_at`` once it has ensured every step, and one workspace's reconciles never
+    # overlap (procrastinate ``lock``), so a later value is a whole pass that started from the converged state; the
+    # test asked for one reconcile per workspace, so the later ones were the re-verification's. They created nothing.
     converged = time.monotonic()
     later = [plane.wait_for(ws_id, _reconciled_after(ws), timeout=90) for ws_id, ws in zip(ids, rows, strict=True)]
-    print(f"every workspace resynced {time.monotonic() - converged:.1f}s after convergence")
+    print(f"every workspace re-verified {time.monotonic() - converged:.1f}s after convergence")
     servers = all_server_pids()
     for ws_id, ws, again in zip(ids, rows, later, strict=True):
         assert servers.get(str(plane.runtime_dir(ws_id))) == [ws.outputs["pid"]]

@@ -108,7 +108,7 @@ def test_provision_supervise_hibernate_and_delete(plane: Plane) -> None:
         ).fetchone()
     assert row == (False, False, False, True, 20, name)
 
-    # Supervisor: a killed server is restarted by the periodic resync.
+    # Supervisor: a killed server is found by the drift check (the local runtime's probe) and started again.
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     ws = plane.wait_for(ws_id, lambda w: w.outputs.get("pid") not in (None, pid), timeout=30)

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
-from collections.abc import Callable, Mapping
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -25,17 +29,29 @@ from control_plane.core.settings import Settings
 from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
 from control_plane.kube.client import KubeClient
 from control_plane.kube.deployer import KubernetesCompute
+from control_plane.kube.drift import kind_drift, watched_kinds
 from control_plane.kube.eks import ClusterResolver
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
 from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent, cell_of
 from control_plane.providers.aws.sets import pooled_providers, silo_providers
 from control_plane.providers.aws.sweep import LeakSweep
-from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
+from control_plane.providers.base import (
+    Cursors,
+    Drift,
+    Ensured,
+    ProviderError,
+    Providers,
+    ServerConfig,
+    Watched,
+    WorkspaceSpec,
+)
 from control_plane.providers.workspace_client import ping
 from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL, TIERS
 
 CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
+WATCH_THREADS = 16  # drift watches (one per cluster and kind) gathered at once
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,34 @@ class KubeWorkload:
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         return [] if self._cluster_gone(ws) else self._on(ws)[0].leftovers(ws)
 
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """One watch per cluster and kind (:mod:`control_plane.kube.drift`), all at once; a cluster that cannot be
+        reached is logged and read again at the next detection."""
+        by_cluster: dict[str, dict[uuid.UUID, Watched]] = defaultdict(dict)
+        for item in watched:
+            by_cluster[self._target(item.spec).cluster][item.spec.id] = item
+        watches = [watch for cluster in by_cluster for watch in self._watches(cluster)]
+
+        def run(watch: tuple[KubeClient, str, tuple[str, str, bool]]) -> list[Drift]:
+            client, cluster, kind = watch
+            try:
+                return kind_drift(client, cluster, kind, by_cluster[cluster], cursors)
+            except Exception:
+                logger.warning("drift: %s on cluster %s could not be watched", kind[1], cluster, exc_info=True)
+                return []
+
+        with ThreadPoolExecutor(max_workers=WATCH_THREADS, thread_name_prefix="drift-watch") as pool:
+            return [drift for found in pool.map(run, watches) for drift in found]
+
+    def _watches(self, cluster: str) -> list[tuple[KubeClient, str, tuple[str, str, bool]]]:
+        try:
+            client = self._resolver.client(cluster)
+            kinds = watched_kinds(choose_api_versions(client.served_versions))
+        except Exception:
+            logger.warning("drift: cluster %s cannot be reached", cluster, exc_info=True)
+            return []
+        return [(client, cluster, kind) for kind in kinds]
+
     def check(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> None:
         """Rolled out as ``kubectl rollout status`` says and, with ``probe_http``, answering at its public URL."""
         _, client = self._on(ws)
@@ -180,6 +224,7 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
         probe=workload,
         sweep=AwsSweep(aws),
         backup=silo.backup,
+        drift=(silo.storage, silo.database, workload),
     )
 
 
@@ -209,6 +254,7 @@ def pooled_set(
         probe=workload,
         sweep=AwsSweep(aws),
         backup=pooled.backup,
+        drift=(pooled.database, pooled.storage, workload),
     )
 
 

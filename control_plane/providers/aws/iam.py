@@ -42,6 +42,12 @@ def policy_arn(partition: str, account_id: str, name: str) -> str:
     return f"arn:{partition}:iam::{account_id}:policy{IAM_PATH}{name}"
 
 
+def canopy_policies(iam: Any) -> list[dict[str, Any]]:
+    """Every customer-managed policy under Canopy's IAM path (one paginated listing)."""
+    pages = iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=IAM_PATH)
+    return [policy for page in pages for policy in page["Policies"]]
+
+
 def ensure_policy(iam: Any, ws: WorkspaceSpec, arn: str, document: dict[str, Any]) -> bool:
     """Create the policy ``arn`` (tagged, under ``/canopy/``) with ``document``, or make ``document`` its default
     version; whether it was created."""
@@ -195,8 +201,7 @@ class SiloIdentity:
     def _storage_policies(self, iam: Any, ws: WorkspaceSpec) -> list[str]:
         """The silo storage policy's ARN, found by name (the cluster, which gives the account, may be gone)."""
         name = self._config.names(ws).storage_policy
-        pages = iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=IAM_PATH)
-        return [p["Arn"] for page in pages for p in page["Policies"] if p["PolicyName"] == name]
+        return [p["Arn"] for p in canopy_policies(iam) if p["PolicyName"] == name]
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         iam = self._aws.client("iam", self._config.region)

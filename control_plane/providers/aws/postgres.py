@@ -11,8 +11,11 @@ reused for :data:`ADMIN_SECRET_SECONDS` before the secret is read again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-from collections.abc import Iterator
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -22,8 +25,8 @@ from psycopg.conninfo import make_conninfo
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import WorkspaceSecrets
 from control_plane.providers.aws.common import Aws, CellLookup, Expiring, cell_name
-from control_plane.providers.base import Ensured, WorkspaceSpec
-from control_plane.providers.tenant_database import TenantDatabase
+from control_plane.providers.base import Cursors, Drift, Ensured, Watched, WorkspaceSpec
+from control_plane.providers.tenant_database import TenantDatabase, broken_tenants
 from infra.conventions import CellOutputs, workspace_names
 
 ADMIN_SECRET_SECONDS = 60.0  # how long a cell's admin credentials are reused before the secret is read again
@@ -75,17 +78,15 @@ class PooledDatabase:
         password = self._secrets(ws.id, Purpose.database)
         return _url(name, password, admin["host"], admin["port"], name, self._sslmode)
 
+    @contextlib.contextmanager
+    def _connect(self, admin: dict[str, Any], dbname: str | None) -> Iterator[psycopg.Connection[Any]]:
+        """Autocommit admin session on the admin database (or on ``dbname``)."""
+        params = admin | {"sslmode": self._sslmode} | ({"dbname": dbname} if dbname else {})
+        with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+            yield conn
+
     def _tenant(self, ws: WorkspaceSpec) -> TenantDatabase:
-        admin = self._admin(ws)
-
-        @contextlib.contextmanager
-        def connect(dbname: str | None) -> Iterator[psycopg.Connection[Any]]:
-            """Autocommit admin session on the admin database (or on ``dbname``)."""
-            params = admin | {"sslmode": self._sslmode} | ({"dbname": dbname} if dbname else {})
-            with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
-                yield conn
-
-        return TenantDatabase(connect, ws.id, self._name(ws))
+        return TenantDatabase(functools.partial(self._connect, self._admin(ws)), ws.id, self._name(ws))
 
     def ensure(self, ws: WorkspaceSpec) -> Ensured:
         password = self._secrets(ws.id, Purpose.database)
@@ -96,3 +97,15 @@ class PooledDatabase:
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         return self._tenant(ws).leftovers()
+
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """One query per cell's server: a workspace whose role or database is gone."""
+        by_cell: dict[str, dict[str, uuid.UUID]] = defaultdict(dict)
+        for item in watched:
+            by_cell[cell_name(item.spec)][self._name(item.spec)] = item.spec.id
+        found = []
+        for cell, names in by_cell.items():
+            with self._connect(self._admins(cell), None) as conn:
+                broken = broken_tenants(conn, list(names))
+            found += [Drift(names[name], "postgresql", reason) for name, reason in broken.items()]
+        return found

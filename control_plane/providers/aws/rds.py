@@ -28,13 +28,13 @@ import datetime as dt
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from control_plane.providers.aws.common import Aws, SiloConfig, absent, tags_of, tolerating
 from control_plane.providers.aws.kms import SiloKms
-from control_plane.providers.base import Ensured, ProviderError, ScratchDatabase, WorkspaceSpec
+from control_plane.providers.base import Cursors, Drift, Ensured, ProviderError, ScratchDatabase, Watched, WorkspaceSpec
 from infra.conventions import (
     RDS,
     TAG_DRILL_OF,
@@ -59,6 +59,22 @@ STAGING_SUFFIX = "-restoring"
 def new_password() -> str:
     """43 URL-safe characters: within RDS's rules (no ``/``, ``"``, ``@`` or space)."""
     return secrets.token_urlsafe(32)
+
+
+def instance_drift(instance: dict[str, Any] | None) -> str | None:
+    """What is wrong with a silo's RDS instance as ``DescribeDBInstances`` lists it, among what its ensure checks
+    and repairs (None: nothing)."""
+    if instance is None:
+        return "is gone"
+    if instance.get("DBInstanceStatus") in FAILED_STATES:
+        return f"is {instance['DBInstanceStatus']}"
+    if not instance.get("StorageEncrypted"):
+        return "is not encrypted"
+    if instance.get("DeletionProtection") != RDS.deletion_protection:
+        return "lost its deletion protection"
+    if instance.get("BackupRetentionPeriod") != RDS.backup_retention_days:
+        return "has another backup retention"
+    return None
 
 
 class SiloDatabase:
@@ -619,6 +635,19 @@ class SiloDatabase:
                 "DBSubnetGroupNotFoundFault",
             )
             found += [f"db subnet group {names.db_subnet_group}"] if group else []
+        return found
+
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """One listing of the region's RDS instances: a silo whose instance is gone, failing, unencrypted, public
+        or without deletion protection."""
+        pages = self._client("rds").get_paginator("describe_db_instances").paginate()
+        instances = {i["DBInstanceIdentifier"]: i for page in pages for i in page["DBInstances"]}
+        found = []
+        for item in watched:
+            name = self._config.names(item.spec).rds_instance
+            reason = instance_drift(instances.get(name))
+            if reason:
+                found.append(Drift(item.spec.id, "rds", f"instance {name} {reason}"))
         return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,9 +18,9 @@ from control_plane.providers.aws.common import (
     tags_of,
     tolerating,
 )
-from control_plane.providers.aws.iam import delete_policy, ensure_policy, policy_arn, policy_exists
+from control_plane.providers.aws.iam import canopy_policies, delete_policy, ensure_policy, policy_arn, policy_exists
 from control_plane.providers.aws.kms import SiloKms
-from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
+from control_plane.providers.base import Cursors, Drift, Ensured, ProviderError, Watched, WorkspaceSpec
 from infra.conventions import (
     S3,
     CellOutputs,
@@ -46,6 +47,48 @@ def has_objects(s3: Any, bucket: str, prefix: str) -> bool:
     """Whether any object version or delete marker is left under ``prefix``."""
     page = s3.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     return bool(page.get("Versions") or page.get("DeleteMarkers"))
+
+
+CONFIG_BATCH = 100
+"""Resource keys per ``BatchGetResourceConfig`` call (AWS Config's limit)."""
+PUBLIC_ACCESS_FIELDS = ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets")
+GONE_STATUSES = frozenset({"ResourceDeleted", "ResourceDeletedNotRecorded", "ResourceNotRecorded"})
+
+
+def _decoded(value: Any) -> dict[str, Any]:
+    """A supplementary configuration value: JSON in a string (sometimes twice), or already a mapping."""
+    while isinstance(value, str):
+        value = json.loads(value) if value else {}
+    return value if isinstance(value, dict) else {}
+
+
+def bucket_drift(item: dict[str, Any] | None) -> str | None:
+    """What is wrong with a bucket, from its AWS Config item: gone, not under SSE-KMS, or open to the public."""
+    if item is None or item.get("configurationItemStatus") in GONE_STATUSES:
+        return "is gone"
+    extra = item.get("supplementaryConfiguration") or {}
+    rules = _decoded(extra.get("ServerSideEncryptionConfiguration")).get("rules") or []
+    algorithms = {(rule.get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm") for rule in rules}
+    if S3.sse_algorithm not in algorithms:
+        return f"is not encrypted with {S3.sse_algorithm}"
+    block = _decoded(extra.get("PublicAccessBlockConfiguration"))
+    if not all(block.get(name) for name in PUBLIC_ACCESS_FIELDS):
+        return "allows public access"
+    return None
+
+
+def config_items(config: Any, buckets: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """AWS Config's items of ``buckets`` (by name), :data:`CONFIG_BATCH` a call, and the names it left unprocessed."""
+    items: dict[str, dict[str, Any]] = {}
+    unprocessed: set[str] = set()
+    for start in range(0, len(buckets), CONFIG_BATCH):
+        keys = [
+            {"resourceType": "AWS::S3::Bucket", "resourceId": name} for name in buckets[start : start + CONFIG_BATCH]
+        ]
+        answer = config.batch_get_resource_config(resourceKeys=keys)
+        items.update({item["resourceId"]: item for item in answer.get("baseConfigurationItems", [])})
+        unprocessed.update(key["resourceId"] for key in answer.get("unprocessedResourceKeys", []))
+    return items, unprocessed
 
 
 class SiloStorage:
@@ -108,6 +151,18 @@ class SiloStorage:
         bucket = self._config.names(ws).bucket
         return [f"s3 bucket {bucket}"] if self._exists(bucket) else []
 
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """The silos' buckets as AWS Config recorded them, a hundred a call (:func:`bucket_drift`); a bucket AWS
+        Config left unprocessed is read at the next detection."""
+        buckets = {self._config.names(item.spec).bucket: item.spec.id for item in watched}
+        items, unprocessed = config_items(self._aws.client("config", self._config.region), list(buckets))
+        found = []
+        for bucket, ws_id in buckets.items():
+            reason = None if bucket in unprocessed else bucket_drift(items.get(bucket))
+            if reason:
+                found.append(Drift(ws_id, "s3", f"bucket {bucket} {reason}"))
+        return found
+
 
 class PooledStorage:
     """``workspaces/<short id>/`` in the cell's shared bucket, and an IAM policy (under ``/canopy/``,
@@ -155,4 +210,21 @@ class PooledStorage:
         found = [f"iam policy {arn}"] if policy_exists(self._aws.client("iam", cell.region), arn) else []
         if has_objects(self._aws.client("s3", cell.region), cell.bucket_name, names.pooled_prefix):
             found.append(f"objects under s3://{cell.bucket_name}/{names.pooled_prefix}")
+        return found
+
+    def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
+        """One listing of Canopy's IAM policies: a workspace whose storage policy is gone, or was given a new
+        version after its plan last ran."""
+        if not watched:
+            return []
+        region = cell_of(self._cells, watched[0].spec).region
+        policies = {p["PolicyName"]: p for p in canopy_policies(self._aws.client("iam", region))}
+        found = []
+        for item in watched:
+            name = workspace_names(self._env, item.spec.id).storage_policy
+            policy = policies.get(name)
+            if policy is None:
+                found.append(Drift(item.spec.id, "iam", f"storage policy {name} is gone"))
+            elif policy["UpdateDate"] > item.verified_at:
+                found.append(Drift(item.spec.id, "iam", f"storage policy {name} was changed"))
         return found
