@@ -18,6 +18,7 @@ from control_plane.core.migrate import require_migrated
 from control_plane.core.problems import install_problem_handlers, problem_responses
 from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
+from control_plane.drift.api import router as workspace_health_router
 from control_plane.exports.api import router as exports_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
@@ -49,6 +50,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         signup_router,
         organizations_router,
         workspaces_router,
+        workspace_health_router,
         exports_router,
         backups_router,
         drills_router,

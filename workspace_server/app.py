@@ -18,6 +18,7 @@ from workspace_server import (
     emoji,
     events,
     files,
+    health_report,
     hooks,
     licence,
     post_actions,
@@ -49,7 +50,10 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
         await hub.start()
         events.set_hub(hub)
         try:
-            async with activity.flushing(used, engine, settings.activity_flush_seconds):
+            async with (
+                activity.flushing(used, engine, settings.activity_flush_seconds),
+                health_report.reporting(settings, engine),
+            ):
                 yield
         finally:
             await post_writer.close()

@@ -62,6 +62,12 @@ class Settings(BaseModel):
     initial_admin_password_hash: SecretStr = SecretStr("")
     # How often each process shares its last use with the others through the database (see activity.py).
     activity_flush_seconds: float = 30.0
+    # Health reports to the control plane (health_report.py): its URL and this workspace's id (off unless both);
+    # checked every health_check_seconds, sent when they change and at least every health_report_seconds.
+    control_plane_url: str = ""
+    workspace_id: str = ""
+    health_check_seconds: float = 30.0
+    health_report_seconds: float = 600.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     drift_seconds: int = Field(
         default=30, ge=1, description="Drift detection period (Kubernetes watches, batched cloud reads, local servers)."
     )
+    health_report_seconds: int = Field(
+        default=600,
+        ge=1,
+        description="Workspace servers report their health when it changes and at least this often (a heartbeat).",
+    )
+    kube_control_plane_url: str = Field(
+        default="",
+        description="Where workspace servers on Kubernetes reach the control plane's API for their health reports "
+        "(empty: they send none).",
+    )
     reverify_seconds: int = Field(
         default=21600,
         ge=1,

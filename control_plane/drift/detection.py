@@ -1,15 +1,18 @@
-"""One drift detection over the converged fleet: every provider set's probes, per cell, then a reconcile (cause
-``drift``) of each workspace found changed. Probes cost per change or per cell and service (watches, listings,
-batched reads), never a cloud call per workspace; the full plan runs only for what they found."""
+"""One drift detection over the converged fleet: every provider set's probes and the servers' health reports, per
+cell, then a reconcile (cause ``drift``) of each workspace found changed. Probes cost per change or per cell and
+service (watches, listings, batched reads), never a cloud call per workspace; the full plan runs only for what they
+found."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
 from control_plane.core import fleet_counters
 from control_plane.core.settings import Settings
+from control_plane.drift.health import HealthReports
 from control_plane.drift.repository import StoredCursors
 from control_plane.providers.base import Cursors, Drift, Watched
 from control_plane.providers.factory import get_providers
@@ -40,7 +43,7 @@ def _groups(watched: Iterable[Watched]) -> dict[tuple[str, str], list[Watched]]:
 
 def _probe(group: list[Watched], settings: Settings, tier: str, cursors: Cursors) -> list[Drift]:
     found: list[Drift] = []
-    for probe in get_providers(settings, tier).drift:
+    for probe in (*get_providers(settings, tier).drift, HealthReports(settings)):
         name = type(probe).__name__
         try:
             found += probe.find_drift(group, cursors)
@@ -54,7 +57,7 @@ def detect(settings: Settings, cursors: Cursors | None = None) -> list[Drift]:
     """Find drift across the converged fleet and defer a reconcile of each drifted workspace (once each)."""
     cursors = cursors or StoredCursors()
     watched = [Watched(spec, verified_at) for spec, verified_at in records.converged_workspaces()]
-    found: dict[object, Drift] = {}
+    found: dict[uuid.UUID, Drift] = {}
     for (tier, cell), group in _groups(watched).items():
         with about_cell(cell):
             for drift in _probe(group, settings, tier, cursors):

@@ -266,6 +266,7 @@ def config_env(config: KubeServerConfig, settings: DeploySettings) -> dict[str, 
         "WS_LISTEN_HOST": "0.0.0.0",
         "WS_LISTEN_PORT": str(CONTAINER_PORT),
         "WS_FILES_DIR": "/tmp/files",
+        **(config.health.environment() if config.health else {}),
         **settings.extra_env,
     }
 

@@ -67,6 +67,28 @@ class ServerConfig:
     site_name: str
     team_name: str
     team_display_name: str
+    health: HealthReporting | None = None
+
+
+HEALTH_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class HealthReporting:
+    """Where and how often a workspace server reports its health (``workspace_server/health_report.py``)."""
+
+    workspace_id: uuid.UUID
+    control_plane_url: str
+    heartbeat_seconds: float
+
+    def environment(self) -> dict[str, str]:
+        """The server's ``WS_*`` variables for it (it checks every 30 s, or each heartbeat if more often)."""
+        return {
+            "WS_WORKSPACE_ID": str(self.workspace_id),
+            "WS_CONTROL_PLANE_URL": self.control_plane_url,
+            "WS_HEALTH_REPORT_SECONDS": f"{self.heartbeat_seconds:g}",
+            "WS_HEALTH_CHECK_SECONDS": f"{min(HEALTH_CHECK_SECONDS, self.heartbeat_seconds):g}",
+        }
 
 
 class DatabaseProvider(Protocol):

@@ -340,6 +340,7 @@ class LocalCompute:
             WS_RUNTIME_DIR=str(rd),
             WS_DB_POOL_SIZE=str(SERVER_POOL_SIZE),
         )
+        env.update(config.health.environment() if config.health else {})
         return env
 
     def _spawn(self, rd: Path, config: ServerConfig) -> int:

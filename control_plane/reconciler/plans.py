@@ -37,6 +37,7 @@ from control_plane.reconciler.steps import (
     ensure_dns,
     ensure_plan,
     ensure_storage,
+    health_reporting,
     teardown_compute,
     teardown_database,
     teardown_dns,
@@ -103,6 +104,7 @@ def kube_server_config(ctx: Context) -> KubeServerConfig:
         ),
         initial_admin=_initial_admin(ctx),
         workload_role_arn=outputs.get("workload_role_arn"),
+        health=health_reporting(ctx, ctx.settings.kube_control_plane_url),
     )
 
 

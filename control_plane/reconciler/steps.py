@@ -19,7 +19,14 @@ from control_plane.backups.restoring import ensure_restored
 from control_plane.core.settings import Settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
-from control_plane.providers.base import Ensured, ProviderError, Providers, ServerConfig, WorkspaceSpec
+from control_plane.providers.base import (
+    Ensured,
+    HealthReporting,
+    ProviderError,
+    Providers,
+    ServerConfig,
+    WorkspaceSpec,
+)
 from control_plane.providers.workspace_client import control_url, ping, put_initial_admin, put_plan
 
 
@@ -97,7 +104,15 @@ def server_config(ctx: Context) -> ServerConfig:
         site_name=spec.display_name,
         team_name=spec.slug,
         team_display_name=spec.display_name,
+        health=health_reporting(ctx, ctx.settings.public_url),
     )
+
+
+def health_reporting(ctx: Context, control_plane_url: str) -> HealthReporting | None:
+    """How the server reports its health to the control plane at ``control_plane_url`` (None: it does not)."""
+    if not control_plane_url:
+        return None
+    return HealthReporting(ctx.spec.id, control_plane_url, ctx.settings.health_report_seconds)
 
 
 def ensure_compute(ctx: Context) -> Ensured:
