@@ -100,6 +100,18 @@ def defer_reconcile(workspace_id: uuid.UUID, cause: Cause, schedule_at: datetime
             )
 
 
+RUNNING_QUERY = """
+SELECT lock FROM procrastinate_jobs WHERE task_name = %(task)s AND status = 'doing' AND lock LIKE 'workspace:%%'
+"""
+
+
+def running_reconciles() -> set[uuid.UUID]:
+    """The workspaces a worker is reconciling now (their running job records its outcome and any retry itself)."""
+    ensure_sync_open()
+    rows = app.connector.get_sync_connector().execute_query_all(RUNNING_QUERY, task=RECONCILE_TASK)
+    return {uuid.UUID(str(row["lock"]).removeprefix("workspace:")) for row in rows}
+
+
 def reconcile_queue(workspace_id: uuid.UUID, heartbeat_age: float) -> dict[str, int]:
     """The workspace's reconcile jobs waiting and running, and the workers that sent a heartbeat within
     ``heartbeat_age`` seconds (what an operator checks when a workspace does not come up)."""

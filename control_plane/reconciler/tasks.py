@@ -40,7 +40,7 @@ from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.providers.scope import about_cell
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
-from control_plane.reconciler.queue import RECONCILE_TASK, RECONCILES, Cause, defer_reconcile
+from control_plane.reconciler.queue import RECONCILE_TASK, RECONCILES, Cause, defer_reconcile, running_reconciles
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
@@ -263,7 +263,8 @@ def resync_workspaces(timestamp: int) -> int:
     """Defer a reconcile of every workspace that needs one, and of those due for re-verification (deduplicated per
     workspace); returns how many."""
     now = utcnow()
-    ids = records.workspaces_to_resync(now)
+    running = running_reconciles()  # a reconcile in progress converges, or defers its own retry
+    ids = [workspace_id for workspace_id in records.workspaces_to_resync(now) if workspace_id not in running]
     for workspace_id in ids:
         defer_reconcile(workspace_id, Cause.resync)
     window = _verification_window(now)
