@@ -59,7 +59,7 @@ def test_workspace_filters_combine_and_owners_see_only_their_own(
 def test_audit_filters_narrow_the_log_and_owners_see_only_their_own(
     client: TestClient, sign_up: Callable[[str], Owner]
 ) -> None:
-    before = datetime.now(UTC) - timedelta(seconds=1)
+    before = datetime.now(UTC)  # entries take their transaction's start time (PostgreSQL's now(), the same clock)
     mine, theirs = sign_up("aud-mine"), sign_up("aud-theirs")
     staff = {"Authorization": f"Bearer {staff_token('auditor@canopy.example', 'support')}"}
     mine_id, theirs_id = (
