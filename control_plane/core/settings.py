@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     drift_seconds: int = Field(
         default=30, ge=1, description="Drift detection period (Kubernetes watches, batched cloud reads, local servers)."
     )
+    background_reconcile_limit: int = Field(
+        default=8,
+        ge=1,
+        description="Background reconciles (resync, re-verification) running at once across all workers; the other "
+        "worker slots stay free for customer-facing work.",
+    )
     health_report_seconds: int = Field(
         default=600,
         ge=1,

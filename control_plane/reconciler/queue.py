@@ -100,6 +100,23 @@ def defer_reconcile(workspace_id: uuid.UUID, cause: Cause, schedule_at: datetime
             )
 
 
+BACKGROUND: frozenset[Cause] = frozenset({Cause.resync, Cause.verify})
+"""Causes whose reconciles share :attr:`~control_plane.core.settings.Settings.background_reconcile_limit`."""
+BACKGROUND_QUERY = """
+SELECT count(*) AS count FROM procrastinate_jobs
+ WHERE task_name = %(task)s AND status = 'doing' AND args->>'cause' = ANY(%(causes)s)
+"""
+
+
+def background_running() -> int:
+    """How many background reconciles (:data:`BACKGROUND`) are running now, across all workers."""
+    ensure_sync_open()
+    row = app.connector.get_sync_connector().execute_query_one(
+        BACKGROUND_QUERY, task=RECONCILE_TASK, causes=[cause.value for cause in BACKGROUND]
+    )
+    return int(row["count"])
+
+
 RUNNING_QUERY = """
 SELECT lock FROM procrastinate_jobs WHERE task_name = %(task)s AND status = 'doing' AND lock LIKE 'workspace:%%'
 """

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from procrastinate import jobs
 from procrastinate.exceptions import ConnectorException, UniqueViolation
@@ -40,7 +40,15 @@ from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.providers.scope import about_cell
 from control_plane.reconciler import records
 from control_plane.reconciler.plans import plan_for
-from control_plane.reconciler.queue import RECONCILE_TASK, RECONCILES, Cause, defer_reconcile, running_reconciles
+from control_plane.reconciler.queue import (
+    BACKGROUND,
+    RECONCILE_TASK,
+    RECONCILES,
+    Cause,
+    background_running,
+    defer_reconcile,
+    running_reconciles,
+)
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
@@ -48,6 +56,7 @@ from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 logger = logging.getLogger(__name__)
 
 RESYNC_TASK = "resync_workspaces"
+BACKGROUND_WAIT_SECONDS = 2.0
 RECOVER_TASK = "recover_stalled_jobs"
 
 
@@ -236,7 +245,13 @@ def reconcile(workspace_id: uuid.UUID) -> str:
 @app.task(name=RECONCILE_TASK)
 def reconcile_workspace(workspace_id: str, cause: str = "unknown") -> str:
     """procrastinate entry point (always deferred through :func:`defer_reconcile`; jobs deferred before causes
-    were recorded count as ``unknown``)."""
+    were recorded count as ``unknown``). A background reconcile over the fleet-wide limit (its own job counted) waits
+    :data:`BACKGROUND_WAIT_SECONDS` and tries again, so that a fleet-wide resync or re-verification never takes every
+    worker slot from signups, wakes and restores."""
+    if cause in BACKGROUND and background_running() > get_settings().background_reconcile_limit:
+        later = datetime.now(UTC) + timedelta(seconds=BACKGROUND_WAIT_SECONDS)  # the queue's clock, not a test clock
+        defer_reconcile(uuid.UUID(workspace_id), Cause(cause), schedule_at=later)
+        return "postponed: background reconciles at their limit"
     fleet_counters.add(RECONCILES, cause)
     return reconcile(uuid.UUID(workspace_id))
 
