@@ -387,7 +387,13 @@ def drift_section(args: argparse.Namespace) -> bool:
             aws_plane(create_database, ScratchDirs(work), cluster, cell, "drift", capacity, **env)
         )
         redis = fleet_counters.connection(get_settings().redis_url)
-        stack.callback(lambda: [redis.delete(key) for key in redis.scan_iter(f"canopy:{environment}:*")])
+
+        def forget() -> None:
+            plane.stop_workers()  # first: they write budget keys till they stop
+            for key in redis.scan_iter(f"canopy:{environment}:*"):
+                redis.delete(key)
+
+        stack.callback(forget)
         kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
         stack.callback(kube.close)
         try:
