@@ -31,7 +31,8 @@ AWS call budgets — deleted at the end). After the first detection (which lists
    Kubernetes calls per idle workspace per hour (counter deltas), reconciles by cause and detections run;
 2. repair: the Deployment of K workspaces is deleted, one at a time, each timed until a new Deployment has rolled
    out (``rollout_status(...).done``); the bound is about D s (the next detection) + the watch's second + one
-   reconcile;
+   reconcile. The i-th delete waits i/K of D after the previous repair, so the deletes fall at phases spread over
+   the detection period (back to back, each would land just after a detection and wait about all of D);
 3. a signup on the idle fleet, timed until ``trialing``; then ``canopy workspaces reverify`` (all N queued at the
    lowest priority) and at once a second signup, timed the same, with how many re-verifications were still queued
    when it was ready; then how long the whole re-verification took.
@@ -312,8 +313,9 @@ def by_label(grown: dict[tuple[str, ...], float], index: int) -> dict[str, float
     return dict(sorted(summed.items()))
 
 
-def shown(counts: dict[str, float], scale: float = 1.0, digits: int = 0) -> str:
-    return ", ".join(f"{label} {value * scale:.{digits}f}" for label, value in counts.items()) or "none"
+def shown(counts: dict[str, float]) -> str:
+    """``label count, ...`` (or none)."""
+    return ", ".join(f"{label} {value:g}" for label, value in counts.items()) or "none"
 
 
 def detections() -> float:
@@ -477,7 +479,10 @@ def drift_figures(args: argparse.Namespace, plane: Plane, kube: KubeClient) -> N
     # 2. repair of a deleted Deployment
     print(f"\nrepair of a deleted Deployment (detection every {args.drift_seconds} s):")
     repairs = []
-    for ws_id in ids[:: max(1, real // args.repairs)][: args.repairs]:
+    for i, ws_id in enumerate(ids[:: max(1, real // args.repairs)][: args.repairs]):
+        # A repair ends just after a detection: the next delete waits i/K of a period, so that the deletes fall at
+        # phases spread over the detection period (back to back, each would wait a whole period).
+        time.sleep(i * args.drift_seconds / args.repairs)
         namespace = str(plane.row(ws_id).outputs["namespace"])
         deployment = kube.get("apps/v1", "Deployment", APP_NAME, namespace)
         assert deployment is not None, namespace
