@@ -13,21 +13,54 @@ row (one workspace by id, no list) shows what any request costs.
     .venv/bin/python bench/fleet_scale.py [--only api] [--workspaces 100000] [--audit 1000000] [--requests 200]
 
 Prints p50/p99 per query and whether p99 <= 50 ms (the target). The database is dropped at the end.
+
+Section ``drift``: what a converged fleet costs at rest, and how fast drift is repaired, on the moto + test-cluster
+harness of ``tests/drift`` (started here outside pytest: a moto server, the Kubernetes test cluster with its test
+kubelet, the moto cell registered with room for the fleet, an ingress controller). A fresh database gets W bulk
+workspaces and A audit entries as in ``api`` (``fill(..., inert=True)``): rows with nothing behind them, so none is
+live — the 9 % deleted stay deleted and every other one is ``hibernated`` (resuming the state it had) — and no
+worker ever acts on them (never converged, never due; scheduled backups and drills are off in this section, they
+would pick hibernated rows). Then N real Professional workspaces are made as signups make them
+(``tests/provisioning/conftest.py::new_workspace``, reconcile cause ``signup``) and provisioned through the
+product path by 2 ``canopy worker`` processes of concurrency 8 (timed). The plane runs with detection every D
+seconds, re-verification and resync at their defaults (``CANOPY_REVERIFY_SECONDS`` 21600, resync 30 s), worker
+heartbeats at theirs, and counters of its own (a unique ``CANOPY_AWS_ENVIRONMENT``, its Redis keys — counters,
+AWS call budgets — deleted at the end). After the first detection (which lists each kind once per cluster):
+
+1. idle: over S seconds, the workers' CPU (user + system from /proc) per idle workspace per hour, AWS and
+   Kubernetes calls per idle workspace per hour (counter deltas), reconciles by cause and detections run;
+2. repair: the Deployment of K workspaces is deleted, one at a time, each timed until a new Deployment has rolled
+   out (``rollout_status(...).done``); the bound is about D s (the next detection) + the watch's second + one
+   reconcile. The i-th delete waits i/K of D after the previous repair, so the deletes fall at phases spread over
+   the detection period (back to back, each would land just after a detection and wait about all of D);
+3. a signup on the idle fleet, timed until ``trialing``; then ``canopy workspaces reverify`` (all N queued at the
+   lowest priority) and at once a second signup, timed the same, with how many re-verifications were still queued
+   when it was ready; then how long the whole re-verification took.
+
+    .venv/bin/python bench/fleet_scale.py --only drift [--workspaces 100000] [--audit 1000000] [--real 1000]
+        [--idle-seconds 300] [--drift-seconds 30] [--repairs 5]
+
+Prints each phase's figures and a summary block. Everything started is stopped and the database (with the real
+workspaces' databases and roles) dropped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -39,8 +72,14 @@ sys.path.insert(0, str(ROOT))
 from bench.time_to_workspace import free_port, percentile, wait_ready  # noqa: E402
 from tests.fleet_rows import CANARY, NEW_CELL, Fleet, fill  # noqa: E402
 
+if TYPE_CHECKING:
+    from control_plane.kube.client import KubeClient
+    from tests.reconciler.conftest import Plane
+
 ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_P99_MS = 50.0
+TICKS = os.sysconf("SC_CLK_TCK")
+Counters = dict[tuple[str, ...], float]
 
 
 def admin(statement: sql.Composed) -> None:
@@ -120,8 +159,6 @@ def api_queries(url: str, fleet: Fleet) -> list[Query]:
 
 def owner_token(url: str, organization_id: str) -> str:
     """A token of a new owner of ``organization_id`` (written as ``canopy`` would: account, membership, token)."""
-    import uuid
-
     from control_plane.accounts.models import Account, Membership
     from control_plane.core.authz import Role
     from control_plane.core.clock import utcnow
@@ -217,7 +254,295 @@ def api_section(args: argparse.Namespace) -> bool:
     return met
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], bool]] = {"api": api_section}
+# -- drift ----------------------------------------------------------------------------------------------------------
+PRODUCTION_DEFAULTS = (
+    "reverify_seconds",
+    "reconcile_resync_seconds",
+    "worker_heartbeat_seconds",
+    "stalled_worker_seconds",
+)
+"""Settings the test harness shortens and this section runs at their defaults (idle cost is measured with them)."""
+
+
+class ScratchDirs:
+    """New directories under one root: what :func:`tests.provisioning.conftest.aws_plane` takes of pytest's
+    ``tmp_path_factory``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mktemp(self, basename: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{basename}-", dir=self.root))
+
+
+def wait_for(what: str | Callable[[], str], check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
+    """Poll ``check()`` until it holds; stop the bench after ``timeout`` naming ``what`` (or what it returns)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes so far (/proc/<pid>/stat fields 14 and 15)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS
+
+
+def counters() -> Counters:
+    from control_plane.core import fleet_counters
+
+    return fleet_counters.read()
+
+
+def delta(before: Counters, after: Counters, name: str) -> dict[tuple[str, ...], float]:
+    """What each counter of ``name`` (by labels) grew by."""
+    keys = {key for key in (*before, *after) if key[0] == name}
+    return {key[1:]: after.get(key, 0.0) - before.get(key, 0.0) for key in keys if after.get(key) != before.get(key)}
+
+
+def by_label(grown: dict[tuple[str, ...], float], index: int) -> dict[str, float]:
+    """The counts summed by one label (e.g. AWS calls by service, Kubernetes calls by verb)."""
+    summed: dict[str, float] = {}
+    for labels, value in grown.items():
+        summed[labels[index]] = summed.get(labels[index], 0.0) + value
+    return dict(sorted(summed.items()))
+
+
+def shown(counts: dict[str, float]) -> str:
+    """``label count, ...`` (or none)."""
+    return ", ".join(f"{label} {value:g}" for label, value in counts.items()) or "none"
+
+
+def detections() -> float:
+    return counters().get(("drift_detections",), 0.0)
+
+
+def wait_for_detections(n: int, drift_seconds: int) -> None:
+    """Until ``n`` more drift detections have run over the fleet."""
+    target = detections() + n
+    wait_for(f"{n} drift detections", lambda: detections() >= target, timeout=120 + 3 * drift_seconds * n)
+
+
+def waiting_verifications(plane: Plane) -> int:
+    with plane.admin() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND args->>'cause' = 'verify'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def rolled_out_anew(kube: KubeClient, namespace: str, uid: str) -> bool:
+    """Whether the workspace's Deployment is a new one (not ``uid``) whose rollout is complete."""
+    from control_plane.kube.render import APP_NAME
+    from control_plane.kube.rollout import rollout_status
+
+    deployment = kube.get("apps/v1", "Deployment", APP_NAME, namespace)
+    return deployment is not None and deployment["metadata"]["uid"] != uid and rollout_status(deployment).done
+
+
+def drift_section(args: argparse.Namespace) -> bool:
+    """Start the harness and a plane on a fresh database, and measure (see the module's docstring)."""
+    import pytest
+
+    from control_plane.core import fleet_counters
+    from control_plane.core.settings import Settings, get_settings
+    from control_plane.kube.client import KubeClient
+    from tests.aws.conftest import make_cloud_cell
+    from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir
+    from tests.harness.moto import start_moto_server
+    from tests.provisioning.conftest import aws_plane
+
+    environment = f"fs{uuid.uuid4().hex[:6]}"
+    env = {
+        **{f"CANOPY_{name.upper()}": str(Settings.model_fields[name].default) for name in PRODUCTION_DEFAULTS},
+        "CANOPY_AWS_ENVIRONMENT": environment,
+        "CANOPY_DRIFT_SECONDS": str(args.drift_seconds),
+        "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",
+        "CANOPY_BACKUP_DRILL_SECONDS": "0",
+    }
+    work = Path(tempfile.mkdtemp(prefix="canopy-fleet-drift-"))
+    with contextlib.ExitStack() as stack:
+        bin_dir = default_bin_dir() if binaries_present(default_bin_dir()) else build_binaries()
+        moto = start_moto_server()
+        stack.callback(moto.stop)
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        for key, value in moto.client_env().items():
+            patch.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            patch.delenv(key, raising=False)
+        cluster = stack.enter_context(TestCluster(bin_dir))
+        cell = make_cloud_cell(ADMIN_URL)
+
+        def create_database(label: str) -> str:
+            database = f"bench_{label}_{os.urandom(3).hex()}"
+            admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            stack.callback(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            return f"{ADMIN_URL.rpartition('/')[0]}/{database}"
+
+        capacity = args.real + 10
+        plane = stack.enter_context(
+            aws_plane(create_database, ScratchDirs(work), cluster, cell, "drift", capacity, **env)
+        )
+        redis = fleet_counters.connection(get_settings().redis_url)
+
+        def forget() -> None:
+            plane.stop_workers()  # first: they write budget keys till they stop
+            for key in redis.scan_iter(f"canopy:{environment}:*"):
+                redis.delete(key)
+
+        stack.callback(forget)
+        kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
+        stack.callback(kube.close)
+        try:
+            drift_figures(args, plane, kube)
+        except BaseException:
+            print(f"(the workers' logs are kept in {plane.log_dir})")
+            raise
+    shutil.rmtree(work, ignore_errors=True)
+    return True
+
+
+def drift_figures(args: argparse.Namespace, plane: Plane, kube: KubeClient) -> None:
+    """Fill, provision, then the idle window, the repairs and the signups; print each and a summary."""
+    from control_plane.core.settings import get_settings
+    from control_plane.kube.render import APP_NAME
+    from control_plane.reconciler import records
+    from control_plane.reconciler.queue import Cause, defer_reconcile
+    from control_plane.workspaces.lifecycle import Lifecycle
+    from control_plane.workspaces.models import Tier
+    from tests.provisioning.conftest import new_workspace
+
+    summary: list[str] = []
+    started = time.perf_counter()
+    organizations = max(1, args.workspaces // 100)
+    fill(plane.url, organizations=organizations, workspaces=args.workspaces, audit_entries=args.audit, inert=True)
+    print(
+        f"filled {args.workspaces} bulk workspaces (inert: hibernated or deleted) in {organizations} organizations and"
+        f" {args.audit} audit entries in {time.perf_counter() - started:.0f} s"
+    )
+
+    real = args.real
+    tag = uuid.uuid4().hex[:5]
+    started = time.perf_counter()
+    ids = [new_workspace(plane, f"r{tag}{i:05d}", Tier.professional) for i in range(real)]
+    print(f"created {real} Professional workspace rows as signups do in {time.perf_counter() - started:.0f} s")
+    for ws_id in ids:
+        defer_reconcile(ws_id, Cause.signup)
+    began = time.monotonic()
+    for _ in range(2):
+        plane.start_worker(concurrency=8)
+    wait_for(
+        lambda: f"{len(records.converged_ids())} of {real} converged\n{plane.worker_logs()}",
+        lambda: len(records.converged_ids()) == real,
+        timeout=300 + 10 * real,
+        interval=2.0,
+    )
+    provisioned = time.monotonic() - began
+    print(f"{real} workspaces provisioned by 2 workers x 8 in {provisioned:.0f} s ({real / provisioned:.2f}/s)")
+    summary.append(f"provisioning: {real} workspaces in {provisioned:.0f} s ({real / provisioned:.2f}/s)")
+
+    # 1. idle cost
+    wait_for_detections(1, args.drift_seconds)  # the first detection on the cluster lists each kind once
+    pids = [worker.pid for worker in plane.workers]
+    start, cpu, begin = counters(), cpu_seconds(pids), time.monotonic()
+    time.sleep(args.idle_seconds)  # the measured window
+    end, cpu, seconds = counters(), cpu_seconds(pids) - cpu, time.monotonic() - begin
+    runs = end.get(("drift_detections",), 0.0) - start.get(("drift_detections",), 0.0)
+    aws, kube_calls = delta(start, end, "aws_calls"), delta(start, end, "kube_calls")
+    reconciles = by_label(delta(start, end, "reconciles"), 0)
+    found = by_label(delta(start, end, "drift_found"), 0)
+    per_hour = 3600 / seconds / real
+    aws_hour, kube_hour = sum(aws.values()) * per_hour, sum(kube_calls.values()) * per_hour
+    print(
+        f"\nidle {seconds:.0f} s, {real} workspaces, detection every {args.drift_seconds} s, re-verification every"
+        f" {get_settings().reverify_seconds} s:\n"
+        f"  detections run: {runs:g}; drift found: {shown(found)}\n"
+        f"  reconciles by cause: {shown(reconciles)}\n"
+        f"  worker CPU: {cpu:.1f} s ({100 * cpu / seconds:.1f} % of a core) = {1000 * cpu * per_hour:.1f} ms per idle"
+        f" workspace per hour\n"
+        f"  AWS calls: {sum(aws.values()):g} ({shown(by_label(aws, 1))}) = {aws_hour:.3f} per idle workspace per hour\n"
+        f"  Kubernetes calls: {sum(kube_calls.values()):g} ({shown(by_label(kube_calls, 1))}) = {kube_hour:.3f} per"
+        f" idle workspace per hour"
+    )
+    summary += [
+        f"idle worker CPU: {1000 * cpu * per_hour:.1f} ms per workspace-hour ({100 * cpu / seconds:.1f} % of a core"
+        f" for {real})",
+        f"idle AWS calls: {aws_hour:.3f} per workspace-hour; Kubernetes calls: {kube_hour:.3f} per workspace-hour",
+        f"idle reconciles in {seconds:.0f} s: {shown(reconciles)}; detections: {runs:g}",
+    ]
+
+    # 2. repair of a deleted Deployment
+    print(f"\nrepair of a deleted Deployment (detection every {args.drift_seconds} s):")
+    repairs = []
+    for i, ws_id in enumerate(ids[:: max(1, real // args.repairs)][: args.repairs]):
+        # A repair ends just after a detection: the next delete waits i/K of a period, so that the deletes fall at
+        # phases spread over the detection period (back to back, each would wait a whole period).
+        time.sleep(i * args.drift_seconds / args.repairs)
+        namespace = str(plane.row(ws_id).outputs["namespace"])
+        deployment = kube.get("apps/v1", "Deployment", APP_NAME, namespace)
+        assert deployment is not None, namespace
+        uid = str(deployment["metadata"]["uid"])
+        changed = time.monotonic()
+        kube.delete(deployment)
+        wait_for(
+            f"the Deployment of {namespace} to be repaired",
+            functools.partial(rolled_out_anew, kube, namespace, uid),
+            timeout=120 + 4 * args.drift_seconds,
+            interval=0.1,
+        )
+        repairs.append(time.monotonic() - changed)
+        print(f"  {namespace}: rolled out again {repairs[-1]:.1f} s after the delete")
+    bound = f"bound ~ {args.drift_seconds} s to the next detection + 1 s watch + one reconcile"
+    print(f"  p50 {percentile(repairs, 0.5):.1f} s, max {max(repairs):.1f} s ({bound})")
+    summary.append(
+        f"repair: p50 {percentile(repairs, 0.5):.1f} s, max {max(repairs):.1f} s over {len(repairs)} ({bound})"
+    )
+
+    # 3. a signup, then a signup during a fleet-wide re-verification
+    def signup(prefix: str) -> float:
+        ws_id = new_workspace(plane, f"{prefix}{uuid.uuid4().hex[:6]}", Tier.professional)
+        defer_reconcile(ws_id, Cause.signup)
+        began = time.monotonic()
+        plane.wait_state(ws_id, Lifecycle.trialing, timeout=600)
+        return time.monotonic() - began
+
+    idle_signup = signup("idle")
+    print(f"\nsignup on the idle fleet: trialing after {idle_signup:.1f} s")
+    command = [sys.executable, "-m", "control_plane.cli", "workspaces", "reverify"]
+    began = time.monotonic()
+    answer = subprocess.run(command, env=plane.env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    queued = int(answer.stdout.split()[0])
+    print(f"canopy workspaces reverify: {answer.stdout.strip()} in {time.monotonic() - began:.1f} s")
+    busy_signup = signup("late")
+    left = waiting_verifications(plane)
+    print(f"signup during the re-verification: trialing after {busy_signup:.1f} s, {left} of {queued} still queued")
+    wait_for(
+        lambda: f"the re-verification ({waiting_verifications(plane)} left)",
+        lambda: waiting_verifications(plane) == 0,
+        timeout=600 + 10 * queued,
+        interval=2.0,
+    )
+    reverified = time.monotonic() - began
+    print(f"the whole re-verification of {queued} took {reverified:.0f} s ({queued / reverified:.2f}/s)")
+    summary += [
+        f"signup: {idle_signup:.1f} s idle, {busy_signup:.1f} s during a re-verification of {queued}"
+        f" ({left} still queued when it was ready)",
+        f"fleet-wide re-verification: {queued} in {reverified:.0f} s ({queued / reverified:.2f}/s)",
+    ]
+    print(
+        "\nsummary (" + f"{args.workspaces} bulk + {real} real workspaces, 2 workers x 8, detection every"
+        f" {args.drift_seconds} s)"
+    )
+    for line in summary:
+        print(f"  {line}")
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], bool]] = {"api": api_section, "drift": drift_section}
 
 
 def main() -> int:
@@ -226,6 +551,10 @@ def main() -> int:
     parser.add_argument("--workspaces", type=int, default=100_000)
     parser.add_argument("--audit", type=int, default=1_000_000, help="audit entries")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per query")
+    parser.add_argument("--real", type=int, default=1000, help="drift: real workspaces provisioned")
+    parser.add_argument("--idle-seconds", type=int, default=300, help="drift: the measured idle window")
+    parser.add_argument("--drift-seconds", type=int, default=30, help="drift: detection period")
+    parser.add_argument("--repairs", type=int, default=5, help="drift: Deployments deleted and timed to repair")
     args = parser.parse_args()
     for name in args.only or list(SECTIONS):
         print(f"== {name} ==")

@@ -96,7 +96,7 @@ class Fleet:
     sample_organization_id: str
 
 
-def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -> Fleet:
+def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int, inert: bool = False) -> Fleet:
     """Write the rows into the migrated database at ``url`` and ``ANALYZE`` the tables.
 
     Workspace ``i``: organization ``i % organizations``; enterprise one in 20; cell ``cell-k`` (none for one in 50,
@@ -105,6 +105,10 @@ def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -
     3 % provisioning, 1 % pending_verification, 9 % deleted; desired release one of :data:`RELEASES`
     (:data:`CANARY` for one in 50), observed the same (the one before for a tenth, none while provisioning); slug
     ``<word>-<i>``; created 30 s apart.
+    ``inert``: no row is one the workers act on (for a plane with workers running): each live, provisioning,
+    pending_verification or pending_deletion one is ``hibernated`` instead, resuming the state it had (``active``
+    for the last three): never converged, never due for a reconcile (the deleted 9 % stay deleted). Scheduled
+    backups would still pick the hibernated ones: such a plane runs without them.
     Audit entry ``j``: about a workspace (80 %), its organization (10 %), its subscription (9 %) or a cell (1 %,
     no organization), 5 s apart, by a member, the reconciler or billing."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -134,6 +138,12 @@ def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -
                     END AS state,
                     now() - interval '30 seconds' * (%(n)s - i) AS created_at
                 FROM spread, orgs
+            ), placed AS (
+                SELECT rows.*, CASE WHEN %(inert)s AND state <> 'deleted' THEN 'hibernated' ELSE state END AS placed,
+                    CASE WHEN state IN ('hibernated', 'pending_deletion') THEN 'active'
+                         WHEN %(inert)s AND state IN ('provisioning', 'pending_verification') THEN 'active'
+                         WHEN %(inert)s AND state <> 'deleted' THEN state END AS resume
+                FROM rows
             )
             INSERT INTO workspaces (id, organization_id, slug, display_name, tier, region, cell, desired_release,
                 observed_release, lifecycle_state, resume_state, conditions, outputs, generation,
@@ -144,15 +154,16 @@ def fill(url: str, *, organizations: int, workspaces: int, audit_entries: int) -
                      WHEN i %% 10 = 3 OR i %% 100 = 12
                      THEN (%(releases)s::text[])[greatest(1, (i / 7) %% %(release_count)s)]
                      ELSE desired_release END,
-                state::lifecycle, CASE WHEN state IN ('hibernated', 'pending_deletion') THEN 'active'::lifecycle END,
+                placed::lifecycle, resume::lifecycle,
                 '[]', '{}', 2, 2, 0, created_at, created_at,
-                CASE WHEN state = 'deleted' THEN created_at + interval '1 day' END,
-                CASE WHEN state = 'pending_deletion' THEN created_at + interval '1 day' END,
-                CASE WHEN state = 'pending_deletion' THEN created_at + interval '31 days' END
-            FROM rows
+                CASE WHEN placed = 'deleted' THEN created_at + interval '1 day' END,
+                CASE WHEN placed = 'pending_deletion' THEN created_at + interval '1 day' END,
+                CASE WHEN placed = 'pending_deletion' THEN created_at + interval '31 days' END
+            FROM placed
             """,
             {
                 "n": workspaces,
+                "inert": inert,
                 "orgs": organizations,
                 "words": list(WORDS),
                 "word_count": len(WORDS),

@@ -43,7 +43,7 @@ KUBELET_SCRIPT = HARNESS_DIR / "test_kubelet.py"
 KUBE_DEB_VERSION = "1.20.5+really1.20.2"
 ADMIN_USER = "canopy-admin"
 NODE_NAME = "canopy-test-node"
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/20"  # room for a fleet of a few thousand workspaces' Services
 
 
 class ClusterError(RuntimeError):

@@ -17,7 +17,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import boto3
 import pytest
@@ -86,6 +87,13 @@ class IngressController:
         ingress["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
 
 
+class TempDirs(Protocol):
+    """What :func:`aws_plane` takes of pytest's ``tmp_path_factory``: a new directory per call (a bench outside
+    pytest passes its own)."""
+
+    def mktemp(self, basename: str) -> Path: ...
+
+
 def register_cell(cell: CloudCell, capacity: int | None = None) -> None:
     """The session's moto cell as a registered cell (built directly: moto's zone ids fail the registry's check),
     holding ``capacity`` workspaces and databases when given."""
@@ -100,7 +108,7 @@ def register_cell(cell: CloudCell, capacity: int | None = None) -> None:
 @contextlib.contextmanager
 def aws_plane(
     create_database: Callable[[str], str],
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: TempDirs,
     kube_cluster: TestCluster,  # noqa: F811
     aws_cell: CloudCell,  # noqa: F811
     name: str,
