@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from workspace_server.background import in_background
 from workspace_server.schema import canopy_activity
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,9 @@ class ActivityMiddleware:
 @contextlib.asynccontextmanager
 async def flushing(activity: Activity, engine: AsyncEngine, seconds: float) -> AsyncIterator[None]:
     """Run :meth:`Activity.flush_every` for the server's life, and flush once more when it stops."""
-    task = asyncio.create_task(activity.flush_every(engine, seconds))
     try:
-        yield
+        async with in_background(activity.flush_every(engine, seconds)):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         with contextlib.suppress(OSError, SQLAlchemyError):
             await activity.flush(engine)

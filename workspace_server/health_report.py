@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workspace_server.background import in_background
 from workspace_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,5 @@ async def reporting(settings: Settings, engine: AsyncEngine) -> AsyncIterator[No
     if not (settings.control_plane_url and settings.workspace_id):
         yield
         return
-    task = asyncio.create_task(report_changes(settings, engine))
-    try:
+    async with in_background(report_changes(settings, engine)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

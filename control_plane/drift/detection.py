@@ -56,7 +56,7 @@ def _probe(group: list[Watched], settings: Settings, tier: str, cursors: Cursors
 def detect(settings: Settings, cursors: Cursors | None = None) -> list[Drift]:
     """Find drift across the converged fleet and defer a reconcile of each drifted workspace (once each)."""
     cursors = cursors or StoredCursors()
-    watched = [Watched(spec, verified_at) for spec, verified_at in records.converged_workspaces()]
+    watched = records.converged_workspaces()
     found: dict[uuid.UUID, Drift] = {}
     for (tier, cell), group in _groups(watched).items():
         with about_cell(cell):

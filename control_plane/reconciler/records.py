@@ -22,7 +22,7 @@ import control_plane.core.all_models  # noqa: F401  (every table, so foreign key
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import Settings, get_settings
-from control_plane.providers.base import Ensured, WorkspaceSpec
+from control_plane.providers.base import Ensured, Watched, WorkspaceSpec
 from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
 from control_plane.subscriptions import service as subscriptions
 from control_plane.workspaces import service as workspaces
@@ -298,8 +298,8 @@ def converged_ids(cell: str | None = None) -> list[uuid.UUID]:
         return list(session.scalars(query))
 
 
-def converged_workspaces() -> list[tuple[WorkspaceSpec, datetime]]:
+def converged_workspaces() -> list[Watched]:
     """Every converged workspace's spec and when its plan last ran, for the drift probes."""
     with session_scope() as session:
         rows = session.execute(select(*SPEC_COLUMNS, Workspace.last_reconciled_at).where(CONVERGED))
-        return [(spec_of(row), row.last_reconciled_at) for row in rows]
+        return [Watched(spec_of(row), row.last_reconciled_at) for row in rows]

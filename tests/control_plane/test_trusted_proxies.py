@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,26 +12,17 @@ import httpx
 import pytest
 
 from control_plane.core.migrate import upgrade
+from tests.api_process import canopy_api, free_port
 from tests.control_plane.conftest import PASSWORD
 from tests.rate_windows import within_one_window
-from tests.waiting import wait_until
 
 SIGNUP_LIMIT = 3
 SIGNUP_WINDOW_SECONDS = 600  # the default
-STARTUP_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
-def canopy_api(db_url: str, log_path: Path, **env: str) -> Iterator[str]:
+def api_for(db_url: str, log_path: Path, **env: str) -> Iterator[str]:
     """``canopy api`` on a free loopback port (signups limited to three per client address); yields its URL."""
-    port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")}
     environment.update(
         CANOPY_DATABASE_URL=db_url,
@@ -44,32 +31,8 @@ def canopy_api(db_url: str, log_path: Path, **env: str) -> Iterator[str]:
         FORWARDED_ALLOW_IPS="*",  # neither must uvicorn's own setting
         **env,
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli", "api", "--port", str(port)],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, log_path.read_text()
-            return _ready(url)
-
-        wait_until(lambda: f"the API\n{log_path.read_text()}", up, STARTUP_TIMEOUT)
+    with canopy_api(environment, free_port(), log_path) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-
-
-def _ready(url: str) -> bool:
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +56,13 @@ def _signup_statuses(url: str, forwarded_for: Callable[[int], str], count: int) 
 
 
 def test_a_forged_forwarded_for_does_not_dodge_the_signup_limit(db_url: str, tmp_path: Path) -> None:
-    with canopy_api(db_url, tmp_path / "api.log") as url:
+    with api_for(db_url, tmp_path / "api.log") as url:
         statuses = _signup_statuses(url, lambda n: f"203.0.113.{n + 1}", SIGNUP_LIMIT + 1)
     assert statuses == [202] * SIGNUP_LIMIT + [429]
 
 
 def test_a_trusted_proxys_forwarded_for_is_honoured(db_url: str, tmp_path: Path) -> None:
-    with canopy_api(db_url, tmp_path / "api.log", CANOPY_TRUSTED_PROXIES='["127.0.0.0/8"]') as url:
+    with api_for(db_url, tmp_path / "api.log", CANOPY_TRUSTED_PROXIES='["127.0.0.0/8"]') as url:
         distinct = _signup_statuses(url, lambda n: f"198.51.100.{n + 1}", SIGNUP_LIMIT + 1)
         one_client = _signup_statuses(url, lambda _: "192.0.2.7", SIGNUP_LIMIT + 1)
     assert distinct == [202] * (SIGNUP_LIMIT + 1)  # each forwarded client has a limit of its own

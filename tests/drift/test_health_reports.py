@@ -5,14 +5,8 @@ route's refusals, are checked against the real Redis and API."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,51 +24,18 @@ from control_plane.drift.health import HealthReports
 from control_plane.providers.base import Drift, Watched, WorkspaceSpec
 from control_plane.reconciler.queue import Cause, defer_reconcile, reconcile_queue
 from control_plane.workspaces.lifecycle import Lifecycle
+from tests.api_process import canopy_api, free_port
 from tests.reconciler.conftest import Plane, plane_context
 from tests.waiting import wait_until
 
 HEARTBEAT_SECONDS = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def canopy_api(plane: Plane, port: int, log: Path) -> Iterator[str]:
-    """The plane's ``canopy api`` on ``port`` (where its workspace servers send their reports)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli", "api", "--port", str(port)],
-            env=plane.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-            return False
-
-        wait_until(lambda: f"the API\n{log.read_text()}", up, 60)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-
-
 @pytest.fixture(scope="module")
 def reporting_plane(
     create_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Plane, str]]:
-    port = _free_port()
+    port = free_port()
     environment = f"hr{uuid.uuid4().hex[:6]}"  # its own reports and counters in the shared Redis
     env = {
         "CANOPY_PUBLIC_URL": f"http://127.0.0.1:{port}",
@@ -84,7 +45,7 @@ def reporting_plane(
     }
     with plane_context(create_database, tmp_path_factory, "health", **env) as plane:
         try:
-            with canopy_api(plane, port, tmp_path_factory.mktemp("api") / "api.log") as url:
+            with canopy_api(plane.env, port, tmp_path_factory.mktemp("api") / "api.log") as url:
                 yield plane, url
         finally:
             redis = fleet_counters.connection(get_settings().redis_url)
