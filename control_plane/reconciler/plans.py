@@ -16,8 +16,9 @@ service accounts), carrying the workspace's storage policy; compute annotates th
 
 On Kubernetes the control plane cannot call the pods, so the compute step hands the initial admin over in the
 server's Secret (the server creates it at start), and ``initial_admin`` forgets the password hash once that
-rollout is complete. ``available`` asks the compute provider's probe (rollout complete, ping through the
-public URL). Teardown runs a plan in reverse; the leak sweep follows (see ``tasks.delete``).
+rollout is complete and applies the Secret again without it. ``available`` asks the compute provider's probe
+(rollout complete, ping through the public URL). Teardown runs a plan in reverse; the leak sweep follows (see
+``tasks.delete``).
 """
 
 from __future__ import annotations
@@ -113,12 +114,16 @@ def ensure_kube_compute(ctx: Context) -> Ensured:
 
 
 def ensure_admin_handed_over(ctx: Context) -> Ensured:
-    """The rollout that carried the initial admin is complete, so the server made it at start: forget the hash."""
+    """The rollout that carried the initial admin is complete, so the server made it at start: forget the hash and
+    apply the server's objects again without it, so that it leaves the Secret now (the pods do not restart: the
+    initial admin is not in their configuration's checksum). A converged workspace is not reconciled again until
+    drift or its re-verification, so this cannot wait for a later pass."""
     if not ctx.admin_password_hash:
         return Ensured()
     if ctx.forget_admin_hash is not None:
         ctx.forget_admin_hash(ctx.spec.id)
     ctx.admin_password_hash = None
+    ensure_kube_compute(ctx)
     return Ensured(created=("initial_admin",))
 
 

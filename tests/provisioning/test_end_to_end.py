@@ -278,7 +278,7 @@ def _workload(kube: KubeClient, ns: str, slug: str, domain: str, tags: dict[str,
 
 
 def _secret_without_admin(kube: KubeClient, ns: str) -> dict[str, str]:
-    """The server's Secret env once the next reconcile (a resync) has dropped the initial admin from it."""
+    """The server's Secret env once the handover has dropped the initial admin from it."""
     deadline = time.monotonic() + 15
     while True:
         secret = _get(kube, "v1", "Secret", "workspace-server-secrets", ns)["data"]
