@@ -239,6 +239,7 @@ def test_only_the_billing_page_allows_stripe_js_and_another_organizations_page_i
         page.set_default_timeout(15_000)
         sign_up_and_confirm(page, server.url, slug, f"owner@{slug}.example.com", PASSWORD)
         billing.wait_settled(slug, "trialing")
+        expect(page).to_have_url(re.compile(r"/ready$"), timeout=READY_TIMEOUT_MS)  # the waiting page moves on itself
         workspaces = page.goto(f"{server.url}/workspaces")
         assert workspaces is not None
         assert billing.stripe_origin not in workspaces.headers["content-security-policy"]
