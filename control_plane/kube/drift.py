@@ -65,9 +65,10 @@ def kind_drift(
         position = str(obj["metadata"]["resourceVersion"])
         if event["type"] == "BOOKMARK":
             continue
-        reason = _changed(event["type"], obj, watched.get(_workspace_of(obj)))
+        ws_id = _workspace_of(obj)
+        reason = _changed(event["type"], obj, watched.get(ws_id))
         if reason:
-            found.append(Drift(_workspace_of(obj), SOURCE, f"{name} {_where(obj)} {reason}"))
+            found.append(Drift(ws_id, SOURCE, f"{name} {_where(obj)} {reason}"))
     cursors.put(key, position)
     return found
 
