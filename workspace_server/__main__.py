@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workspace_server.app import create_app
 from workspace_server.db import CONNECT_TIMEOUT_SECONDS, create_engine
 from workspace_server.http_protocol import HttpProtocol
+from workspace_server.metrics import RequestMetrics
 from workspace_server.migrate import migrate_and_bootstrap, schema_is_current, upgrade_schema
 from workspace_server.runtime import AlreadyRunning, RuntimeDir
 from workspace_server.settings import Settings
@@ -83,6 +84,7 @@ def _publish_port(runtime: RuntimeDir | None) -> Callable[[int], None]:
 
 
 async def _serve(settings: Settings, engine: AsyncEngine, config: uvicorn.Config, runtime: RuntimeDir | None) -> None:
+    """Migrate, bind and serve until SIGTERM (one process: ``WS_WORKERS`` 1)."""
     try:
         await migrate_and_bootstrap(engine, settings)
         sock = _bind(settings.listen_host, settings.listen_port)
@@ -91,9 +93,9 @@ async def _serve(settings: Settings, engine: AsyncEngine, config: uvicorn.Config
         await engine.dispose()
 
 
-def _uvicorn_config(settings: Settings, engine: AsyncEngine) -> uvicorn.Config:
+def _uvicorn_config(settings: Settings, engine: AsyncEngine, metrics: RequestMetrics) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings, engine),
+        create_app(settings, engine, metrics),
         lifespan="on",
         http=HttpProtocol,
         ws="websockets-sansio",
@@ -145,8 +147,9 @@ def upgrade_in_child(settings: Settings) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int) -> int:
-    """A worker process's life (after the fork): serve ``sock`` until SIGTERM; answers the exit status."""
+def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int, metrics: RequestMetrics, index: int) -> int:
+    """Worker ``index``'s life (after the fork): serve ``sock`` until SIGTERM; answers the exit status."""
+    metrics.use_row(index)
 
     def ready(port: int) -> None:
         with contextlib.suppress(OSError):  # the parent stopped before this worker was ready: SIGTERM follows
@@ -155,7 +158,7 @@ def _run_worker(settings: Settings, sock: socket.socket, ready_fd: int) -> int:
 
     try:
         engine = create_engine(settings)
-        config = _uvicorn_config(settings, engine)
+        config = _uvicorn_config(settings, engine, metrics)
 
         async def serve() -> None:
             try:
@@ -178,16 +181,17 @@ def _serve_workers(settings: Settings, runtime: RuntimeDir | None) -> None:
     wait for them (see the module docstring)."""
     asyncio.run(_migrate(settings))
     sock = _bind(settings.listen_host, settings.listen_port)
+    metrics = RequestMetrics(settings.workers)
     ready_r, ready_w = os.pipe()
     workers: list[int] = []
     try:
-        for _ in range(settings.workers):
+        for index in range(settings.workers):
             pid = os.fork()
             if pid == 0:  # the worker
                 os.close(ready_r)
                 status = EXIT_FAILED
                 try:
-                    status = _run_worker(settings, sock, ready_w)
+                    status = _run_worker(settings, sock, ready_w, metrics, index)
                 finally:
                     logging.shutdown()
                     os._exit(status)
@@ -275,7 +279,7 @@ def main() -> None:
             _serve_workers(settings, runtime)
             return
         engine = create_engine(settings)
-        config = _uvicorn_config(settings, engine)
+        config = _uvicorn_config(settings, engine, RequestMetrics(1))
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
             runner.run(_serve(settings, engine, config, runtime))
     except (OSError, DBAPIError, psycopg.Error) as exc:

@@ -1,9 +1,9 @@
 """When the workspace was last used, for the control plane's idle hibernation (``GET /api/v4/canopy/activity``).
 
-Used means: an HTTP request other than the control plane's (``/api/v4/canopy/...``) and pings (``/system/ping``,
-which the control plane's supervisor and Kubernetes probes send all day), or an open WebSocket (a connected client
-counts as using the workspace for as long as it stays connected). A process starts as used, so that a server just
-started (a workspace just woken) gets a whole idle period.
+Used means: an HTTP request other than the control plane's (``/api/v4/canopy/...``, ``/metrics``) and pings
+(``/system/ping``, which the control plane's supervisor and Kubernetes probes send all day), or an open WebSocket (a
+connected client counts as using the workspace for as long as it stays connected). A process starts as used, so that
+a server just started (a workspace just woken) gets a whole idle period.
 
 Each process keeps its own time in memory (one clock read per request). Several processes (``WS_WORKERS``) or
 replicas share it through the one-row table ``canopy_activity``: each writes its time there every
@@ -32,8 +32,8 @@ from workspace_server.schema import canopy_activity
 
 log = logging.getLogger(__name__)
 
-UNCOUNTED_PREFIXES: Final = ("/api/v4/canopy/", "/api/v4/system/ping")
-"""Requests that are not use: the control plane's own calls and pings."""
+UNCOUNTED_PREFIXES: Final = ("/api/v4/canopy/", "/api/v4/system/ping", "/metrics")
+"""Requests that are not use: the control plane's own calls and scrapes, and pings."""
 
 
 def _now_ms() -> int:
@@ -84,7 +84,8 @@ class Activity:
 
 
 class ActivityMiddleware:
-    """Pure ASGI middleware recording uses in ``activity`` (outermost, so that every path counts)."""
+    """Pure ASGI middleware recording uses in ``activity`` (around the request-handling middleware, so that every
+    path counts)."""
 
     def __init__(self, app: ASGIApp, activity: Activity) -> None:
         self.app = app

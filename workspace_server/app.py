@@ -21,6 +21,7 @@ from workspace_server import (
     health_report,
     hooks,
     licence,
+    metrics,
     post_actions,
     posts,
     preferences,
@@ -39,8 +40,9 @@ from workspace_server.settings import Settings
 from workspace_server.web import JSONResponse, RequestContextMiddleware, install_error_handlers
 
 
-def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
-    """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of)."""
+def create_app(settings: Settings, engine: AsyncEngine, request_metrics: metrics.RequestMetrics) -> ASGIApp:
+    """The ASGI app serving ``settings``' workspace from ``engine``'s database (which the caller disposes of),
+    counting its requests in ``request_metrics``."""
     hub = events.Hub(engine, settings.team_name, settings.redis_url)
     post_writer = PostWriter(settings.database_url.get_secret_value())
     used = activity.Activity()
@@ -75,6 +77,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
     app.state.hub = hub
     app.state.post_writer = post_writer
     app.state.activity = used
+    app.state.metrics = request_metrics
     # Order matters where paths overlap: /users/username/{name} before /users/{user_id}/teams.
     # /users/tokens/... before /users/{user_id}. Routes are matched in this order on every request: posts, the
     # busiest, go first (none of their paths overlaps those of the modules they pass).
@@ -98,10 +101,12 @@ def create_app(settings: Settings, engine: AsyncEngine) -> ASGIApp:
         statuses,
         licence,
         emoji,
+        metrics,
         websocket,
     ):
         app.include_router(module.router)
     install_error_handlers(app)
     # Around the framework: the fast path for new posts runs inside the request context (ids, headers, paths).
     fast_posts = posts.CreatePostFastPath(app, engine=engine, writer=post_writer)
-    return activity.ActivityMiddleware(websocket.RawSendMiddleware(RequestContextMiddleware(fast_posts)), used)
+    served = activity.ActivityMiddleware(websocket.RawSendMiddleware(RequestContextMiddleware(fast_posts)), used)
+    return metrics.MetricsMiddleware(served, request_metrics)

@@ -29,7 +29,7 @@ from workspace_server.users import (
 from workspace_server.web import AppError, JSONResponse, invalid_body_param
 
 
-def _require_control_token(request: Request) -> None:
+def require_control_token(request: Request) -> None:
     """401 unless the request carries ``Authorization: Bearer <WS_CONTROL_TOKEN>`` (compared in constant time)."""
     expected = request.app.state.settings.control_token.get_secret_value().encode()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -37,7 +37,7 @@ def _require_control_token(request: Request) -> None:
         raise AppError(401, "api.canopy.control_token.app_error", "Invalid or missing control token.")
 
 
-router = APIRouter(prefix="/api/v4/canopy", dependencies=[Depends(_require_control_token)])
+router = APIRouter(prefix="/api/v4/canopy", dependencies=[Depends(require_control_token)])
 
 
 class InitialAdminBody(BaseModel):
