@@ -10,7 +10,7 @@ from control_plane.backups.api import router as backups_router
 from control_plane.backups.drill_api import router as drills_router
 from control_plane.cells.api import router as cells_router
 from control_plane.core.body_limit import BodyLimitMiddleware
-from control_plane.core.db import database_url
+from control_plane.core.db import database_url, session_scope
 from control_plane.core.deps import refuse_unstorable_text
 from control_plane.core.health import MetricsMiddleware
 from control_plane.core.health import router as health_router
@@ -22,6 +22,9 @@ from control_plane.drift.api import router as workspace_health_router
 from control_plane.exports.api import router as exports_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
+from control_plane.releases import service as releases
+from control_plane.releases.api import router as releases_router
+from control_plane.rollouts.api import router as rollouts_router
 from control_plane.subscriptions.api import router as billing_router
 from control_plane.subscriptions.webhook_api import router as stripe_webhook_router
 from control_plane.tokens.api import router as tokens_router
@@ -36,6 +39,9 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     settings = get_settings()
     if check_migrations:
         require_migrated(database_url())
+        with session_scope() as session:
+            releases.ensure_bundled(session, settings)
+            session.commit()
     app = FastAPI(
         title="Canopy control plane",
         version="0.1.0",
@@ -57,6 +63,8 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         tokens_router,
         audit_router,
         cells_router,
+        releases_router,
+        rollouts_router,
         billing_router,
         stripe_webhook_router,
         wake_router,

@@ -12,6 +12,8 @@ from control_plane.drift.models import DriftCursor
 from control_plane.exports.models import WorkspaceExport
 from control_plane.mail.models import OutboxMail
 from control_plane.organizations.models import Invitation, Organization
+from control_plane.releases.models import Release
+from control_plane.rollouts.models import Rollout, RolloutTarget
 from control_plane.subscriptions.models import (
     BillingNotice,
     BillingReconciliation,
@@ -41,6 +43,9 @@ __all__ = [
     "Organization",
     "OutboxMail",
     "RateLimitCounter",
+    "Release",
+    "Rollout",
+    "RolloutTarget",
     "SeatSnapshot",
     "StripeEvent",
     "Subscription",

@@ -52,6 +52,8 @@ class Permission(enum.StrEnum):
     read_billing = "read_billing"
     manage_billing = "manage_billing"
     drill_backups = "drill_backups"
+    read_releases = "read_releases"
+    manage_releases = "manage_releases"
 
 
 R = Role
@@ -74,6 +76,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.read_billing: frozenset({R.owner, R.billing, R.support, R.admin}),
     Permission.manage_billing: frozenset({R.owner, R.billing, R.admin}),
     Permission.drill_backups: frozenset({R.operator, R.admin}),
+    Permission.read_releases: frozenset({R.operator, R.support, R.admin}),
+    Permission.manage_releases: frozenset({R.operator, R.admin}),
 }
 
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     drift_seconds: int = Field(
         default=30, ge=1, description="Drift detection period (Kubernetes watches, batched cloud reads, local servers)."
     )
+    rollout_seconds: int = Field(
+        default=2, ge=1, description="How often active rollouts are advanced (gates checked, upgrades started)."
+    )
     background_reconcile_limit: int = Field(
         default=8,
         ge=1,

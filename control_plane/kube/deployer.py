@@ -22,6 +22,7 @@ from control_plane.kube.render import (
     render_ingress,
     render_wake_service,
     render_workspace,
+    selector_labels,
     workspace_selector,
 )
 from control_plane.kube.rollout import POLL_SECONDS, wait_for_rollout
@@ -87,6 +88,18 @@ class KubernetesCompute:
             "observed_image": deployment["spec"]["template"]["spec"]["containers"][0]["image"],
         }
         return Ensured(outputs, created)
+
+    def running_images(self, ws: WorkspaceSpec) -> tuple[str, ...]:
+        """The images the workspace's ready Pods run, as their status reports them (one per ready container)."""
+        client, ns = self._target(ws)
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(ws).items())
+        images = []
+        for pod in client.list_kind("v1", "Pod", ns, selector):
+            status = pod.get("status") or {}
+            if pod["metadata"].get("deletionTimestamp") or status.get("phase") != "Running":
+                continue
+            images += [c.get("image", "") for c in status.get("containerStatuses") or [] if c.get("ready")]
+        return tuple(images)
 
     def _replicas(self, ws: WorkspaceSpec, current: JSON | None) -> int:
         """The tier's replicas; with an HPA (enterprise), never fewer than it chose, and a hibernated one wakes."""

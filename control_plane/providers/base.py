@@ -57,6 +57,27 @@ class Ensured:
 
 
 @dataclass(frozen=True)
+class RunRelease:
+    """What a runtime runs for one workspace-server release."""
+
+    version: str
+    image: str
+    """The container image (Kubernetes)."""
+    command: tuple[str, ...] | None = None
+    """The argv the local runtime runs; None: the bundled server (forked by the fork server)."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What runs, read back from the runtime: the server's own report (its ping) and, on Kubernetes, the images
+    its ready Pods run."""
+
+    release: str | None = None
+    schema: int | None = None
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """How to run a workspace server (everything it is configured with)."""
 
@@ -68,6 +89,7 @@ class ServerConfig:
     team_name: str
     team_display_name: str
     health: HealthReporting | None = None
+    release: RunRelease | None = None
 
 
 HEALTH_CHECK_SECONDS = 30.0
@@ -122,6 +144,10 @@ class ComputeProvider(Protocol):
 
     def stop(self, ws: WorkspaceSpec) -> None:
         """Stop the server and keep its data (hibernation)."""
+        ...
+
+    def observe(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Observed:
+        """What runs now (never assumed from what was asked for)."""
         ...
 
     def teardown(self, ws: WorkspaceSpec) -> None: ...

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -38,9 +38,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import WorkspaceSecrets
-from control_plane.providers.base import Cursors, Drift, Ensured, ProviderError, ServerConfig, Watched, WorkspaceSpec
+from control_plane.providers.base import (
+    Cursors,
+    Drift,
+    Ensured,
+    Observed,
+    ProviderError,
+    ServerConfig,
+    Watched,
+    WorkspaceSpec,
+)
 from control_plane.providers.tenant_database import TenantDatabase
-from control_plane.providers.workspace_client import ping
+from control_plane.providers.workspace_client import observed_from_ping, ping
 
 CONNECTION_LIMIT = 20
 # A server opens at most its pool, the pool's overflow (10) and the post writer's two connections: its pool is kept
@@ -371,6 +380,11 @@ class LocalCompute:
             with contextlib.suppress(ProviderError):
                 self._terminate(rd)
         raise ProviderError(f"workspace server not ready after {self._ready_timeout:g}s, stopped (see {rd / LOG_FILE})")
+
+    def observe(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Observed:
+        """The release and schema revision the running server reports."""
+        url = outputs.get("internal_url")
+        return observed_from_ping(str(url)) if url else Observed()
 
     def stop(self, ws: WorkspaceSpec) -> None:
         rd = self.runtime_dir(ws)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import httpx
 
-from control_plane.providers.base import ProviderError
+from control_plane.providers.base import Observed, ProviderError
 
 USERNAME_MIN, USERNAME_MAX = 3, 22
 RESERVED_USERNAMES = frozenset({"all", "channel", "here", "matterbot", "system", "surveybot", "playbooks"})
@@ -28,10 +29,32 @@ def shared_client() -> httpx.Client:
 
 def ping(base_url: str, timeout: float = 2.0) -> bool:
     """Whether the workspace server at ``base_url`` answers its ping with 200."""
+    return server_status(base_url, timeout) is not None
+
+
+def server_status(base_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The server's ping answer (its release and schema revision among it), or None when it does not answer 200."""
     try:
-        return shared_client().get(f"{base_url}/api/v4/system/ping", timeout=timeout).status_code == 200
+        response = shared_client().get(f"{base_url}/api/v4/system/ping", timeout=timeout)
     except httpx.HTTPError:
-        return False
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def observed_from_ping(base_url: str) -> Observed:
+    """The release and schema revision the server at ``base_url`` reports (nothing when it does not answer)."""
+    status = server_status(base_url) or {}
+    release, schema = status.get("CanopyRelease"), status.get("CanopySchema")
+    return Observed(
+        release=str(release) if release else None,
+        schema=schema if isinstance(schema, int) and not isinstance(schema, bool) else None,
+    )
 
 
 def admin_username(email: str) -> str:

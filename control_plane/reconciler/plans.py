@@ -1,10 +1,14 @@
 """Which steps provision a workspace, per provider and tier, as data.
 
-- local (every tier): database, storage, restore, compute, dns, initial_admin, available, plan (:data:`.steps.STEPS`).
+- local (every tier): database, storage, restore, compute, dns, initial_admin, available, observe,
+  plan (:data:`.steps.STEPS`).
 - aws, enterprise (a silo): kms, storage, database, restore, cluster, identity, compute, initial_admin, dns,
-  available, plan.
+  available, observe, plan.
 - aws, professional (pooled in a cell): database, storage, restore, identity, compute, initial_admin, dns, available,
-  plan.
+  observe, plan.
+
+``compute`` runs the workspace's desired release (:mod:`control_plane.releases`); ``observe`` reads back which
+release runs and records it (``observed_release``, ``schema_revision``).
 
 ``restore`` puts a backup into a clone made from it before its server first starts (nothing otherwise:
 :mod:`control_plane.backups.restoring`).
@@ -29,6 +33,7 @@ from control_plane.kube.render import InitialAdmin, KubeServerConfig, S3Config
 from control_plane.providers.base import Ensured, ProviderError
 from control_plane.providers.workspace_client import admin_username
 from control_plane.reconciler.steps import (
+    OBSERVE,
     RESTORE,
     STEPS,
     Context,
@@ -106,6 +111,8 @@ def kube_server_config(ctx: Context) -> KubeServerConfig:
         initial_admin=_initial_admin(ctx),
         workload_role_arn=outputs.get("workload_role_arn"),
         health=health_reporting(ctx, ctx.settings.kube_control_plane_url),
+        release=ctx.release,
+        image=ctx.release.image if ctx.release else "",
     )
 
 
@@ -156,6 +163,7 @@ ENTERPRISE: tuple[Step, ...] = (
     HANDOVER,
     DNS,
     AVAILABLE,
+    OBSERVE,
     PLAN,
 )
 
@@ -168,6 +176,7 @@ PROFESSIONAL: tuple[Step, ...] = (
     HANDOVER,
     DNS,
     AVAILABLE,
+    OBSERVE,
     PLAN,
 )
 

@@ -26,6 +26,7 @@ class Cause(StrEnum):
     billing = "billing"
     operator = "operator"
     drift = "drift"
+    upgrade = "upgrade"
     retry = "retry"
     resync = "resync"
     verify = "verify"
@@ -40,6 +41,7 @@ PRIORITIES: dict[Cause, int] = {
     Cause.billing: 10,
     Cause.operator: 10,
     Cause.drift: 10,
+    Cause.upgrade: 10,
     Cause.retry: 5,
     Cause.resync: 0,
     Cause.verify: 0,

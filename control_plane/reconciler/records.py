@@ -22,8 +22,9 @@ import control_plane.core.all_models  # noqa: F401  (every table, so foreign key
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import Settings, get_settings
-from control_plane.providers.base import Ensured, Watched, WorkspaceSpec
+from control_plane.providers.base import Ensured, Observed, RunRelease, Watched, WorkspaceSpec
 from control_plane.reconciler.status import REPORTED_BY_ALL, backoff_seconds, set_condition
+from control_plane.releases import service as releases
 from control_plane.subscriptions import service as subscriptions
 from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle, check_transition
@@ -45,12 +46,16 @@ class Snapshot:
     admin_password_hash: str | None
     resume_state: Lifecycle | None = None
     deletion_requested_at: datetime | None = None
+    release: RunRelease | None = None
 
 
 def warm_up() -> None:
-    """Configure the ORM and open the pool's first connection, so that a worker's first reconcile does not pay."""
+    """Configure the ORM and open the pool's first connection, so that a worker's first reconcile does not pay; put
+    the bundled release in the catalogue if it is missing."""
     with session_scope() as session:
         session.execute(select(Workspace.id).limit(1))
+        releases.ensure_bundled(session, get_settings())
+        session.commit()
 
 
 SPEC_COLUMNS = (
@@ -91,6 +96,7 @@ def load(workspace_id: uuid.UUID) -> Snapshot | None:
             admin_password_hash=ws.initial_admin_password_hash,
             resume_state=ws.resume_state,
             deletion_requested_at=ws.deletion_requested_at,
+            release=releases.runnable(session, ws.desired_release, get_settings()),
         )
 
 
@@ -125,6 +131,18 @@ def record_step(workspace_id: uuid.UUID, condition: str | None, result: Ensured)
         ws.outputs = outputs
         if condition:
             ws.conditions = set_condition(ws.conditions, condition, True, "Ready", "", utcnow())
+
+
+def record_observed(workspace_id: uuid.UUID, observed: Observed) -> None:
+    """Record the release and schema revision the runtime reports (what runs, never what was asked for)."""
+    with locked(workspace_id) as ws:
+        session = object_session(ws)
+        assert session is not None
+        release = releases.observed_release(session, observed, ws.desired_release)
+        if release != ws.observed_release:
+            ws.observed_release = release
+        if observed.schema is not None:
+            ws.schema_revision = observed.schema
 
 
 def forget_admin_hash(workspace_id: uuid.UUID) -> None:

@@ -22,8 +22,10 @@ from control_plane.credentials.service import workspace_secret
 from control_plane.providers.base import (
     Ensured,
     HealthReporting,
+    Observed,
     ProviderError,
     Providers,
+    RunRelease,
     ServerConfig,
     WorkspaceSpec,
 )
@@ -42,6 +44,8 @@ class Context:
     admin_password_hash: str | None = None
     forget_admin_hash: Callable[[uuid.UUID], None] | None = None
     read_plan: Callable[[uuid.UUID], dict[str, object]] | None = None
+    release: RunRelease | None = None
+    record_observed: Callable[[uuid.UUID, Observed], None] | None = None
 
     def secrets(self) -> list[str]:
         """Credentials that must never reach ``last_error`` (those that can be read now; this must never fail)."""
@@ -105,6 +109,7 @@ def server_config(ctx: Context) -> ServerConfig:
         team_name=spec.slug,
         team_display_name=spec.display_name,
         health=health_reporting(ctx, ctx.settings.public_url),
+        release=ctx.release,
     )
 
 
@@ -161,6 +166,16 @@ def ensure_plan(ctx: Context) -> Ensured:
     return Ensured()
 
 
+def ensure_observed(ctx: Context) -> Ensured:
+    """Read back which release runs (the server's report; on Kubernetes also the Pods' images) and record it."""
+    observed = ctx.providers.compute.observe(ctx.spec, ctx.outputs)
+    if ctx.record_observed is not None:
+        ctx.record_observed(ctx.spec.id, observed)
+    return Ensured()
+
+
+OBSERVE = Step("observe", None, ensure_observed)
+
 STEPS: tuple[Step, ...] = (
     Step("database", "DatabaseReady", ensure_database, teardown_database),
     Step("storage", "StorageReady", ensure_storage, teardown_storage),
@@ -169,5 +184,6 @@ STEPS: tuple[Step, ...] = (
     Step("dns", "DnsReady", ensure_dns, teardown_dns),
     Step("initial_admin", None, ensure_initial_admin),
     Step("available", "Available", ensure_available),
+    OBSERVE,
     Step("plan", None, ensure_plan),
 )

@@ -91,6 +91,8 @@ def _context(snap: records.Snapshot) -> Context:
         admin_password_hash=snap.admin_password_hash,
         forget_admin_hash=records.forget_admin_hash,
         read_plan=records.workspace_plan,
+        release=snap.release,
+        record_observed=records.record_observed,
     )
 
 

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
     from control_plane.reconciler import tasks  # registers the tasks on the app
+    from control_plane.rollouts import tasks as rollout_tasks  # noqa: F401  (registers the rollout engine's tasks)
     from control_plane.subscriptions import event_tasks  # noqa: F401  (registers the Stripe event tasks)
     from control_plane.subscriptions import tasks as billing_tasks  # noqa: F401  (registers the billing tasks)
     from control_plane.workspaces import tasks as workspace_tasks  # noqa: F401  (registers idle hibernation)

@@ -67,6 +67,13 @@ class Workspace(Base):
     cell: Mapped[str | None] = mapped_column(String(100), nullable=True)
     desired_release: Mapped[str] = mapped_column(String(50))
     observed_release: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    """The release its server reports running (read back from what runs, never assumed)."""
+    release_pin_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Set while an operator pins ``desired_release``: rollouts leave the workspace alone."""
+    schema_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The schema revision its database is at, as its server reports it."""
+    maintenance_window: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    """When rollouts may restart it (Enterprise: chosen by the customer; :mod:`control_plane.rollouts.windows`)."""
     lifecycle_state: Mapped[Lifecycle] = mapped_column(_enum(Lifecycle, "lifecycle"))
     # The state waking, the end of a restore in place or cancelling the deletion returns to; set exactly while
     # paused (hibernated, restoring or pending deletion).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
@@ -20,6 +21,28 @@ class Condition(BaseModel):
     reason: str | None = None
     message: str | None = None
     last_transition_at: datetime | None = None
+
+
+class MaintenanceWindow(BaseModel):
+    """A weekly window in which rollouts may restart an Enterprise workspace's server (its customer's choice)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        min_length=1, max_length=7, description="Weekdays, 0 = Monday."
+    )
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local start time, HH:MM.")
+    duration_minutes: int = Field(ge=30, le=24 * 60)
+    timezone: str = Field(default="UTC", max_length=60, description="An IANA time zone name.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone") from None
+        return value
 
 
 class ReconcileStatus(BaseModel):
@@ -47,6 +70,9 @@ class WorkspaceOut(BaseModel):
     cell: str | None
     desired_release: str
     observed_release: str | None
+    release_pin_reason: str | None = Field(description="Set while an operator pins the workspace's release.")
+    schema_revision: int | None = Field(description="The schema revision its database is at (server-reported).")
+    maintenance_window: MaintenanceWindow | None = Field(description="When rollouts may restart its server.")
     lifecycle_state: Lifecycle
     resume_state: Lifecycle | None = Field(
         description="While hibernated: the state waking returns to; while pending deletion: the state cancelling "
@@ -111,6 +137,9 @@ def workspace_out(ws: Any) -> WorkspaceOut:
         cell=ws.cell,
         desired_release=ws.desired_release,
         observed_release=ws.observed_release,
+        release_pin_reason=ws.release_pin_reason,
+        schema_revision=ws.schema_revision,
+        maintenance_window=ws.maintenance_window,
         lifecycle_state=ws.lifecycle_state,
         resume_state=ws.resume_state,
         purge_after=ws.purge_after,

@@ -40,13 +40,14 @@ from control_plane.providers.base import (
     Cursors,
     Drift,
     Ensured,
+    Observed,
     ProviderError,
     Providers,
     ServerConfig,
     Watched,
     WorkspaceSpec,
 )
-from control_plane.providers.workspace_client import ping
+from control_plane.providers.workspace_client import observed_from_ping, ping
 from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL, TIERS
 
 CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
@@ -105,6 +106,13 @@ class KubeWorkload:
         if self._silo is None:
             return ensured
         return Ensured({**ensured.outputs, "ingress_hostname": self._ingress_address(client, ws)}, ensured.created)
+
+    def observe(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Observed:
+        """The images the ready Pods run and, with ``probe_http``, the server's own report at its public URL."""
+        compute, _ = self._on(ws)
+        url = str(outputs.get("endpoint_url") or "")
+        reported = observed_from_ping(url) if self._probe_http and url else Observed()
+        return replace(reported, images=compute.running_images(ws))
 
     def _ingress_address(self, client: KubeClient, ws: WorkspaceSpec) -> str:
         version = choose_api_versions(client.served_versions).ingress

@@ -1,0 +1,1 @@
+"""Workspace-server releases: the catalogue, pins, what runs where."""

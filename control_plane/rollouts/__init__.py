@@ -1,0 +1,1 @@
+"""Rollouts: a release carried across a selection of workspaces in canary and waves, behind health gates."""

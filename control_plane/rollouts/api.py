@@ -1,0 +1,101 @@
+"""Rollout routes under /api/v1 (operators and admins change them; support may read)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from control_plane.core.deps import DbSession, IdempotencyKey
+from control_plane.core.idempotency import run_once
+from control_plane.core.problems import problem_responses
+from control_plane.reconciler.queue import Cause, defer_reconcile
+from control_plane.releases.auth import ReleaseManager, ReleaseReader
+from control_plane.rollouts import repository, service
+from control_plane.rollouts.schemas import RolloutAction, RolloutCreate, RolloutOut, RolloutTargetOut
+from control_plane.rollouts.tasks import defer_advance
+
+router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], responses=problem_responses(401, 403))
+
+
+@router.post("", status_code=201, response_model=RolloutOut, responses=problem_responses(404, 409))
+def start_rollout(
+    body: RolloutCreate, session: DbSession, principal: ReleaseManager, key: IdempotencyKey
+) -> JSONResponse:
+    """Start rolling a release over the selected workspaces: canaries, then waves, behind health gates."""
+    payload = body.model_dump(mode="json")
+
+    def create() -> tuple[int, object]:
+        rollout = service.create(session, body, principal.actor)
+        return 201, service.rollout_out(session, rollout).model_dump(mode="json")
+
+    outcome = run_once(session, f"rollouts:{principal.account_id}", key, payload, create)
+    if outcome.status_code == 201:
+        defer_advance(uuid.UUID(str(outcome.body["id"])))
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.get("", response_model=list[RolloutOut])
+def list_rollouts(
+    session: DbSession, principal: ReleaseReader, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> list[RolloutOut]:
+    """The newest rollouts first, with their progress."""
+    return [service.rollout_out(session, r) for r in repository.recent(session, limit)]
+
+
+@router.get("/{rollout_id}", response_model=RolloutOut, responses=problem_responses(404))
+def get_rollout(rollout_id: uuid.UUID, session: DbSession, principal: ReleaseReader) -> RolloutOut:
+    """One rollout's progress wave by wave, with its failures and their reasons."""
+    return service.rollout_out(session, service.get(session, rollout_id))
+
+
+@router.get("/{rollout_id}/targets", response_model=list[RolloutTargetOut], responses=problem_responses(404))
+def rollout_targets(rollout_id: uuid.UUID, session: DbSession, principal: ReleaseReader) -> list[RolloutTargetOut]:
+    """Every workspace of a rollout: its wave, state, timing and, when it failed, why."""
+    return service.target_rows(session, rollout_id)
+
+
+def _act(rollout_id: uuid.UUID, action: str, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
+    verb = {"pause": service.pause, "resume": service.resume, "abort": service.abort, "rollback": service.rollback}
+    rollout = verb[action](session, rollout_id, body.reason, actor)
+    sent_back = service.touched_workspaces(session, rollout_id) if action == "rollback" else []
+    session.commit()
+    for workspace_id in sent_back:
+        defer_reconcile(workspace_id, Cause.upgrade)
+    defer_advance(rollout_id)
+    return service.rollout_out(session, rollout)
+
+
+@router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=problem_responses(404, 409))
+def pause_rollout(
+    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
+) -> RolloutOut:
+    """Start no more upgrades (those in flight finish their gates)."""
+    return _act(rollout_id, "pause", body, session, principal.actor)
+
+
+@router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=problem_responses(404, 409))
+def resume_rollout(
+    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
+) -> RolloutOut:
+    """Carry on; the failures so far are accepted."""
+    return _act(rollout_id, "resume", body, session, principal.actor)
+
+
+@router.post("/{rollout_id}/abort", response_model=RolloutOut, responses=problem_responses(404, 409))
+def abort_rollout(
+    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
+) -> RolloutOut:
+    """End the rollout; upgraded workspaces keep the release."""
+    return _act(rollout_id, "abort", body, session, principal.actor)
+
+
+@router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=problem_responses(404, 409))
+def rollback_rollout(
+    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
+) -> RolloutOut:
+    """Return every workspace the rollout touched to its previous release (409, changing nothing, when one cannot
+    run it on its schema)."""
+    return _act(rollout_id, "rollback", body, session, principal.actor)
