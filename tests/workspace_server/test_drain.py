@@ -16,8 +16,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.waiting import wait_until
 from tests.workspace_server.conftest import CONTROL_TOKEN
+from tests.workspace_server.raw_http import read_response
 from tests.workspace_server.scrape import in_flight
-from tests.workspace_server.test_http_protocol import _read_response
 from tests.workspace_server.wsclient import WsClient, login
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_sigterm_drains(create_database: Any, spawn_server: Any, tmp_path: Path,
         assert _close_code(ws) == 1001
         assert server.proc.poll() is None  # still serving the request in flight
         slow.sendall(body[10:])
-        status, headers, answer = _read_response(slow, bytearray())
+        status, headers, answer = read_response(slow, bytearray())
     assert status == "HTTP/1.1 200 OK" and headers["connection"] == "close"
     assert json.loads(answer)["email"] == "admin@acme.test"
     assert server.proc.wait(timeout=30) == 0, server.log()
