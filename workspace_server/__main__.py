@@ -40,6 +40,7 @@ from workspace_server.metrics import RequestMetrics
 from workspace_server.migrate import migrate_and_bootstrap, schema_is_current, upgrade_schema
 from workspace_server.runtime import AlreadyRunning, RuntimeDir
 from workspace_server.settings import Settings
+from workspace_server.ws_protocol import WebSocketProtocol
 
 log = logging.getLogger("workspace_server")
 
@@ -94,11 +95,13 @@ async def _serve(settings: Settings, engine: AsyncEngine, config: uvicorn.Config
 
 
 def _uvicorn_config(settings: Settings, engine: AsyncEngine, metrics: RequestMetrics) -> uvicorn.Config:
+    """uvicorn's configuration; on SIGTERM uvicorn drains: it closes the listening socket, lets the requests in
+    flight finish (for up to GRACEFUL_SHUTDOWN_SECONDS), closes idle keep-alive connections and WebSockets (1001)."""
     return uvicorn.Config(
         create_app(settings, engine, metrics),
         lifespan="on",
         http=HttpProtocol,
-        ws="websockets-sansio",
+        ws=WebSocketProtocol,
         # Events are serialised once for all connections; per-connection compression would undo that.
         ws_per_message_deflate=False,
         log_config=None,
@@ -214,6 +217,9 @@ def _serve_workers(settings: Settings, runtime: RuntimeDir | None) -> None:
         log.error("worker %d exited (status %d); stopping", pid, status)
         sys.exit(EXIT_FAILED)
     finally:
+        # Closed first: once the workers close theirs, the socket is gone and new connections are refused (were it
+        # still open here, the kernel would queue them for nobody).
+        sock.close()
         os.close(ready_r)
         _stop_workers(workers)
 

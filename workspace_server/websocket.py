@@ -27,6 +27,7 @@ from typing import Any, Final, cast
 
 from fastapi import APIRouter, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from workspace_server import statuses
 from workspace_server.auth import Session, request_token, session_for_token
@@ -207,7 +208,7 @@ def _direct_transport(ws: WebSocket) -> asyncio.WriteTransport | None:
     message as whole frames with one ``transport.write``, so ours can go between them. ``None`` elsewhere (the
     connection then sends through ASGI)."""
     protocol = getattr(ws.scope.get(_RAW_SEND_KEY), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol" or not hasattr(protocol, "conn"):
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
         return None
     transport = getattr(protocol, "transport", None)
     # uvloop's transports are not asyncio.WriteTransport subclasses: check for what we call.

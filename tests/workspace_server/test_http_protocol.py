@@ -8,6 +8,7 @@ import json
 import socket
 from typing import Any
 
+from tests.workspace_server.raw_http import read_response
 from workspace_server.http_protocol import _CoalescedWrites
 
 
@@ -61,29 +62,11 @@ def test_closing_writes_what_is_pending_first_and_nothing_after() -> None:
     assert raw.closed and raw.writes == [b"last words"]
 
 
-def _read_response(sock: socket.socket, buffer: bytearray) -> tuple[str, dict[str, str], bytes]:
-    """One HTTP/1.1 response with a content-length from ``sock`` (what follows it stays in ``buffer``)."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-head: {bytes(buffer)!r}"
-        buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    length = int(headers["content-length"])
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    buffer[:] = rest[length:]
-    return status, headers, rest[:length]
-
-
 def test_a_response_before_close_arrives_whole(server: Any) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /api/v4/system/ping HTTP/1.1\r\nHost: canopy\r\nConnection: close\r\n\r\n")
         buffer = bytearray()
-        status, headers, body = _read_response(sock, buffer)
+        status, headers, body = read_response(sock, buffer)
         assert sock.recv(65536) == b"" and not buffer  # then the server closes
     assert status == "HTTP/1.1 200 OK" and headers["connection"] == "close"
     assert json.loads(body)["status"] == "OK"
@@ -97,6 +80,6 @@ def test_pipelined_requests_are_answered_in_order(server: Any) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(requests)
         buffer = bytearray()
-        answers = [_read_response(sock, buffer) for _ in range(3)]
+        answers = [read_response(sock, buffer) for _ in range(3)]
     assert [status for status, _, _ in answers] == ["HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"]
     assert json.loads(answers[1][2])["status_code"] == 404
