@@ -19,6 +19,7 @@ from control_plane.drift.detection import DETECTIONS, DRIFT_FOUND, PROBE_FAILED
 from control_plane.kube.eks import KUBE_CALLS
 from control_plane.providers.aws.budget import CALLS, THROTTLED, WAITED, CallBudget
 from control_plane.reconciler.queue import RECONCILES, queue_figures
+from control_plane.rollouts.engine import OUTCOMES, PAUSES
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,14 @@ class CountersCollector(Collector):
             DETECTIONS: CounterMetricFamily("canopy_drift_detections", "Drift detections run over the fleet"),
             PROBE_FAILED: CounterMetricFamily(
                 "canopy_drift_probe_failures", "Drift probe runs that failed, by probe", labels=["probe"]
+            ),
+            PAUSES: CounterMetricFamily(
+                "canopy_rollout_pauses", "Rollouts that paused themselves, by cause", labels=["cause"]
+            ),
+            OUTCOMES: CounterMetricFamily(
+                "canopy_rollout_upgrades",
+                "Rollout targets finished, by release and outcome (succeeded, rolled_back, failed)",
+                labels=["release", "outcome"],
             ),
         }
         for (name, *labels), value in sorted(counters.items()):
