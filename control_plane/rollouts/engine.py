@@ -65,7 +65,9 @@ OUTCOMES = "rollout_outcomes"
 
 MOVES: dict[TargetState, frozenset[TargetState]] = {
     TargetState.pending: frozenset({TargetState.upgrading, TargetState.skipped}),
-    TargetState.upgrading: frozenset({TargetState.soaking, TargetState.rolling_back, TargetState.failed}),
+    TargetState.upgrading: frozenset(
+        {TargetState.soaking, TargetState.succeeded, TargetState.rolling_back, TargetState.failed}
+    ),
     TargetState.soaking: frozenset({TargetState.succeeded, TargetState.rolling_back, TargetState.failed}),
     TargetState.succeeded: frozenset({TargetState.rolling_back}),
     TargetState.rolling_back: frozenset({TargetState.rolled_back, TargetState.failed}),
@@ -100,21 +102,33 @@ def _advancing(rollout_id: uuid.UUID) -> Iterator[bool]:
                 conn.commit()
 
 
-def advance(rollout_id: uuid.UUID) -> str:
-    """One pass over a rollout (see the module's docstring); returns what it did."""
+@dataclass(frozen=True)
+class Pass:
+    """What one pass did: targets moved by their gates, upgrades started (both 0: nothing changed, or another
+    worker holds the rollout)."""
+
+    moved: int = 0
+    started: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.moved} moved, {self.started} started"
+
+
+def advance(rollout_id: uuid.UUID) -> Pass:
+    """One pass over a rollout (see the module's docstring)."""
     with _advancing(rollout_id) as held:
         if not held:
-            return "another worker is advancing it"
+            return Pass()
         with session_scope() as session:
             rollout = repository.get(session, rollout_id)
             if rollout is None:
-                return "no such rollout"
+                return Pass()
             plan, release = Plan.model_validate(rollout.plan), rollout.release_version
             targets = repository.in_flight(session, rollout_id)
         outcomes = _judge_all(targets, plan, release)
         moved = _apply(outcomes, release)
         started = _progress(rollout_id, plan)
-    return f"{moved} moved, {len(started)} started"
+    return Pass(moved, len(started))
 
 
 def _judge_all(targets: list[InFlight], plan: Plan, release: str) -> list[Outcome]:
@@ -154,6 +168,8 @@ def _judge_upgrade(t: InFlight, plan: Plan, release: str, now: datetime) -> Outc
         except gates.GateUnreachable as exc:
             return _failed_if_late(t, plan, now, str(exc))
         soak = plan.canary_soak_seconds if t.wave == 0 else plan.soak_seconds
+        if soak <= 0:
+            return Outcome(t, TargetState.succeeded, {"finished_at": now})
         until = now + timedelta(seconds=soak)
         return Outcome(t, TargetState.soaking, {"baseline": baseline.as_json(), "soak_until": until})
     return _failed_if_late(t, plan, now, f"not serving {release} within {plan.upgrade_timeout_seconds:g} s")

@@ -1,6 +1,7 @@
 """procrastinate tasks that drive rollouts: a periodic sweep defers one ``advance_rollout`` per rollout that has
 work, and each runs one pass of :func:`control_plane.rollouts.engine.advance` (at most one waits per rollout:
-its queueing lock; at most one runs: the engine's advisory lock)."""
+its queueing lock; at most one runs: the engine's advisory lock). A pass that changed something asks for the next
+one a moment later (:data:`FOLLOW_UP_SECONDS`), so a moving rollout does not wait for the sweep."""
 
 from __future__ import annotations
 
@@ -21,16 +22,27 @@ DRIVE_TASK = "drive_rollouts"
 _settings_at_import = get_settings()
 
 
+FOLLOW_UP_SECONDS = 0.5
+
+
 @app.task(name=ADVANCE_TASK)
 def advance_rollout(rollout_id: str) -> str:
-    """One pass over a rollout."""
-    return engine.advance(uuid.UUID(rollout_id))
+    """One pass over a rollout; the next follows soon when this one changed something."""
+    done = engine.advance(uuid.UUID(rollout_id))
+    if done.moved or done.started:
+        defer_advance(uuid.UUID(rollout_id), after=FOLLOW_UP_SECONDS)
+    return str(done)
 
 
-def defer_advance(rollout_id: uuid.UUID) -> None:
-    """Ask the workers for a pass over a rollout now (a waiting one will do)."""
+def defer_advance(rollout_id: uuid.UUID, after: float = 0.0) -> None:
+    """Ask the workers for a pass over a rollout, now or ``after`` seconds (a waiting one will do)."""
     ensure_sync_open()
-    deferrer = app.configure_task(name=ADVANCE_TASK, queueing_lock=f"rollout:{rollout_id}", priority=10)
+    deferrer = app.configure_task(
+        name=ADVANCE_TASK,
+        queueing_lock=f"rollout:{rollout_id}",
+        priority=10,
+        schedule_in={"seconds": after} if after else None,
+    )
     with contextlib.suppress(AlreadyEnqueued):
         deferrer.defer(rollout_id=str(rollout_id))
 
