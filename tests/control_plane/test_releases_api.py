@@ -106,9 +106,7 @@ def test_an_operator_pins_a_workspace_with_a_reason_and_unpins_it(
     client: TestClient, operator: dict[str, str], sign_up: Callable[[str], Owner]
 ) -> None:
     owner = sign_up("pinned-one")
-    workspace_id = (
-        owner.workspace["workspace_id"] if "workspace_id" in owner.workspace else _first_workspace(client, owner)
-    )
+    workspace_id = _first_workspace(client, owner)
     assert client.post("/api/v1/releases", json=release("1.6.0"), headers=operator).status_code == 201
     pin = {"version": "1.6.0", "reason": "customer asked to hold until Monday"}
     r = client.put(f"/api/v1/workspaces/{workspace_id}/release-pin", json=pin, headers=operator)
