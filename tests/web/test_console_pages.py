@@ -85,9 +85,7 @@ def test_an_operator_pauses_resumes_aborts_and_rolls_back(server: Server) -> Non
         assert done.status_code == 303 and done.headers["location"] == path, done.text
         assert rollout_state(server, fleet.rollout_id) == state
         assert operator.get(f"{path}/live").json()["state"] == state
-    audited = server.query(
-        "SELECT action, actor FROM audit_entries WHERE target_id = %s ORDER BY id", uuid.UUID(fleet.rollout_id)
-    )
+    audited = server.query("SELECT action, actor FROM audit_entries WHERE target_id = %s ORDER BY id", fleet.rollout_id)
     assert [a for a, _ in audited] == [
         "rollout.start", "rollout.pause", "rollout.resume", "rollout.abort", "rollout.rollback",
     ]  # fmt: skip
