@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
-from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.releases.auth import ReleaseManager, ReleaseReader
 from control_plane.rollouts import repository, service
+from control_plane.rollouts.actions import Action, act
 from control_plane.rollouts.schemas import RolloutAction, RolloutCreate, RolloutOut, RolloutTargetOut
 from control_plane.rollouts.tasks import defer_advance
 
@@ -57,15 +57,8 @@ def rollout_targets(rollout_id: uuid.UUID, session: DbSession, principal: Releas
     return service.target_rows(session, rollout_id)
 
 
-def _act(rollout_id: uuid.UUID, action: str, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
-    verb = {"pause": service.pause, "resume": service.resume, "abort": service.abort, "rollback": service.rollback}
-    rollout = verb[action](session, rollout_id, body.reason, actor)
-    sent_back = service.touched_workspaces(session, rollout_id) if action == "rollback" else []
-    session.commit()
-    for workspace_id in sent_back:
-        defer_reconcile(workspace_id, Cause.upgrade)
-    defer_advance(rollout_id)
-    return service.rollout_out(session, rollout)
+def _act(rollout_id: uuid.UUID, action: Action, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
+    return service.rollout_out(session, act(session, rollout_id, action, body.reason, actor))
 
 
 @router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=problem_responses(404, 409))
@@ -73,7 +66,7 @@ def pause_rollout(
     rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
 ) -> RolloutOut:
     """Start no more upgrades (those in flight finish their gates)."""
-    return _act(rollout_id, "pause", body, session, principal.actor)
+    return _act(rollout_id, Action.pause, body, session, principal.actor)
 
 
 @router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=problem_responses(404, 409))
@@ -81,7 +74,7 @@ def resume_rollout(
     rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
 ) -> RolloutOut:
     """Carry on; the failures so far are accepted."""
-    return _act(rollout_id, "resume", body, session, principal.actor)
+    return _act(rollout_id, Action.resume, body, session, principal.actor)
 
 
 @router.post("/{rollout_id}/abort", response_model=RolloutOut, responses=problem_responses(404, 409))
@@ -89,7 +82,7 @@ def abort_rollout(
     rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
 ) -> RolloutOut:
     """End the rollout; upgraded workspaces keep the release."""
-    return _act(rollout_id, "abort", body, session, principal.actor)
+    return _act(rollout_id, Action.abort, body, session, principal.actor)
 
 
 @router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=problem_responses(404, 409))
@@ -98,4 +91,4 @@ def rollback_rollout(
 ) -> RolloutOut:
     """Return every workspace the rollout touched to its previous release (409, changing nothing, when one cannot
     run it on its schema)."""
-    return _act(rollout_id, "rollback", body, session, principal.actor)
+    return _act(rollout_id, Action.rollback, body, session, principal.actor)

@@ -67,6 +67,15 @@ def operator(account: Account | None) -> Principal | None:
     return Principal(account_id=account.id, role=role, organization_id=None)
 
 
+def staff_with(account: Account | None, permission: Permission) -> Principal | None:
+    """The account acting with its staff role, when that role has ``permission`` (None otherwise)."""
+    role = account.staff_role if account is not None else None
+    if role is None or role not in GRANTS[permission]:
+        return None
+    assert account is not None
+    return Principal(account_id=account.id, role=role, organization_id=None)
+
+
 def delete_path(ws: Workspace) -> str:
     """The delete form's action."""
     return f"/workspaces/{ws.id}/delete"

@@ -97,6 +97,7 @@ def _page(
         ],
         "drills": [Listed(d, _address(session, settings, d.workspace_id)) for d in drills.newest(session, LISTED)],
         "alert": alert,
+        "console": "data",
     }
     return render(request, settings, "operations_data.html", context, viewer=viewer, form=True, status_code=status_code)
 

@@ -1,5 +1,6 @@
 """All web pages as one router: signup, verification, sign-in and the workspaces list (with deletion), invitations,
-progress, billing, the workspace data page, the operators' data page, dev mailbox, static files.
+progress, billing, the workspace data page, the operators' data page, the operator console's releases and rollouts
+pages, dev mailbox, static files.
 
 Pages authenticate with the ``canopy_session`` cookie (opened by the verification link or by
 signing in). Without a session the workspace pages send the browser to sign in; another
@@ -18,6 +19,8 @@ from control_plane.web import (
     invitations,
     operations_page,
     progress_pages,
+    releases_pages,
+    rollouts_pages,
     signin,
     signup,
     static,
@@ -35,6 +38,8 @@ for module in (
     billing_page,
     data_page,
     operations_page,
+    releases_pages,
+    rollouts_pages,
     dev_mail,
     static,
 ):
