@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
+from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -45,6 +46,8 @@ class TargetState(enum.StrEnum):
     skipped = "skipped"
 
 
+UPGRADABLE = tuple(sorted(RUNNING_STATES - {Lifecycle.provisioning}))
+"""Workspaces whose server runs (trial, paying, past due or suspended): the ones rollouts take."""
 IN_FLIGHT = (TargetState.upgrading, TargetState.soaking, TargetState.rolling_back)
 FINISHED = (TargetState.succeeded, TargetState.failed, TargetState.rolled_back, TargetState.skipped)
 
