@@ -23,6 +23,7 @@ import socketserver
 import ssl
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -241,6 +242,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 continue
             try:
                 self.relay(backends[0], path, body, host)
+                self.server.served[host] += 1
                 return
             except OSError:
                 if fresh:
@@ -292,13 +294,15 @@ class _ProxyServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, routes: Routes, certs: Certificates) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes, self.certs = routes, certs
+        self.served: Counter[str] = Counter()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is not an error of the proxy."""
 
 
 class StandInIngress:
-    """The proxy on a free 127.0.0.1 port, on a thread; a context manager. ``url``, ``ca_file``, :meth:`env`."""
+    """The proxy on a free 127.0.0.1 port, on a thread; a context manager. ``url``, ``ca_file``, :meth:`env`,
+    ``served`` (requests relayed, per host)."""
 
     def __init__(self, kubeconfig: str | Path, directory: Path) -> None:
         self.kube = KubeClient.from_kubeconfig(kubeconfig)
@@ -306,6 +310,7 @@ class StandInIngress:
         self.ca_file = self.certs.ca_file
         self.server = _ProxyServer(Routes(self.kube), self.certs)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.served = self.server.served
         self._thread = threading.Thread(target=self.server.serve_forever, name="stand-in-ingress", daemon=True)
 
     def __enter__(self) -> StandInIngress:

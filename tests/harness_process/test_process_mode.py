@@ -80,6 +80,8 @@ def test_workspace_answers_at_its_public_url(
     assert image == WORKSPACE_SERVER_IMAGE and status["image"] == image
     assert status["ready"] and "running" in status["state"] and ready(pod)
     assert processes_of(kube_process_cluster, pod), "the Pod is a running process"
+    host = workspace.endpoint_url.removeprefix("https://")
+    assert ingress.served[host] >= 1, "Available: the control plane pinged the workspace through the ingress"
 
     response = public_get(ingress, f"{workspace.endpoint_url}{PING}")
     assert response.status_code == 200 and response.json()["status"] == "OK"
