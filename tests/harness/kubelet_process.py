@@ -234,29 +234,39 @@ class PodProcess:
         return env
 
     def _run_once(self, api: Api, env: dict[str, str]) -> int:
-        """Runs the process to its end (probing it meanwhile); its exit code."""
-        with open(self.dir / "container.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                self.entry["argv"],
-                env=env,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        """Runs the process to its end (probing it meanwhile); its exit code (128: it could not start)."""
         started = _now()
-        self.phase, self.ready = "Running", False
-        self.state = {"running": {"startedAt": started}}
-        self._report(api)
-        self._probe_until_exit(api, self.proc)
-        code = self.proc.wait()
+        self.proc = self._spawn(env)
+        if self.proc is not None:
+            self.phase, self.ready = "Running", False
+            self.state = {"running": {"startedAt": started}}
+            self._report(api)
+            self._probe_until_exit(api, self.proc)
+        code = self.proc.wait() if self.proc is not None else 128
+        code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number, as container runtimes say
         self.ready = False
-        reason = "Completed" if code == 0 else "Error"
+        reason = {0: "Completed", 128: "StartError"}.get(code, "Error")
         terminated = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": _now()}
         self.state = self.last_state = {"terminated": terminated}
         return code
+
+    def _spawn(self, env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+        """The started process, in a session of its own, output to the Pod's log; None when it cannot start."""
+        with open(self.dir / "container.log", "ab") as log:
+            try:
+                return subprocess.Popen(
+                    self.entry["argv"],
+                    env=env,
+                    cwd=self.dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as e:  # argv[0] missing or not executable: a container that cannot start
+                log.write(f"test kubelet: cannot start {self.entry['argv'][0]}: {e}\n".encode())
+                return None
 
     def _probe_until_exit(self, api: Api, proc: subprocess.Popen[bytes]) -> None:
         probe = self.container.get("readinessProbe") or {}

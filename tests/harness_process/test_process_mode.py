@@ -190,7 +190,8 @@ def _crash_restarts(kube: KubeClient, cluster: TestCluster, namespace: str) -> N
 
     def restarted() -> bool:
         status = only_pod(kube, namespace)["status"]["containerStatuses"][0]
-        return status["restartCount"] == 1 and status["ready"] and "terminated" in status["lastState"]
+        killed = status["lastState"].get("terminated", {}).get("exitCode") == 128 + signal.SIGKILL
+        return status["restartCount"] == 1 and status["ready"] and killed
 
     wait_until("the killed server restarted and ready", restarted, 60)
 
