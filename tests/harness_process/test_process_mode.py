@@ -191,7 +191,7 @@ def _crash_restarts(kube: KubeClient, cluster: TestCluster, namespace: str) -> N
     def restarted() -> bool:
         status = only_pod(kube, namespace)["status"]["containerStatuses"][0]
         killed = status["lastState"].get("terminated", {}).get("exitCode") == 128 + signal.SIGKILL
-        return status["restartCount"] == 1 and status["ready"] and killed
+        return bool(status["restartCount"] == 1 and status["ready"] and killed)
 
     wait_until("the killed server restarted and ready", restarted, 60)
 
