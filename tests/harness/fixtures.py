@@ -4,6 +4,9 @@
 
 ``kube_cluster`` (session): a started TestCluster, built first if the binaries are not cached (a cold build
 takes 5-11 minutes; ``./dev test`` builds before pytest so the fixture does not have to).
+``kube_process_cluster`` (session, only started where a test asks for it): a second TestCluster whose kubelet runs
+Pods of :data:`WORKSPACE_SERVER_IMAGE` as real workspace server processes (process mode) pointed at the session's
+moto server.
 ``kube_api_client`` (session): an ApiClient for the admin user. ``kube_namespace`` (function): a fresh
 namespace name, created before (with its default service account's token, so Pods can be created
 at once) and deleted (without waiting) after the test.
@@ -11,19 +14,42 @@ at once) and deleted (without waiting) after the test.
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import pytest
 
 from tests.harness.kubernetes import ClusterError, TestCluster, binaries_present, build_binaries, default_bin_dir
+from tests.harness.moto import MotoServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKSPACE_SERVER_IMAGE = "canopy-test/workspace-server:process"  # run as `python -m workspace_server` (process mode)
+
+
+def workspace_server_images(moto: MotoServer) -> dict[str, dict[str, Any]]:
+    """The process-image map running :data:`WORKSPACE_SERVER_IMAGE` as this checkout's workspace server on moto."""
+    env = moto.client_env() | {"PYTHONPATH": str(REPO_ROOT)}
+    return {WORKSPACE_SERVER_IMAGE: {"argv": [sys.executable, "-m", "workspace_server"], "env": env}}
 
 
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[TestCluster]:
     """The session's Kubernetes cluster (etcd, kube-apiserver, kube-controller-manager, test kubelet)."""
+    yield from _cluster({})
+
+
+@pytest.fixture(scope="session")
+def kube_process_cluster(moto_server: MotoServer) -> Iterator[TestCluster]:
+    """A cluster of its own whose kubelet runs :data:`WORKSPACE_SERVER_IMAGE` Pods as workspace server processes."""
+    yield from _cluster(workspace_server_images(moto_server))
+
+
+def _cluster(process_images: dict[str, dict[str, Any]]) -> Iterator[TestCluster]:
     bin_dir = default_bin_dir()
     if not binaries_present(bin_dir):
         try:
@@ -32,7 +58,7 @@ def kube_cluster() -> Iterator[TestCluster]:
             pytest.fail(
                 f"cannot build the Kubernetes test binaries (tests/harness/build_kubernetes.sh):\n{e}", pytrace=False
             )
-    cluster = TestCluster(bin_dir)
+    cluster = TestCluster(bin_dir, process_images=process_images)
     try:
         cluster.start()
     except ClusterError as e:

@@ -24,10 +24,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import kubernetes.client
 import kubernetes.config
@@ -183,14 +183,24 @@ class TestCluster:
 
     Attributes once started: ``server`` (https URL), ``token`` (admin bearer token, group system:masters),
     ``ca_file``, ``kubeconfig`` (file path), ``node_name``, ``workdir`` (logs in ``workdir/logs``).
+
+    ``process_images`` (``{image: {"argv": [...], "env": {...}}}``) turns on the kubelet's process mode for those
+    images (``kubelet_process.py``): their Pods run as local processes under ``workdir/kubelet/pods``.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, bin_dir: Path | None = None, *, etcd: str | None = None, keep: bool = False, start_timeout: float = 90.0
+        self,
+        bin_dir: Path | None = None,
+        *,
+        etcd: str | None = None,
+        keep: bool = False,
+        start_timeout: float = 90.0,
+        process_images: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.bin_dir = bin_dir or default_bin_dir()
+        self.process_images = dict(process_images or {})
         self.etcd = etcd or shutil.which("etcd") or "/usr/bin/etcd"
         self.keep = keep or os.environ.get("CANOPY_KUBE_KEEP") == "1"
         self.start_timeout = start_timeout
@@ -321,17 +331,19 @@ class TestCluster:
                 "--v=1",
             ],
         )
-        self._spawn(
-            "test-kubelet",
-            [
-                sys.executable,
-                str(KUBELET_SCRIPT),
-                f"--server={self.server}",
-                f"--ca-file={self.ca_file}",
-                f"--token-file={d / 'token'}",
-                f"--node={self.node_name}",
-            ],
-        )
+        kubelet = [
+            sys.executable,
+            str(KUBELET_SCRIPT),
+            f"--server={self.server}",
+            f"--ca-file={self.ca_file}",
+            f"--token-file={d / 'token'}",
+            f"--node={self.node_name}",
+        ]
+        if self.process_images:
+            (d / "process-images.json").write_text(json.dumps(self.process_images))
+            (d / "kubelet").mkdir()
+            kubelet += [f"--process-images={d / 'process-images.json'}", f"--work-dir={d / 'kubelet'}"]
+        self._spawn("test-kubelet", kubelet)
         self._wait("node Ready", self._node_ready)
         self._wait("default service account token", self._default_token_ready)
 

@@ -2,7 +2,9 @@
 
 It registers one Node (Ready, big allocatable), renews its Lease and NodeStatus, binds unscheduled Pods
 to itself through the Binding subresource (there is no kube-scheduler), reports bound Pods as running
-(or as told per Pod, below) and finishes graceful deletions. No container is run.
+(or as told per Pod, below) and finishes graceful deletions. No container is run, except in process mode:
+with ``--process-images FILE``, a Pod whose container image is in that map runs as a local process with a real
+readiness probe (``kubelet_process.py``; this module's annotation and modes do not apply to it).
 
 Per-Pod behaviour, from the annotation ``canopy.test/kubelet`` (default ``run``):
 
@@ -14,7 +16,8 @@ Per-Pod behaviour, from the annotation ``canopy.test/kubelet`` (default ``run``)
 
 Standalone (stdlib only) so the harness runs it as a subprocess::
 
-    python test_kubelet.py --server https://127.0.0.1:PORT --ca-file ca.crt --token-file token --node NAME
+    python test_kubelet.py --server https://127.0.0.1:PORT --ca-file ca.crt --token-file token --node NAME \
+        [--process-images images.json --work-dir DIR]
 """
 
 from __future__ import annotations
@@ -23,14 +26,21 @@ import argparse
 import hashlib
 import http.client
 import json
+import signal
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
+
+if TYPE_CHECKING or __package__:
+    from tests.harness.kubelet_process import PodProcess, load_process_images, process_entry
+else:  # run as a script: its directory is on sys.path
+    from kubelet_process import PodProcess, load_process_images, process_entry
 
 ANNOTATION = "canopy.test/kubelet"
 KUBELET_VERSION = "v1.20.2"
@@ -117,6 +127,11 @@ def pod_mode(pod: JSON) -> str:
     if any(":broken" in c.get("image", "") for c in containers):
         mode = "fail"
     return mode if mode in ("run", "fail", "succeed", "pending") else "run"
+
+
+def terminal(pod: JSON) -> bool:
+    """Whether the Pod is Succeeded or Failed (phases that may not change)."""
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
 
 
 def _digest(*parts: str) -> str:
@@ -212,12 +227,18 @@ def pod_status(pod: JSON, mode: str, pod_ip: str, started_at: str) -> JSON:
 class Kubelet:
     """Registers the node, keeps it alive and drives the Pods bound to it."""
 
-    def __init__(self, server: str, ca_file: str, token: str, node: str) -> None:
+    def __init__(
+        self, server: str, ca_file: str, token: str, node: str, images: dict[str, JSON], work_dir: Path
+    ) -> None:
         self.args = (server, ca_file, token)
         self.node = node
         self.api = Api(server, ca_file, token)
+        self.images, self.work_dir = images, work_dir
+        self.processes: dict[str, PodProcess] = {}  # Pod uid -> its process (process mode)
+        self.deleting: set[str] = set()  # uids of process-mode Pods being stopped
         self.reported: dict[str, str] = {}  # Pod uid -> fingerprint of the status last reported
         self.ips: dict[str, str] = {}
+        self.ip_count = 0
         self.started: dict[str, str] = {}
         self.stopping = threading.Event()
         self.registered_at = now()
@@ -311,10 +332,35 @@ class Kubelet:
 
     # --- pods -----------------------------------------------------------------------------------------------
     def pod_ip(self, uid: str) -> str:
+        """The Pod's IP, 10.244.x.y, never reused by this kubelet (its loopback twin is where a process listens)."""
         if uid not in self.ips:
-            n = len(self.ips) + 1
+            self.ip_count += 1
+            n = self.ip_count
             self.ips[uid] = f"10.244.{n // 250 % 250}.{n % 250 + 2}"
         return self.ips[uid]
+
+    def new_api(self) -> Api:
+        """A new API client (one per thread)."""
+        return Api(*self.args)
+
+    def finish_deletion(self, process: PodProcess | None, grace: float, path: str, uid: str) -> None:
+        """Stops the Pod's process (if any) within its grace period, then deletes the Pod for good."""
+        api = self.api
+        if process is not None:
+            process.stop(grace)
+            api = self.new_api()
+        try:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+            api.request("DELETE", path, body)
+        except ApiError as e:
+            if e.status not in (404, 409):
+                print(f"test kubelet: delete {path}: {e}", file=sys.stderr, flush=True)
+
+    def kill_processes(self, *_: object) -> None:
+        """SIGKILLs every Pod process and exits (on SIGTERM/SIGINT)."""
+        for process in list(self.processes.values()):
+            process.kill()
+        sys.exit(0)
 
     def handle(self, kind: str, pod: JSON) -> None:
         """Acts on one watch event of a Pod."""
@@ -324,20 +370,21 @@ class Kubelet:
         if kind == "DELETED":
             for cache in (self.reported, self.ips, self.started):
                 cache.pop(uid, None)
+            self.deleting.discard(uid)
+            if uid in self.processes:
+                threading.Thread(target=self.processes.pop(uid).stop, args=(0,), daemon=True).start()
             return
         node = spec.get("nodeName")
         if meta.get("deletionTimestamp"):
-            if node == self.node:
-                self.api.request(
-                    "DELETE",
-                    path,
-                    {
-                        "apiVersion": "v1",
-                        "kind": "DeleteOptions",
-                        "gracePeriodSeconds": 0,
-                        "preconditions": {"uid": uid},
-                    },
-                )
+            if node == self.node and uid not in self.deleting:
+                process = self.processes.pop(uid, None)
+                if process is None:
+                    self.finish_deletion(None, 0, path, uid)
+                else:
+                    self.deleting.add(uid)
+                    grace = float(meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30)))
+                    args = (process, grace, path, uid)
+                    threading.Thread(target=self.finish_deletion, args=args, daemon=True).start()
             return
         if not node:
             if spec.get("schedulerName", "default-scheduler") == "default-scheduler":
@@ -354,14 +401,20 @@ class Kubelet:
             return
         if node != self.node:
             return
+        entry = process_entry(pod, self.images)
+        if uid in self.processes or entry is not None:
+            if uid not in self.processes and entry is not None and not terminal(pod):
+                self.processes[uid] = PodProcess(self.new_api, pod, entry, self.pod_ip(uid), self.work_dir)
+                self.processes[uid].start()
+            return
         mode = pod_mode(pod)
         images = ",".join(c.get("image", "") for c in spec["containers"])
         fingerprint = f"{mode}|{images}"
         want_phase = {"run": "Running", "fail": "Running", "succeed": "Succeeded", "pending": "Pending"}[mode]
         if self.reported.get(uid) == fingerprint and pod.get("status", {}).get("phase") == want_phase:
             return
-        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-            return  # terminal phases may not change
+        if terminal(pod):
+            return
         started_at = self.started.setdefault(uid, now())
         status = pod_status(pod, mode, self.pod_ip(uid), started_at)
         self.api.request(
@@ -372,6 +425,8 @@ class Kubelet:
     def run(self) -> None:
         """Registers, then lists and watches all Pods until killed."""
         self.register()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.kill_processes)
         threading.Thread(target=self.heartbeats, name="heartbeats", daemon=True).start()
         print(f"test kubelet: node {self.node} registered", file=sys.stderr, flush=True)
         while True:
@@ -415,10 +470,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ca-file", required=True)
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--node", default="canopy-test-node")
+    parser.add_argument("--process-images", help="JSON map of the images run as local processes (process mode)")
+    parser.add_argument("--work-dir", default=".", help="where process-mode Pods get their directories and logs")
     args = parser.parse_args(argv)
     with open(args.token_file) as f:
         token = f.read().strip()
-    Kubelet(args.server, args.ca_file, token, args.node).run()
+    images = load_process_images(args.process_images) if args.process_images else {}
+    Kubelet(args.server, args.ca_file, token, args.node, images, Path(args.work_dir)).run()
 
 
 if __name__ == "__main__":
