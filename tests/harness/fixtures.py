@@ -29,12 +29,21 @@ from tests.harness.moto import MotoServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE_SERVER_IMAGE = "canopy-test/workspace-server:process"  # run as `python -m workspace_server` (process mode)
+NEXT_RELEASE, NEXT_IMAGE = "0.2.0", "canopy-test/workspace-server:0.2.0"  # the same server reporting 0.2.0
+FAULTY_RELEASE, FAULTY_IMAGE = "0.2.1", "canopy-test/workspace-server:0.2.1"  # 0.2.1, failing 1 API request in 2
 
 
 def workspace_server_images(moto: MotoServer) -> dict[str, dict[str, Any]]:
-    """The process-image map running :data:`WORKSPACE_SERVER_IMAGE` as this checkout's workspace server on moto."""
+    """The process-image map running this checkout's workspace server on moto: as itself
+    (:data:`WORKSPACE_SERVER_IMAGE`), as release :data:`NEXT_RELEASE`, and as the bad release
+    :data:`FAULTY_RELEASE` (``tests/harness/server_variant.py``)."""
     env = moto.client_env() | {"PYTHONPATH": str(REPO_ROOT)}
-    return {WORKSPACE_SERVER_IMAGE: {"argv": [sys.executable, "-m", "workspace_server"], "env": env}}
+    variant = [sys.executable, "-m", "tests.harness.server_variant", "--version"]
+    return {
+        WORKSPACE_SERVER_IMAGE: {"argv": [sys.executable, "-m", "workspace_server"], "env": env},
+        NEXT_IMAGE: {"argv": [*variant, NEXT_RELEASE], "env": env},
+        FAULTY_IMAGE: {"argv": [*variant, FAULTY_RELEASE, "--fail-every", "2"], "env": env},
+    }
 
 
 @pytest.fixture(scope="session")
