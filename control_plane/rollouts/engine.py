@@ -51,13 +51,12 @@ from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.releases import repository as releases
 from control_plane.releases import service as release_service
 from control_plane.rollouts import gates, repository
-from control_plane.rollouts.models import Rollout, RolloutState, TargetState
+from control_plane.rollouts.models import UPGRADABLE, Rollout, RolloutState, TargetState
 from control_plane.rollouts.notices import tell_operators
 from control_plane.rollouts.planning import allowed_failures
 from control_plane.rollouts.repository import InFlight
 from control_plane.rollouts.schemas import Plan
 from control_plane.rollouts.windows import is_open
-from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -343,8 +342,8 @@ def _start(session: Session, rollout: Rollout, plan: Plan, wave: int, now: datet
 
 
 def _why_skip(ws: Workspace | None, release: Any) -> str | None:
-    if ws is None or ws.lifecycle_state != Lifecycle.active:
-        return "no longer active" if ws is not None else "deleted"
+    if ws is None or ws.lifecycle_state not in UPGRADABLE:
+        return f"{ws.lifecycle_state.value}, not running" if ws is not None else "deleted"
     if ws.release_pin_reason is not None:
         return f"pinned to {ws.desired_release}: {ws.release_pin_reason}"
     return release_service.refusal(release, ws.schema_revision)
