@@ -53,7 +53,8 @@ def test_bad_rollout_requests_are_refused_with_a_problem_and_change_nothing(api_
     before = rollouts_of(plane, operator)
 
     def start(body: dict[str, Any], headers: dict[str, str] = operator) -> httpx.Response:
-        return plane.api.post("/api/v1/rollouts", json=body, headers=headers)
+        answer: httpx.Response = plane.api.post("/api/v1/rollouts", json=body, headers=headers)
+        return answer
 
     bad_version = problem(start({"release": "latest"}), 422)
     assert any("release" in str(e) for e in bad_version["errors"]), bad_version
