@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
-from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
+from control_plane.workspaces.lifecycle import Lifecycle
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -46,8 +46,10 @@ class TargetState(enum.StrEnum):
     skipped = "skipped"
 
 
-UPGRADABLE = tuple(sorted(RUNNING_STATES - {Lifecycle.provisioning}))
-"""Workspaces whose server runs (trial, paying, past due or suspended): the ones rollouts take."""
+UPGRADABLE = frozenset({Lifecycle.trialing, Lifecycle.active, Lifecycle.past_due, Lifecycle.suspended})
+"""Lifecycle states a rollout upgrades: the server runs and the workspace is past provisioning (a trial too: a
+release rolled out everywhere must reach every running server, or its schema's next contraction is unsafe)."""
+
 IN_FLIGHT = (TargetState.upgrading, TargetState.soaking, TargetState.rolling_back)
 FINISHED = (TargetState.succeeded, TargetState.failed, TargetState.rolled_back, TargetState.skipped)
 

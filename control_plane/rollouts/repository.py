@@ -64,8 +64,8 @@ def to_drive(session: Session) -> list[uuid.UUID]:
 
 
 def selectable(session: Session, selector: Selector, release: str) -> list[uuid.UUID]:
-    """Running (:data:`UPGRADABLE`), unpinned workspaces that ``selector`` matches, not on ``release`` already
-    and not in an active rollout."""
+    """Upgradable (running), unpinned workspaces that ``selector`` matches, not on ``release`` already and not in
+    an active rollout."""
     busy = (
         select(RolloutTarget.workspace_id)
         .join(Rollout, Rollout.id == RolloutTarget.rollout_id)
