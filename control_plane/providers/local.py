@@ -496,7 +496,7 @@ class LocalCompute:
         Data stays; the next start's drift check (:meth:`find_drift`) restarts the servers of running workspaces.
         """
         stopped = 0
-        for root in sorted((self._state_dir.resolve() / "workspaces").glob("*")):
+        for root in sorted((self._state_dir.resolve() / "workspaces").glob("*/")):
             for rd in Slots(root).all():
                 if lock_held(rd / LOCK_FILE):
                     with contextlib.suppress(ProviderError):

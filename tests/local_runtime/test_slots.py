@@ -141,7 +141,7 @@ def test_a_command_that_cannot_start_is_a_clear_error(runtime: Runtime, tmp_path
         runtime.ensure(missing)
 
 
-def test_stop_leftovers_and_teardown_see_both_slots(runtime: Runtime) -> None:
+def test_stop_stop_all_leftovers_and_teardown_see_both_slots(runtime: Runtime) -> None:
     _, old_pid, _ = runtime.ensure(runtime.bundled)
     _, new_pid, _ = runtime.ensure(runtime.next)
     assert len(runtime.compute.leftovers(runtime.spec)) == 2
@@ -150,6 +150,9 @@ def test_stop_leftovers_and_teardown_see_both_slots(runtime: Runtime) -> None:
     assert process_gone(old_pid) and process_gone(new_pid) and runtime.running() == []
     port, _, created = runtime.ensure(runtime.next)  # the wake starts the current release in the current slot
     assert created == ("server",) and release_of(port) == NEXT and runtime.running() == ["runtime-b"]
+
+    runtime.ensure(runtime.bundled)
+    assert runtime.compute.stop_all() == 2 and runtime.running() == []  # ``canopy run`` on exit
 
     runtime.compute.teardown(runtime.spec)
     assert runtime.compute.leftovers(runtime.spec) == []
