@@ -43,7 +43,7 @@ from control_plane.workspaces.waking import WAKEABLE_STATES, WakeFailed, Waker, 
 
 log = logging.getLogger(__name__)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host"}
-CACHE_SECONDS = 2.0  # how long a known port is trusted
+CACHE_SECONDS = 1.0  # how long a known port is trusted (below the local runtime's SWITCH_GRACE_SECONDS)
 MISS_CACHE_SECONDS = 0.2  # short, so a workspace is reachable as soon as it is provisioned
 PATH_PREFIX = b"/w/"
 PREFIX_HEADER = b"x-forwarded-prefix"
@@ -299,7 +299,7 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
         async for data in upstream:
             key = "text" if isinstance(data, str) else "bytes"
             await send({"type": "websocket.send", key: data})
-        await send({"type": "websocket.close", "code": 1000})
+        await send({"type": "websocket.close", "code": _relayed_close_code(upstream.close_code)})
 
     tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
     try:
@@ -309,6 +309,12 @@ async def _relay(upstream: Any, receive: Receive, send: Send) -> None:
             task.cancel()
         with contextlib.suppress(Exception):
             await upstream.close()
+
+
+def _relayed_close_code(code: int | None) -> int:
+    """The close code a client gets when its server closed the WebSocket: the server's own (1001 when it stops, so
+    the client reconnects), 1000 when it sent none that may be sent."""
+    return 1000 if code is None or code in (1005, 1006, 1015) else code
 
 
 async def _problem(scope: Scope, send: Send, problem: Problem) -> None:

@@ -7,8 +7,11 @@
   (``python -m workspace_server.forkserver``, one per process that reconciles, started with it): a server starts
   without paying the interpreter's start and the server's imports, which is most of what a wake costs. The server
   holds an exclusive ``flock`` on ``<runtime_dir>/server.lock`` for its whole life, so "is it running?" is
-  answered by the lock, "which process is it?" by the process holding that file open, and a second server for one
-  workspace cannot exist.
+  answered by the lock, "which process is it?" by the process holding that file open, and a second server in one
+  runtime directory cannot exist. A workspace has two (:mod:`control_plane.providers.local_slots`): a release
+  switch starts the new release beside the old one, points at it once it answers with that release, and stops the
+  old one after the outputs name the new one (blue/green). A release with a command runs it as a detached process
+  with the same environment.
 - DNS: ``<control-plane URL>/w/<slug>``, which every client reaches, and ``http://<slug>.<base_domain>:<port>``
   for browsers (which resolve ``*.localhost`` themselves); the control plane proxies both to the port recorded in
   the workspace outputs.
@@ -44,12 +47,14 @@ from control_plane.providers.base import (
     Ensured,
     Observed,
     ProviderError,
+    RunRelease,
     ServerConfig,
     Watched,
     WorkspaceSpec,
 )
+from control_plane.providers.local_slots import Slots, mark_release, runs
 from control_plane.providers.tenant_database import TenantDatabase
-from control_plane.providers.workspace_client import observed_from_ping, ping
+from control_plane.providers.workspace_client import observed_from_ping, ping, server_status
 
 CONNECTION_LIMIT = 20
 # A server opens at most its pool, the pool's overflow (10) and the post writer's two connections: its pool is kept
@@ -63,6 +68,9 @@ LOG_FILE = "server.log"
 SPAWN_LOCK_FILE = "spawn.lock"
 READY_POLL_SECONDS = 0.02
 HEALTH_TIMEOUT_SECONDS = 2.0  # a running server's ping, checked at each drift detection
+SWITCH_GRACE_SECONDS = 2.0
+"""After a switch, how long the previous server keeps serving once the outputs name the new one: longer than the
+proxy keeps a port (``control_plane.proxy.CACHE_SECONDS``), so no request is sent to it after its SIGTERM."""
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -309,7 +317,9 @@ def fork_server(state_dir: Path, timeout: float) -> ForkServer:
 
 
 class LocalCompute:
-    """A detached workspace-server process per workspace, found again through its lock file."""
+    """A detached workspace-server process per workspace, found again through its lock file, in one of two slots
+    (:mod:`control_plane.providers.local_slots`): a release switch starts the new server in the other slot beside
+    the old one (blue/green), and :meth:`retire` stops the old one once the outputs name the new one."""
 
     def __init__(self, state_dir: Path, ready_timeout: float, stop_timeout: float = 10.0) -> None:
         self._state_dir = state_dir
@@ -317,15 +327,25 @@ class LocalCompute:
         self._stop_timeout = stop_timeout
         self._forks = fork_server(state_dir, ready_timeout)
 
+    def slots(self, ws: WorkspaceSpec) -> Slots:
+        """The workspace's two server slots."""
+        return Slots(workspace_root(self._state_dir, ws))
+
     def runtime_dir(self, ws: WorkspaceSpec) -> Path:
-        return workspace_root(self._state_dir, ws) / "runtime"
+        """The current slot's runtime directory."""
+        return self.slots(ws).current()
+
+    @contextlib.contextmanager
+    def _spawning(self, slots: Slots) -> Iterator[None]:
+        """The workspace's spawner lock (one starter/stopper per workspace across all workers)."""
+        slots.home.mkdir(parents=True, exist_ok=True)
+        with _exclusive(slots.home / SPAWN_LOCK_FILE, 2 * self._ready_timeout + 2 * self._stop_timeout):
+            yield
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
-        rd = self.runtime_dir(ws)
-        rd.mkdir(parents=True, exist_ok=True)
-        with _exclusive(rd / SPAWN_LOCK_FILE, 2 * self._ready_timeout):
-            pid = None if lock_held(rd / LOCK_FILE) else self._spawn(rd, config)
-            port, started = self._wait_ready(rd, pid)
+        slots = self.slots(ws)
+        with self._spawning(slots):
+            rd, port, started = self._serve(slots, config)
         outputs = {
             "runtime_dir": str(rd),
             "port": port,
@@ -333,6 +353,25 @@ class LocalCompute:
             "internal_url": f"http://127.0.0.1:{port}",
         }
         return Ensured(outputs, ("server",) if started else ())
+
+    def _serve(self, slots: Slots, config: ServerConfig) -> tuple[Path, int, bool]:
+        """A server of ``config.release`` serving in the current slot (switched to, if need be); returns its slot,
+        its port and whether it was started now. Every crash on the way leaves a state this finishes."""
+        release, current, other = config.release, slots.current(), slots.other()
+        if lock_held(current / LOCK_FILE) and runs(current, release):
+            return current, *self._wait_ready(current, None)
+        if lock_held(other / LOCK_FILE) and runs(other, release):
+            # A switch that crashed before its flip, or a return to the previous release not yet retired.
+            port, _ = self._wait_ready(other, None)
+            slots.make_current(other)
+            return other, port, False
+        if not lock_held(current / LOCK_FILE):
+            return current, *self._wait_ready(current, self._spawn(current, config), release)
+        if lock_held(other / LOCK_FILE):
+            self._terminate(other)  # neither current nor wanted: nothing routes to it
+        port, started = self._wait_ready(other, self._spawn(other, config), release)
+        slots.make_current(other)
+        return other, port, started
 
     def _environment(self, rd: Path, config: ServerConfig) -> dict[str, str]:
         env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
@@ -353,13 +392,20 @@ class LocalCompute:
         return env
 
     def _spawn(self, rd: Path, config: ServerConfig) -> int:
+        """Start ``config.release`` in slot ``rd``: its command as a detached process, the bundled server through
+        the fork server. Returns the pid."""
+        rd.mkdir(parents=True, exist_ok=True)
         for stale in (PID_FILE, PORT_FILE):
             (rd / stale).unlink(missing_ok=True)
-        return self._forks.fork(self._environment(rd, config), rd, rd / LOG_FILE)
+        mark_release(rd, config.release)
+        env = self._environment(rd, config)
+        if config.release is None or config.release.command is None:
+            return self._forks.fork(env, rd, rd / LOG_FILE)
+        return _detached(config.release.command, env, rd)
 
-    def _wait_ready(self, rd: Path, pid: int | None) -> tuple[int, bool]:
-        """Wait for ``server.port`` and a 200 ping; ``pid`` (the server just started) is None when adopting a
-        running server.
+    def _wait_ready(self, rd: Path, pid: int | None, release: RunRelease | None = None) -> tuple[int, bool]:
+        """Wait for ``server.port`` and a 200 ping (naming ``release``, when given); ``pid`` (the server just
+        started) is None when adopting a running server.
 
         Returns the port and whether the server answering is the one started.
         """
@@ -372,7 +418,9 @@ class LocalCompute:
             elif pid is None and not lock_held(rd / LOCK_FILE):
                 raise ProviderError(f"workspace server stopped while starting (see {rd / LOG_FILE})")
             port = _read_int(rd / PORT_FILE)
-            if port and ping(f"http://127.0.0.1:{port}", timeout=1.0):
+            status = server_status(f"http://127.0.0.1:{port}", timeout=1.0) if port else None
+            if port and status is not None:
+                self._check_release(rd, status, release)
                 return port, pid is not None
             time.sleep(READY_POLL_SECONDS)
         # Wedged (never published its port, or stopped answering): stop it so the retry starts afresh.
@@ -381,20 +429,42 @@ class LocalCompute:
                 self._terminate(rd)
         raise ProviderError(f"workspace server not ready after {self._ready_timeout:g}s, stopped (see {rd / LOG_FILE})")
 
+    def _check_release(self, rd: Path, status: Mapping[str, Any], release: RunRelease | None) -> None:
+        """Stop the server in ``rd`` and raise when its ping names another release than ``release``."""
+        reported = status.get("CanopyRelease")
+        if release is None or reported == release.version:
+            return
+        with contextlib.suppress(ProviderError):
+            self._terminate(rd)
+        raise ProviderError(f"the server started as release {release.version} answers as {reported}, stopped")
+
     def observe(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Observed:
         """The release and schema revision the running server reports."""
         url = outputs.get("internal_url")
         return observed_from_ping(str(url)) if url else Observed()
 
-    def stop(self, ws: WorkspaceSpec) -> None:
-        rd = self.runtime_dir(ws)
-        if not rd.is_dir():
+    def retire(self, ws: WorkspaceSpec) -> None:
+        """Stop the server of the slot that is not current (the previous release's, after a switch), gracefully,
+        once every proxy has had time to read the recorded outputs that name the current one."""
+        slots = self.slots(ws)
+        if not lock_held(slots.other() / LOCK_FILE):
             return
-        with _exclusive(rd / SPAWN_LOCK_FILE, 2 * self._ready_timeout):
-            if lock_held(rd / LOCK_FILE):
-                self._terminate(rd)
-            for stale in (PID_FILE, PORT_FILE):
-                (rd / stale).unlink(missing_ok=True)
+        with self._spawning(slots):
+            other = slots.other()
+            if lock_held(other / LOCK_FILE):
+                time.sleep(SWITCH_GRACE_SECONDS)
+                self._terminate(other)
+
+    def stop(self, ws: WorkspaceSpec) -> None:
+        slots = self.slots(ws)
+        if not slots.home.is_dir():
+            return
+        with self._spawning(slots):
+            for rd in slots.all():
+                if lock_held(rd / LOCK_FILE):
+                    self._terminate(rd)
+                for stale in (PID_FILE, PORT_FILE):
+                    (rd / stale).unlink(missing_ok=True)
 
     def _terminate(self, rd: Path) -> None:
         pid = _read_int(rd / PID_FILE)
@@ -415,7 +485,10 @@ class LocalCompute:
 
     def teardown(self, ws: WorkspaceSpec) -> None:
         self.stop(ws)
-        shutil.rmtree(self.runtime_dir(ws), ignore_errors=True)
+        slots = self.slots(ws)
+        for rd in slots.all():
+            shutil.rmtree(rd, ignore_errors=True)
+        slots.remove_pointer()
 
     def stop_all(self) -> int:
         """Stop every workspace server under the state dir (``canopy run`` on exit); returns how many.
@@ -423,16 +496,16 @@ class LocalCompute:
         Data stays; the next start's drift check (:meth:`find_drift`) restarts the servers of running workspaces.
         """
         stopped = 0
-        for rd in sorted((self._state_dir.resolve() / "workspaces").glob("*/runtime")):
-            if lock_held(rd / LOCK_FILE):
-                with contextlib.suppress(ProviderError):
-                    self._terminate(rd)
-                    stopped += 1
+        for root in sorted((self._state_dir.resolve() / "workspaces").glob("*/")):
+            for rd in Slots(root).all():
+                if lock_held(rd / LOCK_FILE):
+                    with contextlib.suppress(ProviderError):
+                        self._terminate(rd)
+                        stopped += 1
         return stopped
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
-        rd = self.runtime_dir(ws)
-        return [f"workspace server in {rd}"] if lock_held(rd / LOCK_FILE) else []
+        return [f"workspace server in {rd}" for rd in self.slots(ws).all() if lock_held(rd / LOCK_FILE)]
 
     def find_drift(self, watched: Sequence[Watched], cursors: Cursors) -> list[Drift]:
         """The local runtime's supervisor: a running workspace whose server is gone, or no longer answers its ping
@@ -452,6 +525,25 @@ class LocalCompute:
         if not port or not ping(f"http://127.0.0.1:{port}", timeout=HEALTH_TIMEOUT_SECONDS):
             return "the workspace server does not answer its ping"
         return None
+
+
+def _detached(command: Sequence[str], env: dict[str, str], rd: Path) -> int:
+    """Start ``command`` in its own session in ``rd``, its output appended to the slot's log; returns its pid."""
+    with open(rd / LOG_FILE, "ab") as log:
+        try:
+            process = subprocess.Popen(
+                list(command),
+                env=env,
+                cwd=rd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ProviderError(f"the release's command did not start: {type(exc).__name__}: {exc.strerror}") from exc
+    return process.pid
 
 
 # --------------------------------------------------------------------------------------------

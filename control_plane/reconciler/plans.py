@@ -1,6 +1,6 @@
 """Which steps provision a workspace, per provider and tier, as data.
 
-- local (every tier): database, storage, restore, compute, dns, initial_admin, available, observe,
+- local (every tier): database, storage, restore, compute, dns, initial_admin, available, retire, observe,
   plan (:data:`.steps.STEPS`).
 - aws, enterprise (a silo): kms, storage, database, restore, cluster, identity, compute, initial_admin, dns,
   available, observe, plan.
@@ -8,7 +8,9 @@
   observe, plan.
 
 ``compute`` runs the workspace's desired release (:mod:`control_plane.releases`); ``observe`` reads back which
-release runs and records it (``observed_release``, ``schema_revision``).
+release runs and records it (``observed_release``, ``schema_revision``). Locally, a release switch starts the new
+server beside the old one (blue/green); ``retire`` stops the old one once the outputs naming the new one are
+recorded (:class:`control_plane.providers.local.LocalCompute`).
 
 ``restore`` puts a backup into a clone made from it before its server first starts (nothing otherwise:
 :mod:`control_plane.backups.restoring`).

@@ -166,6 +166,12 @@ def ensure_plan(ctx: Context) -> Ensured:
     return Ensured()
 
 
+def ensure_retired(ctx: Context) -> Ensured:
+    """Stop the previous server of a release switch, now that the outputs naming the new one are recorded."""
+    ctx.providers.compute.retire(ctx.spec)
+    return Ensured()
+
+
 def ensure_observed(ctx: Context) -> Ensured:
     """Read back which release runs (the server's report; on Kubernetes also the Pods' images) and record it."""
     observed = ctx.providers.compute.observe(ctx.spec, ctx.outputs)
@@ -184,6 +190,7 @@ STEPS: tuple[Step, ...] = (
     Step("dns", "DnsReady", ensure_dns, teardown_dns),
     Step("initial_admin", None, ensure_initial_admin),
     Step("available", "Available", ensure_available),
+    Step("retire", None, ensure_retired),
     OBSERVE,
     Step("plan", None, ensure_plan),
 )

@@ -52,7 +52,7 @@ def test_concurrent_first_requests_wake_the_workspace_once(sleepy: Sleepy) -> No
 
 
 def test_requests_right_after_a_hibernation_wake_it_http_and_websocket(sleepy: Sleepy) -> None:
-    """The proxy knew the server's port a moment ago (it keeps it 2 s): the request finds it gone, looks again and
+    """The proxy knew the server's port a moment ago (it keeps it 1 s): the request finds it gone, looks again and
     waits for the wake; a WebSocket's upgrade likewise, then it is relayed."""
     slug = f"socket-{uuid.uuid4().hex[:6]}"
     sleepy.plane.start_worker()

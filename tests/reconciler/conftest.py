@@ -42,6 +42,7 @@ from control_plane.core.security import hash_password
 from control_plane.core.settings import get_settings
 from control_plane.core.task_queue import close_sync_app
 from control_plane.organizations import service as organizations
+from control_plane.providers.local_slots import SLOTS
 from control_plane.tokens import service as tokens
 from control_plane.workspaces import service as workspaces
 from control_plane.workspaces.lifecycle import Lifecycle
@@ -103,7 +104,7 @@ def all_server_pids() -> dict[str, list[int]]:
 
 def _server_processes() -> list[tuple[int, str]]:
     """(pid, runtime dir) of every workspace-server process: one of ``workspace_server`` (started as itself or
-    forked by its fork server) that holds a ``.../runtime/server.lock`` open."""
+    forked by its fork server) that holds a ``.../runtime/server.lock`` (or ``runtime-b``, the other slot) open."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -119,7 +120,7 @@ def _server_processes() -> list[tuple[int, str]]:
         for fd in descriptors:
             with contextlib.suppress(OSError):
                 target = Path(os.readlink(fd))
-                if target.name == "server.lock" and target.parent.name == "runtime":
+                if target.name == "server.lock" and target.parent.name in SLOTS:
                     found.append((int(proc.name), str(target.parent)))
                     break
     return found

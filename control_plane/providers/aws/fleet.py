@@ -114,6 +114,9 @@ class KubeWorkload:
         reported = observed_from_ping(url) if self._probe_http and url else Observed()
         return replace(reported, images=compute.running_images(ws))
 
+    def retire(self, ws: WorkspaceSpec) -> None:
+        """Nothing: a Deployment's rolling update replaces the Pods itself."""
+
     def _ingress_address(self, client: KubeClient, ws: WorkspaceSpec) -> str:
         version = choose_api_versions(client.served_versions).ingress
         namespace = namespace_name(self._deploy, ws)
