@@ -11,9 +11,8 @@ from fastapi.responses import JSONResponse
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
-from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.releases.auth import ReleaseManager, ReleaseReader
-from control_plane.rollouts import repository, service
+from control_plane.rollouts import commands, repository, service
 from control_plane.rollouts.schemas import RolloutAction, RolloutCreate, RolloutOut, RolloutTargetOut
 from control_plane.rollouts.tasks import defer_advance
 
@@ -58,14 +57,7 @@ def rollout_targets(rollout_id: uuid.UUID, session: DbSession, principal: Releas
 
 
 def _act(rollout_id: uuid.UUID, action: str, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
-    verb = {"pause": service.pause, "resume": service.resume, "abort": service.abort, "rollback": service.rollback}
-    rollout = verb[action](session, rollout_id, body.reason, actor)
-    sent_back = service.touched_workspaces(session, rollout_id) if action == "rollback" else []
-    session.commit()
-    for workspace_id in sent_back:
-        defer_reconcile(workspace_id, Cause.upgrade)
-    defer_advance(rollout_id)
-    return service.rollout_out(session, rollout)
+    return service.rollout_out(session, commands.act(session, rollout_id, action, body.reason, actor))
 
 
 @router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=problem_responses(404, 409))
