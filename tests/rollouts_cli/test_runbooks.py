@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import text
 
 from tests.rollouts_cli.conftest import VERSION, Console, runbook_commands
+from tests.waiting import wait_until
 
 
 def queued(task: str, **args: str) -> int:
@@ -59,19 +60,39 @@ def test_start_a_rollout(console: Console) -> None:
     assert console.run(f"canopy rollouts start {VERSION} --plan 'not json'").returncode == 2
 
 
+def paused_by_the_engine(console: Console, *workspace_ids: uuid.UUID) -> str:
+    """A rollout of VERSION whose canary never serves it (no server behind the rows): the engine's passes send the
+    canary back once its 1 s upgrade deadline passes, and pause the rollout (the canary wave has no budget)."""
+    from control_plane.core.db import session_scope
+    from control_plane.rollouts import engine, repository
+    from control_plane.rollouts.models import RolloutState
+
+    flags = " ".join(f"--workspace {w}" for w in workspace_ids)
+    rollout_id = console.json(f"canopy rollouts start {VERSION} {flags} --canaries 1 --upgrade-timeout-seconds 1")["id"]
+
+    def paused() -> bool:
+        engine.advance(uuid.UUID(rollout_id))
+        with session_scope() as session:
+            rollout = repository.get(session, uuid.UUID(rollout_id))
+            return rollout is not None and rollout.state == RolloutState.paused
+
+    wait_until("the engine to pause the rollout", paused, timeout=60)
+    return str(rollout_id)
+
+
 def test_a_paused_rollout_is_read_then_resumed_or_aborted(console: Console) -> None:
     show, targets, status, resume, abort = runbook_commands("rollout-paused.md")
     console.published()
-    canary, *others = console.workspaces(3)
-    rollout_id = started(console, canary, *others)
-    console.json("canopy rollouts pause <rollout id> --reason 'checking the canary'", rollout_id=rollout_id)
+    rollout_id = paused_by_the_engine(console, *console.workspaces(3))
 
     shown = console.json(show, rollout_id=rollout_id)
-    assert (shown["state"], shown["reason"]) == ("paused", "checking the canary")
-    upgrading = [t for t in console.json(targets, rollout_id=rollout_id) if t["state"] == "upgrading"]
-    assert len(upgrading) == 1 and upgrading[0]["wave"] == 0
-    ws = console.json(status, workspace_id=upgrading[0]["workspace_id"])
-    assert (ws["desired_release"], ws["observed_release"]) == (VERSION, "0.1.0")
+    assert shown["reason"].startswith("the canary wave: 1 of 1 upgrades failed, over its budget of 0")
+    [failure] = shown["waves"][0]["failures"]
+    assert failure["reason"] == f"not serving {VERSION} within 1 s"
+    back = [t for t in console.json(targets, rollout_id=rollout_id) if t["state"] == "rolling_back"]
+    assert [t["workspace_id"] for t in back] == [failure["workspace_id"]] and back[0]["wave"] == 0
+    ws = console.json(status, workspace_id=failure["workspace_id"])
+    assert (ws["desired_release"], ws["observed_release"]) == ("0.1.0", "0.1.0")
     assert "last_error" in ws["reconcile"]
 
     resumed = console.json(resume, rollout_id=rollout_id, why="canary fine, its host was down")
