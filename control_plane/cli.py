@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from control_plane import release_cli
+
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
@@ -427,6 +429,45 @@ def cmd_workspaces_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_maintenance_window(args: argparse.Namespace) -> int:
+    """Set or clear an Enterprise workspace's maintenance window as an operator at the console; prints the window
+    (JSON; null once cleared)."""
+    import json
+
+    from pydantic import ValidationError
+
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.core.db import session_scope
+    from control_plane.core.problems import Problem
+    from control_plane.workspaces import maintenance, repository
+    from control_plane.workspaces.schemas import MaintenanceWindow
+
+    window = None
+    if not args.clear:
+        try:
+            days = [int(day) for day in (args.days or "").split(",") if day.strip()]
+            window = MaintenanceWindow(
+                days=days, start=args.start or "", duration_minutes=args.minutes or 0, timezone=args.timezone
+            )
+        except (ValueError, ValidationError) as exc:
+            errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": ["days"], "msg": str(exc)}]
+            flags = {"days": "--days", "start": "--start", "duration_minutes": "--minutes", "timezone": "--timezone"}
+            log.error("%s", "; ".join(f"{flags.get(str(e['loc'][0]), '--days')}: {e['msg']}" for e in errors))
+            return 2
+    try:
+        with session_scope() as session:
+            ws = repository.get(session, args.workspace_id, for_update=True)
+            if ws is None:
+                log.error("workspace %s not found", args.workspace_id)
+                return 1
+            shown = maintenance.set_window(session, ws, window, "cli").maintenance_window
+    except Problem as exc:
+        log.error("workspace %s: %s", args.workspace_id, exc.detail)
+        return 1
+    print(json.dumps(shown))
+    return 0
+
+
 def _wait_for(read: Callable[[], tuple[bool, dict[str, Any]]], timeout: float, what: str) -> dict[str, Any] | None:
     """Poll ``read`` (done?, shown) every half second until done; None (logged) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -642,6 +683,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", help="show a workspace, its reconcile jobs and the live workers (JSON)")
     status.add_argument("workspace_id", type=uuid.UUID)
     status.set_defaults(func=cmd_workspaces_status)
+    window = verbs.add_parser("maintenance-window", help="set or clear an Enterprise workspace's maintenance window")
+    window.add_argument("workspace_id", type=uuid.UUID)
+    window.add_argument("--days", help="weekdays, 0 = Monday, comma-separated (e.g. 1,3)")
+    window.add_argument("--start", help="local start time, HH:MM")
+    window.add_argument("--minutes", type=int, help="how long it lasts (30 to 1440)")
+    window.add_argument("--timezone", default="UTC", help="an IANA time zone name (default UTC)")
+    window.add_argument("--clear", action="store_true", help="drop the window (rollouts restart it at any time)")
+    window.set_defaults(func=cmd_workspaces_maintenance_window)
     backups = sub.add_parser("backups", help="back workspaces up and restore them (JSON out)")
     backup_verbs = backups.add_subparsers(dest="backups_command", required=True)
     create = backup_verbs.add_parser("create", help="back a workspace up now and wait for the backup")
@@ -669,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup_verbs.add_parser(
         "schedule", help="request the due scheduled backups and discard the expired ones now"
     ).set_defaults(func=cmd_backups_schedule)
+    release_cli.add_parsers(sub)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

@@ -54,6 +54,7 @@ class Permission(enum.StrEnum):
     drill_backups = "drill_backups"
     read_releases = "read_releases"
     manage_releases = "manage_releases"
+    set_maintenance_window = "set_maintenance_window"
 
 
 R = Role
@@ -78,6 +79,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.drill_backups: frozenset({R.operator, R.admin}),
     Permission.read_releases: frozenset({R.operator, R.support, R.admin}),
     Permission.manage_releases: frozenset({R.operator, R.admin}),
+    Permission.set_maintenance_window: frozenset({R.owner, R.operator, R.admin}),
 }
 
 

@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
-from control_plane.reconciler.queue import Cause, defer_reconcile
-from control_plane.releases import service
+from control_plane.releases import commands, service
 from control_plane.releases.auth import ReleaseManager, ReleaseReader
 from control_plane.releases.schemas import FleetCount, ReleaseChange, ReleaseOut, ReleasePin, ReleasePublish
 from control_plane.workspaces.schemas import WorkspaceOut, workspace_out
@@ -55,11 +54,7 @@ def get_release(version: str, session: DbSession, principal: ReleaseReader) -> R
 @router.patch("/releases/{version}", response_model=ReleaseOut, responses=problem_responses(404, 409))
 def change_release(version: str, body: ReleaseChange, session: DbSession, principal: ReleaseManager) -> ReleaseOut:
     """Promote a candidate to stable or revoke a release (revoking aborts the rollouts that carry it)."""
-    from control_plane.rollouts.service import abort_rollouts_of
-
-    service.change(session, version, body.state, body.notes, principal.actor)
-    abort_rollouts_of(session, version, principal.actor)
-    session.commit()
+    commands.change(session, version, body.state, body.notes, principal.actor)
     return service.one(session, version)
 
 
@@ -70,15 +65,11 @@ def pin_release(
     workspace_id: uuid.UUID, body: ReleasePin, session: DbSession, principal: ReleaseManager
 ) -> WorkspaceOut:
     """Pin a workspace to a release for a stated reason; rollouts leave it alone until it is unpinned."""
-    ws = service.pin(session, workspace_id, body.version, body.reason, principal.actor)
-    session.commit()
-    defer_reconcile(ws.id, Cause.operator)
-    return workspace_out(ws)
+    return workspace_out(commands.pin(session, workspace_id, body.version, body.reason, principal.actor))
 
 
 @router.delete("/workspaces/{workspace_id}/release-pin", status_code=204, responses=problem_responses(404))
 def unpin_release(workspace_id: uuid.UUID, session: DbSession, principal: ReleaseManager) -> Response:
     """Let rollouts take the workspace again."""
-    service.unpin(session, workspace_id, principal.actor)
-    session.commit()
+    commands.unpin(session, workspace_id, principal.actor)
     return Response(status_code=204)

@@ -12,8 +12,8 @@ from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import problem_responses
 from control_plane.releases.auth import ReleaseManager, ReleaseReader
-from control_plane.rollouts import repository, service
-from control_plane.rollouts.actions import Action, act
+from control_plane.rollouts import commands, repository, service
+from control_plane.rollouts.commands import Action
 from control_plane.rollouts.schemas import RolloutAction, RolloutCreate, RolloutOut, RolloutTargetOut
 from control_plane.rollouts.tasks import defer_advance
 
@@ -58,7 +58,7 @@ def rollout_targets(rollout_id: uuid.UUID, session: DbSession, principal: Releas
 
 
 def _act(rollout_id: uuid.UUID, action: Action, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
-    return service.rollout_out(session, act(session, rollout_id, action, body.reason, actor))
+    return service.rollout_out(session, commands.act(session, rollout_id, action, body.reason, actor))
 
 
 @router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=problem_responses(404, 409))

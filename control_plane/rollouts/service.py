@@ -1,7 +1,7 @@
 """Rollout actions: create (select, freeze targets in waves), pause, resume, abort, roll back; progress views.
 
-Actions commit nothing: the API route or CLI verb commits, then asks the engine for a pass
-(:func:`control_plane.rollouts.tasks.defer_advance`).
+Actions commit nothing: :mod:`control_plane.rollouts.commands` (for the API routes and the CLI verbs) commits, then
+asks the engine for a pass.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.rollouts.actions import allowed
+from control_plane.rollouts.commands import allowed
 from control_plane.rollouts.models import TargetState
 from control_plane.rollouts.schemas import RolloutOut, WaveProgress
 

@@ -2,7 +2,7 @@
 ``/operations/rollouts/{id}`` (progress wave by wave with failures and their reasons, refreshed live from
 ``.../live``, and the Pause / Resume / Abort / Roll back forms its state allows).
 
-The forms post with the page's CSRF token and a reason, and go through :func:`control_plane.rollouts.actions.act`,
+The forms post with the page's CSRF token and a reason, and go through :func:`control_plane.rollouts.commands.act`,
 as the API does (audited, committed, then the workers are asked to act); a refusal (409, 403, 422) is the page
 again with its reason. Access: :mod:`control_plane.web.console`.
 """
@@ -23,7 +23,7 @@ from control_plane.core.deps import DbSession
 from control_plane.core.problems import NotFound, Problem
 from control_plane.core.settings import Settings
 from control_plane.rollouts import repository, service
-from control_plane.rollouts.actions import Action, act
+from control_plane.rollouts.commands import Action, act
 from control_plane.rollouts.schemas import RolloutAction
 from control_plane.web.console import LIVE_SECONDS, json_reader, live_json, may_manage, reader
 from control_plane.web.rollout_view import rollout_view

@@ -15,19 +15,21 @@ from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import InvalidInput, NotFound, problem_responses
 from control_plane.reconciler.queue import Cause, defer_reconcile
-from control_plane.workspaces import service
+from control_plane.workspaces import maintenance, service
 from control_plane.workspaces.auth import (
     WorkspaceCreator,
     WorkspaceDeleter,
     WorkspaceHibernator,
     WorkspacePurger,
     WorkspaceReader,
+    WorkspaceScheduler,
     WorkspaceWaker,
 )
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from control_plane.workspaces.repository import WorkspaceFilter
 from control_plane.workspaces.schemas import (
+    MaintenanceWindow,
     PurgeRequest,
     SlugAvailability,
     WorkspaceCreate,
@@ -201,6 +203,30 @@ def wake_workspace(workspace_id: uuid.UUID, session: DbSession, principal: Works
     ws = service.wake(session, principal, workspace_id)
     defer_reconcile(ws.id, Cause.wake)
     return workspace_out(ws)
+
+
+@router.put(
+    "/workspaces/{workspace_id}/maintenance-window",
+    response_model=WorkspaceOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def set_maintenance_window(
+    workspace_id: uuid.UUID, body: MaintenanceWindow, session: DbSession, principal: WorkspaceScheduler
+) -> WorkspaceOut:
+    """Choose the weekly window in which rollouts may restart an Enterprise workspace's server (409 for a pooled
+    workspace: it follows the fleet's schedule)."""
+    ws = service.visible(session, principal, workspace_id, for_update=True)
+    return workspace_out(maintenance.set_window(session, ws, body, principal.actor))
+
+
+@router.delete(
+    "/workspaces/{workspace_id}/maintenance-window", status_code=204, responses=problem_responses(401, 403, 404, 409)
+)
+def clear_maintenance_window(workspace_id: uuid.UUID, session: DbSession, principal: WorkspaceScheduler) -> Response:
+    """Drop the window: rollouts may restart the workspace at any time."""
+    ws = service.visible(session, principal, workspace_id, for_update=True)
+    maintenance.set_window(session, ws, None, principal.actor)
+    return Response(status_code=204)
 
 
 async def _woken(waker: Waker, slug: str) -> Serving:

@@ -1,5 +1,5 @@
-"""An operator's action on a rollout, whoever asks (API route, console form): change it, commit, then ask the
-workers to act (reconcile the workspaces a rollback sends back; a pass over the rollout)."""
+"""Rollout commands, whoever gives them (API route, console form, CLI verb): the change, the commit, then what the
+workers must do (the engine's next pass; the reconciles of the workspaces a rollback sends back)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.rollouts import service
 from control_plane.rollouts.models import Rollout, RolloutState
+from control_plane.rollouts.schemas import RolloutCreate
 from control_plane.rollouts.tasks import defer_advance
 
 
@@ -41,6 +42,14 @@ OUTCOME = {
 def allowed(state: RolloutState) -> list[Action]:
     """The actions a rollout in ``state`` accepts."""
     return [action for action in Action if OUTCOME[action] in service.STATE_MOVES[state]]
+
+
+def start(session: Session, body: RolloutCreate, actor: str) -> Rollout:
+    """Create a rollout; committed, then the engine's first pass is asked for."""
+    rollout = service.create(session, body, actor)
+    session.commit()
+    defer_advance(rollout.id)
+    return rollout
 
 
 def act(session: Session, rollout_id: uuid.UUID, action: Action, reason: str, actor: str) -> Rollout:
