@@ -43,6 +43,12 @@ def get_providers(settings: Settings, tier: str, secrets: WorkspaceSecrets | Non
     raise ValueError(f"unknown provider {settings.provider!r}")
 
 
+def reaches_workspaces_over_http(settings: Settings) -> bool:
+    """Whether this deployment can call its workspace servers at their public URLs: always on the local runtime;
+    on aws as ``aws_probe_http`` says (off where nothing answers HTTP, e.g. a cluster without an ingress)."""
+    return settings.provider != "aws" or settings.aws_probe_http
+
+
 def warm_up_providers(settings: Settings) -> None:
     """Import and build what the reconciler's jobs use (provider sets, AWS clients, the local fork server), before a
     worker takes jobs."""

@@ -141,8 +141,9 @@ def record_observed(workspace_id: uuid.UUID, observed: Observed) -> None:
         release = releases.observed_release(session, observed, ws.desired_release)
         if release != ws.observed_release:
             ws.observed_release = release
-        if observed.schema is not None:
-            ws.schema_revision = observed.schema
+        schema = releases.observed_schema(session, observed, release, ws.schema_revision)
+        if schema != ws.schema_revision:
+            ws.schema_revision = schema
 
 
 def forget_admin_hash(workspace_id: uuid.UUID) -> None:

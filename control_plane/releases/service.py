@@ -63,6 +63,18 @@ def observed_release(session: Session, observed: Observed, desired: str) -> str 
     return repository.version_of_image(session, image)
 
 
+def observed_schema(session: Session, observed: Observed, release: str | None, current: int | None) -> int | None:
+    """The schema revision a workspace's database is at: the server's own word, else (no report, e.g. a deployment
+    that cannot call its servers) at least the ``schema_min`` of the release read back from what runs, since a
+    release migrates its database there when it starts; ``current`` when nothing says."""
+    if observed.schema is not None:
+        return observed.schema
+    running = repository.by_version(session, release) if release else None
+    if running is None:
+        return current
+    return max(current or 0, running.schema_min)
+
+
 def snapshot(release: Release) -> dict[str, Any]:
     """The audited fields of a release."""
     return {

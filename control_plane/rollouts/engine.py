@@ -7,9 +7,12 @@ dies with its worker's connection):
    ``upgrading`` -> ``soaking`` once the reconciler has converged the workspace on the release, read it back
    from what runs, and the server answers its ping at its public URL with it; the soak's baseline is the
    server's ``/metrics`` then. ``soaking`` -> ``succeeded`` at the end of the soak when the requests served
-   since stayed within the error-rate and latency limits. A gate that fails, or an upgrade past its deadline,
-   sends the workspace back to its previous release (``rolling_back``, with the reason) unless that release
-   cannot run on its schema (``failed``). ``rolling_back`` -> ``rolled_back`` once the previous release serves.
+   since stayed within the error-rate and latency limits. A deployment that cannot reach its workspaces over
+   HTTP (:func:`control_plane.providers.factory.reaches_workspaces_over_http`) gates on the reconciler's
+   read-back alone (rollout complete, the Pods' images) and skips the ping and ``/metrics``. A gate that fails,
+   or an upgrade past its deadline, sends the workspace back to its previous release (``rolling_back``, with the
+   reason) unless that release cannot run on its schema (``failed``). ``rolling_back`` -> ``rolled_back`` once
+   the previous release serves.
 2. **Budget**: when the failures of the current wave pass its budget (none for the canaries), the rollout pauses
    itself and says why (audit, log, counter, mail to operators).
 3. **Start** the current wave's pending targets, within the per-cell cap (every rollout's in-flight upgrades
@@ -40,19 +43,20 @@ from control_plane.audit import service as audit
 from control_plane.core import fleet_counters
 from control_plane.core.clock import utcnow
 from control_plane.core.db import get_engine, session_scope
+from control_plane.core.settings import get_settings
 from control_plane.credentials.models import Purpose
 from control_plane.credentials.service import workspace_secret
+from control_plane.providers.factory import reaches_workspaces_over_http
 from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.releases import repository as releases
 from control_plane.releases import service as release_service
 from control_plane.rollouts import gates, repository
-from control_plane.rollouts.models import Rollout, RolloutState, TargetState
+from control_plane.rollouts.models import UPGRADABLE, Rollout, RolloutState, TargetState
 from control_plane.rollouts.notices import tell_operators
 from control_plane.rollouts.planning import allowed_failures
 from control_plane.rollouts.repository import InFlight
 from control_plane.rollouts.schemas import Plan
 from control_plane.rollouts.windows import is_open
-from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -111,52 +115,70 @@ def advance(rollout_id: uuid.UUID) -> str:
                 return "no such rollout"
             plan, release = Plan.model_validate(rollout.plan), rollout.release_version
             targets = repository.in_flight(session, rollout_id)
-        outcomes = _judge_all(targets, plan, release)
+        outcomes = _judge_all(targets, _Gates(plan, release, reaches_workspaces_over_http(get_settings())))
         moved = _apply(outcomes, release)
         started = _progress(rollout_id, plan)
     return f"{moved} moved, {len(started)} started"
 
 
-def _judge_all(targets: list[InFlight], plan: Plan, release: str) -> list[Outcome]:
+@dataclass(frozen=True)
+class _Gates:
+    """What every gate of one pass judges by: the plan, the release rolled out, and whether the workspaces'
+    servers can be called over HTTP (ping, ``/metrics``) or only read back by the reconciler."""
+
+    plan: Plan
+    release: str
+    http: bool
+
+
+def _judge_all(targets: list[InFlight], g: _Gates) -> list[Outcome]:
     if not targets:
         return []
     now = utcnow()
     with ThreadPoolExecutor(max_workers=min(GATE_THREADS, len(targets)), thread_name_prefix="gates") as pool:
-        return list(pool.map(lambda t: _judge(t, plan, release, now), targets))
+        return list(pool.map(lambda t: _judge(t, g, now), targets))
 
 
-def _judge(t: InFlight, plan: Plan, release: str, now: datetime) -> Outcome:
+def _judge(t: InFlight, g: _Gates, now: datetime) -> Outcome:
     try:
         if t.state == TargetState.upgrading:
-            return _judge_upgrade(t, plan, release, now)
+            return _judge_upgrade(t, g, now)
         if t.state == TargetState.soaking:
-            return _judge_soak(t, plan, now)
-        return _judge_rollback(t, plan, now)
+            return _judge_soak(t, g, now)
+        return _judge_rollback(t, g, now)
     except Exception as exc:  # a gate's own failure must not stop the other targets
         logger.warning("rollout gate of workspace %s failed: %s", t.workspace_id, exc, exc_info=True)
         return Outcome(t)
 
 
-def _serving(t: InFlight, release: str) -> bool:
-    """The reconciler converged the workspace on ``release`` and its server answers with it at its public URL."""
-    on_it = t.converged and t.desired_release == release and t.observed_release == release
-    return on_it and bool(t.endpoint_url) and gates.serving_release(str(t.endpoint_url)) == release
+def _read_back(t: InFlight, release: str) -> bool:
+    """The reconciler converged the workspace on ``release`` and read it back from what runs."""
+    return t.converged and t.desired_release == release and t.observed_release == release
+
+
+def _serving(t: InFlight, release: str, http: bool) -> bool:
+    """Read back on ``release`` and, over ``http``, its server answers with it at its public URL."""
+    if not _read_back(t, release):
+        return False
+    return not http or (bool(t.endpoint_url) and gates.serving_release(str(t.endpoint_url)) == release)
 
 
 def _deadline_passed(t: InFlight, plan: Plan, now: datetime) -> bool:
     return now > t.started_at + timedelta(seconds=plan.upgrade_timeout_seconds)
 
 
-def _judge_upgrade(t: InFlight, plan: Plan, release: str, now: datetime) -> Outcome:
-    if _serving(t, release):
+def _judge_upgrade(t: InFlight, g: _Gates, now: datetime) -> Outcome:
+    plan = g.plan
+    if not _serving(t, g.release, g.http):
+        return _failed_if_late(t, plan, now, f"not serving {g.release} within {plan.upgrade_timeout_seconds:g} s")
+    baseline = None
+    if g.http:
         try:
-            baseline = gates.sample(str(t.endpoint_url), workspace_secret(t.workspace_id, Purpose.control))
+            baseline = gates.sample(str(t.endpoint_url), workspace_secret(t.workspace_id, Purpose.control)).as_json()
         except gates.GateUnreachable as exc:
             return _failed_if_late(t, plan, now, str(exc))
-        soak = plan.canary_soak_seconds if t.wave == 0 else plan.soak_seconds
-        until = now + timedelta(seconds=soak)
-        return Outcome(t, TargetState.soaking, {"baseline": baseline.as_json(), "soak_until": until})
-    return _failed_if_late(t, plan, now, f"not serving {release} within {plan.upgrade_timeout_seconds:g} s")
+    soak = plan.canary_soak_seconds if t.wave == 0 else plan.soak_seconds
+    return Outcome(t, TargetState.soaking, {"baseline": baseline, "soak_until": now + timedelta(seconds=soak)})
 
 
 def _failed_if_late(t: InFlight, plan: Plan, now: datetime, why: str) -> Outcome:
@@ -166,8 +188,11 @@ def _failed_if_late(t: InFlight, plan: Plan, now: datetime, why: str) -> Outcome
     return Outcome(t, TargetState.rolling_back, {"reason": detail})
 
 
-def _judge_soak(t: InFlight, plan: Plan, now: datetime) -> Outcome:
-    assert t.baseline is not None and t.soak_until is not None
+def _judge_soak(t: InFlight, g: _Gates, now: datetime) -> Outcome:
+    assert t.soak_until is not None
+    if t.baseline is None:  # no HTTP: the soak ends on the release the reconciler read back
+        return _judge_soak_read_back(t, g.release, now)
+    plan = g.plan
     try:
         current = gates.sample(str(t.endpoint_url), workspace_secret(t.workspace_id, Purpose.control))
     except gates.GateUnreachable as exc:
@@ -181,8 +206,19 @@ def _judge_soak(t: InFlight, plan: Plan, now: datetime) -> Outcome:
     return Outcome(t)
 
 
-def _judge_rollback(t: InFlight, plan: Plan, now: datetime) -> Outcome:
-    if _serving(t, t.from_release):
+def _judge_soak_read_back(t: InFlight, release: str, now: datetime) -> Outcome:
+    assert t.soak_until is not None
+    if now < t.soak_until:
+        return Outcome(t)
+    if not _read_back(t, release):
+        why = f"no longer on {release} at the end of its soak (observed {t.observed_release or 'nothing'})"
+        return Outcome(t, TargetState.rolling_back, {"reason": why})
+    return Outcome(t, TargetState.succeeded, {"finished_at": now})
+
+
+def _judge_rollback(t: InFlight, g: _Gates, now: datetime) -> Outcome:
+    plan = g.plan
+    if _serving(t, t.from_release, g.http):
         return Outcome(t, TargetState.rolled_back, {"finished_at": now})
     if _deadline_passed(t, plan, now):
         reason = f"back to {t.from_release} not complete within {plan.upgrade_timeout_seconds:g} s"
@@ -306,8 +342,8 @@ def _start(session: Session, rollout: Rollout, plan: Plan, wave: int, now: datet
 
 
 def _why_skip(ws: Workspace | None, release: Any) -> str | None:
-    if ws is None or ws.lifecycle_state != Lifecycle.active:
-        return "no longer active" if ws is not None else "deleted"
+    if ws is None or ws.lifecycle_state not in UPGRADABLE:
+        return f"{ws.lifecycle_state.value}, not running" if ws is not None else "deleted"
     if ws.release_pin_reason is not None:
         return f"pinned to {ws.desired_release}: {ws.release_pin_reason}"
     return release_service.refusal(release, ws.schema_revision)

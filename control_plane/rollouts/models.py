@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.core.db import Base
 from control_plane.core.types import OptionalTimestamp, Timestamp, UUIDPk
+from control_plane.workspaces.lifecycle import Lifecycle
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -44,6 +45,10 @@ class TargetState(enum.StrEnum):
     rolled_back = "rolled_back"
     skipped = "skipped"
 
+
+UPGRADABLE = frozenset({Lifecycle.trialing, Lifecycle.active, Lifecycle.past_due, Lifecycle.suspended})
+"""Lifecycle states a rollout upgrades: the server runs and the workspace is past provisioning (a trial too: a
+release rolled out everywhere must reach every running server, or its schema's next contraction is unsafe)."""
 
 IN_FLIGHT = (TargetState.upgrading, TargetState.soaking, TargetState.rolling_back)
 FINISHED = (TargetState.succeeded, TargetState.failed, TargetState.rolled_back, TargetState.skipped)

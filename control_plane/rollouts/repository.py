@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from control_plane.rollouts.models import (
     ACTIVE_ROLLOUT_STATES,
     IN_FLIGHT,
+    UPGRADABLE,
     Rollout,
     RolloutState,
     RolloutTarget,
     TargetState,
 )
 from control_plane.rollouts.schemas import Selector
-from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Workspace
 
 
@@ -64,8 +64,8 @@ def to_drive(session: Session) -> list[uuid.UUID]:
 
 
 def selectable(session: Session, selector: Selector, release: str) -> list[uuid.UUID]:
-    """Active, unpinned workspaces that ``selector`` matches, not on ``release`` already and not in an active
-    rollout."""
+    """Upgradable (running), unpinned workspaces that ``selector`` matches, not on ``release`` already and not in
+    an active rollout."""
     busy = (
         select(RolloutTarget.workspace_id)
         .join(Rollout, Rollout.id == RolloutTarget.rollout_id)
@@ -77,7 +77,7 @@ def selectable(session: Session, selector: Selector, release: str) -> list[uuid.
         )
     )
     query = select(Workspace.id).where(
-        Workspace.lifecycle_state == Lifecycle.active,
+        Workspace.lifecycle_state.in_(UPGRADABLE),
         Workspace.release_pin_reason.is_(None),
         or_(Workspace.desired_release != release, Workspace.observed_release.is_distinct_from(release)),
         Workspace.id.not_in(busy),

@@ -63,7 +63,7 @@ def create(session: Session, body: RolloutCreate, actor: str) -> Rollout:
     ordered = planning.shuffled(rollout.id, repository.selectable(session, body.selector, release.version))
     chosen = planning.keep_percent(ordered, body.selector.percent)
     if not chosen:
-        raise Conflict("nothing-to-roll-out", "No active, unpinned workspace outside other rollouts matches")
+        raise Conflict("nothing-to-roll-out", "No running, unpinned workspace outside other rollouts matches")
     session.add(rollout)
     session.flush()
     where = repository.cells_and_releases(session, chosen)
