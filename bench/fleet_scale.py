@@ -67,7 +67,17 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import ADMIN_URL, Counters, admin, counters, cpu_seconds, provision, real_plane, wait_for  # noqa: E402
+from bench.harness import (  # noqa: E402
+    ADMIN_URL,
+    Counters,
+    admin,
+    counters,
+    cpu_seconds,
+    production_defaults,
+    provision,
+    real_plane,
+    wait_for,
+)
 from bench.time_to_workspace import free_port, percentile, wait_ready  # noqa: E402
 from tests.fleet_rows import CANARY, NEW_CELL, Fleet, fill  # noqa: E402
 
@@ -246,13 +256,6 @@ def api_section(args: argparse.Namespace) -> bool:
 
 
 # -- drift ----------------------------------------------------------------------------------------------------------
-PRODUCTION_DEFAULTS = (
-    "reverify_seconds",
-    "reconcile_resync_seconds",
-    "worker_heartbeat_seconds",
-    "stalled_worker_seconds",
-)
-"""Settings the test harness shortens and this section runs at their defaults (idle cost is measured with them)."""
 
 
 def delta(before: Counters, after: Counters, name: str) -> dict[tuple[str, ...], float]:
@@ -303,10 +306,8 @@ def rolled_out_anew(kube: KubeClient, namespace: str, uid: str) -> bool:
 
 def drift_section(args: argparse.Namespace) -> bool:
     """Start the harness and a plane on a fresh database, and measure (see the module's docstring)."""
-    from control_plane.core.settings import Settings
-
     env = {
-        **{f"CANOPY_{name.upper()}": str(Settings.model_fields[name].default) for name in PRODUCTION_DEFAULTS},
+        **production_defaults(),  # idle cost is measured with them
         "CANOPY_DRIFT_SECONDS": str(args.drift_seconds),
         "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",
         "CANOPY_BACKUP_DRILL_SECONDS": "0",

@@ -34,6 +34,25 @@ TICKS = os.sysconf("SC_CLK_TCK")
 Counters = dict[tuple[str, ...], float]
 
 
+PRODUCTION_DEFAULTS = (
+    "reverify_seconds",
+    "reconcile_resync_seconds",
+    "worker_heartbeat_seconds",
+    "stalled_worker_seconds",
+)
+"""Settings the test harness shortens (``tests/reconciler/conftest.py::FAST_ENV``) that benches run at their
+defaults."""
+
+
+def production_defaults(*names: str) -> dict[str, str]:
+    """The environment setting :data:`PRODUCTION_DEFAULTS` (and ``names``) back to their defaults."""
+    from control_plane.core.settings import Settings
+
+    return {
+        f"CANOPY_{name.upper()}": str(Settings.model_fields[name].default) for name in (*PRODUCTION_DEFAULTS, *names)
+    }
+
+
 def admin(statement: sql.Composed) -> None:
     """Run one statement on the machine's PostgreSQL as its admin (autocommit)."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import uuid
@@ -39,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Harness, counters, cpu_seconds, provision, real_plane, wait_for  # noqa: E402
+from bench.harness import Harness, counters, cpu_seconds, production_defaults, provision, real_plane, wait_for  # noqa: E402
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -308,8 +309,10 @@ def main() -> int:
     parser.add_argument("--raw-concurrency", type=int, default=0, help="raw patches at once (0: max-per-cell x cells)")
     parser.add_argument("--rollout-seconds", type=int, default=Settings.model_fields["rollout_seconds"].default)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--logs", type=Path, help="copy the API's and workers' logs here at the end")
     args = parser.parse_args()
     env = {
+        **production_defaults("drift_seconds"),
         "CANOPY_ROLLOUT_SECONDS": f"{args.rollout_seconds:g}",
         "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",
         "CANOPY_BACKUP_DRILL_SECONDS": "0",
@@ -318,7 +321,11 @@ def main() -> int:
         plane = harness.plane
         port = free_port()
         with canopy_api(plane.env, port, plane.log_dir / "api.log") as api_url:
-            figures = measure(args, harness, api_url, api_pid(port))
+            try:
+                figures = measure(args, harness, api_url, api_pid(port))
+            finally:
+                if args.logs:
+                    shutil.copytree(plane.log_dir, args.logs, dirs_exist_ok=True)
     print(table(figures))
     print(json.dumps(asdict(figures), indent=2))
     if args.json:
