@@ -326,10 +326,10 @@ def main() -> int:
             finally:
                 if args.logs:
                     shutil.copytree(plane.log_dir, args.logs, dirs_exist_ok=True)
-    print(table(figures))
-    print(json.dumps(asdict(figures), indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(asdict(figures), indent=2))
+        print(table(figures))
+        print(json.dumps(asdict(figures), indent=2), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(asdict(figures), indent=2))
     return 0
 
 
