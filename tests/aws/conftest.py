@@ -66,52 +66,54 @@ def _subnets() -> list[str]:
     ]
 
 
-def _admin_secret(admin_url: str, key_arn: str) -> str:
+def _admin_secret(admin_url: str, key_arn: str, cell: str) -> str:
     """The cell's admin secret, in RDS's JSON shape plus host/port (here: the machine's PostgreSQL)."""
     url = urlsplit(admin_url)
     value = {"username": url.username, "password": "unused-under-trust", "host": url.hostname, "port": url.port}
     secret = boto3.client("secretsmanager").create_secret(
-        Name=f"{cell_names(CELL).prefix}-admin", SecretString=json.dumps(value), KmsKeyId=key_arn
+        Name=f"{cell_names(cell).prefix}-admin", SecretString=json.dumps(value), KmsKeyId=key_arn
     )
     return str(secret["ARN"])
 
 
-def _oidc_provider() -> str:
+def _oidc_provider(cell: str) -> str:
     """The IAM OIDC provider of the cell's shared cluster (whose issuer is made up: the cluster is not in moto)."""
     iam = boto3.client("iam")
     issuer = f"https://oidc.eks.{REGION}.amazonaws.com/id/{uuid.uuid4().hex.upper()}"
     provider = iam.create_open_id_connect_provider(
-        Url=issuer, ClientIDList=["sts.amazonaws.com"], Tags=tag_list(cell_tags(CELL))
+        Url=issuer, ClientIDList=["sts.amazonaws.com"], Tags=tag_list(cell_tags(cell))
     )
     return str(provider["OpenIDConnectProviderArn"])
 
 
-def make_cloud_cell(admin_url: str) -> CloudCell:
-    """A cell's shared resources in the moto server boto3 points at. The shared bucket has no TLS-only policy:
-    moto applies a matching Deny to every object request regardless of its conditions.
+def make_cloud_cell(admin_url: str, name: str = CELL) -> CloudCell:
+    """Cell ``name``'s shared resources in the moto server boto3 points at (once per session and name). The shared
+    bucket has no TLS-only policy: moto applies a matching Deny to every object request regardless of its
+    conditions.
     """
-    names = cell_names(CELL)
+    names = cell_names(name)
+    domain = f"{name}.canopy-test.example.com"
     key_arn = boto3.client("kms").create_key(Description="cell key")["KeyMetadata"]["Arn"]
     bucket = names.bucket(ACCOUNT_ID)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_tagging(Bucket=bucket, Tagging=s3_tagging(cell_tags(CELL)))
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=s3_tagging(cell_tags(name)))
     outputs = CellOutputs(  # built directly: moto's zone ids do not start with "Z" like real ones
-        name=CELL,
+        name=name,
         region=REGION,
         cluster_name=names.cluster,
-        cluster_endpoint="https://cell-a.eks.example.com",
+        cluster_endpoint=f"https://{name}.eks.example.com",
         cluster_ca=FAKE_CA,
-        postgres_host="cell-a.cluster-x.eu-west-1.rds.amazonaws.com",
+        postgres_host=f"{name}.cluster-x.eu-west-1.rds.amazonaws.com",
         postgres_port=5432,
-        postgres_admin_secret_arn=_admin_secret(admin_url, key_arn),
+        postgres_admin_secret_arn=_admin_secret(admin_url, key_arn, name),
         bucket_name=bucket,
         kms_key_arn=key_arn,
-        zone_id=_zone(CELL_DOMAIN),
-        domain=CELL_DOMAIN,
+        zone_id=_zone(domain),
+        domain=domain,
         control_plane_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{names.control_plane_role}",
-        oidc_provider_arn=_oidc_provider(),
+        oidc_provider_arn=_oidc_provider(name),
         private_subnet_ids=tuple(_subnets()),
         max_workspaces=100,
         max_databases=100,
