@@ -2,7 +2,7 @@
 drift``, ``bench/rollout.py``).
 
 :func:`real_plane` starts a moto server, the Kubernetes test cluster with its test kubelet (no-container mode),
-registers the moto cell with room for the fleet, and yields an aws :class:`~tests.reconciler.conftest.Plane` on a
+registers moto cells with room for the fleet, and yields an aws :class:`~tests.reconciler.conftest.Plane` on a
 fresh database (with an ingress controller), its own counters (a unique ``CANOPY_AWS_ENVIRONMENT`` whose Redis keys
 are deleted at the end) and an admin client of the cluster. :func:`provision` makes real Professional workspaces as
 signups make them and waits until the workers have converged them all.
@@ -106,9 +106,10 @@ def counters() -> Counters:
 
 
 @contextlib.contextmanager
-def real_plane(label: str, capacity: int, **env: str) -> Iterator[Harness]:
-    """The harness with a plane of the aws provider on a fresh database (``env`` on top of the test settings);
-    everything started is stopped, and the databases (with the workspaces' databases and roles) dropped, at the
+def real_plane(label: str, capacity: int, cells: int = 1, **env: str) -> Iterator[Harness]:
+    """The harness with a plane of the aws provider on a fresh database (``env`` on top of the test settings) and
+    ``cells`` cells registered (``cell-a``, ``cell-b``, ...), each with room for ``capacity`` workspaces; everything
+    started is stopped, and the databases (with the workspaces' databases and roles) dropped, at the
     end. The workers' logs are kept (their directory is printed) when the block fails."""
     import pytest
 
@@ -118,7 +119,7 @@ def real_plane(label: str, capacity: int, **env: str) -> Iterator[Harness]:
     from tests.aws.conftest import make_cloud_cell
     from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir
     from tests.harness.moto import start_moto_server
-    from tests.provisioning.conftest import aws_plane
+    from tests.provisioning.conftest import aws_plane, register_cell
 
     environment = f"{label[:2]}{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix=f"canopy-bench-{label}-"))
@@ -146,6 +147,8 @@ def real_plane(label: str, capacity: int, **env: str) -> Iterator[Harness]:
                 CANOPY_AWS_ENVIRONMENT=environment, **env,
             )
         )  # fmt: skip
+        for index in range(1, cells):
+            register_cell(make_cloud_cell(ADMIN_URL, f"cell-{chr(ord('a') + index)}"), capacity)
         redis = fleet_counters.connection(get_settings().redis_url)
 
         def forget() -> None:

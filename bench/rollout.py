@@ -1,9 +1,9 @@
 """A fleet upgrade through Canopy against the raw rate of the same Deployments, on the moto + test-cluster harness.
 
 On the harness of ``bench/harness.py`` (moto, the Kubernetes test cluster with its test kubelet in no-container
-mode, the moto cell registered with room for the fleet), N Professional workspaces are provisioned as signups make
-them by W ``canopy worker`` processes of concurrency C, and the control-plane API runs as ``canopy api``. Then, in
-the same run:
+mode, moto cells registered with room for the fleet), N Professional workspaces are provisioned across the cells
+as signups make them by W ``canopy worker`` processes of concurrency C, and the control-plane API runs as
+``canopy api``. Then, in the same run:
 
 1. **raw**: every workspace's Deployment gets a new image, patched bare (the ``kubernetes`` client, a strategic
    merge patch under Canopy's field manager, so that drift detection leaves it alone), K at a time (K, by default,
@@ -20,7 +20,7 @@ the same run:
    engine's passes). With ``--tuned``, a second release is then rolled the same way by workers whose slots cover
    the cap, the engine passing every second.
 
-    .venv/bin/python bench/rollout.py [--workspaces 1000] [--workers 2] [--concurrency 8]
+    .venv/bin/python bench/rollout.py [--workspaces 1000] [--cells 2] [--workers 2] [--concurrency 8]
         [--raw-concurrency K] [--rollout-seconds 2] [--tuned] [--json FILE] [--logs DIR]
 
 Prints a table and the figures as JSON. Everything started is stopped and the databases dropped at the end.
@@ -404,6 +404,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspaces", type=int, default=1000)
+    parser.add_argument("--cells", type=int, default=2, help="cells the workspaces are placed in")
     parser.add_argument("--workers", type=int, default=2, help="canopy worker processes")
     parser.add_argument("--concurrency", type=int, default=8, help="each worker's concurrency")
     parser.add_argument(
@@ -419,7 +420,8 @@ def main() -> int:
         "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",
         "CANOPY_BACKUP_DRILL_SECONDS": "0",
     }
-    with real_plane("rollout", args.workspaces + 10, **env) as harness:
+    capacity = -(-args.workspaces // args.cells) + 10
+    with real_plane("rollout", capacity, args.cells, **env) as harness:
         plane = harness.plane
         port = free_port()
         with canopy_api(plane.env, port, plane.log_dir / "api.log") as api_url:
