@@ -246,6 +246,8 @@ def canopy_run(
     measure it; the workers are started anew with ``setting``."""
     plane, count = harness.plane, len(harness.plane.workspace_ids)
     plane.stop_workers()
+    for log in plane.log_dir.glob("worker-*.log"):  # the new workers' logs take these names
+        log.rename(log.with_name(f"before-{release}-{log.name}"))
     last = registered_after(plane, 0)[1]
     for _ in range(setting.workers):
         plane.start_worker(setting.concurrency, CANOPY_ROLLOUT_SECONDS=str(setting.rollout_seconds))
