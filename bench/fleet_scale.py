@@ -47,10 +47,8 @@ workspaces' databases and roles) dropped at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +67,17 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import (  # noqa: E402
+    ADMIN_URL,
+    Counters,
+    admin,
+    counters,
+    cpu_seconds,
+    production_defaults,
+    provision,
+    real_plane,
+    wait_for,
+)
 from bench.time_to_workspace import free_port, percentile, wait_ready  # noqa: E402
 from tests.fleet_rows import CANARY, NEW_CELL, Fleet, fill  # noqa: E402
 
@@ -76,15 +85,7 @@ if TYPE_CHECKING:
     from control_plane.kube.client import KubeClient
     from tests.reconciler.conftest import Plane
 
-ADMIN_URL = os.environ.get("CANOPY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_P99_MS = 50.0
-TICKS = os.sysconf("SC_CLK_TCK")
-Counters = dict[tuple[str, ...], float]
-
-
-def admin(statement: sql.Composed) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(statement)
 
 
 @dataclass(frozen=True)
@@ -255,48 +256,6 @@ def api_section(args: argparse.Namespace) -> bool:
 
 
 # -- drift ----------------------------------------------------------------------------------------------------------
-PRODUCTION_DEFAULTS = (
-    "reverify_seconds",
-    "reconcile_resync_seconds",
-    "worker_heartbeat_seconds",
-    "stalled_worker_seconds",
-)
-"""Settings the test harness shortens and this section runs at their defaults (idle cost is measured with them)."""
-
-
-class ScratchDirs:
-    """New directories under one root: what :func:`tests.provisioning.conftest.aws_plane` takes of pytest's
-    ``tmp_path_factory``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def mktemp(self, basename: str) -> Path:
-        return Path(tempfile.mkdtemp(prefix=f"{basename}-", dir=self.root))
-
-
-def wait_for(what: str | Callable[[], str], check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    """Poll ``check()`` until it holds; stop the bench after ``timeout`` naming ``what`` (or what it returns)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes so far (/proc/<pid>/stat fields 14 and 15)."""
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / TICKS
-
-
-def counters() -> Counters:
-    from control_plane.core import fleet_counters
-
-    return fleet_counters.read()
 
 
 def delta(before: Counters, after: Counters, name: str) -> dict[tuple[str, ...], float]:
@@ -347,63 +306,14 @@ def rolled_out_anew(kube: KubeClient, namespace: str, uid: str) -> bool:
 
 def drift_section(args: argparse.Namespace) -> bool:
     """Start the harness and a plane on a fresh database, and measure (see the module's docstring)."""
-    import pytest
-
-    from control_plane.core import fleet_counters
-    from control_plane.core.settings import Settings, get_settings
-    from control_plane.kube.client import KubeClient
-    from tests.aws.conftest import make_cloud_cell
-    from tests.harness.kubernetes import TestCluster, binaries_present, build_binaries, default_bin_dir
-    from tests.harness.moto import start_moto_server
-    from tests.provisioning.conftest import aws_plane
-
-    environment = f"fs{uuid.uuid4().hex[:6]}"
     env = {
-        **{f"CANOPY_{name.upper()}": str(Settings.model_fields[name].default) for name in PRODUCTION_DEFAULTS},
-        "CANOPY_AWS_ENVIRONMENT": environment,
+        **production_defaults(),  # idle cost is measured with them
         "CANOPY_DRIFT_SECONDS": str(args.drift_seconds),
         "CANOPY_BACKUP_SCHEDULE_SECONDS": "0",
         "CANOPY_BACKUP_DRILL_SECONDS": "0",
     }
-    work = Path(tempfile.mkdtemp(prefix="canopy-fleet-drift-"))
-    with contextlib.ExitStack() as stack:
-        bin_dir = default_bin_dir() if binaries_present(default_bin_dir()) else build_binaries()
-        moto = start_moto_server()
-        stack.callback(moto.stop)
-        patch = stack.enter_context(pytest.MonkeyPatch.context())
-        for key, value in moto.client_env().items():
-            patch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-            patch.delenv(key, raising=False)
-        cluster = stack.enter_context(TestCluster(bin_dir))
-        cell = make_cloud_cell(ADMIN_URL)
-
-        def create_database(label: str) -> str:
-            database = f"bench_{label}_{os.urandom(3).hex()}"
-            admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            stack.callback(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-            return f"{ADMIN_URL.rpartition('/')[0]}/{database}"
-
-        capacity = args.real + 10
-        plane = stack.enter_context(
-            aws_plane(create_database, ScratchDirs(work), cluster, cell, "drift", capacity, **env)
-        )
-        redis = fleet_counters.connection(get_settings().redis_url)
-
-        def forget() -> None:
-            plane.stop_workers()  # first: they write budget keys till they stop
-            for key in redis.scan_iter(f"canopy:{environment}:*"):
-                redis.delete(key)
-
-        stack.callback(forget)
-        kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
-        stack.callback(kube.close)
-        try:
-            drift_figures(args, plane, kube)
-        except BaseException:
-            print(f"(the workers' logs are kept in {plane.log_dir})")
-            raise
-    shutil.rmtree(work, ignore_errors=True)
+    with real_plane("drift", args.real + 10, **env) as harness:
+        drift_figures(args, harness.plane, harness.kube)
     return True
 
 
@@ -411,7 +321,6 @@ def drift_figures(args: argparse.Namespace, plane: Plane, kube: KubeClient) -> N
     """Fill, provision, then the idle window, the repairs and the signups; print each and a summary."""
     from control_plane.core.settings import get_settings
     from control_plane.kube.render import APP_NAME
-    from control_plane.reconciler import records
     from control_plane.reconciler.queue import Cause, defer_reconcile
     from control_plane.workspaces.lifecycle import Lifecycle
     from control_plane.workspaces.models import Tier
@@ -427,22 +336,7 @@ def drift_figures(args: argparse.Namespace, plane: Plane, kube: KubeClient) -> N
     )
 
     real = args.real
-    tag = uuid.uuid4().hex[:5]
-    started = time.perf_counter()
-    ids = [new_workspace(plane, f"r{tag}{i:05d}", Tier.professional) for i in range(real)]
-    print(f"created {real} Professional workspace rows as signups do in {time.perf_counter() - started:.0f} s")
-    for ws_id in ids:
-        defer_reconcile(ws_id, Cause.signup)
-    began = time.monotonic()
-    for _ in range(2):
-        plane.start_worker(concurrency=8)
-    wait_for(
-        lambda: f"{len(records.converged_ids())} of {real} converged\n{plane.worker_logs()}",
-        lambda: len(records.converged_ids()) == real,
-        timeout=300 + 10 * real,
-        interval=2.0,
-    )
-    provisioned = time.monotonic() - began
+    ids, provisioned = provision(plane, real, workers=2, concurrency=8)
     print(f"{real} workspaces provisioned by 2 workers x 8 in {provisioned:.0f} s ({real / provisioned:.2f}/s)")
     summary.append(f"provisioning: {real} workspaces in {provisioned:.0f} s ({real / provisioned:.2f}/s)")
 
