@@ -12,8 +12,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from control_plane.backups import drills, schedule
 from control_plane.backups.drill_models import DrillOutcome
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open
-from control_plane.reconciler.tasks import every
+from control_plane.core.task_queue import app, ensure_sync_open, every
 
 SCHEDULE_TASK = "schedule_backups"
 RETENTION_TASK = "expire_backups"

@@ -41,3 +41,15 @@ def close_sync_app() -> None:
         connector = app.connector.get_sync_connector()
         if connector is not app.connector:
             connector.close()
+
+
+def every(seconds: float) -> str:
+    """A cron expression firing every ``seconds`` (6-field form below a minute; hourly and daily at most)."""
+    whole = max(1, int(seconds))
+    if whole < 60:
+        return f"* * * * * */{whole}"
+    if whole < 3600:
+        return f"*/{max(1, whole // 60)} * * * *"
+    if whole < 86400:
+        return f"0 */{whole // 3600} * * *"
+    return "0 0 * * *"

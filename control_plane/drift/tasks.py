@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app
+from control_plane.core.task_queue import app, every
 from control_plane.drift.detection import detect
-from control_plane.reconciler.tasks import every
 
 DETECT_TASK = "detect_drift"
 

@@ -8,9 +8,8 @@ import uuid
 
 from procrastinate.exceptions import AlreadyEnqueued
 
-from control_plane.core.task_queue import app, ensure_sync_open
+from control_plane.core.task_queue import app, ensure_sync_open, every
 from control_plane.exports import service
-from control_plane.reconciler.tasks import every
 
 EXPORT_TASK = "export_workspace"
 RETENTION_TASK = "expire_exports"

@@ -194,3 +194,12 @@ PLANS: dict[tuple[str, str], tuple[Step, ...]] = {
 def plan_for(provider: str, tier: str) -> tuple[Step, ...]:
     """The steps that provision a workspace of ``tier`` with ``provider``, in order."""
     return PLANS[provider, tier]
+
+
+RELEASE_STEPS = frozenset({"compute", "initial_admin", "available", "retire", "observe", "plan"})
+
+
+def release_plan_for(provider: str, tier: str) -> tuple[Step, ...]:
+    """The steps a release change needs, in plan order: the server's deployment, its availability, reading back
+    what runs (the rest of the plan, from the recorded outputs, is unchanged by a release)."""
+    return tuple(step for step in plan_for(provider, tier) if step.name in RELEASE_STEPS)

@@ -47,6 +47,9 @@ class Snapshot:
     resume_state: Lifecycle | None = None
     deletion_requested_at: datetime | None = None
     release: RunRelease | None = None
+    only_release_changed: bool = False
+    """Converged at the generation before this one with nothing pending, the release still to read back: with an
+    upgrade's cause, the generation that followed is the rollout's release change (see ``tasks.reconcile``)."""
 
 
 def warm_up() -> None:
@@ -97,7 +100,18 @@ def load(workspace_id: uuid.UUID) -> Snapshot | None:
             resume_state=ws.resume_state,
             deletion_requested_at=ws.deletion_requested_at,
             release=releases.runnable(session, ws.desired_release, get_settings()),
+            only_release_changed=_only_release_changed(ws),
         )
+
+
+def _only_release_changed(ws: Workspace) -> bool:
+    return (
+        ws.lifecycle_state in RUNNING_STATES - {Lifecycle.provisioning}
+        and ws.observed_generation == ws.generation - 1
+        and ws.reconcile_attempts == 0
+        and ws.last_error is None
+        and ws.desired_release != ws.observed_release
+    )
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from control_plane.core import fleet_counters
 from control_plane.core.clock import utcnow
 from control_plane.core.faults import fault_pause
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app
+from control_plane.core.task_queue import app, every
 from control_plane.drift.repository import StoredCursors
 from control_plane.drift.schedule import REVERIFY_CURSOR, verification_window
 from control_plane.exports import service as exports
@@ -39,7 +39,7 @@ from control_plane.providers.base import ProviderError
 from control_plane.providers.factory import get_providers, warm_up_providers
 from control_plane.providers.scope import about_cell
 from control_plane.reconciler import records
-from control_plane.reconciler.plans import plan_for
+from control_plane.reconciler.plans import plan_for, release_plan_for
 from control_plane.reconciler.queue import (
     BACKGROUND,
     RECONCILE_TASK,
@@ -51,6 +51,7 @@ from control_plane.reconciler.queue import (
 )
 from control_plane.reconciler.status import short_error
 from control_plane.reconciler.steps import Context, Step
+from control_plane.rollouts.tasks import nudge_rollout_of
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 
 logger = logging.getLogger(__name__)
@@ -58,18 +59,6 @@ logger = logging.getLogger(__name__)
 RESYNC_TASK = "resync_workspaces"
 BACKGROUND_WAIT_SECONDS = 2.0
 RECOVER_TASK = "recover_stalled_jobs"
-
-
-def every(seconds: float) -> str:
-    """A cron expression firing every ``seconds`` (6-field form below a minute; hourly and daily at most)."""
-    whole = max(1, int(seconds))
-    if whole < 60:
-        return f"* * * * * */{whole}"
-    if whole < 3600:
-        return f"*/{max(1, whole // 60)} * * * *"
-    if whole < 86400:
-        return f"0 */{whole // 3600} * * *"
-    return "0 0 * * *"
 
 
 def stalled_check_seconds(stalled_worker_seconds: float) -> float:
@@ -119,10 +108,10 @@ def _ensure_step(ctx: Context, step: Step) -> bool:
     return True
 
 
-def converge(snap: records.Snapshot) -> str:
-    """Ensure every step in order; finish provisioning when all are ready."""
+def converge(snap: records.Snapshot, steps: Callable[[str, str], tuple[Step, ...]] = plan_for) -> str:
+    """Ensure every step of the plan (``steps``) in order; finish provisioning when all are ready."""
     ctx = _context(snap)
-    for step in plan_for(ctx.settings.provider, ctx.spec.tier):
+    for step in steps(ctx.settings.provider, ctx.spec.tier):
         if not _ensure_step(ctx, step):
             return f"failed at {step.name}"
     state = records.record_converged(snap.spec.id, snap.generation, ctx.settings)
@@ -233,14 +222,24 @@ def budget_cell(snap: records.Snapshot) -> str:
     return snap.spec.cell or f"silo-{snap.spec.id}"
 
 
-def reconcile(workspace_id: uuid.UUID) -> str:
-    """Converge one workspace to what its lifecycle state asks for; returns what happened."""
+def reconcile(workspace_id: uuid.UUID, cause: Cause | None = None) -> str:
+    """Converge one workspace to what its lifecycle state asks for; returns what happened.
+
+    A rollout's upgrade (``cause`` upgrade) of a workspace whose only change is its release runs the release's steps
+    only (:func:`release_plan_for`: the rest of the plan is what it was); anything else runs the whole plan. Once an
+    upgrade converged, the rollout's next pass is asked for at once.
+    """
     snap = records.load(workspace_id)
     if snap is None:
         return "no such workspace"
     with about_cell(budget_cell(snap)):
-        outcome = ACTIONS[snap.state](snap)
+        if cause == Cause.upgrade and snap.only_release_changed:
+            outcome = converge(snap, release_plan_for)
+        else:
+            outcome = ACTIONS[snap.state](snap)
     logger.info("workspace %s (%s): %s", workspace_id, snap.state.value, outcome)
+    if cause == Cause.upgrade:
+        nudge_rollout_of(workspace_id)
     return outcome
 
 
@@ -255,7 +254,7 @@ def reconcile_workspace(workspace_id: str, cause: str = "unknown") -> str:
         defer_reconcile(uuid.UUID(workspace_id), Cause(cause), schedule_at=later)
         return "postponed: background reconciles at their limit"
     fleet_counters.add(RECONCILES, cause)
-    return reconcile(uuid.UUID(workspace_id))
+    return reconcile(uuid.UUID(workspace_id), Cause(cause) if cause in Cause.__members__ else None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -162,6 +162,14 @@ def wave_counts(session: Session, rollout_id: uuid.UUID, wave: int, since: datet
     return int(total), int(failures)
 
 
+def upgrading(session: Session, workspace_id: uuid.UUID) -> uuid.UUID | None:
+    """The rollout with ``workspace_id`` in flight, if any."""
+    query = select(RolloutTarget.rollout_id).where(
+        RolloutTarget.workspace_id == workspace_id, RolloutTarget.state.in_(IN_FLIGHT)
+    )
+    return session.scalars(query).first()
+
+
 def in_flight_per_cell(session: Session) -> dict[str, int]:
     """Upgrades in flight per cell, across every rollout."""
     query = select(RolloutTarget.cell, func.count()).where(RolloutTarget.state.in_(IN_FLIGHT))

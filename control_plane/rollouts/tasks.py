@@ -12,8 +12,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open
-from control_plane.reconciler.tasks import every
+from control_plane.core.task_queue import app, ensure_sync_open, every
 from control_plane.rollouts import engine, repository
 
 ADVANCE_TASK = "advance_rollout"
@@ -45,6 +44,14 @@ def defer_advance(rollout_id: uuid.UUID, after: float = 0.0) -> None:
     )
     with contextlib.suppress(AlreadyEnqueued):
         deferrer.defer(rollout_id=str(rollout_id))
+
+
+def nudge_rollout_of(workspace_id: uuid.UUID) -> None:
+    """Ask for a pass over the rollout upgrading ``workspace_id`` now (its reconcile just ended), if there is one."""
+    with session_scope() as session:
+        rollout_id = repository.upgrading(session, workspace_id)
+    if rollout_id is not None:
+        defer_advance(rollout_id)
 
 
 @app.periodic(cron=every(_settings_at_import.rollout_seconds), periodic_id="rollouts")

@@ -11,8 +11,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open
-from control_plane.reconciler.tasks import every
+from control_plane.core.task_queue import app, ensure_sync_open, every
 from control_plane.subscriptions import webhooks
 from control_plane.subscriptions.reconciliation import reconcile_billing
 

@@ -11,9 +11,8 @@ from procrastinate.exceptions import AlreadyEnqueued
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open
+from control_plane.core.task_queue import app, ensure_sync_open, every
 from control_plane.reconciler.queue import Cause, defer_reconcile
-from control_plane.reconciler.tasks import every
 from control_plane.subscriptions import repository, seats
 from control_plane.subscriptions.models import SnapshotReason
 from control_plane.subscriptions.run import RunOutcome, run_organization

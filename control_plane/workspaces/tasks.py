@@ -4,8 +4,7 @@ when enabled (``hibernate_idle_seconds`` > 0, and on aws a ``kube_wake_backend``
 from __future__ import annotations
 
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app
-from control_plane.reconciler.tasks import every
+from control_plane.core.task_queue import app, every
 from control_plane.workspaces import idle
 
 IDLE_TASK = "hibernate_idle_workspaces"
