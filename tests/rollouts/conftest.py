@@ -82,7 +82,7 @@ def fleet(rollout_plane: Plane, kube: KubeClient) -> Iterator[Fleet]:  # noqa: F
     ids = [new_workspace(plane, f"r{tag}{i:03d}", Tier.professional) for i in range(FLEET)]
     for ws_id in ids:
         defer_reconcile(ws_id, Cause.signup)
-    workers = [start_worker(plane)[1] for _ in range(2)]
+    workers = start_workers(plane, 2)
     wait_until(
         lambda: f"{len(records.converged_ids())} of {FLEET} converged\n{plane.worker_logs()}",
         lambda: len(records.converged_ids()) == FLEET,
@@ -101,8 +101,7 @@ def fleet(rollout_plane: Plane, kube: KubeClient) -> Iterator[Fleet]:  # noqa: F
 def workers(fleet: Fleet) -> Iterator[list[Any]]:
     """Two worker processes for this test only."""
     plane = fleet.plane
-    started = [start_worker(plane)[1] for _ in range(2)]
-    yield started
+    yield start_workers(plane, 2)
     plane.stop_workers()
 
 
@@ -112,16 +111,24 @@ def worker_ids(plane: Plane) -> set[int]:
         return {row[0] for row in conn.execute("SELECT id FROM procrastinate_workers").fetchall()}
 
 
-def start_worker(plane: Plane) -> tuple[int, subprocess.Popen[bytes]]:
-    """A worker process, once it takes jobs, and its heartbeat row's id (started alone: the new row is its own)."""
+def start_workers(plane: Plane, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` worker processes at once, returned when each takes jobs (a heartbeat row each); one that exits at
+    start fails the test at once with its log."""
     known = worker_ids(plane)
-    process = plane.start_worker(concurrency=8)
+    processes = [plane.start_worker(concurrency=8) for _ in range(count)]
 
     def up() -> bool:
-        assert process.poll() is None, f"the worker exited at start\n{plane.worker_logs()}"
-        return bool(worker_ids(plane) - known)
+        assert all(p.poll() is None for p in processes), f"a worker exited at start\n{plane.worker_logs()}"
+        return len(worker_ids(plane) - known) >= count
 
-    wait_until("the worker's heartbeat", up, timeout=60)
+    wait_until("the workers' heartbeats", up, timeout=60)
+    return processes
+
+
+def start_worker(plane: Plane) -> tuple[int, subprocess.Popen[bytes]]:
+    """One worker process, once it takes jobs, and its heartbeat row's id (started alone: the new row is its own)."""
+    known = worker_ids(plane)
+    process = start_workers(plane, 1)[0]
     return (worker_ids(plane) - known).pop(), process
 
 
