@@ -8,6 +8,7 @@ over the workspaces it names, and asserts against what it read before it started
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def fleet(rollout_plane: Plane, kube: KubeClient) -> Iterator[Fleet]:  # noqa: F
     ids = [new_workspace(plane, f"r{tag}{i:03d}", Tier.professional) for i in range(FLEET)]
     for ws_id in ids:
         defer_reconcile(ws_id, Cause.signup)
-    workers = [plane.start_worker(concurrency=8) for _ in range(2)]
+    workers = start_workers(plane, 2)
     wait_until(
         lambda: f"{len(records.converged_ids())} of {FLEET} converged\n{plane.worker_logs()}",
         lambda: len(records.converged_ids()) == FLEET,
@@ -89,7 +90,6 @@ def fleet(rollout_plane: Plane, kube: KubeClient) -> Iterator[Fleet]:  # noqa: F
     )
     plane.stop_workers()
     assert all(w.poll() is not None for w in workers)
-    plane.workers.clear()
     yield Fleet(plane, plane.staff_headers(Role.operator), ids)
     for ws_id in ids:
         namespace = plane.row(ws_id).outputs.get("namespace")
@@ -101,10 +101,35 @@ def fleet(rollout_plane: Plane, kube: KubeClient) -> Iterator[Fleet]:  # noqa: F
 def workers(fleet: Fleet) -> Iterator[list[Any]]:
     """Two worker processes for this test only."""
     plane = fleet.plane
-    started = [plane.start_worker(concurrency=8) for _ in range(2)]
-    yield started
+    yield start_workers(plane, 2)
     plane.stop_workers()
-    plane.workers.clear()
+
+
+def worker_ids(plane: Plane) -> set[int]:
+    """The heartbeat rows of the live workers."""
+    with plane.admin() as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM procrastinate_workers").fetchall()}
+
+
+def start_workers(plane: Plane, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` worker processes at once, returned when each takes jobs (a heartbeat row each); one that exits at
+    start fails the test at once with its log."""
+    known = worker_ids(plane)
+    processes = [plane.start_worker(concurrency=8) for _ in range(count)]
+
+    def up() -> bool:
+        assert all(p.poll() is None for p in processes), f"a worker exited at start\n{plane.worker_logs()}"
+        return len(worker_ids(plane) - known) >= count
+
+    wait_until("the workers' heartbeats", up, timeout=60)
+    return processes
+
+
+def start_worker(plane: Plane) -> tuple[int, subprocess.Popen[bytes]]:
+    """One worker process, once it takes jobs, and its heartbeat row's id (started alone: the new row is its own)."""
+    known = worker_ids(plane)
+    process = start_workers(plane, 1)[0]
+    return (worker_ids(plane) - known).pop(), process
 
 
 def deployment(kube: KubeClient, plane: Plane, ws_id: uuid.UUID) -> dict[str, Any]:  # noqa: F811

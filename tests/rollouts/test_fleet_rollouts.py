@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -29,6 +28,7 @@ from tests.rollouts.conftest import (
     image,
     pod_images,
     revision,
+    start_worker,
 )
 from tests.waiting import wait_until
 from workspace_server.release import SCHEMA_REVISION
@@ -192,19 +192,6 @@ def test_a_broken_release_stops_at_its_canary_which_returns_to_its_previous_rele
     assert {t["state"] for t in targets(fleet, rollout_id)[1:]} == {"skipped"}, "free for later rollouts"
 
 
-def _worker_ids(plane: Plane) -> set[int]:
-    with plane.admin() as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM procrastinate_workers").fetchall()}
-
-
-def _start_worker(plane: Plane) -> tuple[int, subprocess.Popen[bytes]]:
-    """A worker process and its heartbeat row's id (started alone, so the new row is its own)."""
-    known = _worker_ids(plane)
-    process = plane.start_worker(concurrency=8)
-    wait_until("the worker's heartbeat", lambda: bool(_worker_ids(plane) - known), timeout=60)
-    return (_worker_ids(plane) - known).pop(), process
-
-
 def _driving_worker(plane: Plane) -> int | None:
     """The worker running a pass of the rollout engine now (an ``advance_rollout`` job it is doing)."""
     with plane.admin() as conn:
@@ -221,7 +208,7 @@ def test_a_worker_killed_mid_wave_leaves_the_rollout_to_the_other_and_each_works
     plane = fleet.plane
     chosen = fleet.ids[6:46]
     before = {ws_id: revision(deployment(kube, plane, ws_id)) for ws_id in chosen}
-    processes = dict(_start_worker(plane) for _ in range(2))
+    processes = dict(start_worker(plane) for _ in range(2))
     try:
         version = publish(fleet)
         plan = {**FAST, "canaries": 1, "first_wave": 39, "max_per_cell": 8, "soak_seconds": 1}
@@ -245,7 +232,6 @@ def test_a_worker_killed_mid_wave_leaves_the_rollout_to_the_other_and_each_works
         wait_rollout(fleet, rollout_id, "completed", timeout=300)
     finally:
         plane.stop_workers()
-        plane.workers.clear()
     rows = targets(fleet, rollout_id)
     assert {(r["state"], r["upgrades"]) for r in rows} == {("succeeded", 1)}
     new_image = release_image(version)
