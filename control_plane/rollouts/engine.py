@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 ENGINE = "canopy (rollout engine)"
 GATE_THREADS = 16
+STARTS_LOCK = zlib.crc32(b"rollout starts")
+"""Transaction lock serialising upgrade starts across rollouts, so that together they keep the per-cell cap."""
 PAUSES = "rollout_pauses"
 OUTCOMES = "rollout_outcomes"
 """Counters (``/metrics``): pauses by cause, finished targets by state."""
@@ -238,6 +240,7 @@ def _judge_rollback(t: InFlight, g: _Gates, now: datetime) -> Outcome:
         return Outcome(t, TargetState.rolled_back, {"finished_at": now})
     if _deadline_passed(t, plan, now):
         reason = f"back to {t.from_release} not complete within {plan.upgrade_timeout_seconds:g} s"
+        reason = f"{t.reason}; {reason}" if t.reason else reason
         return Outcome(t, TargetState.failed, {"reason": reason, "finished_at": now})
     return Outcome(t)
 
@@ -336,6 +339,7 @@ def _over_budget(session: Session, rollout: Rollout, plan: Plan, wave: int, now:
 
 def _start(session: Session, rollout: Rollout, plan: Plan, wave: int, now: datetime) -> list[uuid.UUID]:
     release = release_service.get(session, rollout.release_version)
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": STARTS_LOCK})  # one rollout starts at a time
     room = repository.in_flight_per_cell(session)
     started: list[uuid.UUID] = []
     for target in repository.pending_in_wave(session, rollout.id, wave):
@@ -349,9 +353,9 @@ def _start(session: Session, rollout: Rollout, plan: Plan, wave: int, now: datet
         assert ws is not None
         if not is_open(ws.maintenance_window, now):
             continue
-        release_service.set_desired(ws, release.version)
         values = {"started_at": now, "upgrades": target.upgrades + 1}
         if _move(session, target.id, TargetState.pending, TargetState.upgrading, **values):
+            release_service.set_desired(ws, release.version)
             room[target.cell] = room.get(target.cell, 0) + 1
             started.append(ws.id)
     return started

@@ -36,6 +36,7 @@ class InFlight:
     started_at: datetime
     soak_until: datetime | None
     baseline: dict[str, Any] | None
+    reason: str | None
     endpoint_url: str | None
     desired_release: str
     observed_release: str | None
@@ -118,6 +119,7 @@ def in_flight(session: Session, rollout_id: uuid.UUID) -> list[InFlight]:
             started_at=t.started_at or t.finished_at or datetime.min,
             soak_until=t.soak_until,
             baseline=t.baseline,
+            reason=t.reason,
             endpoint_url=ws.endpoint_url,
             desired_release=ws.desired_release,
             observed_release=ws.observed_release,
