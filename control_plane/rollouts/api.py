@@ -57,38 +57,12 @@ def rollout_targets(rollout_id: uuid.UUID, session: DbSession, principal: Releas
     return service.target_rows(session, rollout_id)
 
 
-def _act(rollout_id: uuid.UUID, action: Action, body: RolloutAction, session: DbSession, actor: str) -> RolloutOut:
-    return service.rollout_out(session, commands.act(session, rollout_id, action, body.reason, actor))
-
-
-@router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=problem_responses(404, 409))
-def pause_rollout(
-    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
+@router.post("/{rollout_id}/{action}", response_model=RolloutOut, responses=problem_responses(404, 409))
+def act_on_rollout(
+    rollout_id: uuid.UUID, action: Action, body: RolloutAction, session: DbSession, principal: ReleaseManager
 ) -> RolloutOut:
-    """Start no more upgrades (those in flight finish their gates)."""
-    return _act(rollout_id, Action.pause, body, session, principal.actor)
-
-
-@router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=problem_responses(404, 409))
-def resume_rollout(
-    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
-) -> RolloutOut:
-    """Carry on; the failures so far are accepted."""
-    return _act(rollout_id, Action.resume, body, session, principal.actor)
-
-
-@router.post("/{rollout_id}/abort", response_model=RolloutOut, responses=problem_responses(404, 409))
-def abort_rollout(
-    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
-) -> RolloutOut:
-    """End the rollout; upgraded workspaces keep the release."""
-    return _act(rollout_id, Action.abort, body, session, principal.actor)
-
-
-@router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=problem_responses(404, 409))
-def rollback_rollout(
-    rollout_id: uuid.UUID, body: RolloutAction, session: DbSession, principal: ReleaseManager
-) -> RolloutOut:
-    """Return every workspace the rollout touched to its previous release (409, changing nothing, when one cannot
-    run it on its schema)."""
-    return _act(rollout_id, Action.rollback, body, session, principal.actor)
+    """``pause``: start no more upgrades (those in flight finish their gates); ``resume``: carry on, the failures so
+    far accepted; ``abort``: end it, upgraded workspaces keep the release; ``rollback``: return every workspace it
+    touched to its previous release (409, changing nothing, when one cannot run it on its schema)."""
+    rollout = commands.act(session, rollout_id, action, body.reason, principal.actor)
+    return service.rollout_out(session, rollout)

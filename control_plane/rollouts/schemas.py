@@ -102,6 +102,8 @@ class RolloutOut(BaseModel):
 class RolloutTargetOut(BaseModel):
     """One workspace of a rollout."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     workspace_id: uuid.UUID
     cell: str
     wave: int

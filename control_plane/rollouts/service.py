@@ -227,20 +227,7 @@ def rollout_out(session: Session, rollout: Rollout) -> RolloutOut:
 def target_rows(session: Session, rollout_id: uuid.UUID) -> list[RolloutTargetOut]:
     """Every target of a rollout."""
     get(session, rollout_id)
-    return [
-        RolloutTargetOut(
-            workspace_id=t.workspace_id,
-            cell=t.cell,
-            wave=t.wave,
-            from_release=t.from_release,
-            state=t.state,
-            reason=t.reason,
-            started_at=t.started_at,
-            finished_at=t.finished_at,
-            upgrades=t.upgrades,
-        )
-        for t in repository.all_targets(session, rollout_id)
-    ]
+    return [RolloutTargetOut.model_validate(t) for t in repository.all_targets(session, rollout_id)]
 
 
 def is_active(rollout: Rollout) -> bool:
