@@ -219,8 +219,8 @@ class KubeClient:
             raise _api_error(status, json.loads(raw))
         events = [cast(JSON, json.loads(line)) for line in raw.splitlines() if line.strip()]
         for event in events:
-            if event.get("type") == "ERROR":
-                error = event.get("object") or {}
+            if event.get("type") == "ERROR" or "object" not in event:  # an error event, or a bare Status
+                error = event.get("object") or event
                 if error.get("code") == 410:
                     raise WatchExpired(f"{kind} watch from {resource_version} expired")
                 raise _api_error(int(error.get("code") or 500), error)
