@@ -69,6 +69,7 @@ def fuzz(operation: APIOperation, mode: GenerationMode, bearers: list[dict[str, 
     send()
 
 
+@pytest.mark.timeout(1200)  # every operation of the API, 140 cases each: minutes on a loaded machine
 def test_every_answer_is_documented_and_no_5xx(api_schema: BaseSchema, bearers: list[dict[str, str]]) -> None:
     failures: list[str] = []
     for result in api_schema.get_all_operations():
