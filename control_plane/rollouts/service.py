@@ -19,7 +19,6 @@ from control_plane.releases import service as release_service
 from control_plane.releases.models import ReleaseState
 from control_plane.rollouts import planning, repository
 from control_plane.rollouts.models import (
-    ACTIVE_ROLLOUT_STATES,
     Rollout,
     RolloutState,
     RolloutTarget,
@@ -228,8 +227,3 @@ def target_rows(session: Session, rollout_id: uuid.UUID) -> list[RolloutTargetOu
     """Every target of a rollout."""
     get(session, rollout_id)
     return [RolloutTargetOut.model_validate(t) for t in repository.all_targets(session, rollout_id)]
-
-
-def is_active(rollout: Rollout) -> bool:
-    """Whether the rollout still runs or waits for an operator."""
-    return rollout.state in ACTIVE_ROLLOUT_STATES
