@@ -42,7 +42,11 @@ class LicencePhase(enum.StrEnum):
     read_only = "read_only"
 
 
-NOTICE_DAYS: dict[LicencePhase, int] = {LicencePhase.notice_60: 60, LicencePhase.notice_30: 30, LicencePhase.notice_7: 7}
+NOTICE_DAYS: dict[LicencePhase, int] = {
+    LicencePhase.notice_60: 60,
+    LicencePhase.notice_30: 30,
+    LicencePhase.notice_7: 7,
+}
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,7 @@ def true_forward_cents(overage: int, annual_price_per_seat_cents: int, span: Qua
     """What ``overage`` extra seats cost for the rest of the contract year after ``span``, in whole cents."""
     if overage <= 0:
         return 0
-    return round_half_up(
-        Fraction(overage * annual_price_per_seat_cents * span.remaining_quarters, QUARTERS_PER_YEAR)
-    )
+    return round_half_up(Fraction(overage * annual_price_per_seat_cents * span.remaining_quarters, QUARTERS_PER_YEAR))
 
 
 def grace_end(end: date) -> datetime:
