@@ -46,7 +46,8 @@ def run_contract(contract_id: uuid.UUID, now: datetime | None = None) -> Contrac
         outcome.invoices_issued += issuing.issue_due_true_forwards(session, contract, now)
     with session_scope() as session:
         contract = repository.get(session, contract_id, for_update=True)
-        assert contract is not None
+        if contract is None:
+            return outcome
         phase = notice_due(contract.end_date, now)
         if phase is not None and notices.licence(session, contract, phase, now):
             outcome.notices_sent += 1
