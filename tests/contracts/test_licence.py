@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from control_plane.audit.models import AuditEntry
 from control_plane.contracts.models import ContractInvoice
 from control_plane.core.authz import Role
 from control_plane.core.clock import utcnow
@@ -93,3 +94,5 @@ def test_notices_grace_read_only_and_renewal(billed: BilledPlane) -> None:
         rows = session.scalars(select(ContractInvoice).where(ContractInvoice.contract_id == contract_id)).all()
         assert sorted((row.kind.value, row.contract_year) for row in rows) == [("annual", 1), ("annual", 2)]
         assert all(row.amount_cents == 10 * 9_900 for row in rows)
+        renewals = session.scalars(select(AuditEntry).where(AuditEntry.action == "contract.renew")).all()
+        assert [entry.target_id for entry in renewals if entry.organization_id == org] == [str(contract_id)]
