@@ -11,6 +11,7 @@ from control_plane.credentials.models import WorkspaceCredential
 from control_plane.drift.models import DriftCursor
 from control_plane.exports.models import WorkspaceExport
 from control_plane.mail.models import OutboxMail
+from control_plane.moves.models import EnterpriseMove
 from control_plane.organizations.models import Invitation, Organization
 from control_plane.releases.models import Release
 from control_plane.rollouts.models import Rollout, RolloutTarget
@@ -36,6 +37,7 @@ __all__ = [
     "Cell",
     "DriftCursor",
     "EmailVerification",
+    "EnterpriseMove",
     "IdempotencyRecord",
     "Invitation",
     "Invoice",

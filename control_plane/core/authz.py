@@ -55,6 +55,8 @@ class Permission(enum.StrEnum):
     read_releases = "read_releases"
     manage_releases = "manage_releases"
     set_maintenance_window = "set_maintenance_window"
+    manage_contracts = "manage_contracts"
+    read_contracts = "read_contracts"
 
 
 R = Role
@@ -80,6 +82,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.read_releases: frozenset({R.operator, R.support, R.admin}),
     Permission.manage_releases: frozenset({R.operator, R.admin}),
     Permission.set_maintenance_window: frozenset({R.owner, R.operator, R.admin}),
+    Permission.manage_contracts: frozenset({R.sales, R.admin}),
+    Permission.read_contracts: frozenset({R.owner, R.billing, R.sales, R.support, R.admin}),
 }
 
 
