@@ -78,6 +78,8 @@ class Progress:
 
     outcome: Outcome
     reconcile: list[tuple[uuid.UUID, Cause]] = field(default_factory=list)
+    state: MoveState | None = None
+    """The move's state after the step (None: there was no open move)."""
 
 
 def snapshot(move: EnterpriseMove) -> dict[str, Any]:
@@ -138,10 +140,10 @@ def _movable(session: Session, organization_id: uuid.UUID, workspace_id: uuid.UU
     ws = workspaces_repository.get(session, workspace_id, for_update=True)
     if ws is None or ws.organization_id != organization_id:
         raise NotFound("Workspace")
-    if not has_contract(session, organization_id):
-        raise Conflict("contract-required", "The organization needs an Enterprise contract before it moves")
     if ws.tier is Tier.enterprise:
         raise Conflict("already-enterprise", "This workspace is already an Enterprise silo")
+    if not has_contract(session, organization_id):
+        raise Conflict("contract-required", "The organization needs an Enterprise contract before it moves")
     if ws.lifecycle_state not in MOVABLE_STATES:
         raise Conflict(
             "workspace-not-movable",
@@ -176,9 +178,9 @@ def schedule(session: Session, organization_id: uuid.UUID, body: MoveRequest, ac
     audited, committed (the caller defers :func:`tasks.defer_move`). 404 for a workspace of another organization,
     409 without a contract, for an Enterprise workspace, one that cannot move or is being moved; 422 for a window in
     the past."""
-    ws = _movable(session, organization_id, body.workspace_id)
     if body.downtime_start < utcnow() - START_SLACK:
         raise InvalidInput("downtime_start", "must be now or in the future")
+    ws = _movable(session, organization_id, body.workspace_id)
     move = EnterpriseMove(
         organization_id=organization_id,
         source_workspace_id=ws.id,
@@ -304,4 +306,6 @@ def advance(session: Session, move_id: uuid.UUID) -> Progress:
     move = repository.get(session, move_id, for_update=True)
     if move is None or move.state not in OPEN_MOVE_STATES:
         return Progress(Outcome.ended)
-    return STEPS[move.state](session, move)
+    progress = STEPS[move.state](session, move)
+    progress.state = move.state
+    return progress

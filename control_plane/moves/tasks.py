@@ -14,6 +14,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
+from control_plane.core.faults import fault_pause
 from control_plane.core.task_queue import app, ensure_sync_open
 from control_plane.moves import service
 from control_plane.reconciler.queue import defer_reconcile, workspace_lock
@@ -45,8 +46,10 @@ def run(move_id: uuid.UUID) -> service.Outcome:
     for _ in range(MAX_STEPS):
         with session_scope() as session:
             progress = service.advance(session, move_id)
+            reached = progress.state.value if progress.state else "ended"
         for workspace_id, cause in progress.reconcile:
             defer_reconcile(workspace_id, cause)
+        fault_pause(f"enterprise_move:{reached}")
         if progress.outcome is not service.Outcome.advanced:
             return progress.outcome
     return service.Outcome.waiting
