@@ -16,8 +16,9 @@ crash takes the step again from what the row and the workspaces say:
   subscription is cancelled (unless another Professional workspace of the organization lives on): seats stop being
   counted once the old workspace is pending deletion, so only the days used are charged. The owners are told.
 
-A step that cannot go on (the workspace changed under the move, the restore failed) ends the move ``failed`` with the
-reason; the old workspace stays pending deletion, so it can be recovered (``runbooks/move-to-enterprise.md``).
+A step that cannot go on ends the move ``failed`` with the reason. When the copy fails (a corrupt final backup), the
+move is rolled back: the new workspace gives the address up and goes pending deletion, and the old one takes its
+address back and runs again in the state it left; nothing was written in between (``runbooks/move-to-enterprise.md``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from control_plane.subscriptions import repository as subscriptions
 from control_plane.subscriptions import service as billing
 from control_plane.workspaces import repository as workspaces_repository
 from control_plane.workspaces import service as workspaces
-from control_plane.workspaces.lifecycle import Lifecycle
+from control_plane.workspaces.lifecycle import Lifecycle, cancel_target
 from control_plane.workspaces.models import Tier, Workspace
 
 WORKER_ACTOR = "worker"
@@ -61,6 +62,8 @@ MOVABLE_STATES = frozenset(
 """States of a Professional workspace that can be moved (it has data and may go pending deletion)."""
 START_SLACK = timedelta(minutes=1)
 """How far in the past a window may start (a request for "now" takes a moment to arrive)."""
+MAX_LEAD = timedelta(days=365)
+"""How far ahead a window may be announced."""
 RETIRED_PREFIX_LENGTH = 47
 
 
@@ -177,9 +180,10 @@ def schedule(session: Session, organization_id: uuid.UUID, body: MoveRequest, ac
     """Schedule the move of ``body.workspace_id`` at ``body.downtime_start`` and mail the owners the window;
     audited, committed (the caller defers :func:`tasks.defer_move`). 404 for a workspace of another organization,
     409 without a contract, for an Enterprise workspace, one that cannot move or is being moved; 422 for a window in
-    the past."""
-    if body.downtime_start < utcnow() - START_SLACK:
-        raise InvalidInput("downtime_start", "must be now or in the future")
+    the past or more than a year ahead."""
+    now = utcnow()
+    if not now - START_SLACK <= body.downtime_start <= now + MAX_LEAD:
+        raise InvalidInput("downtime_start", f"must be between now and {MAX_LEAD.days} days from now")
     ws = _movable(session, organization_id, body.workspace_id)
     move = EnterpriseMove(
         organization_id=organization_id,
@@ -216,7 +220,10 @@ def newest(session: Session, principal: Principal, organization_id: uuid.UUID) -
 
 def _fail(session: Session, move: EnterpriseMove, reason: str) -> Progress:
     _record(session, move, MoveState.failed, WORKER_ACTOR, error=reason)
-    body = f"The move of {move.slug} to Enterprise stopped: {reason}\nOur team has been told and will contact you.\n"
+    body = (
+        f"The move of {move.slug} to Enterprise stopped: {reason}\n"
+        "Our team has been told and will contact you with a new window.\n"
+    )
     _tell_owners(session, move.organization_id, f"The move of {move.slug} to Enterprise is delayed", body)
     return Progress(Outcome.ended)
 
@@ -256,6 +263,33 @@ def _copy(session: Session, move: EnterpriseMove) -> Progress:
     return Progress(Outcome.advanced, [(restore.target_workspace_id, Cause.restore)])
 
 
+def _retire_target(session: Session, move: EnterpriseMove) -> list[tuple[uuid.UUID, Cause]]:
+    """The Enterprise workspace of a failed copy gives the address up and is deleted (its usual grace)."""
+    assert move.target_workspace_id is not None
+    target = workspaces_repository.get(session, move.target_workspace_id, for_update=True)
+    if target is None or target.lifecycle_state in (Lifecycle.pending_deletion, Lifecycle.deleted):
+        return []
+    target.slug = f"{move.slug[:RETIRED_PREFIX_LENGTH]}-failed-{secrets.token_hex(4)}"
+    workspaces.transition(session, target, Lifecycle.pending_deletion, WORKER_ACTOR, action="workspace.move_failed")
+    session.flush()
+    return [(target.id, Cause.deletion)]
+
+
+def _roll_back(session: Session, move: EnterpriseMove, reason: str) -> Progress:
+    """The copy failed: the Professional workspace takes its address back and runs again in the state it left
+    (its deletion cancelled, unless its purge has begun); the move fails with ``reason``."""
+    reconcile = _retire_target(session, move)
+    ws = _source(session, move)
+    if ws.lifecycle_state is Lifecycle.pending_deletion and not workspaces.purge_started(ws, utcnow()):
+        ws.slug = move.slug
+        back = cancel_target(ws.lifecycle_state, ws.resume_state)
+        workspaces.transition(session, ws, back, WORKER_ACTOR, action="workspace.deletion_cancelled")
+        reconcile.append((ws.id, Cause.lifecycle))
+    progress = _fail(session, move, reason)
+    progress.reconcile = reconcile
+    return progress
+
+
 def _serving(target: Workspace) -> bool:
     return (
         target.lifecycle_state is Lifecycle.active
@@ -269,7 +303,7 @@ def _cut_over(session: Session, move: EnterpriseMove) -> Progress:
     assert move.target_workspace_id is not None
     restore = backups.newest_restore_into(session, move.target_workspace_id)
     if restore is not None and restore.state is RestoreState.failed:
-        return _fail(session, move, f"the copy into the Enterprise workspace failed: {restore.error}")
+        return _roll_back(session, move, f"the copy into the Enterprise workspace failed: {restore.error}")
     target = session.get(Workspace, move.target_workspace_id)
     if restore is None or restore.state is not RestoreState.completed or target is None or not _serving(target):
         return Progress(Outcome.waiting)

@@ -172,6 +172,7 @@ def test_who_may_move_and_what(moving: MovePlane) -> None:
         _body(workspace_id, downtime_minutes=100_000),
         _body(workspace_id, downtime_start="2026-12-24T22:00:00"),
         _body(workspace_id, downtime_start=past),
+        _body(workspace_id, downtime_start="9999-12-31T23:59:59+00:00"),
         _body(workspace_id, region="EU West!"),
         _body(workspace_id) | {"workspace_id": "not-a-uuid"},
         _body(workspace_id, surprise=True),
@@ -244,3 +245,44 @@ def test_a_workspace_that_cannot_move_now_is_a_conflict(moving: MovePlane) -> No
     assert shown.status_code == 200 and shown.json()["state"] == "scheduled", shown.text
     ends = datetime.fromisoformat(shown.json()["downtime_end"])
     assert ends == datetime.fromisoformat(later) + timedelta(minutes=30)
+
+
+@needs_contracts
+def test_a_failed_copy_gives_the_professional_workspace_its_address_back(moving: MovePlane) -> None:
+    """The final backup is damaged before the silo restores it: the move fails with the reason, the silo is
+    deleted, and the Professional workspace runs again at its address with everything it had."""
+    slug = f"undo-{uuid.uuid4().hex[:6]}"
+    source_id = moving.workspace(slug)
+    organization_id = moving.organization_of(source_id)
+    files = _fill(moving.driver(source_id, _login(slug)), slug)
+    posts = _posts(moving.driver(source_id, _login(slug)), slug)
+    moving.sign_contract(organization_id)
+    moving.plane.stop_workers()
+    # One job at a time: the paused move holds the only slot, so the silo's restore waits for the damage.
+    doomed = moving.plane.start_worker(concurrency=1, CANOPY_FAULT_PAUSE_AFTER_STEP="enterprise_move:copying")
+    assert moving.move(organization_id, _body(source_id)).status_code == 202
+    wait_until(
+        lambda: moving.plane.worker_logs(),
+        lambda: "fault injection: pausing after enterprise_move:copying" in moving.plane.worker_logs(tail=10_000),
+        180,
+    )
+    move = moving.read_move(organization_id).json()
+    part = moving.plane.state_dir.resolve() / "backups" / str(source_id) / move["backup_id"] / "database.part"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    part.write_bytes(bytes(data))
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    moving.plane.start_worker()
+
+    move = moving.wait_move(organization_id)
+    assert move["state"] == "failed" and "CorruptPart" in move["error"], move
+    target = moving.plane.row(uuid.UUID(move["target_workspace_id"]))
+    assert target.lifecycle_state == Lifecycle.pending_deletion and target.slug != slug
+    moving.serving(source_id)
+    assert moving.plane.row(source_id).slug == slug
+    driver = moving.driver(source_id, _login(slug))
+    assert _posts(driver, slug) == posts
+    assert [driver.files.get_file(file_id).content for file_id in files] == list(files.values())
+    assert moving.plane.api.get(f"/w/{slug}/api/v4/system/ping").status_code == 200
+    assert any("delayed" in subject for subject in _mails_to(_login(slug)))
