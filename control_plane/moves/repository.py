@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.accounts.models import Account, Membership
 from control_plane.core.authz import Role
-from control_plane.moves.models import OPEN_MOVE_STATES, EnterpriseMove
+from control_plane.moves.models import OPEN_MOVE_STATES, EnterpriseMove, MoveState
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 
@@ -61,3 +61,11 @@ def other_live_professional(session: Session, organization_id: uuid.UUID, worksp
         Workspace.lifecycle_state.not_in([Lifecycle.pending_deletion, Lifecycle.deleted]),
     )
     return int(session.scalar(query) or 0)
+
+
+def moving_at(session: Session, slug: str) -> bool:
+    """Whether an open move's window has begun at the address ``slug`` (none has been cut over there yet)."""
+    query = select(EnterpriseMove.id).where(
+        EnterpriseMove.slug == slug, EnterpriseMove.state.in_(OPEN_MOVE_STATES - {MoveState.scheduled})
+    )
+    return session.scalars(query.limit(1)).first() is not None

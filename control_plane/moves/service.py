@@ -41,7 +41,7 @@ from control_plane.backups.schemas import CloneRestore
 from control_plane.backups.service import start_restore
 from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
-from control_plane.core.problems import Conflict, InvalidInput, NotFound
+from control_plane.core.problems import Conflict, InvalidInput, NotFound, Problem
 from control_plane.mail import service as mail
 from control_plane.moves import repository
 from control_plane.moves.models import OPEN_MOVE_STATES, EnterpriseMove, MoveState
@@ -65,6 +65,7 @@ START_SLACK = timedelta(minutes=1)
 MAX_LEAD = timedelta(days=365)
 """How far ahead a window may be announced."""
 RETIRED_PREFIX_LENGTH = 47
+MOVING_RETRY_AFTER_SECONDS = 30
 
 
 class Outcome(enum.Enum):
@@ -118,6 +119,15 @@ def _record(session: Session, move: EnterpriseMove, state: MoveState, actor: str
 def _tell_owners(session: Session, organization_id: uuid.UUID, subject: str, body: str) -> None:
     for address in repository.owner_emails(session, organization_id):
         mail.queue(session, address, subject, body)
+
+
+def being_moved() -> Problem:
+    """What a request to an address in its move's downtime window gets at once: ``503 workspace-moving`` with
+    ``Retry-After`` (the workspace comes back at the same address, on Enterprise)."""
+    detail = "The workspace is moving to Enterprise; try again"
+    problem = Problem(503, "workspace-moving", "Service unavailable", detail)
+    problem.headers["Retry-After"] = str(MOVING_RETRY_AFTER_SECONDS)
+    return problem
 
 
 # --- requests and reads ------------------------------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_a_professional_workspace_moves_with_every_post_and_file(moving: MovePla
     headers = {"Authorization": f"Bearer {moved.client.token}"}
     served = moving.plane.api.get(f"/w/{slug}/api/v4/posts/{some_post}", headers=headers)
     assert served.status_code == 200 and served.json()["message"] == posts[some_post][1], served.text
+    moving.plane.close_api()  # its proxy's pooled connections belong to this request's event loop
     assert any("now on Enterprise" in subject for subject in _mails_to(_login(slug)))
     # The Professional plan ends (a trial: at its end, with nothing to charge).
     with core_db.session_scope() as session:
@@ -267,6 +268,9 @@ def test_a_failed_copy_gives_the_professional_workspace_its_address_back(moving:
         180,
     )
     move = moving.read_move(organization_id).json()
+    waiting = moving.plane.api.get(f"/w/{slug}/api/v4/system/ping")  # in the window: 503 at once, not a 404
+    assert waiting.status_code == 503 and waiting.json()["type"].endswith("/workspace-moving"), waiting.text
+    assert waiting.headers["retry-after"] == "30"
     part = moving.plane.state_dir.resolve() / "backups" / str(source_id) / move["backup_id"] / "database.part"
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -285,4 +289,5 @@ def test_a_failed_copy_gives_the_professional_workspace_its_address_back(moving:
     assert _posts(driver, slug) == posts
     assert [driver.files.get_file(file_id).content for file_id in files] == list(files.values())
     assert moving.plane.api.get(f"/w/{slug}/api/v4/system/ping").status_code == 200
+    moving.plane.close_api()  # its proxy's pooled connections belong to this request's event loop
     assert any("delayed" in subject for subject in _mails_to(_login(slug)))
