@@ -39,6 +39,7 @@ from control_plane.backups import repository as backups
 from control_plane.backups.models import BackupState, RestoreState
 from control_plane.backups.schemas import CloneRestore
 from control_plane.backups.service import start_restore
+from control_plane.contracts import service as contracts
 from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound, Problem
@@ -139,15 +140,6 @@ def organization(session: Session, principal: Principal, organization_id: uuid.U
         raise NotFound("Organization")
 
 
-def has_contract(session: Session, organization_id: uuid.UUID) -> bool:
-    """Whether the organization has an Enterprise contract (the contracts domain's ``for_organization``)."""
-    try:
-        from control_plane.contracts import service as contracts  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the contracts domain is not in this build: no organization has a contract
-        return False
-    return contracts.for_organization(session, organization_id) is not None
-
-
 def _movable(session: Session, organization_id: uuid.UUID, workspace_id: uuid.UUID) -> Workspace:
     """The organization's Professional workspace to move, locked (404 if not the organization's, 409 otherwise)."""
     ws = workspaces_repository.get(session, workspace_id, for_update=True)
@@ -155,7 +147,7 @@ def _movable(session: Session, organization_id: uuid.UUID, workspace_id: uuid.UU
         raise NotFound("Workspace")
     if ws.tier is Tier.enterprise:
         raise Conflict("already-enterprise", "This workspace is already an Enterprise silo")
-    if not has_contract(session, organization_id):
+    if contracts.for_organization(session, organization_id) is None:
         raise Conflict("contract-required", "The organization needs an Enterprise contract before it moves")
     if ws.lifecycle_state not in MOVABLE_STATES:
         raise Conflict(

@@ -3,7 +3,6 @@ up and move them to Enterprise; helpers for the enterprise-move routes and for s
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -17,9 +16,6 @@ from tests.backups.conftest import BackupPlane
 from tests.billed_plane import billed_plane
 from tests.harness.localstripe import LocalStripe
 from tests.waiting import wait_until
-
-HAS_CONTRACTS = importlib.util.find_spec("control_plane.contracts") is not None
-needs_contracts = pytest.mark.skipif(not HAS_CONTRACTS, reason="the contracts domain (helper A) is not merged yet")
 
 
 class MovePlane(BackupPlane):

@@ -21,7 +21,7 @@ from control_plane.subscriptions import repository as subscriptions
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
 from tests.backups.conftest import audit_actions
-from tests.moves.conftest import MovePlane, needs_contracts
+from tests.moves.conftest import MovePlane
 from tests.waiting import wait_until
 
 CHANNELS = ("town-square", "ops", "sales-floor")
@@ -91,7 +91,6 @@ def _body(workspace_id: uuid.UUID, **changes: Any) -> dict[str, Any]:
     return body | changes
 
 
-@needs_contracts
 def test_a_professional_workspace_moves_with_every_post_and_file(moving: MovePlane) -> None:
     slug = f"move-{uuid.uuid4().hex[:6]}"
     source_id = moving.workspace(slug)
@@ -185,7 +184,6 @@ def test_who_may_move_and_what(moving: MovePlane) -> None:
     assert moving.read_move(organization_id).status_code == 404  # nothing was scheduled
 
 
-@needs_contracts
 def test_a_move_whose_worker_is_killed_mid_copy_ends_once(moving: MovePlane) -> None:
     """SIGKILL the worker right after the Enterprise workspace was made: another worker finishes the move (the
     stalled job is taken again from the move's row), with one Enterprise workspace and each step recorded once."""
@@ -224,7 +222,6 @@ def test_a_move_whose_worker_is_killed_mid_copy_ends_once(moving: MovePlane) -> 
     assert [moved.files.get_file(file_id).content for file_id in files] == list(files.values())
 
 
-@needs_contracts
 def test_a_workspace_that_cannot_move_now_is_a_conflict(moving: MovePlane) -> None:
     workspace_id = moving.plane.create_workspace(f"early-{uuid.uuid4().hex[:6]}")
     organization_id = moving.organization_of(workspace_id)
@@ -248,7 +245,6 @@ def test_a_workspace_that_cannot_move_now_is_a_conflict(moving: MovePlane) -> No
     assert ends == datetime.fromisoformat(later) + timedelta(minutes=30)
 
 
-@needs_contracts
 def test_a_failed_copy_gives_the_professional_workspace_its_address_back(moving: MovePlane) -> None:
     """The final backup is damaged before the silo restores it: the move fails with the reason, the silo is
     deleted, and the Professional workspace runs again at its address with everything it had."""

@@ -11,7 +11,7 @@ import sys
 import uuid
 from typing import Any
 
-from tests.moves.conftest import MovePlane, needs_contracts
+from tests.moves.conftest import MovePlane
 from tests.reconciler.conftest import ROOT
 from tests.waiting import wait_until
 
@@ -52,7 +52,6 @@ def test_the_runbook_refuses_what_it_says(moving: MovePlane) -> None:
         assert run(moving, scheduling, **ids, start=start, minutes=minutes).returncode == 2
 
 
-@needs_contracts
 def test_the_runbook_moves_a_workspace(moving: MovePlane) -> None:
     status, scheduling, following = runbook_commands()
     slug = f"rb-{uuid.uuid4().hex[:6]}"

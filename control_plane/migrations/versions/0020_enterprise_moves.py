@@ -3,11 +3,10 @@
 ``enterprise_moves``: a Professional workspace moved into a new Enterprise silo of the same organization (its
 downtime window, the target, the final backup copied, each step taken; at most one open move per source).
 
-Written against 0017 while 0018 (contracts) and 0019 (sales) were on other branches: at merge its
-``down_revision`` becomes the newest of those.
+Follows 0018 (contracts); the sales branch added no migration, so there is no 0019.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-07 14:40:00.000000
 """
 
@@ -18,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0020"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
