@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 
 from control_plane.core.authz import Role
+from control_plane.core.clock import utcnow
 from tests.backups.conftest import BackupPlane
 from tests.billed_plane import billed_plane
 from tests.harness.localstripe import LocalStripe
@@ -39,7 +39,7 @@ class MovePlane(BackupPlane):
             "organization_id": str(organization_id),
             "seats_purchased": 50,
             "annual_price_per_seat_cents": 12_000,
-            "start_date": date.today().isoformat(),
+            "start_date": utcnow().date().isoformat(),
             "payment_terms_days": 30,
             "billing_contact_email": "finance@customer.example",
             "billing_contact_name": "Customer Finance",
