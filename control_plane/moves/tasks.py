@@ -2,7 +2,8 @@
 a step waits on the reconciler (the old server stopping and its final backup, the new silo's copy), the task defers
 itself again a few seconds later. It takes the old workspace's reconcile lock, so it never runs beside that
 workspace's reconcile; a worker that dies mid-move leaves the job to procrastinate's stalled-job recovery, which
-takes the step again from what the move's row says."""
+takes the step again from what the move's row says (a reconcile it died before asking for is deferred by the
+reconciler's periodic resync, which finds every workspace not yet converged)."""
 
 from __future__ import annotations
 
