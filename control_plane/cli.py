@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from control_plane import release_cli
+from control_plane import move_cli, release_cli
 
 if TYPE_CHECKING:
     import uvicorn
@@ -734,6 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
         "schedule", help="request the due scheduled backups and discard the expired ones now"
     ).set_defaults(func=cmd_backups_schedule)
     release_cli.add_parsers(sub)
+    move_cli.add_parsers(sub)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")
