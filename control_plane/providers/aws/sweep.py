@@ -9,8 +9,10 @@
   when tagged for the workspace.
 - IAM (missed too): roles and policies under ``/canopy/`` whose name holds the workspace's short id,
   confirmed by their tags, and OIDC providers (a silo cluster's) tagged for the workspace.
+- ACM (missed too): certificates tagged for the workspace, whatever their status.
 - Route53 (records carry no tags): the ``(zone id, name)`` pairs the caller passes, i.e. the
-  ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs.
+  ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs (and a silo certificate's validation
+  record, ``certificate_zone_id`` / ``certificate_validation_name``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from control_plane.providers.aws.acm import workspace_certificates
 from control_plane.providers.aws.common import Aws, absent, tagged_arns
 from control_plane.providers.aws.eks import oidc_provider_owner
 from control_plane.providers.aws.kms import GONE_STATES, kept_for_backups
@@ -42,6 +45,7 @@ class LeakSweep:
             *self._tagged(workspace_id),
             *self._eks(workspace_id),
             *self._iam(workspace_id),
+            *self._acm(workspace_id),
             *self._records(records),
         ]
 
@@ -104,6 +108,10 @@ class LeakSweep:
             if oidc_provider_owner(iam, provider["Arn"]) == str(workspace_id):
                 found.append(f"iam oidc provider {provider['Arn']}")
         return found
+
+    def _acm(self, workspace_id: uuid.UUID) -> list[str]:
+        certificates = workspace_certificates(self._client("acm"), str(workspace_id))
+        return [f"acm certificate {c['CertificateArn']}" for c in certificates]
 
     @staticmethod
     def _owned(tagged: dict[str, Any], workspace_id: uuid.UUID) -> bool:
