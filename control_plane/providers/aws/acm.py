@@ -1,8 +1,11 @@
 """The TLS certificate of an enterprise silo: ACM, for ``<slug>.<aws_zone_domain>``, DNS-validated in the silo zone.
 
-ACM certificates have no name: a workspace's is found by its domain and its ``canopy:workspace`` tag (a request
-carries the workspace's short id as its idempotency token, so a retried request within the hour returns the same
-certificate). The ensure creates the validation CNAME ACM asks for (``DescribeCertificate``'s
+ACM certificates have no name: a workspace's is found by its domain and its ``canopy:workspace`` tag, which the
+request itself carries (no idempotency token: within its hour ACM would answer a new request after a failed
+validation with the deleted certificate's ARN; a request whose answer was lost leaves a second tagged certificate,
+which teardown and the leak sweep find too).
+
+The ensure creates the validation CNAME ACM asks for (``DescribeCertificate``'s
 ``DomainValidationOptions[].ResourceRecord``, which appears some seconds after the request) and waits for ``ISSUED``;
 a certificate that failed validation is deleted so that the next reconcile requests a new one. The NLB in front of
 the silo's ingress controller ends TLS with it (:mod:`control_plane.kube.ingress_controller`).
@@ -20,7 +23,7 @@ from botocore.exceptions import ClientError
 from control_plane.providers.aws.common import Aws, SiloConfig, error_code, tags_of
 from control_plane.providers.aws.route53 import Records
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
-from infra.conventions import TAG_WORKSPACE, short_id, tag_list, tags_from_list, workspace_hostname
+from infra.conventions import TAG_WORKSPACE, tag_list, tags_from_list, workspace_hostname
 
 LISTED_STATUSES = ("PENDING_VALIDATION", "ISSUED", "INACTIVE", "EXPIRED", "VALIDATION_TIMED_OUT", "REVOKED", "FAILED")
 FAILED_STATUSES = frozenset({"FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED", "INACTIVE"})
@@ -66,6 +69,9 @@ class SiloCertificate:
         arns = [c["CertificateArn"] for c in workspace_certificates(self._acm(), str(ws.id)) if c["DomainName"] == host]
         return str(arns[0]) if arns else None
 
+    def _all(self, ws: WorkspaceSpec) -> list[str]:
+        return [str(c["CertificateArn"]) for c in workspace_certificates(self._acm(), str(ws.id))]
+
     def _describe(self, arn: str) -> dict[str, Any]:
         return dict(self._acm().describe_certificate(CertificateArn=arn)["Certificate"])
 
@@ -91,7 +97,6 @@ class SiloCertificate:
         answer = self._acm().request_certificate(
             DomainName=host,
             ValidationMethod="DNS",
-            IdempotencyToken=short_id(ws.id),
             KeyAlgorithm=KEY_ALGORITHM,
             Options={"CertificateTransparencyLoggingPreference": "ENABLED"},
             Tags=tag_list(tags_of(ws)),
@@ -121,14 +126,13 @@ class SiloCertificate:
         self._config.waits.until(f"validation of certificate {arn}", issued)
 
     def teardown(self, ws: WorkspaceSpec) -> None:
+        """Each of the workspace's certificates: its validation record, then itself."""
         zone_id, _ = self._where(ws)
-        arn = self.find(ws)
-        if arn is None:
-            return
-        options: list[dict[str, Any]] = self._describe(arn).get("DomainValidationOptions") or []
-        for record in (o["ResourceRecord"] for o in options if o.get("ResourceRecord")):
-            self._records.delete(zone_id, record["Name"].rstrip("."))
-        self._config.waits.until(f"deletion of certificate {arn}", lambda: self._deleted(arn))
+        for arn in self._all(ws):
+            options: list[dict[str, Any]] = self._describe(arn).get("DomainValidationOptions") or []
+            for record in (o["ResourceRecord"] for o in options if o.get("ResourceRecord")):
+                self._records.delete(zone_id, record["Name"].rstrip("."))
+            self._config.waits.until(f"deletion of certificate {arn}", lambda arn=arn: self._deleted(arn))
 
     def _deleted(self, arn: str) -> bool:
         """Delete ``arn``; False while a load balancer still uses it."""
@@ -142,5 +146,4 @@ class SiloCertificate:
         return True
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
-        arn = self.find(ws)
-        return [f"acm certificate {arn}"] if arn else []
+        return [f"acm certificate {arn}" for arn in self._all(ws)]

@@ -1,7 +1,7 @@
 """The leak sweep: what still exists in AWS for a workspace, found by tag, per service and by name.
 
 - Resource Groups Tagging API (``canopy:workspace`` = id): S3 buckets, RDS instances and subnet
-  groups, KMS keys, Secrets Manager secrets, EC2 security groups. KMS keys pending deletion and
+  groups, KMS keys, Secrets Manager secrets, EC2 security groups, ACM certificates. KMS keys pending deletion and
   secrets scheduled for deletion are on their way out and not reported, nor are keys kept for backups (a deleted
   silo's key while its backups last); RDS snapshots are never reported: the final snapshot of a silo database and
   backup snapshots are kept on purpose.
@@ -9,7 +9,6 @@
   when tagged for the workspace.
 - IAM (missed too): roles and policies under ``/canopy/`` whose name holds the workspace's short id,
   confirmed by their tags, and OIDC providers (a silo cluster's) tagged for the workspace.
-- ACM (missed too): certificates tagged for the workspace, whatever their status.
 - Route53 (records carry no tags): the ``(zone id, name)`` pairs the caller passes, i.e. the
   ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs (and a silo certificate's validation
   record, ``certificate_zone_id`` / ``certificate_validation_name``).
@@ -21,7 +20,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from control_plane.providers.aws.acm import workspace_certificates
 from control_plane.providers.aws.common import Aws, absent, tagged_arns
 from control_plane.providers.aws.eks import oidc_provider_owner
 from control_plane.providers.aws.kms import GONE_STATES, kept_for_backups
@@ -45,7 +43,6 @@ class LeakSweep:
             *self._tagged(workspace_id),
             *self._eks(workspace_id),
             *self._iam(workspace_id),
-            *self._acm(workspace_id),
             *self._records(records),
         ]
 
@@ -108,10 +105,6 @@ class LeakSweep:
             if oidc_provider_owner(iam, provider["Arn"]) == str(workspace_id):
                 found.append(f"iam oidc provider {provider['Arn']}")
         return found
-
-    def _acm(self, workspace_id: uuid.UUID) -> list[str]:
-        certificates = workspace_certificates(self._client("acm"), str(workspace_id))
-        return [f"acm certificate {c['CertificateArn']}" for c in certificates]
 
     @staticmethod
     def _owned(tagged: dict[str, Any], workspace_id: uuid.UUID) -> bool:
