@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from control_plane.kube.client import KubeApiError, KubeClient
-from control_plane.kube.ingress_controller import LB_CLEANUP_FINALIZER, load_balancer_address
+from control_plane.kube.ingress_controller import load_balancer_address
+from infra.ingress import LB_CLEANUP_FINALIZER
 
 JSON = dict[str, Any]
 INGRESS_VERSION = "networking.k8s.io/v1"

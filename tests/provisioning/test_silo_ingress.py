@@ -16,13 +16,14 @@ import boto3
 import pytest
 
 from control_plane.kube.client import KubeClient
-from control_plane.kube.ingress_controller import CONTROLLER_IMAGE, CONTROLLER_KINDS, LABEL_FOR
+from control_plane.kube.ingress_controller import CONTROLLER_KINDS, LABEL_FOR
 from control_plane.providers.aws.common import Aws
 from control_plane.providers.aws.sweep import LeakSweep
 from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import workspace_names
+from infra.ingress import CONTROLLER_IMAGE, load_balancer_problems
 from tests.aws.conftest import SILO_DOMAIN, CloudCell
 from tests.harness.cloud_controller import StandInCloudController
 from tests.harness.kubernetes import TestCluster
@@ -86,7 +87,7 @@ def test_a_silo_serves_through_its_own_ingress_controller_tls_and_name(
     lb = "service.beta.kubernetes.io/aws-load-balancer-"
     assert annotations[lb + "type"] == "nlb" and annotations[lb + "ssl-ports"] == "https"
     assert annotations[lb + "ssl-cert"] == outputs["certificate_arn"]
-    assert {p["port"] for p in service["spec"]["ports"]} == {80, 443}
+    assert {p["port"] for p in service["spec"]["ports"]} == {80, 443} and load_balancer_problems(service) == []
 
     # The certificate: ISSUED for the workspace's name, validated through its record in the silo zone.
     acm = boto3.client("acm")

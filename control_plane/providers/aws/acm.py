@@ -16,6 +16,7 @@ certificate still in use answers ``ResourceInUseException`` and is waited for.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -132,7 +133,7 @@ class SiloCertificate:
             options: list[dict[str, Any]] = self._describe(arn).get("DomainValidationOptions") or []
             for record in (o["ResourceRecord"] for o in options if o.get("ResourceRecord")):
                 self._records.delete(zone_id, record["Name"].rstrip("."))
-            self._config.waits.until(f"deletion of certificate {arn}", lambda arn=arn: self._deleted(arn))
+            self._config.waits.until(f"deletion of certificate {arn}", functools.partial(self._deleted, arn))
 
     def _deleted(self, arn: str) -> bool:
         """Delete ``arn``; False while a load balancer still uses it."""

@@ -32,7 +32,7 @@ from control_plane.kube.client import KubeClient, ref
 from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.drift import kind_drift, watched_kinds
 from control_plane.kube.eks import ClusterResolver
-from control_plane.kube.ingress_controller import ControllerNames, IngressControllerInstaller
+from control_plane.kube.ingress_controller import IngressControllerInstaller, silo_controller
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
 from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent, cell_of
@@ -51,6 +51,7 @@ from control_plane.providers.base import (
 )
 from control_plane.providers.workspace_client import observed_from_ping, ping
 from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL, TIERS
+from infra.ingress import IngressNginx
 
 CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
 WATCH_THREADS = 16  # drift watches (one per cluster and kind) gathered at once
@@ -212,10 +213,10 @@ class SiloIngress:
         self._aws = aws
         self._region = region
 
-    def _on(self, ws: WorkspaceSpec) -> tuple[IngressControllerInstaller, ControllerNames]:
+    def _on(self, ws: WorkspaceSpec, certificate_arn: str = "") -> tuple[IngressControllerInstaller, IngressNginx]:
         client = self._resolver.client(self._target(ws).cluster)
         installer = IngressControllerInstaller(client, self._deploy.rollout_timeout)
-        return installer, ControllerNames.of(ws, namespace_name(self._deploy, ws))
+        return installer, silo_controller(ws, namespace_name(self._deploy, ws), certificate_arn)
 
     def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
         eks = self._aws.client("eks", self._region)
@@ -226,15 +227,15 @@ class SiloIngress:
         certificate = outputs.get("certificate_arn")
         if not certificate:
             raise ProviderError("no TLS certificate for the load balancer yet")
-        installer, names = self._on(ws)
-        address, created = installer.ensure(ws, names, str(certificate))
-        result = {"ingress_class": names.ingress_class, "ingress_namespace": names.namespace}
+        installer, controller = self._on(ws, str(certificate))
+        address, created = installer.ensure(controller)
+        result = {"ingress_class": controller.ingress_class, "ingress_namespace": controller.namespace}
         return Ensured({**result, "load_balancer_hostname": address}, tuple(created))
 
     def teardown(self, ws: WorkspaceSpec) -> None:
         if not self._cluster_gone(ws):
-            installer, names = self._on(ws)
-            installer.teardown(ws, names)
+            installer, controller = self._on(ws)
+            installer.teardown(ws, controller)
 
     def leftovers(self, ws: WorkspaceSpec) -> list[str]:
         return [] if self._cluster_gone(ws) else [ref(obj) for obj in self._on(ws)[0].objects(ws)]
@@ -278,7 +279,7 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
     def target(ws: WorkspaceSpec) -> Target:
         if not config.zone_domain:
             raise ProviderError("set CANOPY_AWS_ZONE_DOMAIN for silo names")
-        controller = ControllerNames.of(ws, namespace_name(deploy, ws))
+        controller = silo_controller(ws, namespace_name(deploy, ws))
         return Target(config.names(ws).eks_cluster, config.zone_domain, controller.ingress_class)
 
     workload = KubeWorkload(deploy, target, resolver, silo=config, aws=aws, probe_http=settings.aws_probe_http)
