@@ -31,6 +31,9 @@ HTTP_PORT, REDIRECT_PORT, HEALTH_PORT = 80, 2443, 10254
 RBAC = "rbac.authorization.k8s.io/v1"
 INGRESS_CLASS_VERSION = "networking.k8s.io/v1"
 JSON = dict[str, Any]
+CELL_INGRESS_NAMESPACE = "ingress-nginx"  # pooled namespaces admit traffic from here (their NetworkPolicy)
+CELL_INGRESS_CLASS = "nginx"  # the class of every pooled workspace's Ingress
+CELL_INGRESS_LABEL = "ingress"  # ingress.<cell domain> names the cell's NLB; pooled names point there
 
 
 @dataclass(frozen=True)
