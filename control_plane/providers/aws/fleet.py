@@ -32,7 +32,7 @@ from control_plane.kube.client import KubeClient, ref
 from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.drift import kind_drift, watched_kinds
 from control_plane.kube.eks import ClusterResolver
-from control_plane.kube.ingress_controller import IngressControllerInstaller, silo_controller
+from control_plane.kube.ingress_controller import IngressControllerInstaller, load_balancer_address, silo_controller
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
 from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent, cell_of
@@ -66,6 +66,12 @@ class Target:
     cluster: str
     domain: str
     ingress_class: str | None = None
+
+
+def cluster_gone(aws: Aws, region: str, cluster: str) -> bool:
+    """Whether the EKS cluster ``cluster`` no longer exists (then nothing is left on it to remove)."""
+    eks = aws.client("eks", region)
+    return absent(lambda: eks.describe_cluster(name=cluster), "ResourceNotFoundException") is None
 
 
 class KubeWorkload:
@@ -103,11 +109,7 @@ class KubeWorkload:
         return KubernetesCompute(deploy, lambda _: client), client
 
     def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
-        if self._silo is None:
-            return False
-        eks = self._aws.client("eks", self._silo.region)
-        name = self._target(ws).cluster
-        return absent(lambda: eks.describe_cluster(name=name), "ResourceNotFoundException") is None
+        return self._silo is not None and cluster_gone(self._aws, self._silo.region, self._target(ws).cluster)
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
         compute, client = self._on(ws)
@@ -132,9 +134,8 @@ class KubeWorkload:
         found: list[str] = []
 
         def published() -> bool:
-            ingress = client.get(version, "Ingress", APP_NAME, namespace) or {}
-            points = ingress.get("status", {}).get("loadBalancer", {}).get("ingress") or []
-            found.extend(str(p.get("hostname") or p.get("ip")) for p in points if p.get("hostname") or p.get("ip"))
+            address = load_balancer_address(client.get(version, "Ingress", APP_NAME, namespace))
+            found.extend([address] if address else [])
             return bool(found)
 
         what = f"the ingress controller to publish its load balancer's address on ingress {namespace}/{APP_NAME}"
@@ -219,9 +220,7 @@ class SiloIngress:
         return installer, silo_controller(ws, namespace_name(self._deploy, ws), certificate_arn)
 
     def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
-        eks = self._aws.client("eks", self._region)
-        name = self._target(ws).cluster
-        return absent(lambda: eks.describe_cluster(name=name), "ResourceNotFoundException") is None
+        return cluster_gone(self._aws, self._region, self._target(ws).cluster)
 
     def ensure(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Ensured:
         certificate = outputs.get("certificate_arn")
