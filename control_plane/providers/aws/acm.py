@@ -1,9 +1,10 @@
 """The TLS certificate of an enterprise silo: ACM, for ``<slug>.<aws_zone_domain>``, DNS-validated in the silo zone.
 
-ACM certificates have no name: a workspace's is found by its domain and its ``canopy:workspace`` tag, which the
-request itself carries (no idempotency token: within its hour ACM would answer a new request after a failed
-validation with the deleted certificate's ARN; a request whose answer was lost leaves a second tagged certificate,
-which teardown and the leak sweep find too).
+ACM certificates have no name: a workspace's is found by its ``canopy:workspace`` tag (one Resource Groups Tagging
+API call, not a tag read per certificate of the account) and its domain; the request itself carries the tags. No
+idempotency token: within its hour ACM would answer a new request after a failed validation with the deleted
+certificate's ARN; a request whose answer was lost leaves a second tagged certificate, which teardown and the leak
+sweep find too.
 
 The ensure creates the validation CNAME ACM asks for (``DescribeCertificate``'s
 ``DomainValidationOptions[].ResourceRecord``, which appears some seconds after the request) and waits for ``ISSUED``;
@@ -21,28 +22,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from control_plane.providers.aws.common import Aws, SiloConfig, error_code, tags_of
+from control_plane.providers.aws.common import Aws, SiloConfig, absent, error_code, tagged_arns, tags_of
 from control_plane.providers.aws.route53 import Records
 from control_plane.providers.base import Ensured, ProviderError, WorkspaceSpec
-from infra.conventions import TAG_WORKSPACE, tag_list, tags_from_list, workspace_hostname
+from infra.conventions import tag_list, workspace_hostname
 
-LISTED_STATUSES = ("PENDING_VALIDATION", "ISSUED", "INACTIVE", "EXPIRED", "VALIDATION_TIMED_OUT", "REVOKED", "FAILED")
 FAILED_STATUSES = frozenset({"FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED", "INACTIVE"})
 KEY_ALGORITHM = "RSA_2048"
-
-
-def workspace_certificates(acm: Any, workspace_id: str) -> list[dict[str, Any]]:
-    """Summaries of the certificates tagged ``canopy:workspace`` = ``workspace_id`` (ARN and domain)."""
-    pages = acm.get_paginator("list_certificates").paginate(
-        CertificateStatuses=list(LISTED_STATUSES), Includes={"keyTypes": [KEY_ALGORITHM]}
-    )
-    found = []
-    for page in pages:
-        for summary in page["CertificateSummaryList"]:
-            tags = acm.list_tags_for_certificate(CertificateArn=summary["CertificateArn"]).get("Tags", [])
-            if tags_from_list(tags).get(TAG_WORKSPACE) == workspace_id:
-                found.append(dict(summary))
-    return found
+NOT_FOUND = "ResourceNotFoundException"
 
 
 class SiloCertificate:
@@ -67,11 +54,13 @@ class SiloCertificate:
     def find(self, ws: WorkspaceSpec) -> str | None:
         """The ARN of the workspace's certificate for its hostname, if one exists."""
         host = self._where(ws)[1]
-        arns = [c["CertificateArn"] for c in workspace_certificates(self._acm(), str(ws.id)) if c["DomainName"] == host]
-        return str(arns[0]) if arns else None
+        arns = [arn for arn in self._all(ws) if self._describe(arn)["DomainName"] == host]
+        return arns[0] if arns else None
 
     def _all(self, ws: WorkspaceSpec) -> list[str]:
-        return [str(c["CertificateArn"]) for c in workspace_certificates(self._acm(), str(ws.id))]
+        """Every certificate tagged for ``ws`` that ACM still has (the tagging API may lag a deletion)."""
+        arns = tagged_arns(self._aws, self._config.region, ws.id, "acm:certificate")
+        return [arn for arn in arns if absent(functools.partial(self._describe, arn), NOT_FOUND)]
 
     def _describe(self, arn: str) -> dict[str, Any]:
         return dict(self._acm().describe_certificate(CertificateArn=arn)["Certificate"])
@@ -142,7 +131,7 @@ class SiloCertificate:
         except ClientError as exc:
             if error_code(exc) == "ResourceInUseException":
                 return False
-            if error_code(exc) != "ResourceNotFoundException":
+            if error_code(exc) != NOT_FOUND:
                 raise
         return True
 
