@@ -8,6 +8,7 @@ balancer, then the certificate, and leaves nothing.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -68,8 +69,10 @@ def test_a_silo_serves_through_its_own_ingress_controller_tls_and_name(
 ) -> None:
     ws_id = new_workspace(plane, f"edge{uuid.uuid4().hex[:6]}", Tier.enterprise)
     plane.start_worker()
+    started = time.monotonic()
     defer_reconcile(ws_id, Cause.signup)
     ws = plane.wait_state(ws_id, Lifecycle.active, timeout=120)
+    print(f"silo with {DELAY:g} s address delays provisioned in {time.monotonic() - started:.1f} s")
     assert ws.last_error is None and all(c["status"] == "True" for c in ws.conditions), ws.conditions
     outputs, host = ws.outputs, f"{ws.slug}.{SILO_DOMAIN}"
 
@@ -107,8 +110,10 @@ def test_a_silo_serves_through_its_own_ingress_controller_tls_and_name(
     assert (names.namespace, "workspace-server") in cloud.published
     assert _record(aws_cell.silo_zone_id, host) == address
 
+    started = time.monotonic()
     plane.purge(ws_id)
     plane.wait_state(ws_id, Lifecycle.deleted, timeout=120)
+    print(f"deleted in {time.monotonic() - started:.1f} s")
     records = [(aws_cell.silo_zone_id, host), (aws_cell.silo_zone_id, outputs["certificate_validation_name"])]
     assert LeakSweep(Aws(), REGION).leftovers_for(ws_id, records) == []
     assert _controller_objects(kube, ws_id) == Counter()
