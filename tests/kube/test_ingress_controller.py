@@ -10,12 +10,15 @@ from collections import Counter
 import pytest
 
 from control_plane.kube.client import KubeClient
+from control_plane.kube.eks import ClusterResolver
 from control_plane.kube.ingress_controller import CONTROLLER_KINDS, IngressControllerInstaller, silo_controller
+from control_plane.providers.aws.common import Aws, SiloConfig, Waits
+from control_plane.providers.aws.fleet import KubeWorkload, Target
 from control_plane.providers.base import ProviderError
 from infra.ingress import CONTROLLER_NAME, LB_CLEANUP_FINALIZER, load_balancer_problems
 from tests.harness.cloud_controller import StandInCloudController
 from tests.harness.kubernetes import TestCluster
-from tests.kube.factories import workspace
+from tests.kube.factories import deploy_settings, server_config, workspace
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +64,28 @@ def test_no_address_is_a_clear_error(kube: KubeClient) -> None:
     finally:
         for obj in installer.objects(ws):
             kube.delete(obj)
+
+
+def test_silo_compute_says_what_it_waits_for_when_no_controller_publishes(
+    kube_cluster: TestCluster, kube: KubeClient
+) -> None:
+    """The workspace server rolls out, but no controller serves its Ingress's class: compute's error names the wait."""
+    ws = workspace("enterprise", slug=f"t{uuid.uuid4().hex[:8]}")
+    settings = deploy_settings(rollout_timeout=15.0)
+    silo = SiloConfig("test", "eu-west-1", (), None, None, "silo.test", 1, Waits(1.0, 0.1))
+    workload = KubeWorkload(
+        settings,
+        lambda _: Target("canopy-test-silo", "silo.test", "canopy-nobody"),
+        ClusterResolver({"*": str(kube_cluster.kubeconfig)}),
+        silo=silo,
+        aws=Aws(),
+        probe_http=False,
+    )
+    namespace = f"ws-{ws.id.hex[:12]}"
+    try:
+        with pytest.raises(ProviderError, match=f"the ingress controller to publish .* on ingress {namespace}/"):
+            workload.ensure(ws, server_config())
+        ingress = kube.get("networking.k8s.io/v1", "Ingress", "workspace-server", namespace)
+        assert ingress is not None and ingress["spec"]["ingressClassName"] == "canopy-nobody"
+    finally:
+        kube.delete({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
