@@ -24,6 +24,7 @@ from infra.conventions import (
     TIER_ENTERPRISE,
     WORKSPACE_TAG_KEYS,
 )
+from infra.ingress import load_balancer_problems
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ EKS_CLUSTER_TYPE = "aws:eks/cluster:Cluster"
 EKS_NODEGROUP_TYPE = "aws:eks/nodeGroup:NodeGroup"
 KMS_KEY_TYPE = "aws:kms/key:Key"
 
+KUBERNETES_SERVICE_TYPE = "kubernetes:core/v1:Service"
 TAGGABLE_TYPES = frozenset(
     {
         *BUCKET_TYPES,
@@ -78,6 +80,7 @@ TAGGABLE_TYPES = frozenset(
         EKS_CLUSTER_TYPE,
         EKS_NODEGROUP_TYPE,
         KMS_KEY_TYPE,
+        "aws:acm/certificate:Certificate",
         "aws:ec2/vpc:Vpc",
         "aws:ec2/internetGateway:InternetGateway",
         "aws:ec2/eip:Eip",
@@ -145,6 +148,8 @@ def _check_one(record: ResourceRecord) -> list[Violation]:
         found += _eks_problems(inputs)
     if record.type == KMS_KEY_TYPE and inputs.get("enableKeyRotation") is not True:
         found.append(("kms-rotation", "key rotation is off"))
+    if record.type == KUBERNETES_SERVICE_TYPE:
+        found += [("load-balancer-tls", problem) for problem in load_balancer_problems(inputs)]
     return [_violation(record, rule, message) for rule, message in found]
 
 

@@ -182,6 +182,17 @@ class ResourceProvider(Protocol):
     def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
 
 
+class IngressProvider(Protocol):
+    """What receives a workspace's traffic in front of its server (a silo cluster's ingress controller and load
+    balancer); ensure takes the outputs so far (the certificate) and outputs ``load_balancer_hostname``."""
+
+    def ensure(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Ensured: ...
+
+    def teardown(self, ws: WorkspaceSpec) -> None: ...
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]: ...
+
+
 class Probe(Protocol):
     """Whether a provisioned workspace serves."""
 
@@ -298,6 +309,8 @@ class Providers:
     kms: ResourceProvider | None = None
     cluster: ResourceProvider | None = None
     identity: ResourceProvider | None = None
+    certificate: ResourceProvider | None = None
+    ingress: IngressProvider | None = None
     probe: Probe | None = None
     sweep: Sweep | None = None
     backup: BackupProvider | None = None
@@ -307,6 +320,8 @@ class Providers:
         """Everything still present for ``ws`` across all concerns (each line once)."""
         found = [
             *self.compute.leftovers(ws),
+            *(self.ingress.leftovers(ws) if self.ingress else []),
+            *(self.certificate.leftovers(ws) if self.certificate else []),
             *self.dns.leftovers(ws),
             *self.storage.leftovers(ws),
             *self.database.leftovers(ws),

@@ -2,8 +2,8 @@
 
 - local (every tier): database, storage, restore, compute, dns, initial_admin, available, retire, observe,
   plan (:data:`.steps.STEPS`).
-- aws, enterprise (a silo): kms, storage, database, restore, cluster, identity, compute, initial_admin, dns,
-  available, observe, plan.
+- aws, enterprise (a silo): kms, storage, database, restore, cluster, identity, certificate, ingress, compute,
+  initial_admin, dns, available, observe, plan.
 - aws, professional (pooled in a cell): database, storage, restore, identity, compute, initial_admin, dns, available,
   observe, plan.
 
@@ -19,6 +19,12 @@ recorded (:class:`control_plane.providers.local.LocalCompute`).
 
 ``identity`` is the IAM role the workspace's pods assume through the cluster's OIDC provider (EKS IAM roles for
 service accounts), carrying the workspace's storage policy; compute annotates the pods' service account with it.
+
+``certificate`` is the silo workspace's ACM certificate, DNS-validated in the silo zone; ``ingress`` installs the
+silo cluster's ingress controller behind an NLB that ends TLS with that certificate and waits for the load
+balancer's address (:mod:`control_plane.kube.ingress_controller`); compute then waits for the controller to publish
+that address on the workspace's Ingress, and ``dns`` points the workspace's name at it. Torn down in reverse: the
+load balancer goes (and lets the certificate go) before the certificate is deleted.
 
 On Kubernetes the control plane cannot call the pods, so the compute step hands the initial admin over in the
 server's Secret (the server creates it at start), and ``initial_admin`` forgets the password hash once that
@@ -84,6 +90,22 @@ def ensure_identity(ctx: Context) -> Ensured:
 
 def teardown_identity(ctx: Context) -> None:
     _provided(ctx.providers.identity, "workload identity").teardown(ctx.spec)
+
+
+def ensure_certificate(ctx: Context) -> Ensured:
+    return _provided(ctx.providers.certificate, "certificate").ensure(ctx.spec)
+
+
+def teardown_certificate(ctx: Context) -> None:
+    _provided(ctx.providers.certificate, "certificate").teardown(ctx.spec)
+
+
+def ensure_ingress(ctx: Context) -> Ensured:
+    return _provided(ctx.providers.ingress, "ingress").ensure(ctx.spec, ctx.outputs)
+
+
+def teardown_ingress(ctx: Context) -> None:
+    _provided(ctx.providers.ingress, "ingress").teardown(ctx.spec)
 
 
 def _initial_admin(ctx: Context) -> InitialAdmin | None:
@@ -161,6 +183,8 @@ ENTERPRISE: tuple[Step, ...] = (
     RESTORE,
     Step("cluster", "ClusterReady", ensure_cluster, teardown_cluster),
     IDENTITY,
+    Step("certificate", "CertificateReady", ensure_certificate, teardown_certificate),
+    Step("ingress", "IngressReady", ensure_ingress, teardown_ingress),
     COMPUTE,
     HANDOVER,
     DNS,

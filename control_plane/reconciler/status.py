@@ -9,8 +9,19 @@ from typing import Any
 
 import psycopg
 
-# Every workspace reports the five of design section 4; an enterprise silo adds its key and its cluster.
-CONDITION_TYPES = ("KeyReady", "DatabaseReady", "StorageReady", "ClusterReady", "ComputeReady", "DnsReady", "Available")
+# Every workspace reports the five of design section 4; an enterprise silo adds its key, its cluster, its TLS
+# certificate and its ingress (controller and load balancer).
+CONDITION_TYPES = (
+    "KeyReady",
+    "DatabaseReady",
+    "StorageReady",
+    "ClusterReady",
+    "CertificateReady",
+    "IngressReady",
+    "ComputeReady",
+    "DnsReady",
+    "Available",
+)
 REPORTED_BY_ALL = ("DatabaseReady", "StorageReady", "ComputeReady", "DnsReady", "Available")
 MAX_ERROR_CHARS = 500
 MAX_BACKOFF_EXPONENT = 30

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as kubernetes
 
 from infra.conventions import (
     EKS,
@@ -38,6 +39,14 @@ from infra.conventions import (
     validate_cell_name,
     validate_domain,
     validate_region,
+)
+from infra.ingress import (
+    CELL_INGRESS_CLASS,
+    CELL_INGRESS_LABEL,
+    CELL_INGRESS_NAMESPACE,
+    LB,
+    IngressNginx,
+    ingress_nginx_manifests,
 )
 
 _PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(?:root|role/.+|user/.+)$")
@@ -168,6 +177,9 @@ def control_plane_policy(
                 "secretsmanager:ListSecrets",
                 "route53:GetChange",
                 "tag:GetResources",
+                "acm:ListCertificates",
+                "acm:DescribeCertificate",
+                "acm:ListTagsForCertificate",
                 "iam:ListOpenIDConnectProviders",  # no resource-level scoping exists for this listing
             ],
             "Resource": "*",
@@ -190,6 +202,8 @@ def control_plane_policy(
                 "secretsmanager:TagResource",
                 "ec2:CreateSecurityGroup",
                 "ec2:CreateTags",
+                "acm:RequestCertificate",
+                "acm:AddTagsToCertificate",
             ],
             "Resource": "*",
             "Condition": creating,
@@ -228,6 +242,7 @@ def control_plane_policy(
                 "ec2:AuthorizeSecurityGroupIngress",
                 "ec2:RevokeSecurityGroupIngress",
                 "ec2:DeleteSecurityGroup",
+                "acm:DeleteCertificate",
             ],
             "Resource": "*",
             "Condition": owned,
@@ -252,6 +267,8 @@ def control_plane_policy(
                 "secretsmanager:UntagResource",
                 "ec2:CreateTags",
                 "ec2:DeleteTags",
+                "acm:AddTagsToCertificate",
+                "acm:RemoveTagsFromCertificate",
             ],
             "Resource": "*",
             "Condition": {"Null": {f"aws:ResourceTag/{TAG_CELL}": "false", f"aws:ResourceTag/{TAG_WORKSPACE}": "true"}},
@@ -483,6 +500,103 @@ def _role(
     return role, attachments
 
 
+def _wildcard_certificate(
+    config: CellConfig, names: CellNames, tags: dict[str, str], zone: aws.route53.Zone, opts: Any
+) -> pulumi.Output[str]:
+    """``*.<domain>`` from ACM, DNS-validated in the cell's zone: the ARN once ISSUED (the NLB ends TLS with it)."""
+    certificate = aws.acm.Certificate(
+        f"{names.prefix}-ingress",
+        domain_name=f"*.{config.domain}",
+        validation_method="DNS",
+        key_algorithm="RSA_2048",
+        tags=tags,
+        opts=opts(),
+    )
+    option = certificate.domain_validation_options.apply(lambda options: options[0])
+    record = aws.route53.Record(
+        f"{names.prefix}-ingress-validation",
+        zone_id=zone.zone_id,
+        name=option.apply(lambda o: o.resource_record_name),
+        type=option.apply(lambda o: o.resource_record_type),
+        records=[option.apply(lambda o: o.resource_record_value)],
+        ttl=60,
+        allow_overwrite=True,
+        opts=opts(),
+    )
+    validation = aws.acm.CertificateValidation(
+        f"{names.prefix}-ingress",
+        certificate_arn=certificate.arn,
+        validation_record_fqdns=[record.fqdn],
+        opts=opts(),
+    )
+    return validation.certificate_arn
+
+
+def _kubeconfig(cluster: str, endpoint: str, ca_data: str, region: str) -> dict[str, Any]:
+    """A kubeconfig reaching ``cluster`` with a token from ``aws eks get-token`` (the Pulumi runner's identity)."""
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region],
+        }
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "users": [{"name": cluster, "user": user}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+    }
+
+
+_KUBERNETES_TYPES: dict[str, Any] = {
+    "Namespace": kubernetes.core.v1.Namespace,
+    "ServiceAccount": kubernetes.core.v1.ServiceAccount,
+    "ConfigMap": kubernetes.core.v1.ConfigMap,
+    "Service": kubernetes.core.v1.Service,
+    "ClusterRole": kubernetes.rbac.v1.ClusterRole,
+    "ClusterRoleBinding": kubernetes.rbac.v1.ClusterRoleBinding,
+    "Role": kubernetes.rbac.v1.Role,
+    "RoleBinding": kubernetes.rbac.v1.RoleBinding,
+    "IngressClass": kubernetes.networking.v1.IngressClass,
+    "Deployment": kubernetes.apps.v1.Deployment,
+}
+
+
+def _ingress_controller(
+    names: CellNames,
+    tags: dict[str, str],
+    certificate_arn: pulumi.Output[str],
+    opts: Callable[[], pulumi.ResourceOptions],
+) -> Any:
+    """The cell's ingress-nginx (:mod:`infra.ingress`, class ``nginx`` for every pooled namespace) on the shared
+    cluster, its NLB ending TLS with ``certificate_arn``; returns its Service (the NLB's name is in its status)."""
+    controller = IngressNginx(
+        namespace=CELL_INGRESS_NAMESPACE,
+        ingress_class=CELL_INGRESS_CLASS,
+        controller_class="k8s.io/ingress-nginx",
+        cluster_role="ingress-nginx",
+        certificate_arn="",
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+        load_balancer_tags=tags,
+        replicas=3,
+    )
+    declared: dict[str, Any] = {}
+    for manifest in ingress_nginx_manifests(controller):
+        kind, metadata = manifest["kind"], dict(manifest["metadata"])
+        if kind == "Service":
+            metadata["annotations"] = {**metadata["annotations"], LB + "ssl-cert": certificate_arn}
+        body = {
+            ("role_ref" if k == "roleRef" else k): v for k, v in manifest.items() if k not in ("apiVersion", "kind")
+        }
+        declared[kind] = _KUBERNETES_TYPES[kind](
+            f"{names.prefix}-ingress-{kind.lower()}", **{**body, "metadata": metadata}, opts=opts()
+        )
+    return declared["Service"]
+
+
 def define_cell(config: CellConfig) -> dict[str, pulumi.Output[Any]]:
     """Declare every resource of the cell; return the stack outputs, keyed like :class:`CellOutputs`."""
     names = cell_names(config.name)
@@ -575,7 +689,7 @@ def define_cell(config: CellConfig) -> dict[str, pulumi.Output[Any]]:
         tags=tags,
         opts=opts(),
     )
-    aws.eks.NodeGroup(
+    nodegroup = aws.eks.NodeGroup(
         names.nodegroup,
         cluster_name=cluster.name,
         node_group_name=names.nodegroup,
@@ -694,6 +808,24 @@ def define_cell(config: CellConfig) -> dict[str, pulumi.Output[Any]]:
 
     zone = aws.route53.Zone(
         names.prefix, name=config.domain, comment=f"Canopy cell {config.name} workspaces", tags=tags, opts=opts()
+    )
+    certificate_arn = _wildcard_certificate(config, names, tags, zone, opts)
+    kube = kubernetes.Provider(
+        f"{names.prefix}-kubernetes",
+        kubeconfig=pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
+            lambda parts: json.dumps(_kubeconfig(parts[0], parts[1], parts[2]["data"], config.region))
+        ),
+        opts=opts(depends_on=[nodegroup]),
+    )
+    ingress_service = _ingress_controller(names, tags, certificate_arn, lambda: opts(provider=kube))
+    aws.route53.Record(
+        f"{names.prefix}-ingress",
+        zone_id=zone.zone_id,
+        name=f"{CELL_INGRESS_LABEL}.{config.domain}",
+        type="CNAME",
+        ttl=60,
+        records=[ingress_service.status.apply(lambda status: status.load_balancer.ingress[0].hostname)],
+        opts=opts(),
     )
 
     control_plane_role = aws.iam.Role(

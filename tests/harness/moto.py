@@ -73,7 +73,8 @@ class MotoServer:
 def start_moto_server(timeout: float = 30.0) -> MotoServer:
     """Start ``moto_server`` on 127.0.0.1 and wait until it answers."""
     port = _free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}  # EKS node roles attach AWS policies
+    # EKS node roles attach AWS policies; ACM certificates stay PENDING_VALIDATION for a second, then are ISSUED
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "1"}
     process = subprocess.Popen(
         [sys.executable, "-P", str(Path(__file__).with_name("moto_main.py")), "-H", "127.0.0.1", "-p", str(port)],
         env=env,

@@ -77,6 +77,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs['url'].removeprefix('https://')}"
             return arn, {**outputs, "arn": arn}
+        if typ == "aws:acm/certificate:Certificate":
+            record = {
+                "domainName": inputs["domainName"],
+                "resourceRecordName": f"_{_hex(name, 32)}.{inputs['domainName'].removeprefix('*.')}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{_hex(name + 'v', 32)}.acm-validations.aws.",
+            }
+            arn = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/{uuid.UUID(_hex(name, 32))}"
+            return arn, {**outputs, "arn": arn, "domainValidationOptions": [record]}
+        if typ == "aws:route53/record:Record":
+            return f"{inputs['zoneId']}_{inputs['name']}", {**outputs, "fqdn": inputs["name"]}
+        if typ == "kubernetes:core/v1:Service" and inputs["spec"].get("type") == "LoadBalancer":
+            hostname = f"{_hex(name, 32)}-{_hex(name, 16)}.elb.{REGION}.amazonaws.com"
+            return name, {**outputs, "status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
         if typ == "aws:rds/cluster:Cluster":
             secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-{_hex(name, 8)}-AbCdEf"
             return inputs["clusterIdentifier"], {

@@ -2,9 +2,9 @@
 the machine's PostgreSQL (the cell's shared database) and the real Kubernetes test cluster, to which every EKS
 cluster name resolves (``CANOPY_KUBECONFIG_OVERRIDES={"*": ...}``).
 
-The test cluster has no ingress controller: :class:`IngressController` stands in for one and publishes a load
-balancer hostname on every Ingress, as the silo's controller would. Pods are not processes, so Available does
-not ping (``CANOPY_AWS_PROBE_HTTP=false``).
+The test cluster has no cloud and runs no ingress controller: ``tests/harness/cloud_controller.py`` gives the silo
+controllers' LoadBalancer Services an NLB hostname and publishes it on their Ingresses, as AWS and ingress-nginx
+would. Pods are not processes, so Available does not ping (``CANOPY_AWS_PROBE_HTTP=false``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from control_plane.cells.models import Cell
 from control_plane.cells.service import OUTPUT_FIELDS
 from control_plane.core import db as core_db
 from control_plane.core.migrate import upgrade
-from control_plane.kube.client import KubeApiError, KubeClient
+from control_plane.kube.client import KubeClient
 from control_plane.kube.render import ApiVersions, managed_kinds
 from control_plane.organizations.models import Organization
 from control_plane.workspaces import service
@@ -35,6 +34,7 @@ from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier
 from infra.conventions import TAG_WORKSPACE, tag_filters, tags_from_list
 from tests.aws.conftest import SILO_DOMAIN, CloudCell, aws_cell  # noqa: F401
+from tests.harness.cloud_controller import StandInCloudController
 from tests.harness.fixtures import kube_cluster  # noqa: F401
 from tests.harness.kubernetes import TestCluster
 from tests.harness.moto import REGION, moto_server  # noqa: F401
@@ -55,36 +55,6 @@ AWS_ENV = {
     "CANOPY_STALLED_WORKER_SECONDS": "3",
     "CANOPY_WORKER_HEARTBEAT_SECONDS": "1",
 }
-
-
-class IngressController:
-    """Publishes ``<namespace>.elb.example.com`` on every Canopy Ingress without an address (a thread)."""
-
-    def __init__(self, kubeconfig: str) -> None:
-        self._client = KubeClient.from_kubeconfig(kubeconfig)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingress-controller", daemon=True)
-
-    def __enter__(self) -> IngressController:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._client.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            for ingress in self._client.list_kind(KUBE_VERSIONS.ingress, "Ingress", selector="canopy/workspace"):
-                if not ingress.get("status", {}).get("loadBalancer", {}).get("ingress"):
-                    with contextlib.suppress(KubeApiError):  # deleted meanwhile
-                        self._client.update(ingress, self._publish, subresource="status")
-
-    @staticmethod
-    def _publish(ingress: dict[str, Any]) -> None:
-        hostname = f"{ingress['metadata']['namespace']}.elb.example.com"
-        ingress["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
 
 
 class TempDirs(Protocol):
@@ -113,10 +83,11 @@ def aws_plane(
     aws_cell: CloudCell,  # noqa: F811
     name: str,
     capacity: int | None = None,
+    cloud: StandInCloudController | None = None,
     **extra_env: str,
 ) -> Iterator[Plane]:
-    """A migrated control plane with the aws provider (``extra_env`` on top), the session's cell registered, an
-    ingress controller."""
+    """A migrated control plane with the aws provider (``extra_env`` on top), the session's cell registered, the
+    stand-in cloud controller (``cloud``, else a new one with its default delays) running."""
     url = create_database(name)
     upgrade(url)
     overrides = {
@@ -131,7 +102,8 @@ def aws_plane(
         **extra_env,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")} | overrides
-    with pytest.MonkeyPatch.context() as mp, IngressController(str(kube_cluster.kubeconfig)):
+    cloud = cloud or StandInCloudController(kube_cluster.kubeconfig, REGION)
+    with pytest.MonkeyPatch.context() as mp, cloud:
         for key, value in overrides.items():
             mp.setenv(key, value)
         _reset_in_process_caches()

@@ -63,7 +63,7 @@ EXPECTED_AWS = {
     Tier.professional: {"iam policy": 1, "iam role": 1},
     Tier.enterprise: {
         "kms key": 1, "s3 bucket": 1, "rds db": 1, "secretsmanager secret": 1, "eks cluster": 1, "eks nodegroup": 1,
-        "iam role": 3, "iam policy": 1, "iam oidc-provider": 1, "ec2 security-group": 1,
+        "iam role": 3, "iam policy": 1, "iam oidc-provider": 1, "ec2 security-group": 1, "acm certificate": 1,
     },
 }  # fmt: skip
 
@@ -159,7 +159,12 @@ def test_enterprise_silo_end_to_end(plane: Plane, kube: KubeClient, aws_cell: Cl
     ws_id = new_workspace(plane, f"ent{uuid.uuid4().hex[:6]}", Tier.enterprise)
     ws = _provision(plane, ws_id, Lifecycle.active)
     assert ws.cell is None and ws.endpoint_url == f"https://{ws.slug}.{SILO_DOMAIN}"
-    assert {c["type"] for c in ws.conditions} == CONDITIONS | {"KeyReady", "ClusterReady"}
+    assert {c["type"] for c in ws.conditions} == CONDITIONS | {
+        "KeyReady",
+        "ClusterReady",
+        "CertificateReady",
+        "IngressReady",
+    }
     assert aws_resources(ws_id) == EXPECTED_AWS[Tier.enterprise]
     assert kube_objects(kube, ws_id) == EXPECTED_KUBE[Tier.enterprise]
     names = workspace_names("test", ws_id)
@@ -177,15 +182,17 @@ def test_enterprise_silo_end_to_end(plane: Plane, kube: KubeClient, aws_cell: Cl
     _assert_workload_role(names.app_role, oidc_provider, names.namespace, tags)
     _assert_attached(names.app_role, bucket_policy(f"arn:aws:s3:::{names.bucket}", key_arn), tags)
     ns = names.namespace
-    _assert_record(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}", f"{ns}.elb.example.com")
-    assert ws.outputs["ingress_hostname"] == f"{ns}.elb.example.com"
+    address = ws.outputs["load_balancer_hostname"]
+    assert address.endswith(f".elb.{REGION}.amazonaws.com") and ws.outputs["ingress_hostname"] == address
+    _assert_record(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}", address)
     env = _workload(kube, ns, ws.slug, SILO_DOMAIN, tags, ws.outputs["workload_role_arn"])
     assert env["WS_S3_BUCKET"] == names.bucket and env["WS_S3_KMS_KEY_ID"] == key_arn
     assert env["WS_DATABASE_URL"] == silo.database.connection_url(spec.spec)
     hpa = _get(kube, "autoscaling/v2beta2", "HorizontalPodAutoscaler", "workspace-server", ns)
     assert hpa["spec"]["minReplicas"] == 2
 
-    _delete(plane, kube, ws_id, [(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}")])
+    validation = (aws_cell.silo_zone_id, ws.outputs["certificate_validation_name"])
+    _delete(plane, kube, ws_id, [(aws_cell.silo_zone_id, f"{ws.slug}.{SILO_DOMAIN}"), validation])
     _assert_gone(names.app_role, ws.outputs["storage_policy_arn"], oidc_provider)
     [snapshot] = boto3.client("rds").describe_db_snapshots(DBSnapshotIdentifier=f"{names.rds_instance}-final")[
         "DBSnapshots"

@@ -25,7 +25,19 @@ CellLookup = Callable[[str], CellOutputs]
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 """``standard`` retries: throttling and transient errors, exponential backoff with full jitter (``adaptive`` would add
 a per-process client-side rate limiter, which the shared budget already is)."""
-SERVICES = ("ec2", "eks", "iam", "kms", "rds", "resourcegroupstaggingapi", "route53", "s3", "secretsmanager", "sts")
+SERVICES = (
+    "acm",
+    "ec2",
+    "eks",
+    "iam",
+    "kms",
+    "rds",
+    "resourcegroupstaggingapi",
+    "route53",
+    "s3",
+    "secretsmanager",
+    "sts",
+)
 """Every service the providers call."""
 
 

@@ -1,7 +1,8 @@
 """The ``aws`` provider sets: workspace servers on Kubernetes, everything else in AWS.
 
-- Enterprise (silo): the tenant key, bucket, RDS instance and EKS cluster of :mod:`control_plane.providers.aws`,
-  the workspace server on that cluster, its name in the silo zone.
+- Enterprise (silo): the tenant key, bucket, RDS instance, EKS cluster and ACM certificate of
+  :mod:`control_plane.providers.aws`, the ingress controller and the workspace server on that cluster, its name in
+  the silo zone.
 - Professional (pooled): a database in the cell's PostgreSQL, a prefix of the cell's bucket, a guarded namespace
   on the cell's shared cluster, its name in the cell's zone.
 
@@ -27,10 +28,11 @@ from typing import Any
 from control_plane.cells.service import lookup
 from control_plane.core.settings import Settings
 from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
-from control_plane.kube.client import KubeClient
+from control_plane.kube.client import KubeClient, ref
 from control_plane.kube.deployer import KubernetesCompute
 from control_plane.kube.drift import kind_drift, watched_kinds
 from control_plane.kube.eks import ClusterResolver
+from control_plane.kube.ingress_controller import IngressControllerInstaller, load_balancer_address, silo_controller
 from control_plane.kube.render import APP_NAME, DeploySettings, choose_api_versions, namespace_name
 from control_plane.kube.rollout import POLL_SECONDS, rollout_status
 from control_plane.providers.aws.common import Aws, CellLookup, Expiring, SiloConfig, Waits, absent, cell_of
@@ -49,6 +51,7 @@ from control_plane.providers.base import (
 )
 from control_plane.providers.workspace_client import observed_from_ping, ping
 from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL, TIERS
+from infra.ingress import IngressNginx
 
 CELL_SECONDS = 60.0  # how long a cell's registered outputs are reused before they are read again
 WATCH_THREADS = 16  # drift watches (one per cluster and kind) gathered at once
@@ -57,18 +60,27 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Target:
-    """Where a workspace's server runs: the EKS cluster's name and the domain its Ingress answers for."""
+    """Where a workspace's server runs: the EKS cluster's name, the domain its Ingress answers for and the class of
+    the ingress controller that serves it (None: the deploy settings' class)."""
 
     cluster: str
     domain: str
+    ingress_class: str | None = None
+
+
+def cluster_gone(aws: Aws, region: str, cluster: str) -> bool:
+    """Whether the EKS cluster ``cluster`` no longer exists (then nothing is left on it to remove)."""
+    eks = aws.client("eks", region)
+    return absent(lambda: eks.describe_cluster(name=cluster), "ResourceNotFoundException") is None
 
 
 class KubeWorkload:
     """The workspace server on its cluster (a ComputeProvider over KubernetesCompute) and the Available probe.
 
-    ``silo`` (enterprise): ensure also waits for the address the cluster's ingress controller publishes on the
-    Ingress and outputs it as ``ingress_hostname`` (the silo's DNS name points there); once the silo's cluster is
-    gone nothing of the workspace can be left on it, so stop, teardown and leftovers do nothing.
+    ``silo`` (enterprise): ensure also waits for the address the cluster's ingress controller (:class:`SiloIngress`)
+    publishes on the Ingress (its load balancer's) and outputs it as ``ingress_hostname`` (the silo's DNS name points
+    there); once the silo's cluster is gone nothing of the workspace can be left on it, so stop, teardown and
+    leftovers do nothing.
     """
 
     def __init__(
@@ -91,14 +103,13 @@ class KubeWorkload:
     def _on(self, ws: WorkspaceSpec) -> tuple[KubernetesCompute, KubeClient]:
         target = self._target(ws)
         client = self._resolver.client(target.cluster)
-        return KubernetesCompute(replace(self._deploy, domain=target.domain), lambda _: client), client
+        deploy = replace(
+            self._deploy, domain=target.domain, ingress_class=target.ingress_class or self._deploy.ingress_class
+        )
+        return KubernetesCompute(deploy, lambda _: client), client
 
     def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
-        if self._silo is None:
-            return False
-        eks = self._aws.client("eks", self._silo.region)
-        name = self._target(ws).cluster
-        return absent(lambda: eks.describe_cluster(name=name), "ResourceNotFoundException") is None
+        return self._silo is not None and cluster_gone(self._aws, self._silo.region, self._target(ws).cluster)
 
     def ensure(self, ws: WorkspaceSpec, config: ServerConfig) -> Ensured:
         compute, client = self._on(ws)
@@ -123,12 +134,12 @@ class KubeWorkload:
         found: list[str] = []
 
         def published() -> bool:
-            ingress = client.get(version, "Ingress", APP_NAME, namespace) or {}
-            points = ingress.get("status", {}).get("loadBalancer", {}).get("ingress") or []
-            found.extend(str(p.get("hostname") or p.get("ip")) for p in points if p.get("hostname") or p.get("ip"))
+            address = load_balancer_address(client.get(version, "Ingress", APP_NAME, namespace))
+            found.extend([address] if address else [])
             return bool(found)
 
-        Waits(self._deploy.rollout_timeout, POLL_SECONDS).until(f"an address of ingress {namespace}", published)
+        what = f"the ingress controller to publish its load balancer's address on ingress {namespace}/{APP_NAME}"
+        Waits(self._deploy.rollout_timeout, POLL_SECONDS).until(what, published)
         return found[0]
 
     def stop(self, ws: WorkspaceSpec) -> None:
@@ -184,15 +195,61 @@ class KubeWorkload:
             raise ProviderError(f"the workspace does not answer its ping at {url or 'its public URL'}")
 
 
+class SiloIngress:
+    """The silo cluster's ingress controller (an IngressProvider): ingress-nginx behind an NLB that ends TLS with the
+    workspace's certificate (``outputs["certificate_arn"]``); outputs the load balancer's address. Like
+    :class:`KubeWorkload`, nothing is left to remove once the silo's cluster is gone."""
+
+    def __init__(
+        self,
+        deploy: DeploySettings,
+        target: Callable[[WorkspaceSpec], Target],
+        resolver: ClusterResolver,
+        aws: Aws,
+        region: str,
+    ) -> None:
+        self._deploy = deploy
+        self._target = target
+        self._resolver = resolver
+        self._aws = aws
+        self._region = region
+
+    def _on(self, ws: WorkspaceSpec, certificate_arn: str = "") -> tuple[IngressControllerInstaller, IngressNginx]:
+        client = self._resolver.client(self._target(ws).cluster)
+        installer = IngressControllerInstaller(client, self._deploy.rollout_timeout)
+        return installer, silo_controller(ws, namespace_name(self._deploy, ws), certificate_arn)
+
+    def _cluster_gone(self, ws: WorkspaceSpec) -> bool:
+        return cluster_gone(self._aws, self._region, self._target(ws).cluster)
+
+    def ensure(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> Ensured:
+        certificate = outputs.get("certificate_arn")
+        if not certificate:
+            raise ProviderError("no TLS certificate for the load balancer yet")
+        installer, controller = self._on(ws, str(certificate))
+        address, created = installer.ensure(controller)
+        result = {"ingress_class": controller.ingress_class, "ingress_namespace": controller.namespace}
+        return Ensured({**result, "load_balancer_hostname": address}, tuple(created))
+
+    def teardown(self, ws: WorkspaceSpec) -> None:
+        if not self._cluster_gone(ws):
+            installer, controller = self._on(ws)
+            installer.teardown(ws, controller)
+
+    def leftovers(self, ws: WorkspaceSpec) -> list[str]:
+        return [] if self._cluster_gone(ws) else [ref(obj) for obj in self._on(ws)[0].objects(ws)]
+
+
 class AwsSweep:
-    """What AWS still holds for a workspace: tagged resources, EKS, IAM, and its DNS record (from the outputs)."""
+    """What AWS still holds for a workspace: tagged resources, EKS, IAM, ACM, and its DNS records (its name and its
+    certificate's validation record, from the outputs)."""
 
     def __init__(self, aws: Aws) -> None:
         self._aws = aws
 
     def leftovers(self, ws: WorkspaceSpec, outputs: Mapping[str, Any]) -> list[str]:
-        zone, name = outputs.get("dns_zone_id"), outputs.get("dns_name")
-        records = [(str(zone), str(name))] if zone and name else []
+        pairs = (("dns_zone_id", "dns_name"), ("certificate_zone_id", "certificate_validation_name"))
+        records = [(str(outputs[z]), str(outputs[n])) for z, n in pairs if outputs.get(z) and outputs.get(n)]
         return LeakSweep(self._aws, ws.region).leftovers_for(ws.id, records)
 
 
@@ -216,14 +273,15 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
     silo = silo_providers(settings, aws)
     config = SiloConfig.from_settings(settings)
 
+    deploy = deploy_settings(settings)
+
     def target(ws: WorkspaceSpec) -> Target:
         if not config.zone_domain:
             raise ProviderError("set CANOPY_AWS_ZONE_DOMAIN for silo names")
-        return Target(config.names(ws).eks_cluster, config.zone_domain)
+        controller = silo_controller(ws, namespace_name(deploy, ws))
+        return Target(config.names(ws).eks_cluster, config.zone_domain, controller.ingress_class)
 
-    workload = KubeWorkload(
-        deploy_settings(settings), target, resolver, silo=config, aws=aws, probe_http=settings.aws_probe_http
-    )
+    workload = KubeWorkload(deploy, target, resolver, silo=config, aws=aws, probe_http=settings.aws_probe_http)
     return Providers(
         database=silo.database,
         storage=silo.storage,
@@ -232,6 +290,8 @@ def silo_set(settings: Settings, aws: Aws, resolver: ClusterResolver) -> Provide
         kms=silo.kms,
         cluster=silo.cluster,
         identity=silo.identity,
+        certificate=silo.certificate,
+        ingress=SiloIngress(deploy, target, resolver, aws, config.region),
         probe=workload,
         sweep=AwsSweep(aws),
         backup=silo.backup,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from control_plane.core.settings import Settings
 from control_plane.credentials.service import WorkspaceSecrets, workspace_secret
+from control_plane.providers.aws.acm import SiloCertificate
 from control_plane.providers.aws.backup_store import BackupBucket
 from control_plane.providers.aws.backups import PooledBackups, SiloBackups, silo_backups_left
 from control_plane.providers.aws.common import Aws, CellLookup, SiloConfig, Waits
@@ -21,13 +22,15 @@ from control_plane.providers.aws.s3 import PooledStorage, SiloStorage
 
 @dataclass(frozen=True)
 class SiloProviders:
-    """An enterprise silo, in step order: key, bucket, database, cluster, the pods' role, name; and its backups."""
+    """An enterprise silo, in step order: key, bucket, database, cluster, the pods' role, TLS certificate, name; and
+    its backups (the ingress controller and the workspace server on the cluster are :mod:`.fleet`'s)."""
 
     kms: SiloKms
     storage: SiloStorage
     database: SiloDatabase
     cluster: SiloCluster
     identity: SiloIdentity
+    certificate: SiloCertificate
     dns: SiloDns
     backup: SiloBackups
 
@@ -56,6 +59,7 @@ def silo_providers(settings: Settings, aws: Aws) -> SiloProviders:
         database=database,
         cluster=cluster,
         identity=SiloIdentity(aws, config, kms, cluster),
+        certificate=SiloCertificate(aws, config),
         dns=SiloDns(aws, config),
         backup=SiloBackups(aws, store, config, database),
     )

@@ -1,7 +1,7 @@
 """The leak sweep: what still exists in AWS for a workspace, found by tag, per service and by name.
 
 - Resource Groups Tagging API (``canopy:workspace`` = id): S3 buckets, RDS instances and subnet
-  groups, KMS keys, Secrets Manager secrets, EC2 security groups. KMS keys pending deletion and
+  groups, KMS keys, Secrets Manager secrets, EC2 security groups, ACM certificates. KMS keys pending deletion and
   secrets scheduled for deletion are on their way out and not reported, nor are keys kept for backups (a deleted
   silo's key while its backups last); RDS snapshots are never reported: the final snapshot of a silo database and
   backup snapshots are kept on purpose.
@@ -10,7 +10,8 @@
 - IAM (missed too): roles and policies under ``/canopy/`` whose name holds the workspace's short id,
   confirmed by their tags, and OIDC providers (a silo cluster's) tagged for the workspace.
 - Route53 (records carry no tags): the ``(zone id, name)`` pairs the caller passes, i.e. the
-  ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs.
+  ``dns_zone_id`` / ``dns_name`` the DNS step recorded in the workspace outputs (and a silo certificate's validation
+  record, ``certificate_zone_id`` / ``certificate_validation_name``).
 """
 
 from __future__ import annotations
