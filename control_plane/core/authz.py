@@ -20,9 +20,10 @@ class Role(enum.StrEnum):
     operator = "operator"
     support = "support"
     admin = "admin"
+    finance = "finance"
 
 
-STAFF_ROLES = frozenset({Role.sales, Role.operator, Role.support, Role.admin})
+STAFF_ROLES = frozenset({Role.sales, Role.operator, Role.support, Role.admin, Role.finance})
 ORG_ROLES = frozenset({Role.owner, Role.billing})
 
 
@@ -55,6 +56,10 @@ class Permission(enum.StrEnum):
     read_releases = "read_releases"
     manage_releases = "manage_releases"
     set_maintenance_window = "set_maintenance_window"
+    manage_contracts = "manage_contracts"
+    read_contracts = "read_contracts"
+    record_payments = "record_payments"
+    create_enterprise_workspace = "create_enterprise_workspace"
 
 
 R = Role
@@ -80,6 +85,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.read_releases: frozenset({R.operator, R.support, R.admin}),
     Permission.manage_releases: frozenset({R.operator, R.admin}),
     Permission.set_maintenance_window: frozenset({R.owner, R.operator, R.admin}),
+    Permission.manage_contracts: frozenset({R.sales, R.admin}),
+    Permission.read_contracts: frozenset({R.owner, R.billing, R.sales, R.finance, R.support, R.admin}),
+    Permission.record_payments: frozenset({R.finance, R.admin}),
+    Permission.create_enterprise_workspace: frozenset({R.sales, R.admin}),
 }
 
 
