@@ -7,7 +7,7 @@ from typing import Any
 
 from control_plane.web.redaction import redact_text
 from control_plane.workspaces.lifecycle import Lifecycle
-from control_plane.workspaces.models import Workspace
+from control_plane.workspaces.models import Tier, Workspace
 
 # The reconciler's conditions, in the order it establishes them, and how the page names them.
 STEPS: tuple[tuple[str, str], ...] = (
@@ -16,6 +16,17 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("ComputeReady", "Starting your workspace server"),
     ("DnsReady", "Publishing your address"),
     ("Available", "Checking that your workspace answers"),
+)
+# An Enterprise silo's steps on AWS, in its plan's order (control_plane.reconciler.plans.ENTERPRISE).
+SILO_STEPS: tuple[tuple[str, str], ...] = (
+    ("KeyReady", "Creating the tenant key"),
+    ("StorageReady", "Setting up file storage"),
+    ("DatabaseReady", "Creating the database"),
+    ("ClusterReady", "Creating the silo's Kubernetes cluster"),
+    ("IdentityReady", "Giving the workspace its cloud identity"),
+    ("ComputeReady", "Starting the workspace server"),
+    ("DnsReady", "Publishing the address"),
+    ("Available", "Checking that the workspace answers"),
 )
 READY_STATES = frozenset({Lifecycle.trialing, Lifecycle.active})
 MAX_ERROR_CHARS = 300
@@ -70,14 +81,19 @@ def _summary(ws: Workspace, address: str, ready: bool) -> str:
     return f"{address} is {state.value.replace('_', ' ')}"
 
 
-def progress_of(ws: Workspace, base_domain: str) -> Progress:
-    """The steps of ``ws`` as the page shows them."""
+def steps_of(ws: Workspace, provider: str) -> tuple[tuple[str, str], ...]:
+    """The steps a workspace's provisioning goes through: a silo's own on AWS, the common ones otherwise."""
+    return SILO_STEPS if provider == "aws" and ws.tier == Tier.enterprise else STEPS
+
+
+def progress_of(ws: Workspace, base_domain: str, labels: tuple[tuple[str, str], ...] = STEPS) -> Progress:
+    """The steps of ``ws`` (``labels``: which, in order, and their names) as the page shows them."""
     conditions = {c.get("type"): c for c in ws.conditions or [] if isinstance(c, dict)}
     ready = is_ready(ws)
     working = is_setting_up(ws)
     steps: list[Step] = []
     current_taken = False
-    for kind, label in STEPS:
+    for kind, label in labels:
         condition = conditions.get(kind, {})
         if condition.get("status") == "True":
             steps.append(Step(kind, label, "done", ""))
