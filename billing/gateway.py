@@ -66,6 +66,8 @@ class InvoiceRequest:
     """An invoice to collect: ``invoice_key`` is our invoice row's id (unique per organization and period).
 
     ``price_id`` is the provider's catalog entry of the seat price (``ensure_seat_price``), recorded on each line.
+    ``days_until_due`` makes it an invoice the customer pays by transfer within that many days (Stripe's
+    ``send_invoice`` collection); ``None`` charges the default payment method.
     """
 
     invoice_key: str
@@ -74,6 +76,7 @@ class InvoiceRequest:
     description: str
     lines: tuple[ChargeLine, ...]
     price_id: str | None = None
+    days_until_due: int | None = None
 
     @property
     def total_cents(self) -> int:
@@ -145,6 +148,10 @@ class PaymentGateway(Protocol):
 
     def pay_invoice(self, invoice_id: str, invoice_key: str, attempt: int) -> PaymentResult:
         """Charge the customer's default payment method; ``attempt`` (1, 2, ...) numbers the charge attempts."""
+        ...
+
+    def mark_paid_out_of_band(self, invoice_id: str, invoice_key: str) -> GatewayInvoice:
+        """Mark an invoice paid outside the gateway (a bank transfer received), where the provider can."""
         ...
 
     def retrieve_invoice(self, invoice_id: str) -> GatewayInvoice:

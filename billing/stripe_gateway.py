@@ -14,6 +14,11 @@ run), which lacks a few things the gateway works around:
 - **Idempotency.** localstripe ignores idempotency keys and Stripe forgets them after 24 hours, so every create
   first looks for what an interrupted call made (customers by e-mail and organization id, invoices and items by
   our invoice key) and only then creates, with a deterministic key (:func:`billing.gateway.idempotency_key`).
+- **Invoices paid by transfer** (``days_until_due``: Enterprise contracts). Stripe: ``collection_method=send_invoice``
+  with ``days_until_due``, finalized and sent (Stripe mails it), and ``paid_out_of_band`` once the transfer is
+  recorded. localstripe 1.15 knows neither ``collection_method``, ``days_until_due``, ``send_invoice`` nor
+  ``paid_out_of_band``: there the invoice is created as above (a draft holding our lines, which stands for the
+  open invoice awaiting the transfer) and Canopy's own record of the payment is the one that says paid.
 - **Failed charges.** Stripe raises a card error when paying fails; localstripe leaves the invoice ``open``
   without raising. Both end in a :class:`~billing.gateway.PaymentResult` read back from the invoice, with the
   failure message of its payment intent.
@@ -185,10 +190,10 @@ class StripeGateway:
                 "customer": request.customer_id,
                 "currency": request.currency,
                 "description": request.description,
-                "collection_method": "charge_automatically",
                 "auto_advance": False,
                 "pending_invoice_items_behavior": "exclude",
                 "metadata": {INVOICE_KEY: request.invoice_key},
+                **_collection(request),
             }
             key = idempotency_key(f"invoice:{request.invoice_key}", "create")
             raw = self._v1.invoices.create(params, {"idempotency_key": key})
@@ -199,6 +204,9 @@ class StripeGateway:
                     self._create_item(request, line, {"invoice": raw.id, "period": _period(line)})
             key = idempotency_key(f"invoice:{request.invoice_key}", "finalize")
             raw = self._v1.invoices.finalize_invoice(str(raw.id), {"auto_advance": False}, {"idempotency_key": key})
+            if request.days_until_due is not None:  # mailed by Stripe with its bank transfer instructions
+                key = idempotency_key(f"invoice:{request.invoice_key}", "send")
+                raw = self._v1.invoices.send_invoice(str(raw.id), None, {"idempotency_key": key})
         return self._read(raw)
 
     def _create_invoice_localstripe(self, request: InvoiceRequest) -> GatewayInvoice:
@@ -275,6 +283,15 @@ class StripeGateway:
         if invoice.status is not InvoiceStatus.paid and failure is None:
             failure = self._payment_failure(raw)
         return PaymentResult(invoice, failure)
+
+    def mark_paid_out_of_band(self, invoice_id: str, invoice_key: str) -> GatewayInvoice:
+        """Mark the invoice paid by a transfer received outside Stripe (``paid_out_of_band``). localstripe has no
+        such payment: its invoice is left as it is (Canopy's record is the one that says paid)."""
+        raw = self._v1.invoices.retrieve(invoice_id)
+        if self._api is StripeApi.localstripe or raw.status != InvoiceStatus.open:
+            return self._read(raw)
+        key = idempotency_key(f"invoice:{invoice_key}", "paid-out-of-band")
+        return self._read(self._v1.invoices.pay(invoice_id, {"paid_out_of_band": True}, {"idempotency_key": key}))
 
     def _payment_failure(self, raw: stripe.Invoice) -> str:
         intent_id = _optional(raw, "payment_intent")
@@ -367,6 +384,13 @@ def _invoice_key(invoice: stripe.Invoice) -> str | None:
 def _customer(raw: stripe.Customer) -> Customer:
     settings = _optional(raw, "invoice_settings") or {}
     return Customer(str(raw.id), _metadata(raw).get(ORGANIZATION_KEY, ""), settings.get("default_payment_method"))
+
+
+def _collection(request: InvoiceRequest) -> dict[str, Any]:
+    """Stripe's collection of the invoice: charged to the default card, or sent to be paid within the terms."""
+    if request.days_until_due is None:
+        return {"collection_method": "charge_automatically"}
+    return {"collection_method": "send_invoice", "days_until_due": request.days_until_due}
 
 
 def _period(line: ChargeLine) -> dict[str, int]:

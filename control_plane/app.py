@@ -9,6 +9,7 @@ from control_plane.audit.api import router as audit_router
 from control_plane.backups.api import router as backups_router
 from control_plane.backups.drill_api import router as drills_router
 from control_plane.cells.api import router as cells_router
+from control_plane.contracts.api import router as contracts_router
 from control_plane.core.body_limit import BodyLimitMiddleware
 from control_plane.core.db import database_url, session_scope
 from control_plane.core.deps import refuse_unstorable_text
@@ -68,6 +69,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         rollouts_router,
         sales_router,
         billing_router,
+        contracts_router,
         stripe_webhook_router,
         wake_router,
     ):

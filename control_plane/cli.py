@@ -643,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     account = sub.add_parser("create-account", help="create a staff account and print an API token")
     account.add_argument("--email", required=True)
-    account.add_argument("--role", required=True, choices=["sales", "operator", "support", "admin"])
+    account.add_argument("--role", required=True, choices=["sales", "finance", "operator", "support", "admin"])
     account.add_argument("--password", help="defaults to CANOPY_NEW_ACCOUNT_PASSWORD or a random one")
     account.set_defaults(func=cmd_create_account)
     rotate = sub.add_parser(

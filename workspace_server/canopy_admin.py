@@ -14,7 +14,7 @@ from workspace_server.activity import Activity
 from workspace_server.auth import is_argon2_hash
 from workspace_server.db import Conn
 from workspace_server.files import storage_for, storage_usage
-from workspace_server.plan import Plan, plan_json, store_plan, stored_plan
+from workspace_server.plan import Plan, answer, plan_of, store_plan, stored_plan
 from workspace_server.schema import posts, teams
 from workspace_server.teams import join_team
 from workspace_server.users import (
@@ -107,13 +107,13 @@ async def put_plan(body: Plan, conn: Conn) -> JSONResponse:
     stored plan."""
     await store_plan(conn, body)
     await conn.commit()
-    return JSONResponse(body.model_dump())
+    return JSONResponse(answer(body))
 
 
 @router.get("/plan")
 async def get_plan(conn: Conn) -> JSONResponse:
     """The workspace's billing plan (:data:`plan.NO_PLAN` when the control plane never set one)."""
-    return JSONResponse(plan_json(await stored_plan(conn)))
+    return JSONResponse(answer(plan_of(await stored_plan(conn))))
 
 
 @router.get("/export", response_model=None)

@@ -1,7 +1,9 @@
 """What the workspace is licensed for, as clients read it: the client licence (``GET /api/v4/license/client``), the
 server limits (``GET /api/v4/limits/server``: none imposed) and, once the control plane has set a billing plan
 (:mod:`plan`), the cloud subscription, products and limits the web app loads for a Mattermost Cloud workspace
-(``/api/v4/cloud/...``). Without a plan the workspace is unlicensed, as Mattermost Team Edition is."""
+(``/api/v4/cloud/...``). An Enterprise workspace (a plan with a ``licence``) has a self-hosted Enterprise licence
+instead, whose ``ExpiresAt`` the web app shows its expiry and grace banners from; it is not a cloud workspace.
+Without a plan the workspace is unlicensed, as Mattermost Team Edition is."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.auth import CurrentSession, OptionalSession
 from workspace_server.db import Conn
-from workspace_server.plan import stored_plan
+from workspace_server.plan import Licence, stored_licence, stored_plan
 from workspace_server.users import ACTIVATED_USERS
 from workspace_server.web import AppError, JSONResponse, invalid_url_param
 
@@ -36,18 +38,60 @@ _NO_INVOICE: Final = {
 }
 
 
+# Mattermost's licensed features, as its client licence names them (``utils.GetClientLicense``): all off, since this
+# server implements none of them (so the web app offers none of their settings nor calls their endpoints).
+_FEATURES: Final = (
+    "LDAP", "LDAPGroups", "MFA", "SAML", "Cluster", "Metrics", "GoogleOAuth", "Office365OAuth", "OpenId",
+    "Compliance", "MHPNS", "Announcement", "Elasticsearch", "DataRetention", "IDLoadedPushNotifications",
+    "EmailNotificationContents", "MessageExport", "CustomPermissionsSchemes", "GuestAccounts",
+    "GuestAccountsPermissions", "CustomTermsOfService", "LockTeammateNameDisplay", "SharedChannels",
+    "RemoteClusterService", "OutgoingOAuthConnections",
+)  # fmt: skip
+# What Mattermost leaves out of the licence for users without ``read_license_information`` (system admins have it):
+# ``utils.GetSanitizedClientLicense``.
+_ADMIN_ONLY: Final = ("Id", "Name", "Email", "IssuedAt", "StartsAt", "ExpiresAt", "SkuName")
+
+
 def _flag(value: bool) -> str:
     """A boolean as Mattermost's string-valued licence and subscription fields carry it."""
     return "true" if value else "false"
 
 
+def enterprise_licence(licence: Licence, licence_id: str, *, admin: bool) -> dict[str, str]:
+    """An Enterprise plan's licence as Mattermost shows a self-hosted one: its SKU, ``Company``, ``Users`` (the seats
+    purchased), its dates (ms; ``IssuedAt`` is its start), no feature of :data:`_FEATURES`; sanitized as Mattermost
+    does for users who are not system admins."""
+    shown = {
+        "IsLicensed": "true",
+        "Id": licence_id,
+        "SkuName": licence.sku.capitalize(),
+        "SkuShortName": licence.sku,
+        "Users": str(licence.users),
+        **dict.fromkeys(_FEATURES, "false"),
+        "IssuedAt": str(licence.starts_at),
+        "StartsAt": str(licence.starts_at),
+        "ExpiresAt": str(licence.expires_at),
+        "Name": "",
+        "Email": "",
+        "Company": licence.company,
+        "Cloud": "false",
+        "IsTrial": "false",
+        "IsGovSku": "false",
+    }
+    return shown if admin else {key: value for key, value in shown.items() if key not in _ADMIN_ONLY}
+
+
 def client_licence(plan: RowMapping | None, *, admin: bool) -> dict[str, str]:
-    """The licence as Mattermost shows it to clients (string values). Without a plan: unlicensed. With one: a cloud
-    licence (``Cloud``, which makes the web app load the cloud subscription and show its billing banners), a trial
-    while the plan is trialing (``IsTrial``), and for system admins its end (``ExpiresAt``, ms; Mattermost leaves
-    it out of the licence it shows other users)."""
+    """The licence as Mattermost shows it to clients (string values). Without a plan: unlicensed. With an
+    Enterprise licence: :func:`enterprise_licence`. With another plan: a cloud licence (``Cloud``, which makes the
+    web app load the cloud subscription and show its billing banners), a trial while the plan is trialing
+    (``IsTrial``), and for system admins its end (``ExpiresAt``, ms; Mattermost leaves it out of the licence it
+    shows other users)."""
     if plan is None:
         return {"IsLicensed": "false"}
+    enterprise = stored_licence(plan)
+    if enterprise is not None:
+        return enterprise_licence(enterprise, plan["subscription_id"], admin=admin)
     trialing = plan["state"] == "trialing"
     licence = {"IsLicensed": "true", "Cloud": "true", "IsTrial": _flag(trialing)}
     if admin and trialing:
@@ -90,9 +134,9 @@ async def get_server_limits(conn: Conn, session: CurrentSession) -> JSONResponse
 
 async def _cloud_plan(conn: AsyncConnection) -> RowMapping:
     """The plan, for a cloud route: Mattermost's 403 for a server whose licence is not a cloud one when there is
-    none."""
+    none, or when it is an Enterprise licence."""
     plan = await stored_plan(conn)
-    if plan is None:
+    if plan is None or stored_licence(plan) is not None:
         raise AppError(403, "api.cloud.license_error", "Your license does not support cloud requests.")
     return plan
 

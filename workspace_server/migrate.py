@@ -21,7 +21,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "workspace_alembic_version"
 # The newest revision under migrations/versions (a test holds it to Alembic's own view). When the database
 # is already there, startup skips importing Alembic, which saves time and memory.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 async def _schema_revision(conn: AsyncConnection) -> str | None:

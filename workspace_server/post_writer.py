@@ -11,7 +11,7 @@ Requests that write posts with other rows in one transaction (attachments, webho
 their own transaction (:func:`write_posts`).
 
 The batch statement does for every post what writing it alone would, in arrival order: check that the workspace is
-not suspended (:data:`plan.REFUSES_WRITES`, read in the statement itself) and that the author may post in the
+not read-only (:data:`plan.WRITE_REFUSAL`, read in the statement itself) and that the author may post in the
 channel, count a reply on its thread, insert the post, count it on the channel, mark the channel read
 for its author and count a mention for each member it mentions. Counters within a batch are what they would be
 had its posts been written one after the other (a reply's ``reply_count``, a member's ``msg_count`` are the totals
@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspace_server.db import CONNECT_TIMEOUT_SECONDS
 from workspace_server.events import dumps
-from workspace_server.plan import REFUSES_WRITES
+from workspace_server.plan import WRITE_REFUSAL
 from workspace_server.schema import posts
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ PostgreSQL more per post than the wait does)."""
 
 _POST_COLUMNS: Final = ", ".join(c.name for c in posts.c if c.name != "message_tsv")
 
-# One row per post of the batch (``ord``: its place in the batch, from 1): the checks (``suspended``: the workspace
-# refuses writes; ``may_post``: the author is a member of the channel or ``authorized``; ``channel_delete_at``; the
-# last two NULL when the channel does not exist), the
-# stored post's columns (NULL when it was refused, or when ``root_id`` is not a root post of the channel),
+# One row per post of the batch (``ord``: its place in the batch, from 1): the checks (``refusal``: why the
+# workspace refuses writes, NULL when it takes them; ``may_post``: the author is a member of the channel or
+# ``authorized``; ``channel_delete_at``; the last two NULL when the channel does not exist), the stored post's
+# columns (NULL when it was refused, or when ``root_id`` is not a root post of the channel),
 # ``thread_reply_count``, and what the ``posted`` event needs (:func:`realtime.posted_context`).
 _WRITE_POSTS: Final = f"""
 WITH b AS (
@@ -68,14 +68,14 @@ WITH b AS (
     -- a sort or an aggregate, so batches of several processes take their locks in one order and never deadlock.
     SELECT id, delete_at FROM channels WHERE id IN (SELECT channel_id FROM b) ORDER BY id FOR UPDATE
 ), plan AS (
-    SELECT {REFUSES_WRITES} AS suspended
+    SELECT {WRITE_REFUSAL} AS refusal
 ), acc AS (
     SELECT b.ord, c.delete_at AS channel_delete_at, b.authorized OR EXISTS (
         SELECT 1 FROM channel_members m0 WHERE m0.channel_id = c.id AND m0.user_id = b.sender) AS may_post
     FROM b JOIN locked c ON c.id = b.channel_id
 ), allowed AS (
     SELECT b.* FROM b JOIN acc USING (ord) CROSS JOIN plan
-    WHERE acc.may_post AND acc.channel_delete_at = 0 AND NOT plan.suspended
+    WHERE acc.may_post AND acc.channel_delete_at = 0 AND plan.refusal IS NULL
 ), replies AS (
     SELECT root_id, channel_id, count(*) AS n, max(now) AS now FROM allowed WHERE root_id <> ''
     GROUP BY root_id, channel_id
@@ -151,7 +151,7 @@ WITH b AS (
     FROM targets t JOIN cm ON cm.channel_id = t.channel_id AND cm.user_id = t.user_id
     WHERE NOT t.is_sender GROUP BY t.ord
 )
-SELECT b.ord, plan.suspended, acc.may_post, acc.channel_delete_at, k.thread_reply_count, p.*,
+SELECT b.ord, plan.refusal, acc.may_post, acc.channel_delete_at, k.thread_reply_count, p.*,
     ch.team_id AS channel_team_id, ch.type AS channel_type, ch.name AS channel_name,
     ch.display_name AS channel_display_name, u.username AS sender_name,
     coalesce(mentioned.user_ids, ARRAY[]::text[]) AS mentions

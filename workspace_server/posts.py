@@ -21,7 +21,7 @@ from workspace_server.db import Conn
 from workspace_server.events import Broadcast, dumps, flush, publish
 from workspace_server.files import attach_files, check_file_ids
 from workspace_server.ids import is_valid_id, new_id, now_ms
-from workspace_server.plan import suspended_error
+from workspace_server.plan import read_only_error
 from workspace_server.post_metadata import add_metadata
 from workspace_server.post_writer import NewPost, PostWriter, write_posts
 from workspace_server.realtime import defer_posted, parse_mentions, posted_context, posted_data
@@ -154,8 +154,8 @@ def new_post(
 
 def _written_post(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """The post JSON of a row of the batch statement; :class:`AppError` if the post was refused."""
-    if row["suspended"]:
-        raise suspended_error()
+    if row["refusal"] is not None:
+        raise read_only_error(row["refusal"])
     if not row["may_post"]:
         raise permission_error()
     if row["channel_delete_at"]:

@@ -283,8 +283,21 @@ workspace_plan = Table(
     _millis("trial_end_at"),
     _millis("delinquent_since"),
     Column("billing_url", String(2048), nullable=False, server_default=""),
+    # An Enterprise workspace's licence (plan.Licence): all set, or all NULL (no licence).
+    Column("licence_sku", String(16)),
+    Column("licence_company", String(256)),
+    Column("licence_users", Integer),
+    Column("licence_starts_at", BigInteger),
+    Column("licence_expires_at", BigInteger),
+    Column("licence_grace_ends_at", BigInteger),
+    Column("licence_read_only", Boolean),
     CheckConstraint("id", name="ck_workspace_plan_one_row"),
     CheckConstraint("state IN ('trialing', 'active', 'past_due', 'suspended')", name="ck_workspace_plan_state"),
+    CheckConstraint(
+        "num_nulls(licence_sku, licence_company, licence_users, licence_starts_at, licence_expires_at,"
+        " licence_grace_ends_at, licence_read_only) IN (0, 7)",
+        name="ck_workspace_plan_licence",
+    ),
 )
 
 canopy_activity = Table(

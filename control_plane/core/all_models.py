@@ -5,6 +5,7 @@ from control_plane.audit.models import AuditEntry
 from control_plane.backups.drill_models import BackupDrill
 from control_plane.backups.models import WorkspaceBackup, WorkspaceRestore
 from control_plane.cells.models import Cell
+from control_plane.contracts.models import Contract, ContractInvoice, ContractNotice
 from control_plane.core.db import Base
 from control_plane.core.models import IdempotencyRecord, RateLimitCounter
 from control_plane.credentials.models import WorkspaceCredential
@@ -34,6 +35,9 @@ __all__ = [
     "BillingNotice",
     "BillingReconciliation",
     "Cell",
+    "Contract",
+    "ContractInvoice",
+    "ContractNotice",
     "DriftCursor",
     "EmailVerification",
     "IdempotencyRecord",

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from control_plane.backups import periodic as backup_periodic  # noqa: F401  (schedules, retention, drills)
     from control_plane.backups import tasks as backup_tasks  # noqa: F401  (registers the backup task)
+    from control_plane.contracts import tasks as contract_tasks  # noqa: F401  (registers the contract run)
     from control_plane.core.task_queue import app
     from control_plane.drift import tasks as drift_tasks  # noqa: F401  (registers the periodic drift detection)
     from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)

@@ -59,9 +59,15 @@ def professional_workspaces(
 
 
 def snapshots(session: Session, organization_id: uuid.UUID, until: datetime) -> dict[uuid.UUID, list[EngineSnapshot]]:
-    """Each workspace's seat snapshots taken before ``until``."""
-    query = select(SeatSnapshot.workspace_id, SeatSnapshot.taken_at, SeatSnapshot.seats).where(
-        SeatSnapshot.organization_id == organization_id, SeatSnapshot.taken_at < until
+    """Each Professional workspace's seat snapshots taken before ``until`` (Enterprise seats are a contract's)."""
+    query = (
+        select(SeatSnapshot.workspace_id, SeatSnapshot.taken_at, SeatSnapshot.seats)
+        .join(Workspace, Workspace.id == SeatSnapshot.workspace_id)
+        .where(
+            SeatSnapshot.organization_id == organization_id,
+            SeatSnapshot.taken_at < until,
+            Workspace.tier == Tier.professional,
+        )
     )
     found: dict[uuid.UUID, list[EngineSnapshot]] = {}
     for workspace_id, taken_at, seats in session.execute(query):

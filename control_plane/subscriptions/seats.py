@@ -1,4 +1,5 @@
-"""Seat collection: one snapshot of each billed workspace's activated users per day, and at billing events.
+"""Seat collection: one snapshot of each billed workspace's activated users per day, and at billing events
+(billed: a Professional workspace of a subscribed organization, an Enterprise one of an organization with a contract).
 
 A periodic task reads the workspace servers in bulk (``GET /api/v4/canopy/usage``, several at once) and inserts
 the snapshots in one statement; nothing on a request path ever calls a workspace server for seats. A workspace
@@ -19,6 +20,7 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from control_plane.contracts.models import Contract
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
@@ -79,10 +81,13 @@ def collect(
 
 
 def _billed_workspaces(organization_id: uuid.UUID | None) -> Select[Any]:
-    query = (
-        select(Workspace)
-        .join(Subscription, Subscription.organization_id == Workspace.organization_id)
-        .where(Workspace.tier == Tier.professional)
+    """Professional workspaces of organizations with a subscription, Enterprise ones of organizations with a
+    contract (whose true-forward counts their seats)."""
+    professional = select(Subscription.organization_id).where(Subscription.organization_id == Workspace.organization_id)
+    enterprise = select(Contract.organization_id).where(Contract.organization_id == Workspace.organization_id)
+    query = select(Workspace).where(
+        ((Workspace.tier == Tier.professional) & professional.exists())
+        | ((Workspace.tier == Tier.enterprise) & enterprise.exists())
     )
     return query if organization_id is None else query.where(Workspace.organization_id == organization_id)
 

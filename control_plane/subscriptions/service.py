@@ -15,6 +15,7 @@ from billing.engine.status import REQUESTED_LIFECYCLE, BillingEvent, BillingStat
 from billing.engine.trial import notice_schedule, trial_end
 from billing.gateway import Card
 from control_plane.audit import service as audit
+from control_plane.contracts import service as contracts
 from control_plane.core.problems import Conflict, NotFound
 from control_plane.core.settings import Settings
 from control_plane.organizations.models import Organization
@@ -68,17 +69,22 @@ def trial_ends_at(session: Session, organization_id: uuid.UUID) -> datetime | No
 
 
 def workspace_plan(session: Session, settings: Settings, ws: Workspace) -> dict[str, object]:
-    """What the workspace server is told of its plan (``PUT /api/v4/canopy/plan``)."""
+    """What the workspace server is told of its plan (``PUT /api/v4/canopy/plan``); an Enterprise workspace of an
+    organization with a contract also gets the contract's ``licence``."""
     state = ws.lifecycle_state if ws.lifecycle_state in PLAN_STATES else ready_state(session, ws)
     sub = repository.get(session, ws.organization_id) if ws.tier is Tier.professional else None
     trial_end_at = sub.trial_ends_at if sub is not None and sub.status is B.trialing else None
     delinquent = _delinquent_since(session, sub) if sub is not None else None
-    return {
+    plan: dict[str, object] = {
         "state": state.value if state in PLAN_STATES else Lifecycle.active.value,
         "trial_end_at": _millis(trial_end_at),
         "delinquent_since": _millis(delinquent),
         "billing_url": notices.billing_page_url(settings, ws.organization_id) if sub is not None else "",
     }
+    licence = contracts.licence_terms(session, settings, ws.organization_id) if ws.tier is Tier.enterprise else None
+    if licence is not None:  # only then: servers that predate licences keep accepting the plan
+        plan["licence"] = licence
+    return plan
 
 
 def _delinquent_since(session: Session, sub: Subscription) -> datetime | None:

@@ -21,6 +21,7 @@ from billing.engine.status import BillingStatus
 from billing.gateway import Card, GatewayInvoice, InvoiceStatus
 from billing.webhooks import WebhookEvent
 from control_plane.audit import service as audit
+from control_plane.contracts.collection import sync_gateway_invoice as contract_invoice
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import Settings, get_settings
@@ -92,7 +93,7 @@ def sync_invoice(settings: Settings, gateway_invoice_id: str) -> str:
     with session_scope() as session:
         invoice = _our_invoice(session, held)
         if invoice is None:
-            return "not one of our invoices"
+            return contract_invoice(session, held, _uuid(held.invoice_key), utcnow()) or "not one of our invoices"
         organization_id, was = invoice.organization_id, invoice.state
         if invoice.state is not InvoiceState.pending and held.status is InvoiceStatus.paid:
             invoicing.record_gateway_state(invoice, held, utcnow())
