@@ -28,9 +28,9 @@ class ConsolePrincipal(Principal):
 
 def cmd_sales(args: argparse.Namespace) -> int:
     """``canopy sales create-customer`` and ``canopy sales customers``."""
-    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from pydantic import ValidationError
 
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
     from control_plane.contracts import tasks as contract_tasks
     from control_plane.core.db import session_scope
     from control_plane.core.problems import Problem
