@@ -31,7 +31,7 @@ from control_plane.workspaces.lifecycle import (
     resume_state_on_entering,
     wake_target,
 )
-from control_plane.workspaces.models import Tier, Workspace
+from control_plane.workspaces.models import LATE_ADMIN_OUTPUT, Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
 MAX_PAGE = 200
@@ -140,6 +140,7 @@ def hand_over_initial_admin(session: Session, email: str, password_hash: str, ac
     waiting = repository.waiting_for_admin(session, email)
     for ws in waiting:
         ws.initial_admin_password_hash = password_hash
+        ws.outputs = {**(ws.outputs or {}), LATE_ADMIN_OUTPUT: email}
         audit.record(
             session,
             actor=actor,
