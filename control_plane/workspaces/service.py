@@ -76,6 +76,8 @@ def claim_slug(session: Session, raw_slug: str, field: str = "slug") -> str:
 def initial_admin_for(session: Session, principal: Principal, organization_id: uuid.UUID) -> tuple[str, str | None]:
     """Who becomes a new workspace's first system admin: the calling owner, or for staff the organization's first
     owner (email, and password hash once they have a password: :func:`hand_over_initial_admin` brings it later)."""
+    if session.get(Organization, organization_id) is None:
+        raise InvalidInput("organization_id", "names no organization")
     account = session.get(Account, principal.account_id) if not principal.is_staff else None
     account = account or accounts_repo.first_owner(session, organization_id)
     if account is None:

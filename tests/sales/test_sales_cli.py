@@ -44,8 +44,7 @@ def test_create_customer_and_list(cp_database: str) -> None:
     assert [(w["slug"], w["tier"]) for w in customer["workspaces"]] == [(slug, "enterprise")]
     with session_scope() as session:
         actors = {
-            e.actor
-            for e in session.query(AuditEntry).filter_by(organization_id=uuid.UUID(customer["organization_id"]))
+            e.actor for e in session.query(AuditEntry).filter_by(organization_id=uuid.UUID(customer["organization_id"]))
         }
     assert actors == {"cli"}
     code, out, _ = run("customers")
