@@ -608,6 +608,21 @@ def cmd_billing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contracts(args: argparse.Namespace) -> int:
+    """Enterprise contracts at the console (JSON out): create, list, show, renew, record a payment, list the
+    overdue invoices, or do the contract runs now."""
+    import control_plane.core.all_models  # noqa: F401  (every table, so foreign keys resolve)
+    from control_plane.contracts import console
+    from control_plane.core.problems import Problem
+
+    try:
+        print(console.COMMANDS[args.contracts_command](args))
+    except Problem as exc:
+        log.error("%s", exc.detail)
+        return 1
+    return 0
+
+
 def cmd_clock(args: argparse.Namespace) -> int:
     """Show the deployment's clock, or move it forward (dev mode with CANOPY_CLOCK_FILE only)."""
     from datetime import timedelta
@@ -726,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")
     run.set_defaults(func=cmd_billing)
     billing.add_parser("collect-seats", help="record today's seat snapshots now").set_defaults(func=cmd_billing)
+    _add_contract_parsers(sub)
     clock = sub.add_parser("clock", help="the deployment's clock").add_subparsers(dest="clock_command", required=True)
     clock.add_parser("show", help="print the clock's now").set_defaults(func=cmd_clock)
     advance = clock.add_parser("advance", help="move the clock forward (dev mode, CANOPY_CLOCK_FILE)")
@@ -733,6 +749,29 @@ def build_parser() -> argparse.ArgumentParser:
     advance.add_argument("--hours", type=int, default=0)
     advance.set_defaults(func=cmd_clock)
     return parser
+
+
+def _add_contract_parsers(sub: Any) -> None:
+    contracts = sub.add_parser("contracts", help="Enterprise contracts (JSON out)")
+    verbs = contracts.add_subparsers(dest="contracts_command", required=True)
+    create = verbs.add_parser("create", help="give an organization its 12-month contract")
+    create.add_argument("--organization-id", type=uuid.UUID, required=True)
+    create.add_argument("--seats", type=int, required=True, help="seats purchased")
+    create.add_argument("--annual-price-per-seat-cents", type=int, required=True)
+    create.add_argument("--start-date", required=True, help="YYYY-MM-DD")
+    create.add_argument("--payment-terms-days", type=int, default=30)
+    create.add_argument("--billing-contact-email", required=True)
+    create.add_argument("--billing-contact-name", required=True)
+    verbs.add_parser("list", help="every contract")
+    for verb, help_text in (("show", "a contract, its invoices, seats and licence"), ("renew", "renew for 12 months")):
+        verbs.add_parser(verb, help=help_text).add_argument("contract_id", type=uuid.UUID)
+    payment = verbs.add_parser("record-payment", help="record a bank transfer received for an invoice")
+    payment.add_argument("invoice_id", type=uuid.UUID)
+    payment.add_argument("--reference", required=True)
+    verbs.add_parser("overdue", help="the unpaid invoices past their due date")
+    run = verbs.add_parser("run", help="do what is due on every contract (or one) now")
+    run.add_argument("--contract-id", type=uuid.UUID)
+    contracts.set_defaults(func=cmd_contracts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,10 +61,11 @@ def _is_absolute_http_url(value: str) -> bool:
 
 
 class Licence(BaseModel):
-    """The Enterprise licence of the organization's contract: ``sku``; ``company``, the customer; ``users``, the
-    seats purchased; ``starts_at``, ``expires_at`` (the contract's end) and ``grace_ends_at`` (ten days later), ms
-    since the epoch, in that order; ``read_only``, set by the control plane from the grace's end until renewal.
-    Strict: exact types, no other field."""
+    """The Enterprise licence of the organization's contract: ``sku``; ``company``, the customer (its organization's
+    name as the control plane has it: any text, shown as it is); ``users``, the seats purchased; ``starts_at``,
+    ``expires_at`` (the contract's end) and ``grace_ends_at`` (ten days later), ms since the epoch, in that order;
+    ``read_only``, set by the control plane from the grace's end until renewal. Strict: exact types, no other
+    field."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -75,13 +76,6 @@ class Licence(BaseModel):
     expires_at: Millis
     grace_ends_at: Millis
     read_only: bool
-
-    @field_validator("company")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if not value.isprintable() or not value.strip():
-            raise ValueError("must be printable text")
-        return value
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Licence:

@@ -22,6 +22,12 @@ from control_plane.subscriptions.gateway import payment_gateway
 ACTOR = "stripe-webhook"
 
 
+def contract_customer_key(organization_id: uuid.UUID) -> str:
+    """The key of the organization's contract customer at the gateway: one of its own, apart from a self-serve
+    customer the organization may have had (whose invoices the billing reconciliation compares)."""
+    return f"{organization_id}:contract"
+
+
 def push(settings: Settings, contract_id: uuid.UUID, now: datetime) -> int:
     """Create the contract's pending invoices at the gateway, committing after each; tell it of the payments
     recorded since. Returns how many invoices the gateway now holds that it did not."""
@@ -68,7 +74,7 @@ def _request(session: Session, settings: Settings, invoice_id: uuid.UUID, now: d
     if invoice is None or contract is None or organization is None or invoice.state is not ContractInvoiceState.pending:
         return None
     customer = payment_gateway(settings).ensure_customer(
-        str(contract.organization_id), contract.billing_contact_email, organization.name
+        contract_customer_key(contract.organization_id), contract.billing_contact_email, organization.name
     )
     days = max(1, math.ceil((invoice.due_at - now) / timedelta(days=1)))
     return InvoiceRequest(

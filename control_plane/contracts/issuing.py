@@ -110,9 +110,8 @@ def _issue(
             "gateway_settled": False,
         },
     )
-    if invoice_id is None:
+    invoice = repository.invoice(session, invoice_id) if invoice_id is not None else None
+    if invoice is None:  # that kind, year and quarter was issued before
         return False
-    invoice = repository.invoice(session, invoice_id)
-    assert invoice is not None
     notices.issued(session, contract, invoice, now)
     return True

@@ -38,15 +38,27 @@ def run_contract(contract_id: uuid.UUID, now: datetime | None = None) -> Contrac
     """Do what is due on the contract at ``now`` (the clock's now by default)."""
     now = now or utcnow()
     outcome = ContractRunOutcome()
+    _issue(contract_id, now, outcome)
+    _notify(contract_id, now, outcome)
+    settings = get_settings()
+    if billing_enabled(settings):
+        outcome.at_gateway = collection.push(settings, contract_id, now)
+    return outcome
+
+
+def _issue(contract_id: uuid.UUID, now: datetime, outcome: ContractRunOutcome) -> None:
+    with session_scope() as session:
+        contract = repository.get(session, contract_id, for_update=True)
+        if contract is not None:
+            outcome.invoices_issued = issuing.issue_due_annual(session, contract, now)
+            outcome.invoices_issued += issuing.issue_due_true_forwards(session, contract, now)
+
+
+def _notify(contract_id: uuid.UUID, now: datetime, outcome: ContractRunOutcome) -> None:
     with session_scope() as session:
         contract = repository.get(session, contract_id, for_update=True)
         if contract is None:
-            return outcome
-        outcome.invoices_issued = issuing.issue_due_annual(session, contract, now)
-        outcome.invoices_issued += issuing.issue_due_true_forwards(session, contract, now)
-    with session_scope() as session:
-        contract = repository.get(session, contract_id, for_update=True)
-        assert contract is not None
+            return
         phase = notice_due(contract.end_date, now)
         if phase is not None and notices.licence(session, contract, phase, now):
             outcome.notices_sent += 1
@@ -54,7 +66,3 @@ def run_contract(contract_id: uuid.UUID, now: datetime | None = None) -> Contrac
                 outcome.reconcile = repository.enterprise_workspaces(session, contract.organization_id)
         for invoice in repository.unpaid(session, contract_id, due_by=now):
             outcome.notices_sent += notices.overdue(session, contract, invoice, now)
-    settings = get_settings()
-    if billing_enabled(settings):
-        outcome.at_gateway = collection.push(settings, contract_id, now)
-    return outcome

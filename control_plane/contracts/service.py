@@ -38,7 +38,7 @@ def create_contract(
     if session.get(Organization, organization_id) is None:
         raise NotFound("organization")
     values = body.model_dump(exclude={"organization_id"})
-    contract_id = session.scalar(
+    contract: Contract | None = session.scalar(
         insert(Contract)
         .values(
             id=uuid.uuid4(),
@@ -49,12 +49,10 @@ def create_contract(
             **values,
         )
         .on_conflict_do_nothing(index_elements=[Contract.organization_id])
-        .returning(Contract.id)
+        .returning(Contract)
     )
-    if contract_id is None:
+    if contract is None:
         raise Conflict("contract-exists", "The organization already has a contract; renew it instead")
-    contract = repository.get(session, contract_id, for_update=True)
-    assert contract is not None
     issuing.issue_due_annual(session, contract, now)
     audit.record(
         session,
