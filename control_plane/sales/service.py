@@ -18,6 +18,8 @@ from control_plane.contracts.schemas import contract_detail
 from control_plane.core.authz import Permission, Principal
 from control_plane.core.problems import NotFound
 from control_plane.core.security import has_password
+from control_plane.core.settings import get_settings
+from control_plane.mail import service as mail
 from control_plane.organizations import service as organizations
 from control_plane.organizations.models import Organization
 from control_plane.sales import repository
@@ -63,6 +65,9 @@ def create_customer(session: Session, principal: Principal, body: CustomerCreate
         actor=principal.actor,
         initial_admin=workspaces.initial_admin_for(session, principal, org.id),
     )
+    owner = organizations.first_owner(session, org.id)
+    if owner is not None and has_password(owner.password_hash):
+        _tell_owner(session, owner.email, org.name, ws.slug)
     audit.record(
         session,
         actor=principal.actor,
@@ -73,6 +78,18 @@ def create_customer(session: Session, principal: Principal, body: CustomerCreate
         after={"name": org.name, "contract_id": str(contract.id), "workspace_id": str(ws.id)},
     )
     return CustomerCreated(org.id, contract.id, ws.id)
+
+
+def _tell_owner(session: Session, email: str, organization: str, slug: str) -> None:
+    """Mail an owner who has a Canopy password already (they get no invitation) that their workspace is coming."""
+    mail.queue(
+        session,
+        email,
+        f"Your Enterprise workspace for {organization} is being set up",
+        f"Canopy is setting up {slug}.{get_settings().base_domain}, the Enterprise workspace of {organization}.\n\n"
+        "You are its first system admin: sign in to it with your Canopy email and password once it is ready.\n\n"
+        f"{get_settings().public_url}/workspaces\n",
+    )
 
 
 def customer_out(session: Session, org: Organization) -> CustomerOut:

@@ -180,3 +180,17 @@ def test_bad_input_is_a_problem_naming_the_field(client: TestClient) -> None:
         assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (field, r.text)
         assert field in r.text, (field, r.text)
     assert client.get("/api/v1/sales/customers/not-a-uuid", headers=sales).status_code == 422
+
+
+def test_an_owner_with_a_password_is_handed_over_at_once(client: TestClient, sign_up: Callable[[str], Owner]) -> None:
+    owner = sign_up(f"known-{uuid.uuid4().hex[:6]}")
+    made = client.post("/api/v1/sales/customers", json=customer_body(owner_email=owner.email), headers=staff("sales"))
+    assert made.status_code == 201, made.text
+    assert made.json()["owner_has_signed_up"] is True
+    with session_scope() as session:
+        account = session.query(Account).filter_by(email=owner.email).one()
+        subjects = [m.subject for m in mail.recent(session, limit=5, to=owner.email)]
+        owner_hash = account.password_hash
+    assert workspace_row(made.json()["workspaces"][0]["id"]).initial_admin_password_hash == owner_hash
+    assert any(subject.startswith("Your Enterprise workspace") for subject in subjects), subjects
+    assert not any("invited" in subject for subject in subjects), subjects
