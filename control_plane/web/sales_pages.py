@@ -35,6 +35,7 @@ from control_plane.web.progress import progress_of, steps_of
 from control_plane.web.sessions import Viewer, login_redirect
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, message, not_found, redirect, render
 from control_plane.workspaces import repository as workspaces_repo
+from control_plane.workspaces.models import Tier
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,7 +106,7 @@ def _form_page(
     alert: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    context = {"values": values, "errors": errors or {}, "alert": alert, "action": NEW, "default_region": ""}
+    context = {"values": values, "errors": errors or {}, "alert": alert, "action": NEW}
     return render(request, settings, "sales_new.html", context, viewer=viewer, form=True, status_code=status_code)
 
 
@@ -180,7 +181,20 @@ def create_customer(
     principal = _creator(request, settings, viewer)
     if isinstance(principal, Response):
         return principal
-    values = {field: str(value).strip() for field, value in locals().items() if field in FIELDS}
+    typed = (
+        name,
+        owner_email,
+        seats_purchased,
+        annual_price,
+        start_date,
+        payment_terms_days,
+        billing_contact_email,
+        billing_contact_name,
+        slug,
+        display_name,
+        region,
+    )
+    values = {field: value.strip() for field, value in zip(FIELDS, typed, strict=True)}
     if not form_token_ok(request, settings, csrf_token):
         return _form_page(request, settings, viewer, values, alert=FORM_EXPIRED, status_code=403)
     try:
@@ -206,7 +220,7 @@ def _customer_context(session: Session, settings: Settings, principal: Principal
     except (ValueError, Problem):
         return None
     now = utcnow()
-    silo = next((ws for ws in reversed(customer.workspaces) if ws.tier.value == "enterprise"), None)
+    silo = next((ws for ws in reversed(customer.workspaces) if ws.tier == Tier.enterprise), None)
     row = workspaces_repo.get(session, silo.id) if silo else None
     return {
         "customer": customer,

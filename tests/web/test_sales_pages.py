@@ -81,3 +81,36 @@ def test_finance_records_a_payment_and_sales_renew(server: Server) -> None:
         sign_up_and_verify(owner, f"owner@{other}.example.com", other)
         assert owner.get(path).status_code == 404
         assert owner.get(f"/sales/workspaces/{made.json()['workspaces'][0]['id']}/status").status_code == 404
+
+
+def test_the_form_explains_bad_input_and_keeps_what_was_typed(server: Server) -> None:
+    taken = f"taken-{uuid.uuid4().hex[:6]}"
+    with new_client(server.loopback) as owner:
+        sign_up_and_verify(owner, f"owner@{taken}.example.com", taken)
+    with signed_in(server, "sales") as sales:
+        token = Page(sales.get("/sales/customers/new").text).value("csrf_token")
+        form = {
+            "name": "Typed Corp",
+            "owner_email": "it@typed.example.com",
+            "seats_purchased": "0",
+            "annual_price": "12.345",
+            "start_date": date.today().isoformat(),
+            "payment_terms_days": "30",
+            "billing_contact_email": "ap@typed.example.com",
+            "billing_contact_name": "AP",
+            "slug": f"typed-{uuid.uuid4().hex[:6]}",
+            "csrf_token": token,
+        }
+        bad = sales.post("/sales/customers/new", data=form)
+        assert bad.status_code == 422, bad.text
+        page = Page(bad.text)
+        assert page.said("seats_purchased-error") and page.said("annual_price-error")
+        assert page.value("name") == "Typed Corp"
+        clash = sales.post(
+            "/sales/customers/new", data=form | {"seats_purchased": "5", "annual_price": "12", "slug": taken}
+        )
+        assert clash.status_code == 409 and "already taken" in Page(clash.text).said("slug-error")
+        forged = sales.post("/sales/customers/new", data=form | {"csrf_token": "forged"})
+        assert forged.status_code == 403
+    [(count,)] = server.query("SELECT count(*) FROM organizations WHERE name = 'Typed Corp'")
+    assert count == 0, "nothing was made"
