@@ -21,6 +21,7 @@ from control_plane.core.request_context import RequestIdMiddleware
 from control_plane.core.settings import get_settings
 from control_plane.drift.api import router as workspace_health_router
 from control_plane.exports.api import router as exports_router
+from control_plane.moves.api import router as moves_router
 from control_plane.organizations.api import router as organizations_router
 from control_plane.proxy import WorkspaceProxy
 from control_plane.releases import service as releases
@@ -57,6 +58,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         health_router,
         signup_router,
         organizations_router,
+        moves_router,
         workspaces_router,
         workspace_health_router,
         exports_router,

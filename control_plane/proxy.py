@@ -14,7 +14,8 @@ A request (or WebSocket) for a hibernated workspace wakes it and is held until i
 (:mod:`control_plane.workspaces.waking`: one wake however many requests wait); only a wake that takes longer than
 ``wake_timeout_seconds`` answers ``503`` with ``Retry-After``. A request whose server went away under it (hibernated
 between the lookup and the connection) is looked up again and, asleep, waits for the wake in the same way. A
-workspace being restored in place answers ``503`` with ``Retry-After`` at once (:func:`waking.being_restored`).
+workspace being restored in place answers ``503`` with ``Retry-After`` at once (:func:`waking.being_restored`), and
+so does an address in the downtime window of its move to Enterprise (:func:`moves.service.being_moved`).
 In production an ingress does this job and the middleware is not installed.
 """
 
@@ -36,6 +37,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.core.db import new_session
 from control_plane.core.problems import PROBLEM_MEDIA_TYPE, NotFound, Problem
+from control_plane.moves import repository as moves
+from control_plane.moves.service import being_moved
 from control_plane.workspaces.lifecycle import RUNNING_STATES, Lifecycle
 from control_plane.workspaces.models import Workspace
 from control_plane.workspaces.slugs import check_format
@@ -52,6 +55,7 @@ _SMUGGLING = re.compile(rb"%2f|%5c|%2e|%00|\\", re.IGNORECASE)
 UNANSWERED = Problem(502, "workspace-unavailable", "Bad gateway", "The workspace server is not answering")
 ASLEEP = 0  # the port of a workspace whose server is not up (hibernated, or starting again)
 RESTORING = -1  # the port of a workspace being restored in place (no server, none to wait for)
+MOVING = -2  # the port of an address whose workspace is being moved to Enterprise, in its downtime window
 WEBSOCKET_POLICY_VIOLATION = 1008
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 _CONTROL_PLANE_COOKIE = re.compile(r"^\s*(__Host-|__Secure-)?canopy_", re.IGNORECASE)
@@ -148,7 +152,8 @@ class WorkspaceProxy:
 
     def _lookup_port(self, slug: str) -> int | None:
         """The port of the slug's server, :data:`ASLEEP` when it has none up but a request may wait for one,
-        :data:`RESTORING` while it is restored in place, None when no workspace there can serve."""
+        :data:`RESTORING` while it is restored in place, :data:`MOVING` while none serves in the window of a move to
+        Enterprise, None when no workspace there can serve."""
         states = RUNNING_STATES | WAKEABLE_STATES | {Lifecycle.restoring}
         with new_session() as session:
             row = session.execute(
@@ -156,6 +161,14 @@ class WorkspaceProxy:
                     Workspace.slug == slug, Workspace.lifecycle_state.in_(list(states))
                 )
             ).one_or_none()
+            port = self._port_of(row)
+            if port is None and moves.moving_at(session, slug):
+                return MOVING
+        return port
+
+    @staticmethod
+    def _port_of(row: Any) -> int | None:
+        """What a workspace row (lifecycle state and outputs; None: no row) answers of :meth:`_lookup_port`."""
         if row is None:
             return None
         if row.lifecycle_state == Lifecycle.restoring:
@@ -170,7 +183,7 @@ class WorkspaceProxy:
         if cached and not fresh and time.monotonic() - cached[0] < (CACHE_SECONDS if cached[1] else MISS_CACHE_SECONDS):
             return cached[1]
         port = await asyncio.to_thread(self._lookup_port, slug)
-        if port in (ASLEEP, RESTORING):
+        if port in (ASLEEP, RESTORING, MOVING):
             self.ports.pop(slug, None)
         else:
             self.ports[slug] = (time.monotonic(), port)
@@ -184,6 +197,8 @@ class WorkspaceProxy:
             return _nothing_there()
         if port == RESTORING:
             return being_restored()
+        if port == MOVING:
+            return being_moved()
         if port != ASLEEP:
             return port
         try:

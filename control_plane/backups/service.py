@@ -216,13 +216,16 @@ def start_restore(
     body: CloneRestore | InPlaceRestore,
     actor: str,
     initial_admin: tuple[str, str] | None,
+    tier: Tier | None = None,
+    region: str | None = None,
 ) -> WorkspaceRestore:
     """Restore a completed backup of ``ws`` (locked by the caller; added and audited, not committed; the caller
     defers the target's reconcile):
 
-    - clone: a new workspace of the same organization, tier and region at ``body.slug``, ``provisioning``, with
-      ``initial_admin`` (email, password hash) as workspace creation has it; its reconcile restores the backup into
-      it before its server first starts;
+    - clone: a new workspace of the same organization at ``body.slug``, ``provisioning``, of ``ws``'s tier and
+      region unless ``tier``/``region`` say otherwise (a move to Enterprise), with ``initial_admin`` (email,
+      password hash) as workspace creation has it; its reconcile restores the backup into it before its server
+      first starts;
     - in place: 409 unless ``body.confirm`` is the workspace's slug; the workspace goes ``restoring`` (its server
       stops, requests get 503 with ``Retry-After``) and comes back in the state it left, with the backup's content.
     """
@@ -245,8 +248,8 @@ def start_restore(
                     organization_id=ws.organization_id,
                     slug=body.slug,
                     display_name=body.display_name or ws.display_name,
-                    tier=ws.tier,
-                    region=ws.region,
+                    tier=tier or ws.tier,
+                    region=region or ws.region,
                     state=Lifecycle.provisioning,
                     actor=actor,
                     initial_admin=initial_admin,

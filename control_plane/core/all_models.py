@@ -12,6 +12,7 @@ from control_plane.credentials.models import WorkspaceCredential
 from control_plane.drift.models import DriftCursor
 from control_plane.exports.models import WorkspaceExport
 from control_plane.mail.models import OutboxMail
+from control_plane.moves.models import EnterpriseMove
 from control_plane.organizations.models import Invitation, Organization
 from control_plane.releases.models import Release
 from control_plane.rollouts.models import Rollout, RolloutTarget
@@ -40,6 +41,7 @@ __all__ = [
     "ContractNotice",
     "DriftCursor",
     "EmailVerification",
+    "EnterpriseMove",
     "IdempotencyRecord",
     "Invitation",
     "Invoice",

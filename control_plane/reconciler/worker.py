@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from control_plane.drift import tasks as drift_tasks  # noqa: F401  (registers the periodic drift detection)
     from control_plane.exports import tasks as export_tasks  # noqa: F401  (registers the export task)
     from control_plane.mail import tasks as mail_tasks  # noqa: F401  (registers the mail delivery task)
+    from control_plane.moves import tasks as move_tasks  # noqa: F401  (registers the enterprise-move task)
     from control_plane.reconciler import tasks  # registers the tasks on the app
     from control_plane.rollouts import tasks as rollout_tasks  # noqa: F401  (registers the rollout engine's tasks)
     from control_plane.subscriptions import event_tasks  # noqa: F401  (registers the Stripe event tasks)
