@@ -194,3 +194,20 @@ def test_an_owner_with_a_password_is_handed_over_at_once(client: TestClient, sig
     assert workspace_row(made.json()["workspaces"][0]["id"]).initial_admin_password_hash == owner_hash
     assert any(subject.startswith("Your Enterprise workspace") for subject in subjects), subjects
     assert not any("invited" in subject for subject in subjects), subjects
+
+
+def test_an_admin_sends_a_lost_or_expired_owner_invitation_again(client: TestClient) -> None:
+    body = customer_body()
+    made = client.post("/api/v1/sales/customers", json=body, headers=staff("sales"))
+    assert made.status_code == 201, made.text
+    first = invitation_token(body["owner_email"])
+    again = client.post(
+        f"/api/v1/organizations/{made.json()['organization_id']}/invitations",
+        json={"email": body["owner_email"], "role": "owner"},
+        headers=staff("admin"),
+    )
+    assert again.status_code == 201, again.text
+    second = invitation_token(body["owner_email"])
+    assert second != first
+    assert client.get(f"/invitations/{first}").status_code == 404, "the new link replaced the old one"
+    assert client.get(f"/invitations/{second}").status_code == 200
