@@ -27,6 +27,7 @@ from control_plane.proxy import WorkspaceProxy
 from control_plane.releases import service as releases
 from control_plane.releases.api import router as releases_router
 from control_plane.rollouts.api import router as rollouts_router
+from control_plane.sales.api import router as sales_router
 from control_plane.subscriptions.api import router as billing_router
 from control_plane.subscriptions.webhook_api import router as stripe_webhook_router
 from control_plane.tokens.api import router as tokens_router
@@ -68,6 +69,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         cells_router,
         releases_router,
         rollouts_router,
+        sales_router,
         billing_router,
         contracts_router,
         stripe_webhook_router,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from control_plane import move_cli, release_cli
+from control_plane.sales import commands as sales_commands
 
 if TYPE_CHECKING:
     import uvicorn
@@ -735,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_backups_schedule)
     release_cli.add_parsers(sub)
     move_cli.add_parsers(sub)
+    sales_commands.add_parsers(sub)
     billing = sub.add_parser("billing", help="self-serve billing").add_subparsers(dest="billing_command", required=True)
     run = billing.add_parser("run", help="do the billing that is due now (trials, invoices, charges, dunning)")
     run.add_argument("--organization-id", type=uuid.UUID, help="only this organization, due or not")

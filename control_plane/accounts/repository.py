@@ -64,3 +64,15 @@ def count_owners(session: Session, organization_id: uuid.UUID) -> int:
     """How many owners the organization has."""
     query = select(func.count()).where(Membership.organization_id == organization_id, Membership.role == Role.owner)
     return session.scalar(query) or 0
+
+
+def first_owner(session: Session, organization_id: uuid.UUID) -> Account | None:
+    """The organization's earliest owner."""
+    query = (
+        select(Account)
+        .join(Membership, Membership.account_id == Account.id)
+        .where(Membership.organization_id == organization_id, Membership.role == Role.owner)
+        .order_by(Membership.created_at, Membership.id)
+        .limit(1)
+    )
+    return session.scalars(query).first()

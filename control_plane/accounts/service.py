@@ -15,7 +15,7 @@ from control_plane.audit import service as audit
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Problem, Unauthorized
 from control_plane.core.ratelimit import hit
-from control_plane.core.security import hash_password, new_token, token_digest, verify_password
+from control_plane.core.security import has_password, hash_password, new_token, token_digest, verify_password
 from control_plane.core.settings import get_settings
 from control_plane.mail import service as mail
 from control_plane.organizations import service as organizations
@@ -168,12 +168,14 @@ def sign_in(session: Session, *, email: str, password: str, client_address: str)
     """The verified account with these credentials: every password check (web or API) goes through here.
 
     Rate limited before the password is checked (RateLimited). Every failure is the same 401 after the
-    same work: an unknown email is checked against a dummy hash, an unconfirmed account's password is
-    checked too, so neither the answer nor its timing tells which emails exist.
+    same work: an unknown email, or an account with no password yet (an owner made by sales), is checked against a
+    dummy hash, an unconfirmed account's password is checked too, so neither the answer nor its timing tells which
+    emails exist.
     """
     limit_sign_ins(session, client_address, email)
     account = repository.account_by_email(session, email)
-    password_ok = verify_password(account.password_hash if account else _dummy_password_hash(), password)
+    usable = account is not None and has_password(account.password_hash)
+    password_ok = verify_password(account.password_hash if account and usable else _dummy_password_hash(), password)
     if account is None or not password_ok or account.email_verified_at is None:
         raise Unauthorized("Email or password is wrong, or the email is not confirmed yet")
     return account

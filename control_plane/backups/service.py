@@ -39,7 +39,7 @@ from control_plane.backups.models import (
     WorkspaceRestore,
 )
 from control_plane.backups.schemas import CloneRestore, InPlaceRestore
-from control_plane.core.authz import Principal
+from control_plane.core.authz import Permission, Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.problems import Conflict, NotFound
@@ -282,9 +282,12 @@ def request_restore(
 ) -> WorkspaceRestore:
     """:func:`start_restore` for a caller who may see the backup; committed. A clone's initial admin is the caller
     when they are of the organization; staff never hold an account inside a customer's workspace, so a clone they
-    restore has the backup's users only."""
+    restore has the backup's users only. A clone of an Enterprise workspace is a new silo: only the roles that may
+    create Enterprise workspaces (sales, admins) restore one (403 otherwise)."""
     ws = workspaces.visible(session, principal, workspace_id, for_update=True)
     backup = visible(session, principal, workspace_id, backup_id)
+    if isinstance(body, CloneRestore) and ws.tier == Tier.enterprise:
+        principal.require(Permission.create_enterprise_workspace)
     account = session.get(Account, principal.account_id)
     assert account is not None
     admin = None if principal.is_staff else (account.email, account.password_hash)

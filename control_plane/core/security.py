@@ -13,11 +13,18 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from control_plane.core.settings import DEFAULT_SECRET_KEY, Settings
 
 _hasher = PasswordHasher()
+NO_PASSWORD = "!no-password"
+"""The password hash of an account whose owner has not chosen a password yet (it matches no password)."""
 
 
 def hash_password(password: str) -> str:
     """Argon2id hash of ``password`` in the standard encoded form."""
     return _hasher.hash(password)
+
+
+def has_password(password_hash: str) -> bool:
+    """Whether an account with ``password_hash`` has a password of its own (not :data:`NO_PASSWORD`)."""
+    return password_hash != NO_PASSWORD
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -78,6 +78,7 @@ class KubeServerConfig(ServerConfig):
     s3: S3Config | None = None
     initial_admin: InitialAdmin | None = None
     workload_role_arn: str | None = None
+    late_admin: str | None = None  # an initial admin that came after the server started: its pods restart once
 
 
 def kube_server_config(config: ServerConfig) -> KubeServerConfig:
@@ -271,13 +272,16 @@ def config_env(config: KubeServerConfig, settings: DeploySettings) -> dict[str, 
     }
 
 
-def config_checksum(secret: Mapping[str, str], config: Mapping[str, str]) -> str:
+def config_checksum(secret: Mapping[str, str], config: Mapping[str, str], late_admin: str | None = None) -> str:
     """Digest of the server's configuration: a change rolls the pods.
 
-    The initial admin is left out: it only matters at first start, and forgetting it must not restart pods.
+    The initial admin is left out: it only matters at first start, and forgetting it must not restart pods. An
+    admin that came after the server started (``late_admin``, kept once it came) is in: the pods restart once, and
+    the server creates it at that start.
     """
     kept = {k: v for k, v in secret.items() if k not in ADMIN_ENV}
-    return hashlib.sha256(json.dumps([kept, dict(config)], sort_keys=True).encode()).hexdigest()
+    parts = [kept, dict(config), *([late_admin] if late_admin else [])]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def render_secret(ws: WorkspaceSpec, namespace: str, env: Mapping[str, str]) -> JSON:
@@ -444,13 +448,14 @@ def render_workspace(
     """Every object of the workspace, in the order to apply them (``asleep``: see :func:`render_ingress`)."""
     ns = namespace_name(settings, ws)
     secret, env = secret_env(config), config_env(config, settings)
+    checksum = config_checksum(secret, env, config.late_admin)
     objects = [render_namespace(ws, ns)]
     objects += render_guardrails(ws, ns, settings) if is_pooled(ws) else []
     objects += [
         render_service_account(ws, ns, config.workload_role_arn),
         render_secret(ws, ns, secret),
         render_config_map(ws, ns, env),
-        render_deployment(ws, ns, config.image or settings.image, replicas, config_checksum(secret, env), settings),
+        render_deployment(ws, ns, config.image or settings.image, replicas, checksum, settings),
         render_service(ws, ns),
         *([render_wake_service(ws, ns, settings)] if settings.wake_backend else []),
         render_ingress(ws, ns, settings, versions.ingress, asleep=asleep),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import timedelta
 
@@ -16,12 +15,13 @@ from control_plane.core.authz import Principal, Role
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, Forbidden, NotFound, Problem
 from control_plane.core.ratelimit import hit
-from control_plane.core.security import hash_password, new_token, token_digest
+from control_plane.core.security import NO_PASSWORD, has_password, hash_password, new_token, token_digest
 from control_plane.core.settings import get_settings
 from control_plane.mail import service as mail
 from control_plane.organizations import repository
 from control_plane.organizations.models import Invitation, Organization
 from control_plane.tokens import service as tokens
+from control_plane.workspaces import service as workspaces
 
 INVITATION_TTL = timedelta(days=7)
 INVITATION_TOKEN_PREFIX = "invite"
@@ -49,14 +49,23 @@ def add(session: Session, name: str, owner: Account, actor: str) -> Organization
 
 
 def create_for_owner_email(session: Session, principal: Principal, name: str, owner_email: str) -> Organization:
-    """Sales flow: an organization whose owner account is made (unverified) if it does not exist."""
+    """Sales flow: an organization whose owner account is made if it does not exist, with no password (not
+    committed). An owner without a password of their own gets an owner invitation by mail: its link sets it."""
     email = accounts_repo.normalize_email(owner_email)
     owner = accounts_repo.account_by_email(session, email)
     if owner is None:
-        owner = Account(email=email, password_hash=hash_password(secrets.token_urlsafe(32)))
+        owner = Account(email=email, password_hash=NO_PASSWORD)
         session.add(owner)
         session.flush()
-    return add(session, name, owner, principal.actor)
+    org = add(session, name, owner, principal.actor)
+    if not has_password(owner.password_hash):
+        invite(session, principal, org.id, email, Role.owner)
+    return org
+
+
+def first_owner(session: Session, organization_id: uuid.UUID) -> Account | None:
+    """The organization's earliest owner (the one sales named), if it still has one."""
+    return accounts_repo.first_owner(session, organization_id)
 
 
 def visible(
@@ -114,12 +123,17 @@ def invite(session: Session, principal: Principal, organization_id: uuid.UUID, e
     """Invite ``email`` into the organization as ``role`` and mail the link (not committed).
 
     The link's token is random (256 bits), kept only as its digest, valid for 7 days and once. An open
-    invitation to the same email is revoked (replaced); a member cannot be invited (409).
+    invitation to the same email is revoked (replaced); a member cannot be invited (409) unless their account
+    has no password yet (the link is how they set one).
     """
     org = visible(session, principal, organization_id, for_update=True)
     email = accounts_repo.normalize_email(email)
     account = accounts_repo.account_by_email(session, email)
-    if account is not None and accounts_repo.membership(session, org.id, account.id) is not None:
+    if (
+        account is not None
+        and has_password(account.password_hash)
+        and accounts_repo.membership(session, org.id, account.id) is not None
+    ):
         raise Conflict("already-member", "This email belongs to a member of the organization already")
     for previous in repository.open_invitations_to(session, org.id, email):
         _revoke(session, previous, principal.actor, replaced=True)
@@ -248,3 +262,21 @@ def accept_as_new_account(session: Session, invitation: Invitation, password: st
     session.flush()
     accept(session, invitation, account)
     return account
+
+
+def accept_setting_password(
+    session: Session, invitation: Invitation, account: Account, password: str
+) -> list[uuid.UUID]:
+    """Give ``account`` (made by sales, with no password yet) its first ``password`` and accept (committed).
+
+    The account is verified (the mailed link proves the address), and the workspaces waiting for it as their
+    initial admin get its password hash; the caller defers their reconciles (returned), which hand the owner over
+    as their first system admin.
+    """
+    if has_password(account.password_hash):
+        raise Conflict("password-set", "This account has a password already; sign in to accept")
+    account.password_hash = hash_password(password)
+    account.email_verified_at = account.email_verified_at or utcnow()
+    waiting = workspaces.hand_over_initial_admin(session, account.email, account.password_hash, f"account:{account.id}")
+    accept(session, invitation, account)
+    return waiting

@@ -57,6 +57,7 @@ from control_plane.reconciler.steps import (
     teardown_dns,
     teardown_storage,
 )
+from control_plane.workspaces.models import LATE_ADMIN_OUTPUT
 from infra.conventions import TIER_ENTERPRISE, TIER_PROFESSIONAL
 
 T = TypeVar("T")
@@ -134,6 +135,7 @@ def kube_server_config(ctx: Context) -> KubeServerConfig:
         ),
         initial_admin=_initial_admin(ctx),
         workload_role_arn=outputs.get("workload_role_arn"),
+        late_admin=outputs.get(LATE_ADMIN_OUTPUT),
         health=health_reporting(ctx, ctx.settings.kube_control_plane_url),
         release=ctx.release,
         image=ctx.release.image if ctx.release else "",

@@ -42,6 +42,7 @@
         if (!body) return;
         render(body);
         if (body.ready && body.ready_url) { window.location.assign(body.ready_url); return; }
+        if (body.ready) return;  // a page that stays (the sales console): nothing more to watch
         delay = 500;
         setTimeout(poll, delay);
       })

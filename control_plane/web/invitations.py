@@ -20,9 +20,11 @@ from control_plane.accounts.schemas import MAX_PASSWORD, MIN_PASSWORD
 from control_plane.core.authz import Role
 from control_plane.core.deps import DbSession
 from control_plane.core.ratelimit import RateLimited, client_address
+from control_plane.core.security import has_password
 from control_plane.core.settings import Settings
 from control_plane.organizations import service as organizations
 from control_plane.organizations.models import Invitation, Organization
+from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.web.sessions import DEFAULT_NEXT, Viewer, start_session
 from control_plane.web.views import FORM_EXPIRED, SettingsDep, form_token_ok, message, redirect, render, retry_after
 
@@ -64,7 +66,7 @@ def _page(
     organization = session.get(Organization, invitation.organization_id)
     assert organization is not None
     account = accounts_repo.account_by_email(session, invitation.email)
-    if account is None:
+    if account is None or not has_password(account.password_hash):
         mode = "new"
     elif viewer is not None and viewer.id == account.id:
         mode = "accept"
@@ -84,6 +86,33 @@ def _page(
         "max_password": MAX_PASSWORD,
     }
     return render(request, settings, "invitation.html", context, viewer=viewer, form=True, status_code=status_code)
+
+
+def _bad_password(
+    request: Request, session: Session, settings: Settings, viewer: Account | None, invitation: Invitation
+) -> Response:
+    error = f"Use a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+    return _page(request, session, settings, viewer, invitation, errors={"password": error}, status_code=422)
+
+
+def _set_first_password(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    viewer: Account | None,
+    invitation: Invitation,
+    account: Account,
+    password: str,
+) -> Response:
+    """The account sales made for the invited email takes its first password and joins; its workspaces waiting for
+    their initial admin get it (their reconciles hand the owner over); a browser session starts."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        return _bad_password(request, session, settings, viewer, invitation)
+    for workspace_id in organizations.accept_setting_password(session, invitation, account, password):
+        defer_reconcile(workspace_id, Cause.signup)
+    response = redirect(DEFAULT_NEXT)
+    start_session(session, request, response, account, settings)
+    return response
 
 
 @router.get("/invitations/{token}")
@@ -115,6 +144,8 @@ def invitation_accept(
     if not form_token_ok(request, settings, csrf_token):
         return _page(request, session, settings, viewer, invitation, alert=FORM_EXPIRED, status_code=403)
     account = accounts_repo.account_by_email(session, invitation.email)
+    if account is not None and not has_password(account.password_hash):
+        return _set_first_password(request, session, settings, viewer, invitation, account, password)
     if account is not None:
         if viewer is None or viewer.id != account.id:
             alert = f"Sign in as {invitation.email} to accept this invitation."
@@ -122,8 +153,7 @@ def invitation_accept(
         organizations.accept(session, invitation, viewer)
         return redirect(DEFAULT_NEXT)
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        error = f"Use a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters."
-        return _page(request, session, settings, viewer, invitation, errors={"password": error}, status_code=422)
+        return _bad_password(request, session, settings, viewer, invitation)
     try:
         account = organizations.accept_as_new_account(session, invitation, password)
     except IntegrityError:  # someone signed up with this email meanwhile

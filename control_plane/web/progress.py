@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from control_plane.reconciler.plans import plan_for
 from control_plane.web.redaction import redact_text
 from control_plane.workspaces.lifecycle import Lifecycle
-from control_plane.workspaces.models import Workspace
+from control_plane.workspaces.models import Tier, Workspace
 
 # The reconciler's conditions, in the order it establishes them, and how the page names them.
 STEPS: tuple[tuple[str, str], ...] = (
@@ -17,6 +18,19 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("DnsReady", "Publishing your address"),
     ("Available", "Checking that your workspace answers"),
 )
+# How the sales console names the steps of a silo's plan on AWS (the plan gives their order).
+SILO_LABELS: dict[str, str] = {
+    "KeyReady": "Creating the tenant key",
+    "StorageReady": "Setting up file storage",
+    "DatabaseReady": "Creating the database",
+    "ClusterReady": "Creating the silo's Kubernetes cluster",
+    "IdentityReady": "Giving the workspace its cloud identity",
+    "CertificateReady": "Issuing the TLS certificate",
+    "IngressReady": "Installing the ingress controller",
+    "ComputeReady": "Starting the workspace server",
+    "DnsReady": "Publishing the address",
+    "Available": "Checking that the workspace answers",
+}
 READY_STATES = frozenset({Lifecycle.trialing, Lifecycle.active})
 MAX_ERROR_CHARS = 300
 
@@ -70,14 +84,23 @@ def _summary(ws: Workspace, address: str, ready: bool) -> str:
     return f"{address} is {state.value.replace('_', ' ')}"
 
 
-def progress_of(ws: Workspace, base_domain: str) -> Progress:
-    """The steps of ``ws`` as the page shows them."""
+def steps_of(ws: Workspace, provider: str) -> tuple[tuple[str, str], ...]:
+    """The steps a workspace's provisioning goes through: a silo's own on AWS (its plan's conditions, in order),
+    the common ones otherwise."""
+    if provider != "aws" or ws.tier != Tier.enterprise:
+        return STEPS
+    conditions = [step.condition for step in plan_for(provider, ws.tier.value) if step.condition]
+    return tuple((condition, SILO_LABELS.get(condition, condition)) for condition in conditions)
+
+
+def progress_of(ws: Workspace, base_domain: str, labels: tuple[tuple[str, str], ...] = STEPS) -> Progress:
+    """The steps of ``ws`` (``labels``: which, in order, and their names) as the page shows them."""
     conditions = {c.get("type"): c for c in ws.conditions or [] if isinstance(c, dict)}
     ready = is_ready(ws)
     working = is_setting_up(ws)
     steps: list[Step] = []
     current_taken = False
-    for kind, label in STEPS:
+    for kind, label in labels:
         condition = conditions.get(kind, {})
         if condition.get("status") == "True":
             steps.append(Step(kind, label, "done", ""))

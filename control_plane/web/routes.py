@@ -1,6 +1,6 @@
 """All web pages as one router: signup, verification, sign-in and the workspaces list (with deletion), invitations,
 progress, billing, the workspace data page, the operators' data page, the operator console's releases and rollouts
-pages, dev mailbox, static files.
+pages, the sales console, dev mailbox, static files.
 
 Pages authenticate with the ``canopy_session`` cookie (opened by the verification link or by
 signing in). Without a session the workspace pages send the browser to sign in; another
@@ -21,6 +21,7 @@ from control_plane.web import (
     progress_pages,
     releases_pages,
     rollouts_pages,
+    sales_pages,
     signin,
     signup,
     static,
@@ -40,6 +41,7 @@ for module in (
     operations_page,
     releases_pages,
     rollouts_pages,
+    sales_pages,
     dev_mail,
     static,
 ):

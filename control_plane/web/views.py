@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from control_plane.accounts.models import Account
 from control_plane.core.ratelimit import RateLimited
 from control_plane.core.settings import Settings, get_settings
+from control_plane.sales.auth import console_principal
 from control_plane.web import csrf
 from control_plane.web.access import operator
 from control_plane.web.rendering import page
@@ -47,7 +48,13 @@ def render(
     sees), gets a CSRF token bound to the browser's nonce cookie; the cookie is set when missing
     (or malformed). Other pages set no cookie.
     """
-    values = {**common(settings), "viewer": viewer, "operations_nav": operator(viewer) is not None, **context}
+    values = {
+        **common(settings),
+        "viewer": viewer,
+        "operations_nav": operator(viewer) is not None,
+        "sales_nav": viewer is not None and console_principal(viewer.staff_role, viewer.id) is not None,
+        **context,
+    }
     nonce: str | None = None
     fresh = False
     if form or viewer is not None:

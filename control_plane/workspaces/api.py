@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from control_plane.accounts.models import Account
+from control_plane.core.authz import Permission
 from control_plane.core.deps import DbSession, IdempotencyKey
 from control_plane.core.idempotency import run_once
 from control_plane.core.problems import InvalidInput, NotFound, problem_responses
@@ -61,14 +61,17 @@ def slug_availability(slug: str, session: DbSession) -> SlugAvailability:
 def create_workspace(
     body: WorkspaceCreate, session: DbSession, principal: WorkspaceCreator, key: IdempotencyKey
 ) -> JSONResponse:
-    """Create a workspace and start provisioning it."""
+    """Create a workspace and start provisioning it. Only sales and admins create Enterprise ones (403 otherwise).
+    Its initial admin is the caller when an owner creates it, else (staff) the organization's first owner: staff
+    never become admins inside a customer's workspace."""
+    if body.tier == Tier.enterprise:
+        principal.require(Permission.create_enterprise_workspace)
     organization_id = body.organization_id if principal.is_staff else principal.organization_id
     if organization_id is None:
         raise InvalidInput("organization_id", "is required for staff tokens")
     if not principal.can_see(organization_id):
         raise NotFound("Organization")
-    account = session.get(Account, principal.account_id)
-    assert account is not None
+    initial_admin = service.initial_admin_for(session, principal, organization_id)
 
     def create() -> tuple[int, object]:
         ws = service.new_workspace(
@@ -80,7 +83,7 @@ def create_workspace(
             region=body.region,
             state=Lifecycle.provisioning,
             actor=principal.actor,
-            initial_admin=(account.email, account.password_hash),
+            initial_admin=initial_admin,
         )
         return 201, workspace_out(ws).model_dump(mode="json")
 

@@ -32,6 +32,11 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
+LATE_ADMIN_OUTPUT = "late_admin"
+"""Output naming an initial admin whose password came after the workspace was made (an owner made by sales sets it
+from their invitation): on Kubernetes its pods restart once, so that the server creates that admin at start."""
+
+
 class Workspace(Base):
     """A tenant: what it should be (spec) and what it is (status)."""
 

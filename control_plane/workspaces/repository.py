@@ -109,3 +109,18 @@ def pending_deletion(session: Session, limit: int) -> list[Workspace]:
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def waiting_for_admin(session: Session, email: str) -> list[Workspace]:
+    """Live workspaces whose initial admin is ``email`` and that have no password hash to hand over (locked)."""
+    query = (
+        select(Workspace)
+        .where(
+            Workspace.initial_admin_email == email,
+            Workspace.initial_admin_password_hash.is_(None),
+            Workspace.lifecycle_state != Lifecycle.deleted,
+        )
+        .order_by(Workspace.created_at, Workspace.id)
+        .with_for_update()
+    )
+    return list(session.scalars(query))

@@ -12,11 +12,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from control_plane.accounts import repository as accounts_repo
+from control_plane.accounts.models import Account
 from control_plane.audit import service as audit
 from control_plane.cells.service import place_workspace
 from control_plane.core.authz import Principal
 from control_plane.core.clock import utcnow
 from control_plane.core.problems import Conflict, InvalidInput, NotFound
+from control_plane.core.security import has_password
 from control_plane.core.settings import Settings, get_settings
 from control_plane.organizations.models import Organization
 from control_plane.workspaces import repository, slugs
@@ -28,7 +31,7 @@ from control_plane.workspaces.lifecycle import (
     resume_state_on_entering,
     wake_target,
 )
-from control_plane.workspaces.models import Tier, Workspace
+from control_plane.workspaces.models import LATE_ADMIN_OUTPUT, Tier, Workspace
 from control_plane.workspaces.schemas import SlugAvailability
 
 MAX_PAGE = 200
@@ -70,6 +73,18 @@ def claim_slug(session: Session, raw_slug: str, field: str = "slug") -> str:
     raise InvalidInput(field, f"The address {verdict.reason}")
 
 
+def initial_admin_for(session: Session, principal: Principal, organization_id: uuid.UUID) -> tuple[str, str | None]:
+    """Who becomes a new workspace's first system admin: the calling owner, or for staff the organization's first
+    owner (email, and password hash once they have a password: :func:`hand_over_initial_admin` brings it later)."""
+    if session.get(Organization, organization_id) is None:
+        raise InvalidInput("organization_id", "names no organization")
+    account = session.get(Account, principal.account_id) if not principal.is_staff else None
+    account = account or accounts_repo.first_owner(session, organization_id)
+    if account is None:
+        raise Conflict("no-owner", "The organization has no owner to administer the workspace", field="organization_id")
+    return account.email, account.password_hash if has_password(account.password_hash) else None
+
+
 def new_workspace(
     session: Session,
     *,
@@ -80,7 +95,7 @@ def new_workspace(
     region: str | None,
     state: Lifecycle,
     actor: str,
-    initial_admin: tuple[str, str] | None = None,
+    initial_admin: tuple[str, str | None] | None = None,
 ) -> Workspace:
     """Add a workspace row (not committed) and its audit entry.
 
@@ -119,6 +134,25 @@ def new_workspace(
         after=snapshot(ws),
     )
     return ws
+
+
+def hand_over_initial_admin(session: Session, email: str, password_hash: str, actor: str) -> list[uuid.UUID]:
+    """Give the workspaces waiting for ``email`` as their initial admin its first password hash (audited, not
+    committed); the caller defers their reconciles once committed, which hand the admin over to each server."""
+    waiting = repository.waiting_for_admin(session, email)
+    for ws in waiting:
+        ws.initial_admin_password_hash = password_hash
+        ws.outputs = {**(ws.outputs or {}), LATE_ADMIN_OUTPUT: email}
+        audit.record(
+            session,
+            actor=actor,
+            action="workspace.initial_admin",
+            target_type="workspace",
+            target_id=ws.id,
+            organization_id=ws.organization_id,
+            after={"initial_admin": email},
+        )
+    return [ws.id for ws in waiting]
 
 
 def purge_date(settings: Settings, ws: Workspace, now: datetime) -> datetime:

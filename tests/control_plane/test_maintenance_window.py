@@ -23,8 +23,11 @@ def window_path(workspace_id: str) -> str:
 
 
 def enterprise_workspace(client: TestClient, owner: Owner) -> dict[str, Any]:
+    """An Enterprise workspace of the owner's organization (sales and admins make them, not owners)."""
     slug = f"ent-{uuid.uuid4().hex[:6]}"
-    r = client.post("/api/v1/workspaces", json={"slug": slug, "tier": "enterprise"}, headers=owner.headers)
+    admin = {"Authorization": f"Bearer {staff_token(f'ad-{uuid.uuid4().hex[:6]}@canopy.example', 'admin')}"}
+    body = {"slug": slug, "tier": "enterprise", "organization_id": owner.organization_id}
+    r = client.post("/api/v1/workspaces", json=body, headers=admin)
     assert r.status_code == 201, r.text
     return dict(r.json())
 

@@ -220,6 +220,14 @@ def test_config_checksum_rolls_on_config_changes_but_not_on_forgetting_the_admin
     assert checksum(server_config(initial_admin=admin)) == base
 
 
+def test_an_admin_arriving_after_the_start_rolls_the_pods_once() -> None:
+    base = checksum(server_config())
+    admin = InitialAdmin(email="ada@acme.test", username="ada", password_hash="h")
+    arrived = checksum(server_config(initial_admin=admin, late_admin="ada@acme.test"))
+    assert arrived != base, "the server creates the owner at the start this restart makes"
+    assert checksum(server_config(late_admin="ada@acme.test")) == arrived, "forgetting the hash restarts nothing"
+
+
 ROLE_ARN = "arn:aws:iam::123456789012:role/canopy/canopy-test-0123456789ab-app"
 
 

@@ -1,0 +1,1 @@
+"""Sales: Enterprise customers (organization, owner invitation, contract and silo workspace) in one step."""
