@@ -76,3 +76,14 @@ def first_owner(session: Session, organization_id: uuid.UUID) -> Account | None:
         .limit(1)
     )
     return session.scalars(query).first()
+
+
+def owner_emails(session: Session, organization_id: uuid.UUID) -> list[str]:
+    """The addresses of the organization's owners, in order."""
+    query = (
+        select(Account.email)
+        .join(Membership, Membership.account_id == Account.id)
+        .where(Membership.organization_id == organization_id, Membership.role == Role.owner)
+        .order_by(Account.email)
+    )
+    return list(session.scalars(query))

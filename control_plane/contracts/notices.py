@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from billing.engine.contracts import LicencePhase, grace_end
 from billing.engine.money import format_cents
+from control_plane.accounts import repository as accounts
 from control_plane.contracts import repository
 from control_plane.contracts.models import Contract, ContractInvoice, ContractInvoiceKind
 from control_plane.mail import service as mail
@@ -23,7 +24,7 @@ LICENCE_SUBJECTS = {
 
 def contacts(session: Session, contract: Contract) -> list[str]:
     """Where contract mail goes: the billing contact, then the organization's owners."""
-    owners = repository.owner_emails(session, contract.organization_id)
+    owners = accounts.owner_emails(session, contract.organization_id)
     return list(dict.fromkeys([contract.billing_contact_email, *owners]))
 
 

@@ -11,9 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, Membership
 from control_plane.contracts.models import Contract, ContractInvoice, ContractInvoiceState, ContractNotice
-from control_plane.core.authz import Role
 from control_plane.subscriptions.models import SeatSnapshot, SnapshotReason
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
@@ -122,17 +120,6 @@ def claim_notice(session: Session, contract_id: uuid.UUID, key: str, now: dateti
         .returning(ContractNotice.key)
     )
     return session.scalar(statement) is not None
-
-
-def owner_emails(session: Session, organization_id: uuid.UUID) -> list[str]:
-    """The organization's owners' addresses."""
-    query = (
-        select(Account.email)
-        .join(Membership, Membership.account_id == Account.id)
-        .where(Membership.organization_id == organization_id, Membership.role == Role.owner)
-        .order_by(Account.email)
-    )
-    return list(session.scalars(query))
 
 
 def _enterprise(organization_id: uuid.UUID) -> Any:

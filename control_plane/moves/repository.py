@@ -7,8 +7,6 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from control_plane.accounts.models import Account, Membership
-from control_plane.core.authz import Role
 from control_plane.moves.models import OPEN_MOVE_STATES, EnterpriseMove, MoveState
 from control_plane.workspaces.lifecycle import Lifecycle
 from control_plane.workspaces.models import Tier, Workspace
@@ -39,17 +37,6 @@ def newest_of(session: Session, organization_id: uuid.UUID) -> EnterpriseMove | 
         .limit(1)
     )
     return session.scalars(query).first()
-
-
-def owner_emails(session: Session, organization_id: uuid.UUID) -> list[str]:
-    """The organization's owners' addresses."""
-    query = (
-        select(Account.email)
-        .join(Membership, Membership.account_id == Account.id)
-        .where(Membership.organization_id == organization_id, Membership.role == Role.owner)
-        .order_by(Account.email)
-    )
-    return list(dict.fromkeys(session.scalars(query)))
 
 
 def other_live_professional(session: Session, organization_id: uuid.UUID, workspace_id: uuid.UUID) -> int:

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billing.engine.status import BillingStatus
+from control_plane.accounts import repository as accounts
 from control_plane.audit import service as audit
 from control_plane.backups import repository as backups
 from control_plane.backups.models import BackupState, RestoreState
@@ -118,7 +119,7 @@ def _record(session: Session, move: EnterpriseMove, state: MoveState, actor: str
 
 
 def _tell_owners(session: Session, organization_id: uuid.UUID, subject: str, body: str) -> None:
-    for address in repository.owner_emails(session, organization_id):
+    for address in accounts.owner_emails(session, organization_id):
         mail.queue(session, address, subject, body)
 
 
