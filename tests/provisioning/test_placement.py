@@ -15,7 +15,6 @@ from control_plane.app import create_app
 from control_plane.cells import service as cells
 from control_plane.core.authz import Role
 from control_plane.core.db import session_scope
-from control_plane.organizations.models import Organization
 from control_plane.tokens import service as tokens
 from control_plane.workspaces.models import Workspace
 from tests.aws.conftest import CELL
@@ -24,29 +23,32 @@ from tests.harness.moto import REGION
 from tests.reconciler.conftest import Plane, password_hash
 
 
-def sales_token() -> tuple[uuid.UUID, dict[str, str]]:
-    """A new organization, and the headers of a sales token (staff create workspaces for any organization)."""
+def sales_headers() -> dict[str, str]:
+    """The headers of a sales token (staff create organizations and their workspaces)."""
     with session_scope() as session:
-        org = Organization(name="Placement")
         account = Account(email=f"sales-{uuid.uuid4().hex[:8]}@canopy.example", password_hash=password_hash())
-        session.add_all([org, account])
+        session.add(account)
         session.flush()
         _, secret = tokens.issue(
             session, account_id=account.id, role=Role.sales, organization_id=None, name="test", actor="test"
         )
-        return org.id, {"Authorization": f"Bearer {secret}"}
+        return {"Authorization": f"Bearer {secret}"}
 
 
 def test_professional_workspaces_are_placed_and_a_full_region_is_a_503(plane: Plane) -> None:
     with session_scope() as session:
         cells.register(session, stack_outputs("full", "us-west-2", max_workspaces=1, max_databases=1), actor="test")
-    org_id, headers = sales_token()
+    headers = sales_headers()
 
     def create(slug: str, region: str, tier: str = "professional") -> Response:
-        body = {"slug": slug, "organization_id": str(org_id), "tier": tier, "region": region}
+        body = {"slug": slug, "organization_id": org_id, "tier": tier, "region": region}
         return client.post("/api/v1/workspaces", json=body, headers=headers)
 
     with TestClient(create_app()) as client:
+        customer = {"name": "Placement", "owner_email": f"owner-{uuid.uuid4().hex[:8]}@placement.example"}
+        organization = client.post("/api/v1/organizations", json=customer, headers=headers)
+        assert organization.status_code == 201, organization.text
+        org_id = organization.json()["id"]
         placed = create("placed-here", REGION)
         assert placed.status_code == 201, placed.text
         assert (placed.json()["cell"], placed.json()["region"]) == (CELL, REGION)
