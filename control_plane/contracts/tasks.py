@@ -3,16 +3,13 @@ at once: its procrastinate ``lock``)."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-
-from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.contracts import repository
 from control_plane.contracts.run import ContractRunOutcome, run_contract
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open, every
+from control_plane.core.task_queue import app, defer_once, every
 from control_plane.reconciler.queue import Cause, defer_reconcile
 
 RUN_TASK = "run_contract"
@@ -36,11 +33,8 @@ def resend_plans(workspace_ids: list[uuid.UUID]) -> None:
 
 def defer_run(contract_id: uuid.UUID) -> None:
     """Ask the workers for the contract's run now (deduplicated while one is waiting)."""
-    ensure_sync_open()
     lock = f"contract:{contract_id}"
-    deferrer = app.configure_task(name=RUN_TASK, queueing_lock=lock, lock=lock)
-    with contextlib.suppress(AlreadyEnqueued):  # the waiting job will do
-        deferrer.defer(contract_id=str(contract_id))
+    defer_once(RUN_TASK, lock, lock=lock, contract_id=str(contract_id))
 
 
 @app.task(name=RUN_TASK, pass_context=False)

@@ -13,9 +13,12 @@ module can be imported before ``CANOPY_DATABASE_URL`` is known.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import Any
 
 from procrastinate import App, PsycopgConnector
+from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.db import database_url
 
@@ -41,6 +44,16 @@ def close_sync_app() -> None:
         connector = app.connector.get_sync_connector()
         if connector is not app.connector:
             connector.close()
+
+
+def defer_once(task: str, queueing_lock: str, lock: str | None = None, delay_seconds: float = 0, **kwargs: Any) -> None:
+    """Defer ``task`` with ``kwargs`` unless a job with ``queueing_lock`` is waiting already (it will do the work);
+    ``lock`` serialises it with other jobs, ``delay_seconds`` schedules it that far from now."""
+    ensure_sync_open()
+    schedule_in = {"seconds": delay_seconds} if delay_seconds > 0 else None
+    deferrer = app.configure_task(name=task, queueing_lock=queueing_lock, lock=lock, schedule_in=schedule_in)
+    with contextlib.suppress(AlreadyEnqueued):
+        deferrer.defer(**kwargs)
 
 
 def every(seconds: float) -> str:

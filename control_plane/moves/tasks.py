@@ -7,16 +7,13 @@ reconciler's periodic resync, which finds every workspace not yet converged)."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import datetime, timedelta
-
-from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.faults import fault_pause
-from control_plane.core.task_queue import app, ensure_sync_open
+from control_plane.core.task_queue import app, defer_once
 from control_plane.moves import service
 from control_plane.reconciler.queue import defer_reconcile, workspace_lock
 
@@ -30,16 +27,14 @@ MAX_STEPS = 8
 def defer_move(move_id: uuid.UUID, source_workspace_id: uuid.UUID, at: datetime) -> None:
     """Ask the workers to take the move's next steps at ``at`` by the product's clock (as that many seconds from
     now: the queue schedules by the database's own clock); once: a second call while the job waits does nothing."""
-    ensure_sync_open()
-    delay = max(0.0, (at - utcnow()).total_seconds())
-    deferrer = app.configure_task(
-        name=MOVE_TASK,
+    defer_once(
+        MOVE_TASK,
+        f"enterprise-move:{move_id}",
         lock=workspace_lock(source_workspace_id),
-        queueing_lock=f"enterprise-move:{move_id}",
-        schedule_in={"seconds": delay},
+        delay_seconds=(at - utcnow()).total_seconds(),
+        move_id=str(move_id),
+        source_workspace_id=str(source_workspace_id),
     )
-    with contextlib.suppress(AlreadyEnqueued):
-        deferrer.defer(move_id=str(move_id), source_workspace_id=str(source_workspace_id))
 
 
 def run(move_id: uuid.UUID) -> service.Outcome:

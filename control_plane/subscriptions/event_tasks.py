@@ -3,15 +3,12 @@ left unapplied, and the nightly reconciliation."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
-
-from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open, every
+from control_plane.core.task_queue import app, defer_once, every
 from control_plane.subscriptions import webhooks
 from control_plane.subscriptions.reconciliation import reconcile_billing
 
@@ -26,10 +23,7 @@ REAPPLY_BATCH = 1000
 
 def defer_apply(event_id: str) -> None:
     """Ask the workers to apply an inbox event (once while one job for it is waiting)."""
-    ensure_sync_open()
-    deferrer = app.configure_task(name=APPLY_TASK, queueing_lock=f"stripe-event:{event_id}")
-    with contextlib.suppress(AlreadyEnqueued):  # the waiting job will do
-        deferrer.defer(event_id=event_id)
+    defer_once(APPLY_TASK, f"stripe-event:{event_id}", event_id=event_id)
 
 
 @app.task(name=APPLY_TASK, pass_context=False)

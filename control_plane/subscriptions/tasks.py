@@ -3,15 +3,12 @@ of one organization (never two at once: its procrastinate ``lock``)."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-
-from procrastinate.exceptions import AlreadyEnqueued
 
 from control_plane.core.clock import utcnow
 from control_plane.core.db import session_scope
 from control_plane.core.settings import get_settings
-from control_plane.core.task_queue import app, ensure_sync_open, every
+from control_plane.core.task_queue import app, defer_once, every
 from control_plane.reconciler.queue import Cause, defer_reconcile
 from control_plane.subscriptions import repository, seats
 from control_plane.subscriptions.models import SnapshotReason
@@ -33,20 +30,15 @@ def bill(organization_id: uuid.UUID) -> RunOutcome:
     for workspace_id in outcome.changed_workspaces:
         defer_reconcile(workspace_id, Cause.billing)
     if outcome.status_changed:
-        _defer_unique(COLLECT_ORGANIZATION_TASK, f"seats:{organization_id}", organization_id)
+        defer_once(COLLECT_ORGANIZATION_TASK, f"seats:{organization_id}", organization_id=str(organization_id))
     return outcome
 
 
 def defer_billing(organization_id: uuid.UUID) -> None:
     """Ask the workers for the organization's billing run now (deduplicated while one is waiting)."""
-    _defer_unique(BILL_TASK, f"bill:{organization_id}", organization_id, lock=f"billing:{organization_id}")
-
-
-def _defer_unique(task: str, queueing_lock: str, organization_id: uuid.UUID, lock: str | None = None) -> None:
-    ensure_sync_open()
-    deferrer = app.configure_task(name=task, queueing_lock=queueing_lock, lock=lock)
-    with contextlib.suppress(AlreadyEnqueued):  # the waiting job will do
-        deferrer.defer(organization_id=str(organization_id))
+    defer_once(
+        BILL_TASK, f"bill:{organization_id}", lock=f"billing:{organization_id}", organization_id=str(organization_id)
+    )
 
 
 @app.task(name=BILL_TASK, pass_context=False)
